@@ -1,0 +1,354 @@
+package pbft
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// ErrDecode reports bytes that are not a well-formed message.
+var ErrDecode = errors.New("pbft: malformed message")
+
+// Decoding limits keep a hostile peer from making a replica allocate without bound.
+const (
+	maxStringLen = 1 << 10 // ids and client names
+	maxBlobLen   = 8 << 20 // operations, results, snapshots
+	maxListLen   = 1 << 16 // batches, P/Q sets, view-change sets
+)
+
+// Marshal encodes m as its kind byte followed by its fields. The encoding is canonical:
+// equal messages give equal bytes, which signatures and digests rely on.
+func Marshal(m Message) []byte { return AppendMessage(nil, m) }
+
+// AppendMessage appends the encoding of m to dst.
+func AppendMessage(dst []byte, m Message) []byte {
+	dst = append(dst, byte(m.Kind()))
+	switch m := m.(type) {
+	case *Request:
+		dst = appendRequest(dst, m)
+	case *PrePrepare:
+		dst = appendPrePrepare(dst, m)
+	case *Prepare:
+		dst = appendVote(dst, m.View, m.Seq, m.Digest, m.Replica)
+	case *Commit:
+		dst = appendVote(dst, m.View, m.Seq, m.Digest, m.Replica)
+	case *Reply:
+		dst = appendUvarint(dst, m.View)
+		dst = appendUvarint(dst, m.Seq)
+		dst = appendString(dst, m.Client)
+		dst = appendUvarint(dst, m.Timestamp)
+		dst = appendUvarint(dst, uint64(m.Replica))
+		dst = appendBytes(dst, m.Result)
+	case *Checkpoint:
+		dst = appendUvarint(dst, m.Seq)
+		dst = append(dst, m.State[:]...)
+		dst = appendUvarint(dst, uint64(m.Replica))
+	case *StatusMsg:
+		dst = appendUvarint(dst, m.View)
+		dst = appendUvarint(dst, m.LowWater)
+		dst = appendUvarint(dst, m.LastExecuted)
+		dst = appendUvarint(dst, uint64(m.Replica))
+	case *Fetch:
+		dst = appendUvarint(dst, m.Seq)
+		dst = appendUvarint(dst, uint64(m.Replica))
+	case *State:
+		dst = appendUvarint(dst, m.Seq)
+		dst = appendBytes(dst, m.Snapshot)
+		dst = appendUvarint(dst, uint64(m.Replica))
+	case *ViewChange:
+		dst = appendViewChange(dst, m, true)
+	case *NewView:
+		dst = appendNewView(dst, m, true)
+	default:
+		panic(fmt.Sprintf("pbft: Marshal of unknown message %T", m))
+	}
+	return dst
+}
+
+// SignedBytes is what a signature over a view-change or new-view covers: the message
+// without its signature.
+func SignedBytes(m Message) []byte {
+	switch m := m.(type) {
+	case *ViewChange:
+		return appendViewChange([]byte{byte(KindViewChange)}, m, false)
+	case *NewView:
+		return appendNewView([]byte{byte(KindNewView)}, m, false)
+	}
+	return Marshal(m)
+}
+
+func appendRequest(dst []byte, r *Request) []byte {
+	dst = appendString(dst, r.Gateway)
+	dst = appendString(dst, r.Client)
+	dst = appendUvarint(dst, r.Timestamp)
+	dst = appendBytes(dst, r.Op)
+	return appendBytes(dst, r.Auth)
+}
+
+func appendPrePrepare(dst []byte, p *PrePrepare) []byte {
+	dst = appendUvarint(dst, p.View)
+	dst = appendUvarint(dst, p.Seq)
+	dst = append(dst, p.Digest[:]...)
+	return appendBatch(dst, p.Batch)
+}
+
+func appendBatch(dst []byte, batch []*Request) []byte {
+	dst = appendUvarint(dst, uint64(len(batch)))
+	for _, r := range batch {
+		dst = appendRequest(dst, r)
+	}
+	return dst
+}
+
+func appendVote(dst []byte, view, seq uint64, d Digest, replica int) []byte {
+	dst = appendUvarint(dst, view)
+	dst = appendUvarint(dst, seq)
+	dst = append(dst, d[:]...)
+	return appendUvarint(dst, uint64(replica))
+}
+
+func appendViewChange(dst []byte, v *ViewChange, withSig bool) []byte {
+	dst = appendUvarint(dst, v.NewView)
+	dst = appendUvarint(dst, uint64(v.Replica))
+	dst = appendUvarint(dst, v.LowWater)
+	dst = appendUvarint(dst, uint64(len(v.Checkpoints)))
+	for _, c := range v.Checkpoints {
+		dst = appendUvarint(dst, c.Seq)
+		dst = append(dst, c.State[:]...)
+	}
+	dst = appendUvarint(dst, uint64(len(v.P)))
+	for _, p := range v.P {
+		dst = appendUvarint(dst, p.Seq)
+		dst = appendUvarint(dst, p.View)
+		dst = append(dst, p.Digest[:]...)
+		dst = appendBatch(dst, p.Batch)
+	}
+	dst = appendUvarint(dst, uint64(len(v.Q)))
+	for _, q := range v.Q {
+		dst = appendUvarint(dst, q.Seq)
+		dst = appendUvarint(dst, q.View)
+		dst = append(dst, q.Digest[:]...)
+	}
+	if withSig {
+		dst = appendBytes(dst, v.Sig)
+	}
+	return dst
+}
+
+func appendNewView(dst []byte, n *NewView, withSig bool) []byte {
+	dst = appendUvarint(dst, n.View)
+	dst = appendUvarint(dst, uint64(n.Replica))
+	dst = appendUvarint(dst, uint64(len(n.ViewChanges)))
+	for _, v := range n.ViewChanges {
+		dst = appendViewChange(dst, v, true)
+	}
+	dst = appendUvarint(dst, uint64(len(n.PrePrepares)))
+	for _, p := range n.PrePrepares {
+		dst = appendPrePrepare(dst, p)
+	}
+	if withSig {
+		dst = appendBytes(dst, n.Sig)
+	}
+	return dst
+}
+
+func appendUvarint(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendBytes(dst []byte, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+// Unmarshal decodes one message. Any malformation (short input, trailing bytes, an
+// oversized field, an unknown kind) returns an error wrapping ErrDecode; it never panics.
+func Unmarshal(data []byte) (Message, error) {
+	d := decoder{buf: data}
+	m := d.message()
+	if d.err == nil && len(d.buf) != 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return m, nil
+}
+
+type decoder struct {
+	buf []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrDecode, what)
+	}
+	d.buf = nil
+}
+
+func (d *decoder) message() Message {
+	if len(d.buf) == 0 {
+		d.fail("empty")
+		return nil
+	}
+	k := Kind(d.buf[0])
+	d.buf = d.buf[1:]
+	switch k {
+	case KindRequest:
+		return d.request()
+	case KindPrePrepare:
+		return d.prePrepare()
+	case KindPrepare:
+		m := &Prepare{}
+		m.View, m.Seq, m.Digest, m.Replica = d.vote()
+		return m
+	case KindCommit:
+		m := &Commit{}
+		m.View, m.Seq, m.Digest, m.Replica = d.vote()
+		return m
+	case KindReply:
+		return &Reply{View: d.uvarint(), Seq: d.uvarint(), Client: d.string(), Timestamp: d.uvarint(),
+			Replica: d.replica(), Result: d.bytes()}
+	case KindCheckpoint:
+		return &Checkpoint{Seq: d.uvarint(), State: d.digest(), Replica: d.replica()}
+	case KindStatus:
+		return &StatusMsg{View: d.uvarint(), LowWater: d.uvarint(), LastExecuted: d.uvarint(), Replica: d.replica()}
+	case KindFetch:
+		return &Fetch{Seq: d.uvarint(), Replica: d.replica()}
+	case KindState:
+		return &State{Seq: d.uvarint(), Snapshot: d.bytes(), Replica: d.replica()}
+	case KindViewChange:
+		return d.viewChange()
+	case KindNewView:
+		return d.newView()
+	}
+	d.fail(fmt.Sprintf("unknown kind %d", k))
+	return nil
+}
+
+func (d *decoder) request() *Request {
+	return &Request{Gateway: d.string(), Client: d.string(), Timestamp: d.uvarint(), Op: d.bytes(), Auth: d.bytes()}
+}
+
+func (d *decoder) prePrepare() *PrePrepare {
+	return &PrePrepare{View: d.uvarint(), Seq: d.uvarint(), Digest: d.digest(), Batch: d.batch()}
+}
+
+func (d *decoder) batch() []*Request {
+	n := d.count()
+	if n == 0 {
+		return nil
+	}
+	b := make([]*Request, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		b = append(b, d.request())
+	}
+	return b
+}
+
+func (d *decoder) vote() (uint64, uint64, Digest, int) {
+	return d.uvarint(), d.uvarint(), d.digest(), d.replica()
+}
+
+func (d *decoder) viewChange() *ViewChange {
+	v := &ViewChange{NewView: d.uvarint(), Replica: d.replica(), LowWater: d.uvarint()}
+	for i, n := 0, d.count(); i < n && d.err == nil; i++ {
+		v.Checkpoints = append(v.Checkpoints, CheckpointClaim{Seq: d.uvarint(), State: d.digest()})
+	}
+	for i, n := 0, d.count(); i < n && d.err == nil; i++ {
+		v.P = append(v.P, Prepared{Seq: d.uvarint(), View: d.uvarint(), Digest: d.digest(), Batch: d.batch()})
+	}
+	for i, n := 0, d.count(); i < n && d.err == nil; i++ {
+		v.Q = append(v.Q, PrePrepared{Seq: d.uvarint(), View: d.uvarint(), Digest: d.digest()})
+	}
+	v.Sig = d.bytes()
+	return v
+}
+
+func (d *decoder) newView() *NewView {
+	n := &NewView{View: d.uvarint(), Replica: d.replica()}
+	for i, c := 0, d.count(); i < c && d.err == nil; i++ {
+		n.ViewChanges = append(n.ViewChanges, d.viewChange())
+	}
+	for i, c := 0, d.count(); i < c && d.err == nil; i++ {
+		n.PrePrepares = append(n.PrePrepares, d.prePrepare())
+	}
+	n.Sig = d.bytes()
+	return n
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) replica() int {
+	v := d.uvarint()
+	if v > maxListLen {
+		d.fail("replica index out of range")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) count() int {
+	v := d.uvarint()
+	// Every element takes at least one byte, so a count above the remaining input is a lie.
+	if v > maxListLen || v > uint64(len(d.buf)) {
+		d.fail("list too long")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) take(limit uint64) []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > limit || n > uint64(len(d.buf)) {
+		d.fail("field too long")
+		return nil
+	}
+	b := d.buf[:n:n]
+	d.buf = d.buf[n:]
+	return b
+}
+
+func (d *decoder) string() string { return string(d.take(maxStringLen)) }
+
+// bytes returns a sub-slice of the input (no copy): callers hand Unmarshal a buffer they
+// no longer use, which the bus guarantees.
+func (d *decoder) bytes() []byte {
+	b := d.take(maxBlobLen)
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func (d *decoder) digest() Digest {
+	var x Digest
+	if d.err != nil {
+		return x
+	}
+	if len(d.buf) < len(x) {
+		d.fail("short digest")
+		return x
+	}
+	copy(x[:], d.buf)
+	d.buf = d.buf[len(x):]
+	return x
+}

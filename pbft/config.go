@@ -1,0 +1,86 @@
+package pbft
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrConfig reports an invalid Config.
+var ErrConfig = errors.New("pbft: invalid config")
+
+// Application is the replicated state machine. It must be deterministic: the same
+// operations in the same order give the same results and the same snapshot on every
+// replica. The Replica calls it only from Step and Tick, never concurrently.
+type Application interface {
+	// Execute applies op and returns its result.
+	Execute(op []byte) []byte
+	// Snapshot encodes the whole state canonically (equal states, equal bytes).
+	Snapshot() []byte
+	// Restore replaces the state with a snapshot.
+	Restore(snapshot []byte) error
+}
+
+// Config configures one Replica. Durations are in ticks: the driver decides how long a
+// tick is.
+type Config struct {
+	// ID is this replica's index in [0, N).
+	ID int
+	// N is the number of replicas.
+	N int
+	// CheckpointInterval (K) is the distance between checkpoints.
+	CheckpointInterval uint64
+	// LogWindow (L) is high watermark minus low watermark; a multiple of K, at least 2K
+	// so that the primary can keep ordering while a checkpoint becomes stable.
+	LogWindow uint64
+	// BatchMax is the most requests the primary puts in one pre-prepare.
+	BatchMax int
+	// ViewChangeTicks is how long a backup waits for a request it knows of to execute
+	// before it suspects the primary; it doubles with each view that fails.
+	ViewChangeTicks int
+	// StatusTicks is the period of status broadcasts that let peers retransmit what a
+	// replica lacks.
+	StatusTicks int
+	// ClientHistory is how many executed requests per client keep their reply cached, so
+	// a retransmission is answered from the cache instead of being executed again.
+	ClientHistory int
+	// App is the state machine requests execute on.
+	App Application
+}
+
+// DefaultConfig returns a Config with the protocol defaults; the caller sets ID, N and App.
+func DefaultConfig() Config {
+	return Config{
+		CheckpointInterval: 128,
+		LogWindow:          256,
+		BatchMax:           64,
+		ViewChangeTicks:    20,
+		StatusTicks:        10,
+		ClientHistory:      128,
+	}
+}
+
+// Validate checks every field and the relations between them.
+func (c Config) Validate() error {
+	switch {
+	case c.N < 1:
+		return fmt.Errorf("%w: N = %d, need at least 1", ErrConfig, c.N)
+	case c.N > maxListLen:
+		return fmt.Errorf("%w: N = %d, at most %d", ErrConfig, c.N, maxListLen)
+	case c.ID < 0 || c.ID >= c.N:
+		return fmt.Errorf("%w: ID %d not in [0, %d)", ErrConfig, c.ID, c.N)
+	case c.CheckpointInterval < 1:
+		return fmt.Errorf("%w: CheckpointInterval must be positive", ErrConfig)
+	case c.LogWindow < 2*c.CheckpointInterval || c.LogWindow%c.CheckpointInterval != 0:
+		return fmt.Errorf("%w: LogWindow %d must be a multiple of CheckpointInterval %d and at least twice it",
+			ErrConfig, c.LogWindow, c.CheckpointInterval)
+	case c.BatchMax < 1:
+		return fmt.Errorf("%w: BatchMax must be positive", ErrConfig)
+	case c.ViewChangeTicks < 1 || c.StatusTicks < 1:
+		return fmt.Errorf("%w: ViewChangeTicks and StatusTicks must be positive", ErrConfig)
+	case c.ClientHistory < 1:
+		return fmt.Errorf("%w: ClientHistory must be positive", ErrConfig)
+	case c.App == nil:
+		return fmt.Errorf("%w: App is required", ErrConfig)
+	}
+	return nil
+}

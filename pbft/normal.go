@@ -1,0 +1,298 @@
+package pbft
+
+import "fmt"
+
+// requestQueue holds requests a replica knows of that no accepted pre-prepare carries
+// yet, in arrival order: the primary orders them; a backup times them.
+type requestQueue struct {
+	order []*Request
+	byKey map[reqKey]*Request
+}
+
+func newRequestQueue() *requestQueue { return &requestQueue{byKey: make(map[reqKey]*Request)} }
+
+func (q *requestQueue) len() int { return len(q.byKey) }
+
+func (q *requestQueue) has(k reqKey) bool { _, ok := q.byKey[k]; return ok }
+
+func (q *requestQueue) push(r *Request) {
+	q.byKey[keyOf(r)] = r
+	q.order = append(q.order, r)
+}
+
+func (q *requestQueue) remove(k reqKey) { delete(q.byKey, k) }
+
+// pop takes up to max requests in arrival order, skipping removed ones.
+func (q *requestQueue) pop(max int) []*Request {
+	var batch []*Request
+	i := 0
+	for ; i < len(q.order) && len(batch) < max; i++ {
+		r := q.order[i]
+		k := keyOf(r)
+		if q.byKey[k] == r {
+			batch = append(batch, r)
+			delete(q.byKey, k)
+		}
+	}
+	q.order = q.order[i:]
+	if len(q.byKey) == 0 {
+		q.order = nil // let the backing array go
+	}
+	return batch
+}
+
+// all returns the queued requests in arrival order.
+func (q *requestQueue) all() []*Request {
+	var out []*Request
+	for _, r := range q.order {
+		if q.byKey[keyOf(r)] == r {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func validRequest(m *Request) error {
+	if m.Client == "" || m.Gateway == "" {
+		return fmt.Errorf("%w: request without client or gateway", ErrRejected)
+	}
+	return nil
+}
+
+// stepRequest handles a client request, sent by a gateway or forwarded by a backup.
+func (r *Replica) stepRequest(from int, m *Request) error {
+	if err := validRequest(m); err != nil {
+		return err
+	}
+	k := keyOf(m)
+	if rep, ok := r.clients.lookup(k); ok {
+		// A retransmission of an executed request: answer from the cache, run nothing.
+		r.sendReply(m.Gateway, k, rep)
+		return nil
+	}
+	if r.clients.stale(k) {
+		return fmt.Errorf("%w: request %s/%d older than the client's reply cache", ErrRejected, k.client, k.t)
+	}
+	if _, ok := r.inflight[k]; ok {
+		return nil // already ordered; its reply will come
+	}
+	if !r.pending.has(k) {
+		r.pending.push(m)
+	}
+	if !r.IsPrimary() && from == FromClient && r.viewActive {
+		// A backup passes a client's request on to the primary and starts timing it.
+		r.send(r.Primary(), m)
+	}
+	r.vc.noteWork(r)
+	return nil
+}
+
+// Propose makes the primary order the requests it has queued, in batches of at most
+// BatchMax, as far as the high watermark allows. The driver calls it after a burst of
+// Steps, so that requests arriving together share a pre-prepare.
+func (r *Replica) Propose() {
+	if !r.IsPrimary() || !r.viewActive {
+		return
+	}
+	for r.pending.len() > 0 && r.inWindow(r.nextSeq+1) {
+		batch := r.pending.pop(r.cfg.BatchMax)
+		if len(batch) == 0 {
+			break
+		}
+		r.nextSeq++
+		pp := &PrePrepare{View: r.view, Seq: r.nextSeq, Digest: BatchDigest(batch), Batch: batch}
+		r.acceptPrePrepare(pp)
+		r.broadcast(pp)
+	}
+}
+
+// stepPrePrepare applies the acceptance rules of §4.2: right view and sender, inside the
+// watermarks, a digest that matches the batch, and no other digest accepted for (v, n).
+func (r *Replica) stepPrePrepare(from int, m *PrePrepare) error {
+	switch {
+	case !r.viewActive || m.View != r.view:
+		return fmt.Errorf("%w: pre-prepare for view %d in view %d", ErrRejected, m.View, r.view)
+	case from != r.q.Primary(m.View):
+		return fmt.Errorf("%w: pre-prepare from non-primary %d", ErrRejected, from)
+	case !r.inWindow(m.Seq):
+		return fmt.Errorf("%w: pre-prepare %d outside (%d, %d]", ErrRejected, m.Seq, r.lowWater, r.lowWater+r.cfg.LogWindow)
+	}
+	if e := r.log[m.Seq]; e != nil && e.pp != nil && e.pp.View == m.View {
+		if e.pp.Digest != m.Digest {
+			return fmt.Errorf("%w: second digest for view %d seq %d", ErrRejected, m.View, m.Seq)
+		}
+		return nil // duplicate
+	}
+	for _, req := range m.Batch {
+		if err := validRequest(req); err != nil {
+			return err
+		}
+	}
+	if BatchDigest(m.Batch) != m.Digest {
+		return fmt.Errorf("%w: pre-prepare digest does not match its batch", ErrRejected)
+	}
+	if e := r.log[m.Seq]; e != nil && e.executed {
+		// Executed here already (a new view re-issuing it, or retransmission): agree again.
+		if e.pp != nil && e.pp.Digest != m.Digest {
+			return fmt.Errorf("%w: seq %d executed with another digest", ErrRejected, m.Seq)
+		}
+	}
+	r.acceptPrePrepare(m)
+	p := &Prepare{View: m.View, Seq: m.Seq, Digest: m.Digest, Replica: r.id}
+	r.broadcast(p)
+	r.addPrepare(r.entryAt(m.Seq), p)
+	return nil
+}
+
+// acceptPrePrepare logs pp as the entry's pre-prepare (at the primary too).
+func (r *Replica) acceptPrePrepare(pp *PrePrepare) {
+	e := r.entryAt(pp.Seq)
+	if e.pp == nil || e.pp.View != pp.View {
+		e.prepared = false
+	}
+	e.pp = pp
+	e.votesFor(pp.View, r.q.N) // the certificate may need no votes at all (n = 1)
+	e.notePrePrepared(pp.View, pp.Digest)
+	for _, req := range pp.Batch {
+		k := keyOf(req)
+		r.pending.remove(k)
+		if _, done := r.clients.lookup(k); !done && !e.executed {
+			r.inflight[k] = pp.Seq
+		}
+	}
+	r.vc.noteWork(r)
+	r.checkPrepared(e)
+}
+
+func (r *Replica) voteCheck(view, seq uint64, replica, from int) error {
+	switch {
+	case replica != from:
+		return fmt.Errorf("%w: vote names replica %d, sent by %d", ErrRejected, replica, from)
+	case view != r.view:
+		// Votes for the view being changed to are kept: they may beat its NEW-VIEW here.
+		return fmt.Errorf("%w: vote for view %d in view %d", ErrRejected, view, r.view)
+	case !r.inWindow(seq):
+		return fmt.Errorf("%w: vote for %d outside (%d, %d]", ErrRejected, seq, r.lowWater, r.lowWater+r.cfg.LogWindow)
+	}
+	return nil
+}
+
+func (r *Replica) stepPrepare(from int, m *Prepare) error {
+	if m.Seq <= r.lowWater && m.Seq > 0 && m.Replica == from {
+		r.history.late(m.Seq, from, m.Digest, false)
+		return nil
+	}
+	if err := r.voteCheck(m.View, m.Seq, m.Replica, from); err != nil {
+		return err
+	}
+	if from == r.q.Primary(m.View) {
+		return fmt.Errorf("%w: prepare from the primary", ErrRejected)
+	}
+	r.addPrepare(r.entryAt(m.Seq), m)
+	return nil
+}
+
+func (r *Replica) addPrepare(e *entry, m *Prepare) {
+	if e.votesFor(m.View, r.q.N).prepares.add(m.Replica, m.Digest) {
+		r.checkPrepared(e)
+	}
+}
+
+func (r *Replica) stepCommit(from int, m *Commit) error {
+	if m.Seq <= r.lowWater && m.Seq > 0 && m.Replica == from {
+		r.history.late(m.Seq, from, m.Digest, true)
+		return nil
+	}
+	if err := r.voteCheck(m.View, m.Seq, m.Replica, from); err != nil {
+		return err
+	}
+	e := r.entryAt(m.Seq)
+	if e.votesFor(m.View, r.q.N).commits.add(m.Replica, m.Digest) {
+		r.checkCommitted(e)
+	}
+	return nil
+}
+
+// checkPrepared sends the commit once the entry holds a prepared certificate: its
+// pre-prepare and 2f matching prepares from distinct backups.
+func (r *Replica) checkPrepared(e *entry) {
+	vv := e.current()
+	if e.prepared || vv == nil || vv.prepares.matching(e.pp.Digest) < r.q.Prepare() {
+		return
+	}
+	e.prepared = true
+	if e.pset == nil || e.pset.View < e.pp.View {
+		e.pset = &Prepared{Seq: e.seq, View: e.pp.View, Digest: e.pp.Digest, Batch: e.pp.Batch}
+	}
+	c := &Commit{View: e.pp.View, Seq: e.seq, Digest: e.pp.Digest, Replica: r.id}
+	r.broadcast(c)
+	vv.commits.add(r.id, c.Digest)
+	r.checkCommitted(e)
+}
+
+// checkCommitted marks the entry committed-local (prepared plus 2f+1 matching commits)
+// and executes what is now executable.
+func (r *Replica) checkCommitted(e *entry) {
+	vv := e.current()
+	if e.committed || !e.prepared || vv == nil || vv.commits.matching(e.pp.Digest) < r.q.Commit() {
+		return
+	}
+	e.committed = true
+	r.executeReady()
+}
+
+// executeReady executes committed batches strictly in sequence order.
+func (r *Replica) executeReady() {
+	for {
+		e := r.log[r.lastExec+1]
+		if e == nil || !e.committed || e.executed {
+			return
+		}
+		r.executeBatch(e)
+	}
+}
+
+func (r *Replica) executeBatch(e *entry) {
+	for _, req := range e.pp.Batch {
+		k := keyOf(req)
+		delete(r.inflight, k)
+		r.pending.remove(k)
+		rep, done := r.clients.lookup(k)
+		if !done {
+			if r.clients.stale(k) {
+				continue // identically refused on every replica: the cache is replicated state
+			}
+			rep = cachedReply{seq: e.seq, view: e.pp.View, result: r.app.Execute(req.Op)}
+			r.clients.record(k, rep)
+		}
+		r.sendReply(req.Gateway, k, rep)
+	}
+	e.executed = true
+	r.lastExec = e.seq
+	r.executed = append(r.executed, Executed{e.seq, e.pp.Digest})
+	r.vc.noteProgress(r)
+	if e.seq%r.cfg.CheckpointInterval == 0 {
+		r.takeCheckpoint(e.seq)
+	}
+}
+
+func (r *Replica) sendReply(gateway string, k reqKey, rep cachedReply) {
+	r.out = append(r.out, Outbound{To: ToGateway, Gateway: gateway, Msg: &Reply{
+		View: rep.view, Seq: rep.seq, Client: k.client, Timestamp: k.t, Replica: r.id, Result: rep.result,
+	}})
+}
+
+// Lookup tells where a request stands at this replica: the sequence number and view it
+// was ordered in (ordered), and whether it has executed.
+func (r *Replica) Lookup(client string, timestamp uint64) (seq, view uint64, ordered, executed bool) {
+	k := reqKey{client, timestamp}
+	if rep, ok := r.clients.lookup(k); ok {
+		return rep.seq, rep.view, true, true
+	}
+	if s, ok := r.inflight[k]; ok {
+		if e := r.log[s]; e != nil && e.pp != nil {
+			return s, e.pp.View, true, false
+		}
+	}
+	return 0, 0, false, false
+}

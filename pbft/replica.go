@@ -1,0 +1,229 @@
+package pbft
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+)
+
+// ErrRejected reports a message the replica did not take: from the wrong sender, for
+// another view, outside the watermarks, or contradicting what it holds. Rejections are
+// normal under faults; the driver counts them.
+var ErrRejected = errors.New("pbft: message rejected")
+
+// Destination values for Outbound.To.
+const (
+	// Broadcast sends to every other replica.
+	Broadcast = -1
+	// ToGateway sends to the gateway named in Outbound.Gateway.
+	ToGateway = -2
+)
+
+// FromClient is the sender index Step takes for a request that came straight from a
+// gateway rather than from a replica.
+const FromClient = -1
+
+// Outbound is a message the replica wants sent.
+type Outbound struct {
+	// To is a replica index, Broadcast or ToGateway.
+	To      int
+	Gateway string
+	Msg     Message
+}
+
+// Ready is what the driver must do after stepping the replica: persist Persist (before
+// sending anything), then send Messages.
+type Ready struct {
+	Messages []Outbound
+	// Executed lists the batches executed since the last Ready, in order.
+	Executed []Executed
+	// ViewChanged is true when the replica entered a new view or started a view change.
+	ViewChanged bool
+	// StateInstalled is true when a snapshot from state transfer was installed.
+	StateInstalled bool
+}
+
+// Executed identifies one executed batch.
+type Executed struct {
+	Seq    uint64
+	Digest Digest
+}
+
+// Replica is the PBFT protocol state of one replica: a deterministic state machine. Step
+// feeds it messages, Tick advances its timers, Propose makes the primary order what it has
+// queued, and Ready hands out what to send. It does no I/O, reads no clock and starts no
+// goroutines, so a test can drive any interleaving and replay it exactly.
+type Replica struct {
+	cfg Config
+	q   Quorum
+	id  int
+	app Application
+
+	view       uint64
+	viewActive bool   // false while this replica is changing view
+	nextSeq    uint64 // the primary's last assigned sequence number
+	lowWater   uint64 // h: sequence number of the last stable checkpoint
+	lastExec   uint64
+
+	log      map[uint64]*entry
+	maxSeq   uint64 // highest sequence number with an entry
+	pending  *requestQueue
+	inflight map[reqKey]uint64 // requests in accepted pre-prepares, not yet executed
+	clients  *clientTable
+
+	checkpoints *checkpointState
+	history     *statusHistory
+	transfer    *stateTransfer
+
+	vc *viewChangeState
+
+	ticks       uint64
+	statusTimer int
+	peerExec    []uint64 // last executed number each peer reported in its status
+
+	out      []Outbound
+	executed []Executed
+	flags    Ready
+}
+
+// NewReplica returns a replica in view 0 with an empty log.
+func NewReplica(cfg Config) (*Replica, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Replica{
+		cfg:        cfg,
+		q:          NewQuorum(cfg.N),
+		id:         cfg.ID,
+		app:        cfg.App,
+		viewActive: true,
+		log:        make(map[uint64]*entry),
+		pending:    newRequestQueue(),
+		inflight:   make(map[reqKey]uint64),
+		clients:    newClientTable(cfg.ClientHistory),
+		history:    newStatusHistory(),
+		peerExec:   make([]uint64, cfg.N),
+	}
+	r.checkpoints = newCheckpointState()
+	r.checkpoints.own[0] = r.stateDigest(nil)
+	r.vc = newViewChangeState(cfg.ViewChangeTicks)
+	return r, nil
+}
+
+// ID returns this replica's index.
+func (r *Replica) ID() int { return r.id }
+
+// Quorum returns the quorum sizes of this cluster.
+func (r *Replica) Quorum() Quorum { return r.q }
+
+// View returns the current view (the one being changed to, during a view change).
+func (r *Replica) View() uint64 { return r.view }
+
+// ViewActive is false while a view change is in progress.
+func (r *Replica) ViewActive() bool { return r.viewActive }
+
+// Primary returns the index of the current view's primary.
+func (r *Replica) Primary() int { return r.q.Primary(r.view) }
+
+// IsPrimary reports whether this replica is the current primary.
+func (r *Replica) IsPrimary() bool { return r.Primary() == r.id }
+
+// LastExecuted returns the sequence number of the last executed batch.
+func (r *Replica) LastExecuted() uint64 { return r.lastExec }
+
+// StableCheckpoint returns the sequence number of the last stable checkpoint.
+func (r *Replica) StableCheckpoint() uint64 { return r.lowWater }
+
+// Ready returns what the driver must do now and clears it.
+func (r *Replica) Ready() Ready {
+	rd := r.flags
+	rd.Messages, rd.Executed = r.out, r.executed
+	r.out, r.executed, r.flags = nil, nil, Ready{}
+	return rd
+}
+
+// HasReady reports whether Ready has anything.
+func (r *Replica) HasReady() bool {
+	return len(r.out) > 0 || len(r.executed) > 0 || r.flags.ViewChanged || r.flags.StateInstalled
+}
+
+func (r *Replica) send(to int, m Message) { r.out = append(r.out, Outbound{To: to, Msg: m}) }
+
+func (r *Replica) broadcast(m Message) { r.send(Broadcast, m) }
+
+// Step feeds one message, authenticated as coming from replica from (or FromClient for a
+// request straight from a gateway). The driver must have checked that the sender named
+// inside the message, where there is one, is from.
+func (r *Replica) Step(from int, m Message) error {
+	if from != FromClient && (from < 0 || from >= r.q.N) {
+		return fmt.Errorf("%w: sender %d out of range", ErrRejected, from)
+	}
+	if from == r.id {
+		return fmt.Errorf("%w: message from self", ErrRejected)
+	}
+	switch m := m.(type) {
+	case *Request:
+		return r.stepRequest(from, m)
+	case *PrePrepare:
+		return r.stepPrePrepare(from, m)
+	case *Prepare:
+		return r.stepPrepare(from, m)
+	case *Commit:
+		return r.stepCommit(from, m)
+	case *Checkpoint:
+		return r.stepCheckpoint(from, m)
+	case *StatusMsg:
+		return r.stepStatus(from, m)
+	case *Fetch:
+		return r.stepFetch(from, m)
+	case *State:
+		return r.stepState(from, m)
+	case *ViewChange:
+		return r.stepViewChange(from, m)
+	case *NewView:
+		return r.stepNewView(from, m)
+	}
+	return fmt.Errorf("%w: %s is not for replicas", ErrRejected, m.Kind())
+}
+
+// Tick advances the replica's clock by one tick.
+func (r *Replica) Tick() {
+	r.ticks++
+	r.statusTimer++
+	if r.statusTimer >= r.cfg.StatusTicks {
+		r.statusTimer = 0
+		r.broadcast(&StatusMsg{View: r.view, LowWater: r.lowWater, LastExecuted: r.lastExec, Replica: r.id})
+		r.retryTransfer()
+	}
+	r.tickViewChange()
+}
+
+// stateDigest is the digest of the replicated state (application plus client table);
+// snap, if not nil, receives the snapshot bytes.
+func (r *Replica) stateDigest(snap *[]byte) Digest {
+	b := encodeSnapshot(r.app.Snapshot(), r.clients)
+	if snap != nil {
+		*snap = b
+	}
+	return sha256.Sum256(b)
+}
+
+// StateDigest returns the digest of the current replicated state, for tests and tools
+// that compare replicas.
+func (r *Replica) StateDigest() Digest { return r.stateDigest(nil) }
+
+func (r *Replica) inWindow(seq uint64) bool {
+	return seq > r.lowWater && seq <= r.lowWater+r.cfg.LogWindow
+}
+
+func (r *Replica) entryAt(seq uint64) *entry {
+	e := r.log[seq]
+	if e == nil {
+		e = &entry{seq: seq}
+		r.log[seq] = e
+		if seq > r.maxSeq {
+			r.maxSeq = seq
+		}
+	}
+	return e
+}

@@ -1,0 +1,423 @@
+package pbft
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/rand"
+	"sort"
+	"testing"
+)
+
+// chainApp is a deterministic test application: its state is a hash chain of the
+// operations applied, so any divergence in order or content shows in the digest.
+type chainApp struct{ state [32]byte }
+
+func (a *chainApp) Execute(op []byte) []byte {
+	a.state = sha256.Sum256(append(a.state[:], op...))
+	return []byte(hex.EncodeToString(a.state[:4]))
+}
+func (a *chainApp) Snapshot() []byte { return append([]byte(nil), a.state[:]...) }
+func (a *chainApp) Restore(b []byte) error {
+	if len(b) != 32 {
+		return fmt.Errorf("bad snapshot")
+	}
+	copy(a.state[:], b)
+	return nil
+}
+
+// fault is what the simulated network does to one replica.
+type fault int
+
+const (
+	honest fault = iota
+	crashed
+	silent     // receives, sends nothing
+	equivocate // conflicting pre-prepares as primary, wrong digests as backup
+)
+
+// simConfig describes one seeded run.
+type simConfig struct {
+	n             int
+	seed          int64
+	drop, dup     float64 // probability per message
+	maxDelay      int     // ticks; delivery order is random within that
+	clients       int
+	requests      int // total requests the clients issue
+	checkpoint    uint64
+	window        uint64
+	batchMax      int
+	retransmitAt  int // ticks before a client resends to all replicas
+	faults        map[int]fault
+	partition     func(tick, from, to int) bool // true drops the message
+	maxTicks      int
+	events        map[int]func(s *sim) // run at the start of a tick
+	viewChangeTks int
+}
+
+type simMsg struct {
+	from, to  int // to == -1 for a gateway
+	data      []byte
+	deliverAt int
+	order     int64
+}
+
+// sim runs replicas over a seeded, lossy, reordering network.
+type sim struct {
+	t        testing.TB
+	cfg      simConfig
+	rng      *rand.Rand
+	reps     []*Replica
+	apps     []*chainApp
+	faults   []fault
+	queue    []simMsg
+	now      int
+	executed []map[uint64]Digest // per replica: seq -> digest executed
+	// client side
+	nextReq   int
+	clients   []*simClient
+	done      int
+	answered  map[reqKey]string
+	seqOf     map[reqKey]uint64
+	delivered int64
+}
+
+type simClient struct {
+	name    string
+	t       uint64
+	req     *Request
+	sentAt  int
+	replies map[int]string
+	bcast   bool
+}
+
+func newSim(t testing.TB, cfg simConfig) *sim {
+	if cfg.clients == 0 {
+		cfg.clients = 3
+	}
+	if cfg.maxTicks == 0 {
+		cfg.maxTicks = 20000
+	}
+	if cfg.retransmitAt == 0 {
+		cfg.retransmitAt = 15
+	}
+	s := &sim{t: t, cfg: cfg, rng: rand.New(rand.NewSource(cfg.seed)), answered: map[reqKey]string{}, seqOf: map[reqKey]uint64{}}
+	for i := 0; i < cfg.n; i++ {
+		c := DefaultConfig()
+		c.ID, c.N = i, cfg.n
+		if cfg.checkpoint > 0 {
+			c.CheckpointInterval, c.LogWindow = cfg.checkpoint, cfg.window
+		}
+		if cfg.batchMax > 0 {
+			c.BatchMax = cfg.batchMax
+		}
+		if cfg.viewChangeTks > 0 {
+			c.ViewChangeTicks = cfg.viewChangeTks
+		}
+		app := &chainApp{}
+		c.App = app
+		r, err := NewReplica(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.reps = append(s.reps, r)
+		s.apps = append(s.apps, app)
+		s.executed = append(s.executed, map[uint64]Digest{})
+		f := honest
+		if cfg.faults != nil {
+			f = cfg.faults[i]
+		}
+		s.faults = append(s.faults, f)
+	}
+	for i := 0; i < cfg.clients; i++ {
+		s.clients = append(s.clients, &simClient{name: fmt.Sprintf("c%d", i)})
+	}
+	return s
+}
+
+func (s *sim) enqueue(from, to int, m Message) {
+	if s.cfg.partition != nil && to >= 0 && s.cfg.partition(s.now, from, to) {
+		return
+	}
+	if s.rng.Float64() < s.cfg.drop {
+		return
+	}
+	copies := 1
+	if s.rng.Float64() < s.cfg.dup {
+		copies = 2
+	}
+	data := Marshal(m)
+	for i := 0; i < copies; i++ {
+		delay := 0
+		if s.cfg.maxDelay > 0 {
+			delay = s.rng.Intn(s.cfg.maxDelay + 1)
+		}
+		s.queue = append(s.queue, simMsg{from: from, to: to, data: data, deliverAt: s.now + delay, order: s.rng.Int63()})
+	}
+}
+
+// flush takes replica i's Ready and puts its messages on the network, applying its fault.
+func (s *sim) flush(i int) {
+	r := s.reps[i]
+	r.Propose()
+	rd := r.Ready()
+	for _, ex := range rd.Executed {
+		if prev, ok := s.executed[i][ex.Seq]; ok && prev != ex.Digest {
+			s.t.Fatalf("seed %d: replica %d executed seq %d twice with different digests", s.cfg.seed, i, ex.Seq)
+		}
+		s.executed[i][ex.Seq] = ex.Digest
+	}
+	if s.faults[i] == crashed || s.faults[i] == silent {
+		return
+	}
+	for _, o := range rd.Messages {
+		m := o.Msg
+		if s.faults[i] == equivocate {
+			m = s.corrupt(i, o)
+			if m == nil {
+				continue
+			}
+		}
+		switch o.To {
+		case ToGateway:
+			s.enqueue(i, -1, m)
+		case Broadcast:
+			for j := range s.reps {
+				if j != i {
+					mm := m
+					if pp, ok := m.(*PrePrepare); ok && s.faults[i] == equivocate && j%2 == 0 {
+						mm = s.forkPrePrepare(pp)
+					}
+					s.enqueue(i, j, mm)
+				}
+			}
+		default:
+			s.enqueue(i, o.To, m)
+		}
+	}
+}
+
+// corrupt makes a Byzantine replica's votes name a wrong digest.
+func (s *sim) corrupt(i int, o Outbound) Message {
+	switch m := o.Msg.(type) {
+	case *Prepare:
+		c := *m
+		c.Digest[0] ^= 0xff
+		return &c
+	case *Commit:
+		c := *m
+		c.Digest[0] ^= 0xff
+		return &c
+	}
+	return o.Msg
+}
+
+// forkPrePrepare is the conflicting pre-prepare an equivocating primary sends half the
+// backups: the same number with its batch reversed (a different, valid digest).
+func (s *sim) forkPrePrepare(pp *PrePrepare) *PrePrepare {
+	b := make([]*Request, len(pp.Batch))
+	for i := range pp.Batch {
+		b[len(b)-1-i] = pp.Batch[i]
+	}
+	if len(b) < 2 {
+		b = nil // a null request instead
+	}
+	return &PrePrepare{View: pp.View, Seq: pp.Seq, Digest: BatchDigest(b), Batch: b}
+}
+
+func (s *sim) deliver(m simMsg) {
+	msg, err := Unmarshal(m.data)
+	if err != nil {
+		s.t.Fatalf("seed %d: codec: %v", s.cfg.seed, err)
+	}
+	s.delivered++
+	if m.to == -1 {
+		s.gatewayReceive(msg.(*Reply))
+		return
+	}
+	if s.faults[m.to] == crashed {
+		return
+	}
+	_ = s.reps[m.to].Step(m.from, msg)
+	s.flush(m.to)
+}
+
+func (s *sim) gatewayReceive(rep *Reply) {
+	for _, c := range s.clients {
+		if c.req == nil || c.name != rep.Client || c.t != rep.Timestamp {
+			continue
+		}
+		c.replies[rep.Replica] = fmt.Sprintf("%d/%s", rep.Seq, rep.Result)
+		counts := map[string]int{}
+		for _, v := range c.replies {
+			counts[v]++
+		}
+		for v, n := range counts {
+			if n >= s.reps[0].q.Weak() {
+				k := reqKey{c.name, c.t}
+				s.answered[k] = v
+				c.req = nil
+				s.done++
+				return
+			}
+		}
+	}
+}
+
+func (s *sim) clientStep() {
+	for _, c := range s.clients {
+		if c.req == nil && s.nextReq < s.cfg.requests {
+			s.nextReq++
+			c.t++
+			c.req = &Request{Gateway: "g", Client: c.name, Timestamp: c.t, Op: []byte(fmt.Sprintf("op-%s-%d", c.name, c.t))}
+			c.sentAt, c.replies, c.bcast = s.now, map[int]string{}, false
+			// To the primary of the view most replicas are in.
+			s.sendRequest(s.guessPrimary(), c.req)
+			continue
+		}
+		if c.req != nil && s.now-c.sentAt >= s.cfg.retransmitAt {
+			c.sentAt = s.now
+			for j := range s.reps {
+				s.sendRequest(j, c.req)
+			}
+		}
+	}
+}
+
+func (s *sim) sendRequest(to int, req *Request) {
+	if s.rng.Float64() < s.cfg.drop {
+		return
+	}
+	s.queue = append(s.queue, simMsg{from: FromClient, to: to, data: Marshal(req), deliverAt: s.now, order: s.rng.Int63()})
+}
+
+func (s *sim) guessPrimary() int {
+	views := map[uint64]int{}
+	for _, r := range s.reps {
+		views[r.view]++
+	}
+	best, bestN := uint64(0), -1
+	for v, n := range views {
+		if n > bestN || (n == bestN && v > best) {
+			best, bestN = v, n
+		}
+	}
+	return s.reps[0].q.Primary(best)
+}
+
+// tick advances the simulation by one tick.
+func (s *sim) tick() {
+	if ev := s.cfg.events[s.now]; ev != nil {
+		ev(s)
+	}
+	s.clientStep()
+	for i, r := range s.reps {
+		if s.faults[i] != crashed {
+			r.Tick()
+			s.flush(i)
+		}
+	}
+	// Deliver what is due, in a random order, until nothing more is due this tick.
+	for rounds := 0; rounds < 10000; rounds++ {
+		var due []simMsg
+		rest := s.queue[:0]
+		for _, m := range s.queue {
+			if m.deliverAt <= s.now {
+				due = append(due, m)
+			} else {
+				rest = append(rest, m)
+			}
+		}
+		s.queue = rest
+		if len(due) == 0 {
+			break
+		}
+		sort.Slice(due, func(i, j int) bool { return due[i].order < due[j].order })
+		for _, m := range due {
+			s.deliver(m)
+		}
+	}
+	s.now++
+}
+
+// run ticks until every request is answered or maxTicks pass; it reports whether all
+// were answered.
+func (s *sim) run() bool {
+	for s.now < s.cfg.maxTicks {
+		s.tick()
+		if s.done == s.cfg.requests && s.nextReq == s.cfg.requests {
+			return true
+		}
+	}
+	return false
+}
+
+// runUntil ticks until cond holds or limit more ticks pass.
+func (s *sim) runUntil(limit int, cond func() bool) bool {
+	for end := s.now + limit; s.now < end; {
+		if cond() {
+			return true
+		}
+		s.tick()
+	}
+	return cond()
+}
+
+func (s *sim) correct(i int) bool { return s.faults[i] == honest }
+
+// checkSafety asserts that no two correct replicas executed different batches at the same
+// sequence number, and that correct replicas at the same point have the same state.
+func (s *sim) checkSafety() {
+	s.t.Helper()
+	agreed := map[uint64]Digest{}
+	for i := range s.reps {
+		if !s.correct(i) {
+			continue
+		}
+		for seq, d := range s.executed[i] {
+			if prev, ok := agreed[seq]; ok && prev != d {
+				s.t.Fatalf("seed %d: SAFETY: seq %d executed as %s and %s", s.cfg.seed, seq, prev, d)
+			}
+			agreed[seq] = d
+		}
+	}
+	byExec := map[uint64]Digest{}
+	for i, r := range s.reps {
+		if !s.correct(i) {
+			continue
+		}
+		d := r.StateDigest()
+		if prev, ok := byExec[r.lastExec]; ok && prev != d {
+			s.t.Fatalf("seed %d: SAFETY: replicas at seq %d have different states", s.cfg.seed, r.lastExec)
+		}
+		byExec[r.lastExec] = d
+	}
+}
+
+// converge runs until every correct, non-crashed replica has executed the same number,
+// or fails after limit ticks.
+func (s *sim) converge(limit int) {
+	s.t.Helper()
+	ok := s.runUntil(limit, func() bool {
+		var want uint64
+		first := true
+		for i, r := range s.reps {
+			if !s.correct(i) {
+				continue
+			}
+			if first {
+				want, first = r.lastExec, false
+			} else if r.lastExec != want {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		var st []string
+		for i, r := range s.reps {
+			st = append(st, fmt.Sprintf("r%d(view %d active %v exec %d low %d fault %d)", i, r.view, r.viewActive, r.lastExec, r.lowWater, s.faults[i]))
+		}
+		s.t.Fatalf("seed %d: replicas did not converge: %v", s.cfg.seed, st)
+	}
+}

@@ -1,0 +1,202 @@
+package pbft
+
+import "fmt"
+
+// Phase is how far one sequence number has got at one replica.
+type Phase uint8
+
+// Phases, in protocol order.
+const (
+	PhaseNone       Phase = iota // nothing logged
+	PhasePrePrepare              // pre-prepare accepted, not yet prepared
+	PhasePrepared                // pre-prepare plus 2f matching prepares
+	PhaseCommitted               // 2f+1 matching commits
+)
+
+func (p Phase) String() string {
+	switch p {
+	case PhasePrePrepare:
+		return "pre-prepare"
+	case PhasePrepared:
+		return "prepared"
+	case PhaseCommitted:
+		return "committed"
+	}
+	return "none"
+}
+
+// SeqStatus is what one replica knows of one sequence number.
+type SeqStatus struct {
+	Phase Phase
+	// PreparesFrom and CommitsFrom list the replicas whose prepare (commit) matching the
+	// pre-prepare held for this number, in the view it was accepted in, has been logged.
+	PreparesFrom []int
+	CommitsFrom  []int
+	Executed     bool
+}
+
+// Status reports on seq. Numbers below the stable checkpoint are answered from a bounded
+// history of summaries kept when the log was truncated.
+func (r *Replica) Status(seq uint64) SeqStatus {
+	if e := r.log[seq]; e != nil {
+		return entryStatus(e)
+	}
+	if seq <= r.lowWater {
+		if s, ok := r.history.get(seq); ok {
+			return s
+		}
+		if seq <= r.lastExec && seq > 0 {
+			return SeqStatus{Phase: PhaseCommitted, Executed: true}
+		}
+	}
+	return SeqStatus{}
+}
+
+func entryStatus(e *entry) SeqStatus {
+	var s SeqStatus
+	if e.pp == nil {
+		return s
+	}
+	s.Phase = PhasePrePrepare
+	if e.prepared {
+		s.Phase = PhasePrepared
+	}
+	if e.committed || e.executed {
+		s.Phase = PhaseCommitted
+	}
+	if vv := e.current(); vv != nil {
+		s.PreparesFrom = vv.prepares.from(e.pp.Digest)
+		s.CommitsFrom = vv.commits.from(e.pp.Digest)
+	}
+	s.Executed = e.executed
+	return s
+}
+
+// statusHistory keeps a compact summary of truncated sequence numbers in a ring, so that
+// a status query for an old number still answers, while memory stays bounded.
+type statusHistory struct {
+	ring []summary
+}
+
+type summary struct {
+	seq      uint64
+	digest   Digest
+	phase    Phase
+	executed bool
+	prepares []bool
+	commits  []bool
+}
+
+const statusHistorySize = 1 << 13
+
+func newStatusHistory() *statusHistory {
+	return &statusHistory{ring: make([]summary, statusHistorySize)}
+}
+
+func (h *statusHistory) keep(e *entry, n int) {
+	if e.pp == nil {
+		return
+	}
+	st := entryStatus(e)
+	s := summary{seq: e.seq, digest: e.pp.Digest, phase: st.Phase, executed: st.Executed,
+		prepares: make([]bool, n), commits: make([]bool, n)}
+	for _, i := range st.PreparesFrom {
+		s.prepares[i] = true
+	}
+	for _, i := range st.CommitsFrom {
+		s.commits[i] = true
+	}
+	h.ring[e.seq%statusHistorySize] = s
+}
+
+// late counts a prepare or commit that arrived after its number was truncated, so that
+// the counts a status query reports do not depend on when the checkpoint became stable.
+func (h *statusHistory) late(seq uint64, from int, d Digest, commit bool) {
+	s := &h.ring[seq%statusHistorySize]
+	if s.seq != seq || s.digest != d || from >= len(s.commits) {
+		return
+	}
+	if commit {
+		s.commits[from] = true
+	} else {
+		s.prepares[from] = true
+	}
+}
+
+func (h *statusHistory) get(seq uint64) (SeqStatus, bool) {
+	s := h.ring[seq%statusHistorySize]
+	if s.seq != seq || seq == 0 {
+		return SeqStatus{}, false
+	}
+	out := SeqStatus{Phase: s.phase, Executed: s.executed}
+	for i, ok := range s.prepares {
+		if ok {
+			out.PreparesFrom = append(out.PreparesFrom, i)
+		}
+	}
+	for i, ok := range s.commits {
+		if ok {
+			out.CommitsFrom = append(out.CommitsFrom, i)
+		}
+	}
+	return out, true
+}
+
+// retransmitBatch bounds how many sequence numbers one status message makes a replica
+// resend, so that catching up a peer never floods the network.
+const retransmitBatch = 64
+
+// stepStatus answers a peer's status with what it lacks: this replica's own messages
+// (pre-prepare if it was the primary, prepare, commit) for numbers the peer has not
+// executed, its stable checkpoint if the peer is below it, and view-change evidence if the
+// peer is in an older view. Only own messages are resent: a peer cannot relay another
+// replica's MAC-authenticated messages.
+func (r *Replica) stepStatus(from int, m *StatusMsg) error {
+	if m.Replica != from {
+		return fmt.Errorf("%w: status names replica %d, sent by %d", ErrRejected, m.Replica, from)
+	}
+	if m.View < r.view || (m.View == r.view && !r.viewActive) {
+		r.retransmitViewChange(from)
+	}
+	if m.LowWater < r.lowWater {
+		// The peer lacks a stable checkpoint we have: a lost checkpoint message, or it is
+		// behind and needs the certificate to fetch the state.
+		if d, ok := r.checkpoints.own[r.lowWater]; ok {
+			r.send(from, &Checkpoint{Seq: r.lowWater, State: d, Replica: r.id})
+		}
+	}
+	if m.View != r.view || !r.viewActive {
+		return nil
+	}
+	// Resend only to a peer that is stuck (no progress since its last status) or far
+	// behind: one that is merely a few messages behind will get them anyway.
+	progressed := m.LastExecuted > r.peerExec[from]
+	r.peerExec[from] = m.LastExecuted
+	if progressed && m.LastExecuted+retransmitBatch > r.lastExec {
+		return nil
+	}
+	start := m.LastExecuted + 1
+	if start <= r.lowWater {
+		start = r.lowWater + 1
+	}
+	sent := 0
+	for s := start; s <= r.maxSeq && sent < retransmitBatch; s++ {
+		e := r.log[s]
+		if e == nil || e.pp == nil || e.pp.View != r.view {
+			continue
+		}
+		sent++
+		if r.q.Primary(e.pp.View) == r.id {
+			r.send(from, e.pp)
+		} else {
+			vv := e.current()
+			if vv != nil && vv.prepares.has[r.id] {
+				r.send(from, &Prepare{View: e.pp.View, Seq: s, Digest: vv.prepares.digest[r.id], Replica: r.id})
+			}
+		}
+		if vv := e.current(); vv != nil && vv.commits.has[r.id] {
+			r.send(from, &Commit{View: e.pp.View, Seq: s, Digest: vv.commits.digest[r.id], Replica: r.id})
+		}
+	}
+	return nil
+}
