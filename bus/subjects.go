@@ -1,0 +1,163 @@
+package bus
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Every NATS subject the package uses is built and parsed in this file.
+//
+//	broadcast:      pbft.<cluster>.<kind>.<sender>
+//	point-to-point: pbft.<cluster>.to.<receiver>.<kind>.<sender>
+//
+// The two shapes have different token counts (4 and 6), so the replica's
+// broadcast subscription "pbft.<cluster>.*.*" can never match a
+// point-to-point subject, and "to" is reserved as a kind so that a 4-token
+// subject is never confused with the start of a 6-token one.
+const (
+	subjectRoot = "pbft"
+	directToken = "to"
+)
+
+// validToken reports whether s may be used as one subject token (a cluster
+// name, an endpoint id or a kind).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		// '.' separates tokens, '*' and '>' are wildcards; whitespace and
+		// control characters break the protocol line. Invalid UTF-8 is
+		// refused too so that ids print unambiguously in logs.
+		if r == '.' || r == '*' || r == '>' || r == utf8.RuneError ||
+			unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkToken is validToken with an error wrapping ErrInvalidToken that
+// names what the token is for.
+func checkToken(what, s string) error {
+	if !validToken(s) {
+		return fmt.Errorf("%w: %s %q", ErrInvalidToken, what, s)
+	}
+	return nil
+}
+
+// checkKind is checkToken plus the reserved "to".
+func checkKind(kind string) error {
+	if kind == directToken {
+		return fmt.Errorf("%w: kind %q is reserved", ErrInvalidToken, kind)
+	}
+	return checkToken("kind", kind)
+}
+
+// broadcastSubject returns pbft.<cluster>.<kind>.<sender>.
+func broadcastSubject(cluster, kind, sender string) string {
+	return subjectRoot + "." + cluster + "." + kind + "." + sender
+}
+
+// directSubject returns pbft.<cluster>.to.<receiver>.<kind>.<sender>.
+func directSubject(cluster, receiver, kind, sender string) string {
+	return subjectRoot + "." + cluster + "." + directToken + "." + receiver + "." + kind + "." + sender
+}
+
+// broadcastFilter is what replicas subscribe to for broadcasts.
+func broadcastFilter(cluster string) string {
+	return subjectRoot + "." + cluster + ".*.*"
+}
+
+// inboxFilter is what every endpoint subscribes to for its own
+// point-to-point messages.
+func inboxFilter(cluster, self string) string {
+	return subjectRoot + "." + cluster + "." + directToken + "." + self + ".*.*"
+}
+
+// parseSubject splits a received subject into kind and sender. It accepts a
+// broadcast of cluster, or a point-to-point message of cluster addressed to
+// self; anything else (including a broadcast with the reserved kind "to")
+// yields ok == false. The results are substrings of subject: no allocation.
+func parseSubject(cluster, self, subject string) (kind, sender string, ok bool) {
+	root, rest, _ := strings.Cut(subject, ".")
+	c, rest, _ := strings.Cut(rest, ".")
+	if root != subjectRoot || c != cluster {
+		return "", "", false
+	}
+	kind, rest, _ = strings.Cut(rest, ".")
+	if kind == directToken {
+		var receiver string
+		receiver, rest, _ = strings.Cut(rest, ".")
+		if receiver != self {
+			return "", "", false
+		}
+		kind, rest, _ = strings.Cut(rest, ".")
+	}
+	// rest is the sender and must be exactly one token.
+	if kind == directToken || !validToken(kind) || !validToken(rest) {
+		return "", "", false
+	}
+	return kind, rest, true
+}
+
+// subjectKey names one cached subject; to == "" means broadcast, which is
+// unambiguous because "" is never a valid endpoint id.
+type subjectKey struct{ to, kind string }
+
+// maxCachedSubjects bounds the cache: kinds and peers are few in a PBFT
+// cluster, but client ids could in principle be unbounded.
+const maxCachedSubjects = 4096
+
+// subjectCache remembers the subjects one sender publishes to, so the hot
+// path does not concatenate strings. Reads are lock-free and allocation-free
+// (an immutable map behind an atomic pointer); the rare miss copies the map.
+type subjectCache struct {
+	cluster, self string
+	m             atomic.Pointer[map[subjectKey]string]
+	mu            sync.Mutex // serialises writers only
+}
+
+func newSubjectCache(cluster, self string) *subjectCache {
+	c := &subjectCache{cluster: cluster, self: self}
+	c.m.Store(&map[subjectKey]string{})
+	return c
+}
+
+// subject returns the subject for a send to to, or for a broadcast if to is
+// "". A hit needs no validation: only validated pairs are cached.
+func (c *subjectCache) subject(to, kind string) (string, error) {
+	k := subjectKey{to, kind}
+	if s, ok := (*c.m.Load())[k]; ok {
+		return s, nil
+	}
+	if err := checkKind(kind); err != nil {
+		return "", err
+	}
+	var s string
+	if to == "" {
+		s = broadcastSubject(c.cluster, kind, c.self)
+	} else {
+		if err := checkToken("receiver", to); err != nil {
+			return "", err
+		}
+		s = directSubject(c.cluster, to, kind, c.self)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.m.Load()
+	if len(old) >= maxCachedSubjects {
+		return s, nil
+	}
+	next := make(map[subjectKey]string, len(old)+1)
+	for key, v := range old {
+		next[key] = v
+	}
+	next[k] = s
+	c.m.Store(&next)
+	return s, nil
+}

@@ -1,0 +1,61 @@
+// Command replica runs one PBFT replica against a NATS server, configured by the PBFT_
+// environment variables (see README): PBFT_NODE_ID, PBFT_NODE_IDS and PBFT_NATS_URL are
+// required. It exits cleanly on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/node"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "replica:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	s, err := config.Load()
+	if err != nil {
+		return err
+	}
+	if s.NodeID == "" || len(s.NodeIDs) == 0 {
+		return errors.New("PBFT_NODE_ID and PBFT_NODE_IDS are required")
+	}
+	if s.NATSURL == "" {
+		return errors.New("PBFT_NATS_URL is required: replicas of a cluster meet on a shared NATS server")
+	}
+	level, _ := config.ParseLevel(s.LogLevel)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("replica", s.NodeID)
+	cfg, err := s.Node(s.NodeID, s.NodeIDs, logger)
+	if err != nil {
+		return err
+	}
+	nc, err := bus.Connect(s.NATSURL, s.NodeID)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", s.NATSURL, err)
+	}
+	defer nc.Close()
+	n, err := node.New(cfg, func(h bus.Handler) (bus.Transport, error) {
+		return bus.NewNATS(nc, s.Cluster, s.NodeID, bus.RoleReplica, h)
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	logger.Info("replica started", "nodes", s.NodeIDs, "nats", s.NATSURL, "cluster", s.Cluster)
+	err = n.Run(ctx)
+	logger.Info("replica stopped")
+	return err
+}

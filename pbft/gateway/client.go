@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/node"
+)
+
+// ErrTimeout reports an answer that did not come in time.
+var ErrTimeout = errors.New("gateway: timed out")
+
+// Client is the PBFT client side of a gateway on the bus: it sends requests and queries to
+// replicas and routes their answers and replies back to whoever waits for them.
+type Client struct {
+	id string
+	tr bus.Transport
+
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	queries map[uint64]chan *node.Answer
+	replies map[replyKey]*ReplySet
+}
+
+type replyKey struct {
+	client string
+	t      uint64
+}
+
+// NewClient joins the bus as gateway id; connect builds the transport.
+func NewClient(id string, connect func(bus.Handler) (bus.Transport, error)) (*Client, error) {
+	c := &Client{id: id, queries: map[uint64]chan *node.Answer{}, replies: map[replyKey]*ReplySet{}}
+	tr, err := connect(c.receive)
+	if err != nil {
+		return nil, err
+	}
+	c.tr = tr
+	return c, nil
+}
+
+// ID is the gateway's identity on the bus.
+func (c *Client) ID() string { return c.id }
+
+// Close leaves the bus.
+func (c *Client) Close() error { return c.tr.Close() }
+
+func (c *Client) receive(m bus.Message) {
+	switch m.Kind {
+	case node.KindAnswer:
+		a, err := node.DecodeAnswer(m.Data)
+		if err != nil || a.Replica != m.From {
+			return
+		}
+		c.mu.Lock()
+		ch := c.queries[a.ID]
+		delete(c.queries, a.ID)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- a
+		}
+	case pbft.KindReply.String():
+		msg, err := pbft.Unmarshal(m.Data)
+		rep, ok := msg.(*pbft.Reply)
+		if err != nil || !ok {
+			return
+		}
+		c.mu.Lock()
+		set := c.replies[replyKey{rep.Client, rep.Timestamp}]
+		c.mu.Unlock()
+		if set != nil {
+			set.add(m.From, rep)
+		}
+	}
+}
+
+// Query sends q to replica and waits for its answer until ctx ends.
+func (c *Client) Query(ctx context.Context, replica string, q *node.Query) (*node.Answer, error) {
+	q.ID = c.nextID.Add(1)
+	ch := make(chan *node.Answer, 1)
+	c.mu.Lock()
+	c.queries[q.ID] = ch
+	c.mu.Unlock()
+	forget := func() {
+		c.mu.Lock()
+		delete(c.queries, q.ID)
+		c.mu.Unlock()
+	}
+	if err := c.tr.Send(replica, node.KindQuery, node.EncodeQuery(q)); err != nil {
+		forget()
+		return nil, err
+	}
+	select {
+	case a := <-ch:
+		return a, nil
+	case <-ctx.Done():
+		forget()
+		return nil, fmt.Errorf("%w: %s from %s", ErrTimeout, q.Op, replica)
+	}
+}
+
+// Broadcast sends a request to every replica, as a PBFT client does when the primary
+// seems not to order it.
+func (c *Client) Broadcast(req *pbft.Request) error {
+	return c.tr.Broadcast(pbft.KindRequest.String(), pbft.Marshal(req))
+}
+
+// ReplySet collects the replies of all replicas to one request.
+type ReplySet struct {
+	mu      sync.Mutex
+	byRep   map[string]*pbft.Reply
+	changed chan struct{}
+}
+
+// Watch starts collecting replies to (client, t); call Unwatch when done.
+func (c *Client) Watch(client string, t uint64) *ReplySet {
+	s := &ReplySet{byRep: map[string]*pbft.Reply{}, changed: make(chan struct{}, 1)}
+	c.mu.Lock()
+	c.replies[replyKey{client, t}] = s
+	c.mu.Unlock()
+	return s
+}
+
+// Unwatch stops collecting replies to (client, t).
+func (c *Client) Unwatch(client string, t uint64) {
+	c.mu.Lock()
+	delete(c.replies, replyKey{client, t})
+	c.mu.Unlock()
+}
+
+func (s *ReplySet) add(from string, r *pbft.Reply) {
+	s.mu.Lock()
+	if _, ok := s.byRep[from]; !ok {
+		s.byRep[from] = r
+	}
+	s.mu.Unlock()
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Changed is signalled whenever a reply arrives.
+func (s *ReplySet) Changed() <-chan struct{} { return s.changed }
+
+// Result is the outcome the replies agree on.
+type Result struct {
+	Seq     uint64
+	View    uint64
+	Value   []byte
+	Replies int // replies that match Value and Seq
+	From    map[string]bool
+}
+
+// Best returns the largest group of matching replies (same sequence number and result),
+// and the set of replicas that replied at all.
+func (s *ReplySet) Best() (Result, map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type key struct {
+		seq uint64
+		val string
+	}
+	groups := map[key][]string{}
+	all := map[string]bool{}
+	for from, r := range s.byRep {
+		k := key{r.Seq, string(r.Result)}
+		groups[k] = append(groups[k], from)
+		all[from] = true
+	}
+	var best Result
+	for k, froms := range groups {
+		if len(froms) > best.Replies || (len(froms) == best.Replies && k.seq < best.Seq) {
+			best = Result{Seq: k.seq, Value: []byte(k.val), Replies: len(froms), From: map[string]bool{}}
+			for _, f := range froms {
+				best.From[f] = true
+				if v := s.byRep[f].View; v > best.View {
+					best.View = v
+				}
+			}
+		}
+	}
+	return best, all
+}

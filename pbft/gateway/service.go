@@ -1,0 +1,511 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
+	"github.com/pbft-nats/pbft/pbft/node"
+)
+
+// Error codes of the client protocol (Maelstrom's).
+const (
+	CodeTimeout          = 0
+	CodeNotSupported     = 10
+	CodeUnavailable      = 11
+	CodeMalformed        = 12
+	CodePreconditionFail = 22
+)
+
+// ProtoError is an error answer of the client protocol.
+type ProtoError struct {
+	Code int
+	Text string
+}
+
+func (e *ProtoError) Error() string { return fmt.Sprintf("error %d: %s", e.Code, e.Text) }
+
+func protoErr(code int, format string, args ...any) *ProtoError {
+	return &ProtoError{Code: code, Text: fmt.Sprintf(format, args...)}
+}
+
+// Service answers the messages of the client protocol (PROTOCOL.md) against a cluster.
+// The stdio mode and the network API both use it.
+type Service struct {
+	settings config.Settings
+	log      *slog.Logger
+	// start brings up the cluster once init names its replicas.
+	start func(ids []string) (Backend, error)
+
+	mu      sync.Mutex
+	backend Backend
+	nodeID  string
+	ids     []string
+	q       pbft.Quorum
+
+	maxSeq   atomic.Uint64 // highest sequence number assigned to a request so far
+	lastView atomic.Uint64 // latest view seen, to guess the primary
+}
+
+// NewService returns a service whose cluster start is deferred to init.
+func NewService(s config.Settings, logger *slog.Logger, start func(ids []string) (Backend, error)) *Service {
+	return &Service{settings: s, log: logger, start: start}
+}
+
+// Close stops the cluster, if one was started.
+func (s *Service) Close() {
+	s.mu.Lock()
+	b := s.backend
+	s.backend = nil
+	s.mu.Unlock()
+	if b != nil {
+		b.Close()
+	}
+}
+
+// Initialised reports whether init has started the cluster.
+func (s *Service) Initialised() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.backend != nil
+}
+
+// Backend returns the cluster, or nil before init.
+func (s *Service) Backend() Backend {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.backend
+}
+
+// Init handles init {node_id, node_ids}.
+func (s *Service) Init(l *jsonl.Line) error {
+	id, ok, err := l.String("node_id")
+	if err != nil || !ok || id == "" {
+		return protoErr(CodeMalformed, "init needs node_id, a non-empty string")
+	}
+	ids, ok, err := l.Strings("node_ids")
+	if err != nil || !ok || len(ids) == 0 {
+		return protoErr(CodeMalformed, "init needs node_ids, a non-empty list of strings")
+	}
+	seen := map[string]bool{}
+	for _, x := range ids {
+		if x == "" || seen[x] {
+			return protoErr(CodeMalformed, "node_ids must be distinct non-empty strings")
+		}
+		seen[x] = true
+	}
+	if !seen[id] {
+		return protoErr(CodeMalformed, "node_id %q is not in node_ids", id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.backend != nil {
+		if id != s.nodeID || !slices.Equal(ids, s.ids) {
+			return protoErr(CodePreconditionFail, "already initialised as %s of %v", s.nodeID, s.ids)
+		}
+		return nil
+	}
+	b, err := s.start(ids)
+	if err != nil {
+		return protoErr(CodeUnavailable, "cannot start the cluster: %v", err)
+	}
+	s.backend, s.nodeID, s.ids, s.q = b, id, ids, pbft.NewQuorum(len(ids))
+	return nil
+}
+
+// replica maps a line's dest to the replica that handles it: dest itself when it names a
+// replica, else the replica this gateway was initialised as.
+func (s *Service) replica(dest string) string {
+	if slices.Contains(s.ids, dest) {
+		return dest
+	}
+	return s.nodeID
+}
+
+func (s *Service) live(id string) bool { return s.backend.Fault(id) == node.FaultNone }
+
+func (s *Service) liveIDs() []string {
+	var out []string
+	for _, id := range s.ids {
+		if s.live(id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// RequestArgs are the fields of pbft_request and pbft_execute.
+type RequestArgs struct {
+	Operation string
+	Client    string
+	Timestamp uint64
+}
+
+// ParseRequest validates the body of pbft_request or pbft_execute.
+func ParseRequest(l *jsonl.Line, msgID int64) (RequestArgs, error) {
+	op, ok, err := l.String("operation")
+	if err != nil || !ok || op == "" {
+		return RequestArgs{}, protoErr(CodeMalformed, "operation must be a non-empty string")
+	}
+	client, ok, err := l.String("client")
+	if err != nil {
+		return RequestArgs{}, protoErr(CodeMalformed, "client must be a string")
+	}
+	if !ok || client == "" {
+		client = l.Src
+	}
+	if client == "" {
+		return RequestArgs{}, protoErr(CodeMalformed, "no client: neither body.client nor src is set")
+	}
+	return RequestArgs{Operation: op, Client: client, Timestamp: uint64(msgID)}, nil
+}
+
+// Assignment is where the cluster ordered a request.
+type Assignment struct {
+	Seq, View uint64
+}
+
+// Submit hands a request to replica dest (or, if the gateway knows dest is faulty, to a
+// live replica in its name) and waits until a pre-prepare orders it. Like a PBFT client,
+// it retransmits the request to every replica when ordering takes too long.
+func (s *Service) Submit(ctx context.Context, dest string, a RequestArgs) (Assignment, error) {
+	req := &pbft.Request{Gateway: s.backend.Client().ID(), Client: a.Client, Timestamp: a.Timestamp, Op: []byte(a.Operation)}
+	return s.submit(ctx, s.replica(dest), req)
+}
+
+func (s *Service) submit(ctx context.Context, target string, req *pbft.Request) (Assignment, error) {
+	c := s.backend.Client()
+	contact := target
+	if !s.live(target) {
+		contact = s.pickLive()
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.settings.RequestTimeout)
+	defer cancel()
+	wait := int(s.settings.RequestTimeout / time.Millisecond)
+	type result struct {
+		a   *node.Answer
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		a, err := c.Query(ctx, contact, &node.Query{Op: node.OpSubmit, Request: pbft.Marshal(req), WaitMillis: wait})
+		done <- result{a, err}
+	}()
+	retransmit := time.NewTimer(s.retransmitDelay())
+	defer retransmit.Stop()
+	if contact != target {
+		_ = c.Broadcast(req) // the replica it was meant for cannot pass it on
+	}
+	for {
+		select {
+		case r := <-done:
+			if r.err != nil {
+				return Assignment{}, protoErr(CodeTimeout, "request not ordered in time: %v", r.err)
+			}
+			if !r.a.Ordered {
+				return Assignment{}, protoErr(CodeTimeout, "request not ordered within %v", s.settings.RequestTimeout)
+			}
+			s.noteAssigned(r.a.Seq, r.a.View)
+			return Assignment{Seq: r.a.Seq, View: r.a.View}, nil
+		case <-retransmit.C:
+			_ = c.Broadcast(req)
+			retransmit.Reset(s.retransmitDelay())
+		}
+	}
+}
+
+// retransmitDelay is how long a client waits for ordering before it sends the request to
+// every replica: well under the view-change timeout, so backups start timing it early.
+func (s *Service) retransmitDelay() time.Duration {
+	d := s.settings.ViewChangeTimeout / 4
+	if d < 20*time.Millisecond {
+		d = 20 * time.Millisecond
+	}
+	return d
+}
+
+func (s *Service) noteAssigned(seq, view uint64) {
+	for {
+		cur := s.maxSeq.Load()
+		if seq <= cur || s.maxSeq.CompareAndSwap(cur, seq) {
+			break
+		}
+	}
+	for {
+		cur := s.lastView.Load()
+		if view <= cur || s.lastView.CompareAndSwap(cur, view) {
+			break
+		}
+	}
+}
+
+// pickLive chooses a live replica to carry a request: the primary of the latest view
+// seen, if live, else the first live one.
+func (s *Service) pickLive() string {
+	if p := s.ids[s.q.Primary(s.lastView.Load())]; s.live(p) {
+		return p
+	}
+	if l := s.liveIDs(); len(l) > 0 {
+		return l[0]
+	}
+	return s.ids[0]
+}
+
+// ExecuteResult is the outcome of pbft_execute.
+type ExecuteResult struct {
+	Seq, View uint64
+	Result    string
+	Replies   int
+}
+
+// Execute orders and executes a request and waits for its replies: f+1 matching ones
+// decide the result; the answer waits for every live replica (or, against external
+// replicas, a grace period after f+1), so that Replies is deterministic.
+func (s *Service) Execute(ctx context.Context, dest string, a RequestArgs) (ExecuteResult, error) {
+	return s.executeOrdered(ctx, dest, a, nil)
+}
+
+// executeOrdered is Execute that also closes ordered (if not nil) as soon as the request
+// is ordered or has failed to be.
+func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs, ordered chan struct{}) (ExecuteResult, error) {
+	c := s.backend.Client()
+	set := c.Watch(a.Client, a.Timestamp)
+	defer c.Unwatch(a.Client, a.Timestamp)
+	deadline := time.Now().Add(s.settings.RequestTimeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	asg, err := s.Submit(ctx, dest, a)
+	if ordered != nil {
+		close(ordered)
+	}
+	if err != nil {
+		return ExecuteResult{}, err
+	}
+	live := s.liveIDs()
+	var graceEnd <-chan time.Time
+	for {
+		best, all := set.Best()
+		if best.Replies >= s.q.Weak() {
+			if s.backend.Embedded() && coversAll(all, live) {
+				return executeResult(best, asg), nil
+			}
+			if !s.backend.Embedded() {
+				if len(all) == len(s.ids) {
+					return executeResult(best, asg), nil
+				}
+				if graceEnd == nil {
+					graceEnd = time.After(s.grace())
+				}
+			}
+		}
+		select {
+		case <-set.Changed():
+		case <-graceEnd:
+			best, _ := set.Best()
+			return executeResult(best, asg), nil
+		case <-ctx.Done():
+			best, _ := set.Best()
+			if best.Replies >= s.q.Weak() {
+				return executeResult(best, asg), nil
+			}
+			return ExecuteResult{}, protoErr(CodeTimeout, "only %d matching replies, need %d", best.Replies, s.q.Weak())
+		}
+	}
+}
+
+func executeResult(best Result, asg Assignment) ExecuteResult {
+	view := best.View
+	if asg.View > view {
+		view = asg.View
+	}
+	return ExecuteResult{Seq: best.Seq, View: view, Result: string(best.Value), Replies: best.Replies}
+}
+
+func coversAll(have map[string]bool, want []string) bool {
+	for _, id := range want {
+		if !have[id] {
+			return false
+		}
+	}
+	return true
+}
+
+// grace is how long the gateway waits for the rest once f+1 external replicas answered.
+func (s *Service) grace() time.Duration {
+	g := s.settings.RequestTimeout / 16
+	if g > 250*time.Millisecond {
+		g = 250 * time.Millisecond
+	}
+	return g
+}
+
+// Sync waits until every live replica has executed every request ordered so far and
+// logged a matching commit for the latest from each live replica. It is what makes the
+// answers of status, cluster and fault lines deterministic.
+func (s *Service) Sync(ctx context.Context) {
+	seq := s.maxSeq.Load()
+	if seq == 0 {
+		return
+	}
+	live := s.liveIDs()
+	wait := &node.Wait{MinExecuted: seq, CommitsFrom: live}
+	s.queryAll(ctx, live, func(string) *node.Query {
+		return &node.Query{Op: node.OpStatus, Seq: seq, Wait: wait}
+	})
+}
+
+// queryAll sends a query to each of ids and collects the answers: from all of them in the
+// embedded cluster, or until a grace period after f+1 against external replicas.
+func (s *Service) queryAll(ctx context.Context, ids []string, mk func(id string) *node.Query) map[string]*node.Answer {
+	ctx, cancel := context.WithTimeout(ctx, s.settings.RequestTimeout)
+	defer cancel()
+	c := s.backend.Client()
+	wait := int(s.settings.RequestTimeout / time.Millisecond)
+	type res struct {
+		id string
+		a  *node.Answer
+	}
+	ch := make(chan res, len(ids))
+	for _, id := range ids {
+		q := mk(id)
+		q.WaitMillis = wait
+		go func() {
+			a, err := c.Query(ctx, id, q)
+			if err != nil {
+				a = nil
+			}
+			ch <- res{id, a}
+		}()
+	}
+	out := map[string]*node.Answer{}
+	var graceEnd <-chan time.Time
+	for got := 0; got < len(ids); {
+		select {
+		case r := <-ch:
+			got++
+			if r.a != nil {
+				out[r.id] = r.a
+				if r.a.View > s.lastView.Load() && r.a.ViewActive {
+					s.lastView.Store(r.a.View)
+				}
+			}
+			if !s.backend.Embedded() && len(out) >= s.q.Weak() && graceEnd == nil {
+				graceEnd = time.After(s.grace())
+			}
+		case <-graceEnd:
+			return out
+		case <-ctx.Done():
+			return out
+		}
+	}
+	return out
+}
+
+// StatusResult is the answer to pbft_status.
+type StatusResult struct {
+	Phase              string
+	Prepares, Commits  int
+	Executed           bool
+	TimedOut           bool
+	ReplicaUnreachable bool
+}
+
+// Status reports the status of seq at replica dest, once Sync's condition holds.
+func (s *Service) Status(ctx context.Context, dest string, seq uint64) (StatusResult, error) {
+	target := s.replica(dest)
+	s.Sync(ctx)
+	q := &node.Query{Op: node.OpStatus, Seq: seq}
+	if s.live(target) {
+		if max := s.maxSeq.Load(); max > 0 {
+			q.Wait = &node.Wait{MinExecuted: max, CommitsFrom: s.liveIDs()}
+		}
+	}
+	ans := s.queryAll(ctx, []string{target}, func(string) *node.Query { return q })
+	a := ans[target]
+	if a == nil {
+		return StatusResult{}, protoErr(CodeTimeout, "replica %s did not answer", target)
+	}
+	return StatusResult{Phase: a.Phase, Prepares: a.Prepares, Commits: a.Commits, Executed: a.Executed, TimedOut: a.TimedOut}, nil
+}
+
+// ReplicaInfo is one replica's line in pbft_cluster.
+type ReplicaInfo struct {
+	Node             string
+	View             uint64
+	LastExecuted     uint64
+	StableCheckpoint uint64
+	Fault            string
+}
+
+// ClusterResult is the answer to pbft_cluster.
+type ClusterResult struct {
+	View     uint64
+	Primary  string
+	Replicas []ReplicaInfo
+}
+
+// Cluster reports every replica's view and progress, once Sync's condition holds.
+func (s *Service) Cluster(ctx context.Context, dest string) (ClusterResult, error) {
+	target := s.replica(dest)
+	s.Sync(ctx)
+	ans := s.queryAll(ctx, s.ids, func(string) *node.Query { return &node.Query{Op: node.OpInfo} })
+	var out ClusterResult
+	for _, id := range s.ids {
+		info := ReplicaInfo{Node: id, Fault: string(s.backend.Fault(id))}
+		if a := ans[id]; a != nil {
+			info.View, info.LastExecuted, info.StableCheckpoint = a.View, a.LastExecuted, a.StableCheckpoint
+			if a.Fault != "" && s.backend.Embedded() {
+				info.Fault = a.Fault
+			}
+			if id == target {
+				out.View, out.Primary = a.View, a.Primary
+			}
+		} else if !s.backend.Embedded() {
+			info.Fault = "unreachable"
+		}
+		out.Replicas = append(out.Replicas, info)
+	}
+	if out.Primary == "" {
+		out.Primary = s.ids[s.q.Primary(out.View)]
+	}
+	return out, nil
+}
+
+// Fault switches a replica's behaviour in the embedded cluster, after Sync, so that what
+// the replica saw before the switch is exactly what was submitted before it.
+func (s *Service) Fault(ctx context.Context, l *jsonl.Line) error {
+	id, ok, err := l.String("node")
+	if err != nil || !ok || !slices.Contains(s.ids, id) {
+		return protoErr(CodeMalformed, "node must name one of %v", s.ids)
+	}
+	name, ok, err := l.String("fault")
+	if err != nil || !ok {
+		return protoErr(CodeMalformed, "fault must be a string")
+	}
+	if name == "recover" {
+		name = string(node.FaultNone)
+	}
+	f, perr := node.ParseFault(name)
+	if perr != nil || name == "" {
+		return protoErr(CodeMalformed, "unknown fault %q: want crash, recover, silent, equivocate or none", name)
+	}
+	if !s.backend.Embedded() {
+		return protoErr(CodeNotSupported, "faults can only be injected into the embedded cluster")
+	}
+	s.Sync(ctx)
+	if err := s.backend.SetFault(id, f); err != nil {
+		if errors.Is(err, ErrNotEmbedded) {
+			return protoErr(CodeNotSupported, "%v", err)
+		}
+		return protoErr(CodeMalformed, "%v", err)
+	}
+	return nil
+}

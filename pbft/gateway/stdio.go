@@ -1,0 +1,250 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
+)
+
+// maxLine bounds one input line; a longer one is reported and skipped.
+const maxLine = 16 << 20
+
+// Stdio runs the client protocol over JSON lines: lines from in, replies to out, in the
+// order of the lines they answer.
+//
+// Lines are handled one after another, except that a pbft_execute, once its request is
+// ordered, waits for its replies in the background while the following lines go on.
+// Status, cluster and fault lines first wait for those executions, so every answer
+// reflects exactly the lines before it.
+type Stdio struct {
+	svc *Service
+	log *slog.Logger
+
+	slots    chan *slot
+	inflight sync.WaitGroup
+}
+
+// slot is one reply, filled in when it is ready.
+type slot struct {
+	src, dest string
+	body      jsonl.Object
+	ready     chan struct{}
+}
+
+// NewStdio returns a stdio engine over svc.
+func NewStdio(svc *Service, logger *slog.Logger) *Stdio {
+	return &Stdio{svc: svc, log: logger}
+}
+
+// Run reads every line of in, writes the replies to out, and returns once every reply
+// owed is written (at end of input, after what is still in flight finishes or times out).
+func (s *Stdio) Run(ctx context.Context, in io.Reader, out io.Writer) error {
+	s.slots = make(chan *slot, 1024)
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- s.write(out) }()
+
+	br := bufio.NewReaderSize(in, 64<<10)
+	var err error
+	for {
+		line, tooLong, rerr := readLine(br, maxLine)
+		if tooLong {
+			s.log.Error("input line too long, skipped", "limit", maxLine)
+		} else if len(line) > 0 {
+			s.handleLine(ctx, line)
+		}
+		if rerr != nil {
+			if rerr != io.EOF {
+				err = rerr
+			}
+			break
+		}
+	}
+	s.inflight.Wait()
+	close(s.slots)
+	werr := <-writerDone
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// readLine returns the next line without its newline. A line longer than max is
+// consumed and reported as tooLong, so one bad line never ends the input.
+func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
+	for {
+		chunk, e := br.ReadSlice('\n')
+		if len(line)+len(chunk) > max {
+			tooLong = true
+			line = line[:0]
+		} else if !tooLong {
+			line = append(line, chunk...)
+		}
+		if e == bufio.ErrBufferFull {
+			continue
+		}
+		if n := len(line); n > 0 && line[n-1] == '\n' {
+			line = line[:n-1]
+		}
+		return line, tooLong, e
+	}
+}
+
+// write emits replies in line order, numbering them with the process's msg_id counter.
+func (s *Stdio) write(out io.Writer) error {
+	w := bufio.NewWriter(out)
+	var msgID int64
+	var buf []byte
+	var err error
+	for sl := range s.slots {
+		<-sl.ready
+		body := append(sl.body, jsonl.Field{Key: "msg_id", Value: msgID})
+		msgID++
+		buf = jsonl.Append(buf[:0], jsonl.Object{{Key: "src", Value: sl.src}, {Key: "dest", Value: sl.dest}, {Key: "body", Value: body}})
+		buf = append(buf, '\n')
+		if _, e := w.Write(buf); e != nil && err == nil {
+			err = e
+		}
+		// Flush unless the next reply is already waiting: a harness may never close stdin.
+		if len(s.slots) == 0 {
+			if e := w.Flush(); e != nil && err == nil {
+				err = e
+			}
+		}
+	}
+	if e := w.Flush(); e != nil && err == nil {
+		err = e
+	}
+	return err
+}
+
+func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
+	l, err := jsonl.Parse(raw)
+	if err != nil {
+		s.log.Warn("skipping input line", "err", err, "line", truncate(raw))
+		return
+	}
+	sl := &slot{src: l.Dest, dest: l.Src, ready: make(chan struct{})}
+	s.slots <- sl
+	var inReplyTo any
+	msgID, ok := l.MsgIDInt()
+	if ok {
+		inReplyTo = msgID
+	}
+	reply := func(typ string, fields ...jsonl.Field) {
+		sl.body = append(jsonl.Object{{Key: "type", Value: typ}, {Key: "in_reply_to", Value: inReplyTo}}, fields...)
+		close(sl.ready)
+	}
+	fail := func(err error) {
+		var pe *ProtoError
+		if !errors.As(err, &pe) {
+			pe = protoErr(CodeTimeout, "%v", err)
+		}
+		reply("error", jsonl.Field{Key: "code", Value: pe.Code}, jsonl.Field{Key: "text", Value: pe.Text})
+	}
+	known := map[string]bool{"init": true, "pbft_request": true, "pbft_status": true, "pbft_execute": true,
+		"pbft_fault": true, "pbft_cluster": true}
+	switch {
+	case !known[l.Type]:
+		fail(protoErr(CodeNotSupported, "unknown message type %q", l.Type))
+		return
+	case !ok:
+		fail(protoErr(CodeMalformed, "msg_id must be an integer"))
+		return
+	case l.Type == "init":
+		if err := s.svc.Init(l); err != nil {
+			fail(err)
+			return
+		}
+		reply("init_ok")
+		return
+	case !s.svc.Initialised():
+		fail(protoErr(CodeUnavailable, "not initialised: send init first"))
+		return
+	}
+	switch l.Type {
+	case "pbft_request":
+		args, err := ParseRequest(l, msgID)
+		if err != nil {
+			fail(err)
+			return
+		}
+		asg, err := s.svc.Submit(ctx, l.Dest, args)
+		if err != nil {
+			fail(err)
+			return
+		}
+		reply("pbft_request_ok", jsonl.Field{Key: "sequence_number", Value: asg.Seq},
+			jsonl.Field{Key: "view", Value: asg.View}, jsonl.Field{Key: "phase", Value: "pre-prepare"})
+	case "pbft_execute":
+		args, err := ParseRequest(l, msgID)
+		if err != nil {
+			fail(err)
+			return
+		}
+		// Ordering happens here, so requests keep line order; the replies are awaited in
+		// the background.
+		ordered := make(chan struct{})
+		s.inflight.Add(1)
+		go func() {
+			defer s.inflight.Done()
+			res, err := s.svc.executeOrdered(ctx, l.Dest, args, ordered)
+			if err != nil {
+				fail(err)
+				return
+			}
+			reply("pbft_execute_ok", jsonl.Field{Key: "sequence_number", Value: res.Seq},
+				jsonl.Field{Key: "view", Value: res.View}, jsonl.Field{Key: "result", Value: res.Result},
+				jsonl.Field{Key: "replies", Value: res.Replies})
+		}()
+		<-ordered
+	case "pbft_status":
+		seq, present, err := l.PositiveInt("sequence_number")
+		if err != nil || !present {
+			fail(protoErr(CodeMalformed, "sequence_number must be a positive integer"))
+			return
+		}
+		s.inflight.Wait()
+		st, err := s.svc.Status(ctx, l.Dest, seq)
+		if err != nil {
+			fail(err)
+			return
+		}
+		reply("pbft_status_ok", jsonl.Field{Key: "phase", Value: st.Phase},
+			jsonl.Field{Key: "prepares_received", Value: st.Prepares},
+			jsonl.Field{Key: "commits_received", Value: st.Commits}, jsonl.Field{Key: "executed", Value: st.Executed})
+	case "pbft_fault":
+		s.inflight.Wait()
+		if err := s.svc.Fault(ctx, l); err != nil {
+			fail(err)
+			return
+		}
+		reply("pbft_fault_ok")
+	case "pbft_cluster":
+		s.inflight.Wait()
+		cl, err := s.svc.Cluster(ctx, l.Dest)
+		if err != nil {
+			fail(err)
+			return
+		}
+		reps := make([]jsonl.Object, 0, len(cl.Replicas))
+		for _, r := range cl.Replicas {
+			reps = append(reps, jsonl.Object{{Key: "node", Value: r.Node}, {Key: "view", Value: r.View},
+				{Key: "last_executed", Value: r.LastExecuted}, {Key: "stable_checkpoint", Value: r.StableCheckpoint},
+				{Key: "fault", Value: r.Fault}})
+		}
+		reply("pbft_cluster_ok", jsonl.Field{Key: "view", Value: cl.View}, jsonl.Field{Key: "primary", Value: cl.Primary},
+			jsonl.Field{Key: "replicas", Value: reps})
+	}
+}
+
+func truncate(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "…"
+	}
+	return string(b)
+}

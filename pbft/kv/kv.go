@@ -1,0 +1,255 @@
+package kv
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+)
+
+// ErrBadSnapshot is wrapped by every error Restore returns.
+var ErrBadSnapshot = errors.New("kv: bad snapshot")
+
+// snapshotMagic starts every encoding so that Restore can reject unrelated
+// bytes early and so that the format can be versioned.
+const snapshotMagic = "pbft-kv/1\n"
+
+// maxQuoted bounds how much of a bad operation is echoed back in an error
+// result, so a huge garbage operation cannot produce a huge reply.
+const maxQuoted = 64
+
+// Store is the key-value state machine. The zero value is not usable; call New.
+type Store struct {
+	m map[string]string
+}
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{m: make(map[string]string)}
+}
+
+// Len returns the number of keys in the store.
+func (s *Store) Len() int { return len(s.m) }
+
+// Execute applies one operation and returns its result; see the package
+// documentation for the operations. Malformed operations are not Go errors:
+// they return a result starting with "error: " and leave the state unchanged,
+// because the result is part of the replicated output. The returned slice is
+// never nil and is owned by the caller.
+func (s *Store) Execute(op []byte) []byte {
+	// Reject non-UTF-8 up front so every key and value stored is valid UTF-8
+	// (clients and the JSON gateway see them as text).
+	if !utf8.Valid(op) {
+		return []byte("error: operation is not valid UTF-8")
+	}
+	verb, arg, hasArg := bytes.Cut(op, []byte{' '})
+	switch string(verb) { // no allocation: the compiler special-cases switch on string(bytes)
+	case "set", "get", "del":
+	default:
+		if len(op) == 0 {
+			return []byte("error: empty operation")
+		}
+		return errResult("unknown operation %s", quote(verb))
+	}
+	if !hasArg {
+		return errResult("%s needs a key", verb)
+	}
+
+	switch verb[0] {
+	case 's':
+		eq := bytes.IndexByte(arg, '=')
+		if eq < 0 {
+			return []byte("error: set needs KEY=VALUE: no '=' found")
+		}
+		if eq == 0 {
+			return []byte("error: empty key")
+		}
+		// One allocation holds both key and value: they are substrings of
+		// the same string. The "set " prefix it also keeps alive is cheap.
+		str := string(arg)
+		s.m[str[:eq]] = str[eq+1:]
+		return []byte("OK")
+	case 'g':
+		if len(arg) == 0 {
+			return []byte("error: empty key")
+		}
+		v := s.m[string(arg)] // lookup with string(bytes) does not allocate
+		return []byte(v)
+	default: // del
+		if len(arg) == 0 {
+			return []byte("error: empty key")
+		}
+		// Look up first: lookups with string(arg) do not allocate, so an
+		// absent key costs nothing.
+		if _, ok := s.m[string(arg)]; ok {
+			delete(s.m, string(arg))
+		}
+		return []byte("OK")
+	}
+}
+
+func errResult(format string, args ...any) []byte {
+	return fmt.Appendf([]byte("error: "), format, args...)
+}
+
+// quote quotes b for an error result, truncating long input at a rune
+// boundary (b is valid UTF-8 here).
+func quote(b []byte) string {
+	if len(b) <= maxQuoted {
+		return fmt.Sprintf("%q", b)
+	}
+	n := maxQuoted
+	for n > 0 && !utf8.RuneStart(b[n]) {
+		n--
+	}
+	return fmt.Sprintf("%q...", b[:n])
+}
+
+// Snapshot returns the canonical encoding of the whole state:
+//
+//	"pbft-kv/1\n" uvarint(count) { uvarint(len(key)) key uvarint(len(value)) value }
+//
+// with keys in strictly increasing byte order and minimal varints, so equal
+// states have equal encodings and vice versa. Digest hashes these bytes.
+func (s *Store) Snapshot() []byte {
+	size := len(snapshotMagic) + binary.MaxVarintLen64
+	for k, v := range s.m {
+		size += 2*binary.MaxVarintLen64 + len(k) + len(v)
+	}
+	return s.encode(make([]byte, 0, size), nil)
+}
+
+// Digest returns the SHA-256 of Snapshot(). It is O(state) but streams the
+// encoding through the hash in chunks rather than materialising it.
+func (s *Store) Digest() [32]byte {
+	h := sha256.New()
+	buf := s.encode(make([]byte, 0, 1<<10), func(b []byte) { h.Write(b) })
+	h.Write(buf)
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// digestChunk bounds the buffer Digest hashes at a time (except for single
+// entries larger than it).
+const digestChunk = 32 << 10
+
+// encode appends the canonical encoding to dst. If flush is non-nil it is
+// handed the buffer whenever it reaches digestChunk bytes, and the buffer is
+// then reused; the unflushed tail is returned.
+func (s *Store) encode(dst []byte, flush func([]byte)) []byte {
+	keys := make([]string, 0, len(s.m))
+	for k := range s.m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // map order is random; the encoding must not be
+	dst = append(dst, snapshotMagic...)
+	dst = binary.AppendUvarint(dst, uint64(len(keys)))
+	for _, k := range keys {
+		v := s.m[k]
+		dst = binary.AppendUvarint(dst, uint64(len(k)))
+		dst = append(dst, k...)
+		dst = binary.AppendUvarint(dst, uint64(len(v)))
+		dst = append(dst, v...)
+		if flush != nil && len(dst) >= digestChunk {
+			flush(dst)
+			dst = dst[:0]
+		}
+	}
+	return dst
+}
+
+// Restore replaces the state with the one encoded in b (as produced by
+// Snapshot). It accepts only canonical encodings of states Execute could have
+// reached — sorted unique non-empty keys without '=', valid UTF-8, minimal
+// varints, no trailing bytes — because the snapshot may come from a faulty
+// replica. On error the state is unchanged and the error wraps ErrBadSnapshot.
+func (s *Store) Restore(b []byte) error {
+	if !bytes.HasPrefix(b, []byte(snapshotMagic)) {
+		return fmt.Errorf("%w: missing header", ErrBadSnapshot)
+	}
+	r := reader{b: b[len(snapshotMagic):]}
+	n, err := r.uvarint()
+	if err != nil {
+		return fmt.Errorf("%w: entry count: %v", ErrBadSnapshot, err)
+	}
+	// Each entry takes at least two bytes; checking this first stops a
+	// forged count from making us allocate a huge map.
+	if n > uint64(len(r.b))/2 {
+		return fmt.Errorf("%w: entry count %d exceeds remaining %d bytes", ErrBadSnapshot, n, len(r.b))
+	}
+	m := make(map[string]string, n)
+	var prev []byte
+	for i := range n {
+		k, err := r.bytes()
+		if err != nil {
+			return fmt.Errorf("%w: entry %d key: %v", ErrBadSnapshot, i, err)
+		}
+		v, err := r.bytes()
+		if err != nil {
+			return fmt.Errorf("%w: entry %d value: %v", ErrBadSnapshot, i, err)
+		}
+		switch {
+		case len(k) == 0:
+			return fmt.Errorf("%w: entry %d: empty key", ErrBadSnapshot, i)
+		case i > 0 && bytes.Compare(prev, k) >= 0:
+			return fmt.Errorf("%w: entry %d: keys not strictly increasing", ErrBadSnapshot, i)
+		case bytes.IndexByte(k, '=') >= 0:
+			return fmt.Errorf("%w: entry %d: key contains '='", ErrBadSnapshot, i)
+		case !utf8.Valid(k) || !utf8.Valid(v):
+			return fmt.Errorf("%w: entry %d: not valid UTF-8", ErrBadSnapshot, i)
+		}
+		prev = k
+		m[string(k)] = string(v)
+	}
+	if len(r.b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrBadSnapshot, len(r.b))
+	}
+	s.m = m
+	return nil
+}
+
+type reader struct{ b []byte }
+
+var errTruncated = errors.New("truncated")
+
+func (r *reader) uvarint() (uint64, error) {
+	x, n := binary.Uvarint(r.b)
+	switch {
+	case n == 0:
+		return 0, errTruncated
+	case n < 0:
+		return 0, errors.New("varint overflows 64 bits")
+	case n != varintLen(x):
+		// binary.Uvarint accepts padded forms like 0x80 0x00; allowing
+		// them would give one state several encodings.
+		return 0, errors.New("non-minimal varint")
+	}
+	r.b = r.b[n:]
+	return x, nil
+}
+
+func (r *reader) bytes() ([]byte, error) {
+	n, err := r.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(len(r.b)) {
+		return nil, fmt.Errorf("%w: length %d exceeds remaining %d bytes", errTruncated, n, len(r.b))
+	}
+	b := r.b[:n]
+	r.b = r.b[n:]
+	return b, nil
+}
+
+func varintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}

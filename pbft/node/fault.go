@@ -1,0 +1,57 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/pbft-nats/pbft/pbft"
+)
+
+// Fault is a built-in behaviour of a replica, for tests and demonstrations.
+type Fault string
+
+// The behaviours PROTOCOL.md names.
+const (
+	FaultNone       Fault = "none"       // honest
+	FaultCrash      Fault = "crash"      // neither receives nor sends protocol messages
+	FaultSilent     Fault = "silent"     // receives, sends nothing
+	FaultEquivocate Fault = "equivocate" // conflicting pre-prepares as primary, wrong digests in votes
+)
+
+// ParseFault checks a behaviour name.
+func ParseFault(s string) (Fault, error) {
+	switch f := Fault(s); f {
+	case FaultNone, FaultCrash, FaultSilent, FaultEquivocate:
+		return f, nil
+	case "":
+		return FaultNone, nil
+	}
+	return "", fmt.Errorf("%w: unknown fault %q", ErrConfig, s)
+}
+
+// corruptVote makes a prepare or commit name a digest nobody proposed.
+func corruptVote(m pbft.Message) pbft.Message {
+	switch v := m.(type) {
+	case *pbft.Prepare:
+		c := *v
+		c.Digest[0] ^= 0xff
+		return &c
+	case *pbft.Commit:
+		c := *v
+		c.Digest[0] ^= 0xff
+		return &c
+	}
+	return m
+}
+
+// forkPrePrepare is a conflicting pre-prepare for the same view and number: the batch
+// reversed, or a null request when reversing would not change it.
+func forkPrePrepare(pp *pbft.PrePrepare) *pbft.PrePrepare {
+	b := make([]*pbft.Request, len(pp.Batch))
+	for i := range pp.Batch {
+		b[len(b)-1-i] = pp.Batch[i]
+	}
+	if len(b) < 2 {
+		b = nil
+	}
+	return &pbft.PrePrepare{View: pp.View, Seq: pp.Seq, Digest: pbft.BatchDigest(b), Batch: b}
+}
