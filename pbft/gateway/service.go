@@ -423,7 +423,9 @@ func (s *Service) Status(ctx context.Context, dest string, seq uint64) (StatusRe
 	target := s.replica(dest)
 	s.Sync(ctx)
 	q := &node.Query{Op: node.OpStatus, Seq: seq}
-	if s.live(target) {
+	// A silent or equivocating replica still receives, so its counts settle like a live
+	// one's; only a crashed replica is answered at once, from the state it stopped in.
+	if s.backend.Fault(target) != node.FaultCrash {
 		if max := s.maxSeq.Load(); max > 0 {
 			q.Wait = &node.Wait{MinExecuted: max, CommitsFrom: s.liveIDs()}
 		}
