@@ -198,7 +198,13 @@ func (r *Replica) stepState(from int, m *State) error {
 	if m.Seq <= r.lastExec {
 		return nil
 	}
+	// The digest to check against comes from 2f+1 matching checkpoints, or from a
+	// NEW-VIEW whose decision has f+1 replicas vouching for it: either way a correct
+	// replica holds that state.
 	cert, _, ok := r.checkpoints.certified(m.Seq, r.q.Commit())
+	if !ok && r.transfer != nil && r.transfer.seq == m.Seq {
+		cert, ok = r.transfer.digest, true
+	}
 	if !ok {
 		return fmt.Errorf("%w: state for uncertified checkpoint %d", ErrRejected, m.Seq)
 	}

@@ -166,13 +166,19 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 		}
 	}
 	if m.View != r.view || !r.viewActive {
+		r.peerExec[from] = 0
 		return nil
 	}
-	// Resend only to a peer that is stuck (no progress since its last status) or far
-	// behind: one that is merely a few messages behind will get them anyway.
+	// Resend what this replica executed and the peer has not; if the peer made no progress
+	// since its last status it may be stuck on a number nobody executed yet, so then resend
+	// everything logged above its last executed.
 	progressed := m.LastExecuted > r.peerExec[from]
 	r.peerExec[from] = m.LastExecuted
-	if progressed && m.LastExecuted+retransmitBatch > r.lastExec {
+	end := r.lastExec
+	if !progressed || end == 0 {
+		end = r.maxSeq
+	}
+	if m.LastExecuted >= end {
 		return nil
 	}
 	start := m.LastExecuted + 1
@@ -180,7 +186,7 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 		start = r.lowWater + 1
 	}
 	sent := 0
-	for s := start; s <= r.maxSeq && sent < retransmitBatch; s++ {
+	for s := start; s <= end && sent < retransmitBatch; s++ {
 		e := r.log[s]
 		if e == nil || e.pp == nil || e.pp.View != r.view {
 			continue

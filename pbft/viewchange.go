@@ -62,12 +62,31 @@ func (r *Replica) tickViewChange() {
 		return
 	}
 	if r.viewActive {
+		if r.othersAhead() {
+			// f+1 peers in this view executed past us, so at least one correct replica
+			// sees the primary work: we are behind, not the primary faulty. Catch up
+			// (status retransmission, state transfer) and time again.
+			vc.timer = vc.timeout
+			return
+		}
 		r.startViewChange(r.view + 1)
 		return
 	}
 	// The view being changed to did not start in time: try the next, waiting longer.
 	vc.timeout *= 2
 	r.startViewChange(r.view + 1)
+}
+
+// othersAhead reports whether f+1 peers' latest status, in the current view, shows them
+// past this replica's last executed number.
+func (r *Replica) othersAhead() bool {
+	n := 0
+	for i, e := range r.peerExec {
+		if i != r.id && e > r.lastExec {
+			n++
+		}
+	}
+	return n >= r.q.Weak()
 }
 
 // startViewChange stops accepting normal-case messages of the current view and sends
@@ -402,6 +421,7 @@ func (r *Replica) enterView(nv *NewView, d decision) {
 	r.flags.ViewChanged = true
 	vc.accepted, vc.mine = nv, nil
 	vc.changes++
+	clear(r.peerExec) // progress reports of the old view say nothing about this one
 	for v := range vc.received {
 		if v <= r.view {
 			delete(vc.received, v)

@@ -1,0 +1,187 @@
+package pbft
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+// seedCount is how many seeds each scenario runs: a few in -short, more by default, and
+// thousands with PBFT_LONG=1.
+func seedCount(def int) int {
+	if os.Getenv("PBFT_LONG") != "" {
+		return def * 20
+	}
+	if testing.Short() {
+		return 3
+	}
+	return def
+}
+
+// Liveness bound: every scenario must answer all requests within this many ticks
+// (view-change timeouts are 40 ticks and double per failed view).
+const livenessTicks = 6000
+
+func vcConfig(n int, seed int64, faults map[int]fault) simConfig {
+	return simConfig{n: n, seed: seed, drop: 0.02, dup: 0.02, maxDelay: 2, clients: 3, requests: 30,
+		checkpoint: 8, window: 16, batchMax: 4, viewChangeTks: 40, faults: faults, maxTicks: livenessTicks}
+}
+
+// runScenario runs a seeded scenario and checks liveness, agreement and that the faulty
+// primary was replaced.
+func runScenario(t *testing.T, cfg simConfig, wantViewChange bool) *sim {
+	t.Helper()
+	s := newSim(t, cfg)
+	if !s.run() {
+		t.Fatalf("n=%d seed %d: %d/%d answered within %d ticks", cfg.n, cfg.seed, s.done, cfg.requests, cfg.maxTicks)
+	}
+	s.converge(3000)
+	s.checkSafety()
+	if wantViewChange {
+		for i, r := range s.reps {
+			if s.correct(i) && r.View() == 0 {
+				t.Fatalf("n=%d seed %d: replica %d still in view 0", cfg.n, cfg.seed, i)
+			}
+		}
+	}
+	return s
+}
+
+func TestViewChangeFaultyPrimary(t *testing.T) {
+	for _, f := range []struct {
+		name  string
+		fault fault
+	}{{"crashed", crashed}, {"silent", silent}, {"equivocating", equivocate}} {
+		for _, n := range []int{4, 7} {
+			t.Run(fmt.Sprintf("%s/n=%d", f.name, n), func(t *testing.T) {
+				for seed := int64(1); seed <= int64(seedCount(15)); seed++ {
+					runScenario(t, vcConfig(n, seed, map[int]fault{0: f.fault}), f.fault != equivocate)
+				}
+			})
+		}
+	}
+}
+
+// f Byzantine backups at once: equivocating and silent ones.
+func TestViewChangeFByzantineBackups(t *testing.T) {
+	for _, tc := range []struct {
+		n      int
+		faults map[int]fault
+	}{
+		{4, map[int]fault{2: equivocate}},
+		{7, map[int]fault{3: equivocate, 5: silent}},
+		{7, map[int]fault{1: equivocate, 6: equivocate}},
+	} {
+		t.Run(fmt.Sprintf("n=%d/%v", tc.n, tc.faults), func(t *testing.T) {
+			for seed := int64(1); seed <= int64(seedCount(15)); seed++ {
+				runScenario(t, vcConfig(tc.n, seed, tc.faults), false)
+			}
+		})
+	}
+}
+
+// The primary of view 0 is cut off (a correct replica behind a partition); the primary of
+// view 1 crashes as soon as the view change starts, so the primary of view 2 takes over.
+// When the partition heals, the cut-off replica catches up.
+func TestViewChangePrimaryCrashesMidViewChange(t *testing.T) {
+	for _, n := range []int{4, 7} {
+		t.Run(fmt.Sprint("n=", n), func(t *testing.T) {
+			for seed := int64(1); seed <= int64(seedCount(15)); seed++ {
+				cfg := vcConfig(n, seed, nil)
+				healAt := 1500
+				cfg.partition = func(tick, from, to int) bool {
+					return tick >= 3 && tick < healAt && (from == 0 || to == 0)
+				}
+				s := newSim(t, cfg)
+				crashedNext := false
+				for s.now < livenessTicks && !(s.done == cfg.requests) {
+					s.tick()
+					if !crashedNext {
+						// The first replica seen leaving view 0 (a view change can complete
+						// within one tick) triggers the crash of view 1's primary.
+						for i, r := range s.reps {
+							if i != 0 && r.View() >= 1 {
+								s.faults[1] = crashed
+								crashedNext = true
+								break
+							}
+						}
+					}
+				}
+				if !crashedNext {
+					t.Fatalf("seed %d: no view change started", seed)
+				}
+				if s.done != cfg.requests {
+					for i, r := range s.reps {
+						t.Logf("r%d view %d active %v exec %d low %d timer %d timeout %d pending %d inflight %d recv %v", i, r.view, r.viewActive, r.lastExec, r.lowWater, r.vc.timer, r.vc.timeout, r.pending.len(), len(r.inflight), len(r.vc.received))
+					}
+					t.Fatalf("seed %d: %d/%d answered", seed, s.done, cfg.requests)
+				}
+				s.runUntil(healAt-s.now+1, func() bool { return s.now > healAt })
+				s.converge(3000)
+				s.checkSafety()
+				for i, r := range s.reps {
+					if s.correct(i) && r.View() < 2 {
+						t.Fatalf("seed %d: replica %d in view %d, want >= 2", seed, i, r.View())
+					}
+				}
+			}
+		})
+	}
+}
+
+// A partition into two halves without a quorum on either side stops progress; once it
+// heals, every request is answered and the replicas agree.
+func TestPartitionThatHeals(t *testing.T) {
+	for _, n := range []int{4, 7} {
+		t.Run(fmt.Sprint("n=", n), func(t *testing.T) {
+			for seed := int64(1); seed <= int64(seedCount(15)); seed++ {
+				cfg := vcConfig(n, seed, nil)
+				cfg.partition = func(tick, from, to int) bool {
+					return tick >= 30 && tick < 600 && (from < n/2) != (to < n/2)
+				}
+				runScenario(t, cfg, false)
+			}
+		})
+	}
+}
+
+// With f+1 replicas down, the rest cannot form a quorum: nothing new executes, and what
+// did execute agrees. The test expects the stall, not divergence.
+func TestFPlusOneFaultyStopsProgress(t *testing.T) {
+	for _, n := range []int{4, 7} {
+		for seed := int64(1); seed <= int64(seedCount(5)); seed++ {
+			q := NewQuorum(n)
+			faults := map[int]fault{}
+			for i := 0; i <= q.F; i++ {
+				faults[n-1-i] = crashed
+			}
+			cfg := vcConfig(n, seed, faults)
+			cfg.maxTicks = 1500
+			s := newSim(t, cfg)
+			if s.run() {
+				t.Fatalf("n=%d seed %d: requests answered with f+1 replicas crashed", n, seed)
+			}
+			for i, r := range s.reps {
+				if s.correct(i) && r.LastExecuted() != 0 {
+					t.Fatalf("n=%d seed %d: replica %d executed %d batches without a quorum", n, seed, i, r.LastExecuted())
+				}
+			}
+			s.checkSafety()
+		}
+	}
+}
+
+// Under a steady load with no faults, no backup suspects the primary.
+func TestNoViewChangeUnderSteadyLoad(t *testing.T) {
+	for _, n := range []int{4, 7} {
+		cfg := simConfig{n: n, seed: 7, maxDelay: 2, clients: 8, requests: 2000, checkpoint: 16, window: 64,
+			batchMax: 8, viewChangeTks: 40, maxTicks: 20000}
+		s := runScenario(t, cfg, false)
+		for i, r := range s.reps {
+			if r.ViewChanges() != 0 || r.View() != 0 {
+				t.Fatalf("n=%d: replica %d changed view (%d changes, view %d)", n, i, r.ViewChanges(), r.View())
+			}
+		}
+	}
+}
