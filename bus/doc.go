@@ -12,9 +12,12 @@
 // What the package does guarantee, for both implementations:
 //
 //   - messages from one sender to one receiver arrive in the order sent,
-//     whatever their kind and whether broadcast or sent directly;
-//   - a Handler is never called concurrently with itself, and never with a
-//     lock held, so it may call Send or Broadcast;
+//     per path: point-to-point messages among themselves, broadcasts among
+//     themselves (whatever their kinds). Over NATS a broadcast and a
+//     point-to-point message may overtake each other, because they arrive
+//     on two subscriptions; see NATSTransport;
+//   - a Handler is never called concurrently with itself, nor while
+//     holding any lock that Send or Broadcast take, so it may call them;
 //   - after Close returns, the Handler is not running and is not called again.
 //
 // Two implementations share the Transport interface: NATSTransport (over a

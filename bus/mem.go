@@ -11,6 +11,9 @@ import (
 // exchange messages with the same semantics as NATSTransport, with no
 // network. Delivery is asynchronous (every endpoint has an unbounded FIFO
 // and its own delivery goroutine), so a handler may Send without deadlock.
+// Being one queue per endpoint, it also keeps a sender's broadcasts and
+// point-to-point messages in order relative to each other, which NATS does
+// not: code that must also run over NATS should not rely on it.
 type Hub struct {
 	cluster string
 

@@ -10,12 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// natsChanSize is the buffer between nats.go's reader goroutine and our pump.
-// nats.go drops (slow consumer) rather than block when it is full, but the
-// pump only moves messages into the unbounded inbox, so it fills only if the
-// pump is starved of CPU for ~16k messages. Such drops are counted in Dropped.
-const natsChanSize = 1 << 14
-
 // subscribeTimeout bounds the round trip NewNATS makes so that its
 // subscriptions are registered at the server before it returns.
 const subscribeTimeout = 5 * time.Second
@@ -23,43 +17,46 @@ const subscribeTimeout = 5 * time.Second
 // NATSTransport is a Transport over a nats.go connection.
 //
 // The connection belongs to the caller: Close unsubscribes but leaves nc
-// open, so several transports (or other users) may share one connection,
-// and the caller closes nc after the transports. Connect it with NoEcho (as
-// ConnectInProcess and Connect do) so the server does not bounce a
-// replica's broadcasts back to it; messages naming this endpoint as sender
-// are dropped on arrival anyway.
+// open (other code may use it too), and the caller closes nc after the
+// transport. Connect it with NoEcho (as ConnectInProcess and Connect do) so
+// the server does not bounce a replica's broadcasts back to it; messages
+// naming this endpoint as sender are dropped on arrival anyway. Because of
+// NoEcho, endpoints that must talk to each other need separate connections:
+// the server never delivers a connection's messages to that same connection.
 //
-// Why channel subscriptions: a replica needs two subscriptions (broadcasts
-// and its inbox), and nats.go runs each async subscription's callbacks on
-// its own goroutine, so a mutex would serialise the handler but could
-// reorder a peer's broadcast with its following point-to-point message.
-// Both subscriptions instead feed one channel from nats.go's single reader
-// goroutine, i.e. in the order the server sent them, and the server keeps
-// each publisher's order per receiving connection. One pump goroutine moves
-// them into the inbox, whose goroutine calls the handler.
+// Why a mutex and not one channel: a replica needs two subscriptions
+// (broadcasts and its inbox), and nats.go runs each async subscription's
+// callbacks on its own goroutine; a mutex around the handler serialises the
+// two. The alternatives were worse: a channel subscription shared by both
+// would keep their arrival order, but nats.go drops (slow consumer) instead
+// of blocking when the channel is full, which happened under load on two
+// CPUs; one subscription to pbft.<cluster>.> would make every replica
+// receive every point-to-point message in the cluster. The cost is that a
+// broadcast and a point-to-point message from the same sender may be
+// reordered; each path on its own stays FIFO because each subscription's
+// goroutine is. Pending limits are lifted so nats.go never drops: PBFT's
+// watermarks bound what a correct peer can have outstanding (a flooding
+// Byzantine peer costs memory instead, which only flow control or
+// authorisation at the server could prevent).
 //
 // Stats: Sent counts Send and Broadcast calls that returned nil; Received
 // counts handler calls; Dropped counts Sends to oneself, arrivals whose
-// subject does not parse or that name this endpoint as sender, nats.go
-// slow-consumer drops, and messages discarded by Close.
+// subject does not parse or that name this endpoint as sender, and arrivals
+// discarded because Close had begun.
 type NATSTransport struct {
 	nc       *nats.Conn
 	cluster  string
 	id       string
+	h        Handler
 	subjects *subjectCache
 	stats    counters
 
-	msgs     chan *nats.Msg
-	stop     chan struct{}
-	pumpDone chan struct{}
-	in       *inbox
-
 	closed  atomic.Bool // fast check on the send path
 	closeMu sync.Mutex  // serialises Close, so a second caller also waits
+	subs    []*nats.Subscription
 
-	subsMu     sync.Mutex // guards subs against Stats during Close
-	subs       []*nats.Subscription
-	subsClosed bool
+	deliverMu sync.Mutex // held while the handler runs
+	stopped   bool       // guarded by deliverMu; set by Close
 }
 
 // NewNATS subscribes endpoint id of cluster on nc and delivers to h.
@@ -78,27 +75,23 @@ func NewNATS(nc *nats.Conn, cluster, id string, role Role, h Handler) (*NATSTran
 		nc:       nc,
 		cluster:  cluster,
 		id:       id,
+		h:        h,
 		subjects: newSubjectCache(cluster, id),
-		msgs:     make(chan *nats.Msg, natsChanSize),
-		stop:     make(chan struct{}),
-		pumpDone: make(chan struct{}),
 	}
-	t.in = newInbox(h, &t.stats)
-	go t.pump()
-
 	filters := []string{inboxFilter(cluster, id)}
 	if role == RoleReplica {
 		filters = append(filters, broadcastFilter(cluster))
 	}
 	for _, f := range filters {
-		sub, err := nc.ChanSubscribe(f, t.msgs)
+		sub, err := nc.Subscribe(f, t.deliver)
+		if err == nil {
+			t.subs = append(t.subs, sub)
+			err = sub.SetPendingLimits(-1, -1)
+		}
 		if err != nil {
 			t.Close()
 			return nil, fmt.Errorf("bus: subscribe %s: %w", f, err)
 		}
-		t.subsMu.Lock()
-		t.subs = append(t.subs, sub)
-		t.subsMu.Unlock()
 	}
 	if err := nc.FlushTimeout(subscribeTimeout); err != nil {
 		t.Close()
@@ -115,7 +108,7 @@ func (t *NATSTransport) Send(to, kind string, data []byte) error {
 	if t.closed.Load() {
 		return ErrClosed
 	}
-	subj, err := t.subjects.subject(to, kind)
+	subj, err := t.subjects.direct(to, kind)
 	if err != nil {
 		return err
 	}
@@ -133,7 +126,7 @@ func (t *NATSTransport) Broadcast(kind string, data []byte) error {
 	if t.closed.Load() {
 		return ErrClosed
 	}
-	subj, err := t.subjects.subject("", kind)
+	subj, err := t.subjects.broadcast(kind)
 	if err != nil {
 		return err
 	}
@@ -150,29 +143,23 @@ func (t *NATSTransport) publish(subj string, data []byte) error {
 	return nil
 }
 
-// pump moves arrivals from the nats.go channel into the inbox. It never
-// blocks on the handler, so nats.go's channel drains as fast as it fills.
-func (t *NATSTransport) pump() {
-	defer close(t.pumpDone)
-	for {
-		select {
-		case m := <-t.msgs:
-			t.accept(m)
-		case <-t.stop:
-			return
-		}
-	}
-}
-
-// accept parses one arrival and queues it for the handler. nats.go gives
+// deliver is the callback of both subscriptions, so it runs on two
+// goroutines; deliverMu makes the handler calls one at a time. nats.go gives
 // every message its own copy of the payload, so Data needs no copy here.
-func (t *NATSTransport) accept(m *nats.Msg) {
+func (t *NATSTransport) deliver(m *nats.Msg) {
 	kind, from, ok := parseSubject(t.cluster, t.id, m.Subject)
 	if !ok || from == t.id {
 		t.stats.dropped.Add(1)
 		return
 	}
-	t.in.push(Message{From: from, Kind: kind, Data: m.Data})
+	t.deliverMu.Lock()
+	defer t.deliverMu.Unlock()
+	if t.stopped {
+		t.stats.dropped.Add(1)
+		return
+	}
+	t.stats.received.Add(1)
+	t.h(Message{From: from, Kind: kind, Data: m.Data})
 }
 
 // Close unsubscribes and stops delivery; once it returns the handler is not
@@ -187,48 +174,22 @@ func (t *NATSTransport) Close() error {
 	t.closed.Store(true)
 
 	var errs error
-	t.subsMu.Lock()
 	for _, sub := range t.subs {
-		if n, err := sub.Dropped(); err == nil {
-			t.stats.dropped.Add(uint64(n))
-		}
 		// A closed connection has already dropped its subscriptions.
 		if err := sub.Unsubscribe(); err != nil &&
 			!errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
 			errs = errors.Join(errs, fmt.Errorf("bus: unsubscribe %s: %w", sub.Subject, err))
 		}
 	}
-	t.subsClosed = true
-	t.subsMu.Unlock()
-
-	t.in.close()
-	close(t.stop)
-	<-t.pumpDone
-	// Unsubscribe is synchronous with nats.go's reader, so nothing more can
-	// arrive; count what the pump left behind.
-	for {
-		select {
-		case <-t.msgs:
-			t.stats.dropped.Add(1)
-		default:
-			return errs
-		}
-	}
+	// nats.go may still be running a callback for a message it had queued:
+	// wait for the handler, and make later callbacks drop.
+	t.deliverMu.Lock()
+	t.stopped = true
+	t.deliverMu.Unlock()
+	return errs
 }
 
 // Stats returns a snapshot of the counters.
-func (t *NATSTransport) Stats() Stats {
-	t.subsMu.Lock()
-	defer t.subsMu.Unlock()
-	s := t.stats.snapshot()
-	if !t.subsClosed {
-		for _, sub := range t.subs {
-			if n, err := sub.Dropped(); err == nil {
-				s.Dropped += uint64(n)
-			}
-		}
-	}
-	return s
-}
+func (t *NATSTransport) Stats() Stats { return t.stats.snapshot() }
 
 var _ Transport = (*NATSTransport)(nil)

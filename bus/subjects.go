@@ -128,6 +128,17 @@ func newSubjectCache(cluster, self string) *subjectCache {
 	return c
 }
 
+// direct returns the subject for a point-to-point message to to.
+func (c *subjectCache) direct(to, kind string) (string, error) {
+	if to == "" { // "" is the broadcast key
+		return "", checkToken("receiver", to)
+	}
+	return c.subject(to, kind)
+}
+
+// broadcast returns the subject for a broadcast of kind.
+func (c *subjectCache) broadcast(kind string) (string, error) { return c.subject("", kind) }
+
 // subject returns the subject for a send to to, or for a broadcast if to is
 // "". A hit needs no validation: only validated pairs are cached.
 func (c *subjectCache) subject(to, kind string) (string, error) {

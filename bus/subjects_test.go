@@ -122,20 +122,28 @@ func TestSubjectCache(t *testing.T) {
 		{"n2", "prepare", "pbft.c1.to.n2.prepare.n1"},
 		{"", "prepare", "pbft.c1.prepare.n1"}, // hit
 	} {
-		got, err := c.subject(tc.to, tc.kind)
+		got, err := c.direct(tc.to, tc.kind)
+		if tc.to == "" {
+			got, err = c.broadcast(tc.kind)
+		}
 		if err != nil || got != tc.want {
 			t.Errorf("subject(%q, %q) = %q, %v; want %q", tc.to, tc.kind, got, err, tc.want)
 		}
 	}
-	for _, bad := range []struct{ to, kind string }{{"", "to"}, {"n2", "to"}, {"n 2", "x"}, {"n2", ""}, {"", "a.b"}} {
-		if _, err := c.subject(bad.to, bad.kind); !errors.Is(err, ErrInvalidToken) {
-			t.Errorf("subject(%q, %q) = %v, want ErrInvalidToken", bad.to, bad.kind, err)
+	for _, bad := range []struct{ to, kind string }{{"", "prepare"}, {"n2", "to"}, {"n 2", "x"}, {"n2", ""}} {
+		if _, err := c.direct(bad.to, bad.kind); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("direct(%q, %q) = %v, want ErrInvalidToken", bad.to, bad.kind, err)
+		}
+	}
+	for _, bad := range []string{"to", "", "a.b"} {
+		if _, err := c.broadcast(bad); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("broadcast(%q) = %v, want ErrInvalidToken", bad, err)
 		}
 	}
 	if n := len(*c.m.Load()); n != 2 {
 		t.Errorf("cache holds %d entries, want 2 (errors are not cached)", n)
 	}
-	if a := testing.AllocsPerRun(100, func() { _, _ = c.subject("n2", "prepare") }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { _, _ = c.direct("n2", "prepare") }); a != 0 {
 		t.Errorf("cache hit allocates %v times", a)
 	}
 	if a := testing.AllocsPerRun(100, func() { parseSubject("c1", "n1", "pbft.c1.to.n1.prepare.n2") }); a != 0 {
@@ -151,7 +159,7 @@ func TestSubjectCacheConcurrentAndBounded(t *testing.T) {
 			for i := range maxCachedSubjects {
 				to := "p" + string(rune('a'+g)) + strings.Repeat("x", i%7)
 				want := directSubject("c", to, "k", "n1")
-				if got, err := c.subject(to, "k"); err != nil || got != want {
+				if got, err := c.direct(to, "k"); err != nil || got != want {
 					t.Errorf("subject(%q) = %q, %v", to, got, err)
 					return
 				}
@@ -164,7 +172,7 @@ func TestSubjectCacheConcurrentAndBounded(t *testing.T) {
 	}
 	for i := range maxCachedSubjects + 10 {
 		to := "q" + strings.Repeat("y", i%50) + string(rune('A'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
-		if _, err := c.subject(to, "k"); err != nil {
+		if _, err := c.direct(to, "k"); err != nil {
 			t.Fatal(err)
 		}
 	}

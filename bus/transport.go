@@ -12,9 +12,9 @@ var (
 	// Hub.Join after Hub.Close.
 	ErrClosed = errors.New("bus: transport closed")
 	// ErrInvalidToken is wrapped, with the offending value, when a cluster
-	// name, endpoint id or kind is empty or contains '.', '*', '>',
-	// whitespace or a control character, or when a kind is the reserved
-	// "to".
+	// name, endpoint id or kind is empty, contains '.', '*', '>',
+	// whitespace or a control character, or is not valid UTF-8, or when a
+	// kind is the reserved "to".
 	ErrInvalidToken = errors.New("bus: invalid subject token")
 )
 
@@ -47,11 +47,14 @@ type Message struct {
 }
 
 // Handler receives deliveries. It must not block for long: the transport
-// calls it from its delivery goroutine. Calls for one transport are
-// serialised (never concurrent), and messages from one sender to one
-// receiver arrive in the order they were sent. A Handler may call Send and
-// Broadcast, but must not call Close on its own transport: Close waits for
-// the Handler to return.
+// calls it from its delivery goroutine(s), and while it runs nothing else
+// is delivered to this endpoint. Calls for one transport are serialised
+// (never concurrent), and messages from one sender to one receiver arrive in
+// the order they were sent on the same path: point-to-point messages in
+// order among themselves, broadcasts among themselves. (NATSTransport may
+// deliver a broadcast and a point-to-point message in either order.) A
+// Handler may call Send and Broadcast, but must not call Close on its own
+// transport: Close waits for the Handler to return.
 type Handler func(Message)
 
 // Transport is one endpoint's view of the cluster. Send, Broadcast, ID and
