@@ -111,25 +111,38 @@ func (c *Client) Broadcast(req *pbft.Request) error {
 
 // ReplySet collects the replies of all replicas to one request.
 type ReplySet struct {
-	mu      sync.Mutex
-	byRep   map[string]*pbft.Reply
-	changed chan struct{}
+	mu       sync.Mutex
+	byRep    map[string]*pbft.Reply
+	waiting  []chan struct{}
+	watchers int // guarded by Client.mu
 }
 
-// Watch starts collecting replies to (client, t); call Unwatch when done.
+// Watch starts collecting replies to (client, t); call Unwatch when done. Watchers of
+// the same request (a retransmission) share one set.
 func (c *Client) Watch(client string, t uint64) *ReplySet {
-	s := &ReplySet{byRep: map[string]*pbft.Reply{}, changed: make(chan struct{}, 1)}
 	c.mu.Lock()
-	c.replies[replyKey{client, t}] = s
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	k := replyKey{client, t}
+	s := c.replies[k]
+	if s == nil {
+		s = &ReplySet{byRep: map[string]*pbft.Reply{}}
+		c.replies[k] = s
+	}
+	s.watchers++
 	return s
 }
 
-// Unwatch stops collecting replies to (client, t).
+// Unwatch stops one watcher of (client, t).
 func (c *Client) Unwatch(client string, t uint64) {
 	c.mu.Lock()
-	delete(c.replies, replyKey{client, t})
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	k := replyKey{client, t}
+	if s := c.replies[k]; s != nil {
+		s.watchers--
+		if s.watchers <= 0 {
+			delete(c.replies, k)
+		}
+	}
 }
 
 func (s *ReplySet) add(from string, r *pbft.Reply) {
@@ -137,15 +150,22 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 	if _, ok := s.byRep[from]; !ok {
 		s.byRep[from] = r
 	}
+	waiting := s.waiting
+	s.waiting = nil
 	s.mu.Unlock()
-	select {
-	case s.changed <- struct{}{}:
-	default:
+	for _, ch := range waiting {
+		close(ch)
 	}
 }
 
-// Changed is signalled whenever a reply arrives.
-func (s *ReplySet) Changed() <-chan struct{} { return s.changed }
+// Changed returns a channel closed when the next reply arrives; each watcher asks anew.
+func (s *ReplySet) Changed() <-chan struct{} {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.waiting = append(s.waiting, ch)
+	s.mu.Unlock()
+	return ch
+}
 
 // Result is the outcome the replies agree on.
 type Result struct {

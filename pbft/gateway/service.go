@@ -291,7 +291,14 @@ func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs
 	}
 	live := s.liveIDs()
 	var graceEnd <-chan time.Time
+	// Retransmit to every replica while replies are missing: a request that executed
+	// before (through another gateway, say) is answered from each replica's reply cache
+	// only when that replica receives it.
+	retransmit := time.NewTicker(s.retransmitDelay())
+	defer retransmit.Stop()
+	req := &pbft.Request{Gateway: c.ID(), Client: a.Client, Timestamp: a.Timestamp, Op: []byte(a.Operation)}
 	for {
+		changed := set.Changed()
 		best, all := set.Best()
 		if best.Replies >= s.q.Weak() {
 			if s.backend.Embedded() && coversAll(all, live) {
@@ -307,7 +314,9 @@ func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs
 			}
 		}
 		select {
-		case <-set.Changed():
+		case <-changed:
+		case <-retransmit.C:
+			_ = c.Broadcast(req)
 		case <-graceEnd:
 			best, _ := set.Best()
 			return executeResult(best, asg), nil
@@ -349,26 +358,45 @@ func (s *Service) grace() time.Duration {
 
 // Sync waits until every live replica has executed every request ordered so far and
 // logged a matching commit for the latest from each live replica. It is what makes the
-// answers of status, cluster and fault lines deterministic.
-func (s *Service) Sync(ctx context.Context) {
+// answers of status, cluster and fault lines deterministic. It returns the replicas
+// taken as live: those with no injected fault in the embedded cluster; against external
+// replicas, those that answered (all, or f+1 and whoever followed within a grace period).
+func (s *Service) Sync(ctx context.Context) []string {
 	seq := s.maxSeq.Load()
-	if seq == 0 {
-		return
+	if !s.backend.Embedded() {
+		ans := s.queryAll(ctx, s.ids, s.replicaWait(), func(string) *node.Query {
+			return &node.Query{Op: node.OpInfo, Wait: &node.Wait{MinExecuted: seq}}
+		})
+		var live []string
+		for _, id := range s.ids {
+			if ans[id] != nil {
+				live = append(live, id)
+			}
+		}
+		return live
 	}
 	live := s.liveIDs()
+	if seq == 0 {
+		return live
+	}
 	wait := &node.Wait{MinExecuted: seq, CommitsFrom: live}
-	s.queryAll(ctx, live, func(string) *node.Query {
+	s.queryAll(ctx, live, s.replicaWait(), func(string) *node.Query {
 		return &node.Query{Op: node.OpStatus, Seq: seq, Wait: wait}
 	})
+	return live
+}
+
+// replicaWait bounds a replica's wait so that its answer arrives before the gateway gives up.
+func (s *Service) replicaWait() int {
+	return int(s.settings.RequestTimeout * 9 / 10 / time.Millisecond)
 }
 
 // queryAll sends a query to each of ids and collects the answers: from all of them in the
 // embedded cluster, or until a grace period after f+1 against external replicas.
-func (s *Service) queryAll(ctx context.Context, ids []string, mk func(id string) *node.Query) map[string]*node.Answer {
+func (s *Service) queryAll(ctx context.Context, ids []string, wait int, mk func(id string) *node.Query) map[string]*node.Answer {
 	ctx, cancel := context.WithTimeout(ctx, s.settings.RequestTimeout)
 	defer cancel()
 	c := s.backend.Client()
-	wait := int(s.settings.RequestTimeout / time.Millisecond)
 	type res struct {
 		id string
 		a  *node.Answer
@@ -421,16 +449,20 @@ type StatusResult struct {
 // Status reports the status of seq at replica dest, once Sync's condition holds.
 func (s *Service) Status(ctx context.Context, dest string, seq uint64) (StatusResult, error) {
 	target := s.replica(dest)
-	s.Sync(ctx)
+	live := s.Sync(ctx)
 	q := &node.Query{Op: node.OpStatus, Seq: seq}
+	wait := s.replicaWait()
 	// A silent or equivocating replica still receives, so its counts settle like a live
 	// one's; only a crashed replica is answered at once, from the state it stopped in.
 	if s.backend.Fault(target) != node.FaultCrash {
 		if max := s.maxSeq.Load(); max > 0 {
-			q.Wait = &node.Wait{MinExecuted: max, CommitsFrom: s.liveIDs()}
+			q.Wait = &node.Wait{MinExecuted: max, CommitsFrom: live}
 		}
 	}
-	ans := s.queryAll(ctx, []string{target}, func(string) *node.Query { return q })
+	if !s.backend.Embedded() {
+		wait = int(2 * s.grace() / time.Millisecond)
+	}
+	ans := s.queryAll(ctx, []string{target}, wait, func(string) *node.Query { return q })
 	a := ans[target]
 	if a == nil {
 		return StatusResult{}, protoErr(CodeTimeout, "replica %s did not answer", target)
@@ -458,7 +490,7 @@ type ClusterResult struct {
 func (s *Service) Cluster(ctx context.Context, dest string) (ClusterResult, error) {
 	target := s.replica(dest)
 	s.Sync(ctx)
-	ans := s.queryAll(ctx, s.ids, func(string) *node.Query { return &node.Query{Op: node.OpInfo} })
+	ans := s.queryAll(ctx, s.ids, s.replicaWait(), func(string) *node.Query { return &node.Query{Op: node.OpInfo} })
 	var out ClusterResult
 	for _, id := range s.ids {
 		info := ReplicaInfo{Node: id, Fault: string(s.backend.Fault(id))}

@@ -101,7 +101,15 @@ func (s *Stdio) write(out io.Writer) error {
 	var buf []byte
 	var err error
 	for sl := range s.slots {
-		<-sl.ready
+		select {
+		case <-sl.ready:
+		default:
+			// The next reply is not ready: what is written must not wait for it.
+			if e := w.Flush(); e != nil && err == nil {
+				err = e
+			}
+			<-sl.ready
+		}
 		body := append(sl.body, jsonl.Field{Key: "msg_id", Value: msgID})
 		msgID++
 		buf = jsonl.Append(buf[:0], jsonl.Object{{Key: "src", Value: sl.src}, {Key: "dest", Value: sl.dest}, {Key: "body", Value: body}})
