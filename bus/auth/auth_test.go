@@ -1,0 +1,175 @@
+package auth
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var replicas = []string{"n1", "n2", "n3", "n4"}
+
+// ring builds a keyring for each of replicas plus a gateway.
+func rings(t *testing.T) map[string]*Keyring {
+	t.Helper()
+	ids := map[string]*Identity{}
+	pubs := map[string]ed25519.PublicKey{}
+	for _, id := range append([]string{"gw"}, replicas...) {
+		ident, err := Generate(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[id], pubs[id] = ident, ident.Public()
+	}
+	out := map[string]*Keyring{}
+	for id, ident := range ids {
+		k, err := NewKeyring(ident, replicas, pubs, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[id] = k
+	}
+	return out
+}
+
+func TestPairwiseKeysAgree(t *testing.T) {
+	k := rings(t)
+	for a := range k {
+		for b := range k {
+			if a != b && string(k[a].macs[b]) != string(k[b].macs[a]) {
+				t.Fatalf("%s and %s derived different keys", a, b)
+			}
+		}
+	}
+	if string(k["n1"].macs["n2"]) == string(k["n1"].macs["n3"]) {
+		t.Fatal("different pairs share a key")
+	}
+}
+
+func TestSealOpen(t *testing.T) {
+	k := rings(t)
+	env := k["n1"].Seal("", "prepare", []byte("hello"))
+	for _, r := range replicas[1:] {
+		p, err := k[r].Open("n1", "prepare", env)
+		if err != nil || string(p) != "hello" {
+			t.Fatalf("%s: %q %v", r, p, err)
+		}
+		if _, err := k[r].Open("n1", "prepare", env); !errors.Is(err, ErrReplay) {
+			t.Fatalf("%s: replay accepted: %v", r, err)
+		}
+	}
+	direct := k["gw"].Seal("n2", "query", []byte("q"))
+	if _, err := k["n2"].Open("gw", "query", direct); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		opener string
+		sender string
+		kind   string
+		data   []byte
+		want   error
+	}{
+		{"mis-addressed", "n3", "gw", "query", k["gw"].Seal("n2", "query", []byte("q")), ErrBadMAC},
+		{"other kind", "n2", "gw", "answer", k["gw"].Seal("n2", "query", []byte("q")), ErrBadMAC},
+		{"subject names another sender", "n2", "n3", "query", k["gw"].Seal("n2", "query", []byte("q")), ErrSenderMismatch},
+		{"unknown sender", "n2", "evil", "query", forged("evil"), ErrUnknownSender},
+		{"garbage", "n2", "gw", "query", []byte{1}, ErrMalformed},
+	}
+	for _, c := range cases {
+		if _, err := k[c.opener].Open(c.sender, c.kind, c.data); !errors.Is(err, c.want) {
+			t.Fatalf("%s: got %v, want %v", c.name, err, c.want)
+		}
+	}
+}
+
+func forged(sender string) []byte {
+	id, _ := Generate(sender)
+	k, _ := NewKeyring(id, replicas, map[string]ed25519.PublicKey{"n1": id.Public(), "n2": id.Public(), "n3": id.Public(), "n4": id.Public()}, 0)
+	return k.Seal("n2", "query", []byte("q"))
+}
+
+// Flipping any single byte of an envelope must make it fail.
+func TestEveryTamperedByteIsRejected(t *testing.T) {
+	k := rings(t)
+	env := k["n1"].Seal("", "commit", []byte("payload bytes"))
+	tagsAt := len(env) - len(replicas)*tagSize
+	own := tagsAt + 2*tagSize // n3's slot in the authenticator
+	for i := range env {
+		if i >= tagsAt && (i < own || i >= own+tagSize) {
+			continue // another receiver's tag: n3 does not check it (see below)
+		}
+		bad := append([]byte(nil), env...)
+		bad[i] ^= 0x01
+		if _, err := k["n3"].Open("n1", "commit", bad); err == nil {
+			t.Fatalf("flip at byte %d accepted", i)
+		}
+	}
+	// A flip in n2's tag is caught by n2, the receiver that tag is for.
+	bad := append([]byte(nil), env...)
+	bad[tagsAt+tagSize] ^= 0x01
+	if _, err := k["n2"].Open("n1", "commit", bad); !errors.Is(err, ErrBadMAC) {
+		t.Fatalf("n2 accepted a tampered tag: %v", err)
+	}
+	if _, err := k["n3"].Open("n1", "commit", env); err != nil {
+		t.Fatalf("original rejected after tamper attempts: %v", err)
+	}
+}
+
+func TestRequestTagsAndSignatures(t *testing.T) {
+	k := rings(t)
+	tags := k["gw"].RequestTags([]byte("digest"))
+	for _, r := range replicas {
+		if err := k[r].VerifyRequest("gw", []byte("digest"), tags); err != nil {
+			t.Fatalf("%s: %v", r, err)
+		}
+		if err := k[r].VerifyRequest("gw", []byte("altered"), tags); err == nil {
+			t.Fatalf("%s: altered request accepted", r)
+		}
+	}
+	// A primary cannot make tags in the gateway's name.
+	if err := k["n2"].VerifyRequest("gw", []byte("d"), k["n1"].RequestTags([]byte("d"))); err == nil {
+		t.Fatal("tags from a replica accepted as the gateway's")
+	}
+	sig := k["n1"].Sign([]byte("vc"))
+	if err := k["n2"].Verify("n1", []byte("vc"), sig); err != nil {
+		t.Fatal(err)
+	}
+	if err := k["n2"].Verify("n3", []byte("vc"), sig); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("signature in another replica's name accepted: %v", err)
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, id := range []string{"n1", "n2"} {
+		if err := WriteKeyPair(dir, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, err := LoadIdentity(dir, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubs, err := LoadAllPublic(dir)
+	if err != nil || len(pubs) != 2 || !pubs["n1"].Equal(id.Public()) {
+		t.Fatalf("%v %v", pubs, err)
+	}
+	// A public key that does not match the private key stops the process.
+	n2pub, _ := os.ReadFile(filepath.Join(dir, "n2.pub"))
+	os.WriteFile(filepath.Join(dir, "n1.pub"), n2pub, 0o644)
+	if _, err := LoadIdentity(dir, "n1"); !errors.Is(err, ErrKeys) {
+		t.Fatalf("mismatched key pair accepted: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "n2.key"), []byte("not base64!"), 0o600)
+	if _, err := LoadIdentity(dir, "n2"); !errors.Is(err, ErrKeys) {
+		t.Fatalf("malformed key accepted: %v", err)
+	}
+	if _, err := LoadIdentity(dir, "n3"); !errors.Is(err, ErrKeys) {
+		t.Fatalf("missing key accepted: %v", err)
+	}
+	if err := WriteKeyPair(dir, "../x"); err == nil {
+		t.Fatal("path in id accepted")
+	}
+}

@@ -1,0 +1,253 @@
+package auth
+
+import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Reasons a message fails authentication; the driver counts drops by these.
+var (
+	ErrMalformed      = errors.New("auth: malformed envelope")
+	ErrUnknownSender  = errors.New("auth: unknown sender")
+	ErrSenderMismatch = errors.New("auth: sender does not match subject")
+	ErrBadMAC         = errors.New("auth: bad MAC")
+	ErrBadSignature   = errors.New("auth: bad signature")
+	ErrReplay         = errors.New("auth: stale or replayed")
+)
+
+const (
+	version = 1
+	tagSize = 16 // HMAC-SHA256 truncated: 128-bit tags, as MAC authenticators use
+)
+
+// Paths a message can take; the tag covers it, and replay counters are kept per path
+// because NATS orders each path, not the two together.
+const (
+	pathDirect    byte = 0
+	pathBroadcast byte = 1
+	pathRequest   byte = 2 // a request authenticator, not an envelope
+)
+
+// Keyring holds one principal's identity, everyone's public keys, and the pairwise MAC
+// keys derived from them. Seal and Open are safe for concurrent use.
+type Keyring struct {
+	self     *Identity
+	replicas []string // order of the tags in a broadcast's authenticator
+	pubs     map[string]ed25519.PublicKey
+	macs     map[string][]byte
+
+	counter atomic.Uint64
+	mu      sync.Mutex
+	last    map[channel]uint64 // highest counter accepted per sender and path
+}
+
+type channel struct {
+	sender    string
+	broadcast bool
+}
+
+// NewKeyring derives the MAC keys self shares with every principal in pubs. replicas
+// lists the replicas in order; epoch (e.g. the process start time in nanoseconds) seeds
+// the replay counter so that a restarted sender's counters stay above its old ones.
+func NewKeyring(self *Identity, replicas []string, pubs map[string]ed25519.PublicKey, epoch uint64) (*Keyring, error) {
+	k := &Keyring{self: self, replicas: replicas, pubs: pubs, macs: map[string][]byte{}, last: map[channel]uint64{}}
+	if own, ok := pubs[self.ID]; ok && !own.Equal(self.Public()) {
+		return nil, fmt.Errorf("%w: the public key listed for %s is not its own", ErrKeys, self.ID)
+	}
+	for _, r := range replicas {
+		if _, ok := pubs[r]; !ok {
+			return nil, fmt.Errorf("%w: no public key for replica %s", ErrKeys, r)
+		}
+	}
+	for id, pub := range pubs {
+		if id == self.ID {
+			continue
+		}
+		key, err := macKey(self, id, pub)
+		if err != nil {
+			return nil, err
+		}
+		k.macs[id] = key
+	}
+	k.counter.Store(epoch)
+	return k, nil
+}
+
+// Self returns the keyring's identity.
+func (k *Keyring) Self() *Identity { return k.self }
+
+// Knows reports whether id is a known principal.
+func (k *Keyring) Knows(id string) bool { _, ok := k.pubs[id]; return ok || id == k.self.ID }
+
+func (k *Keyring) tag(dst []byte, key []byte, receiver, kind string, counter uint64, digest []byte, sender string, path byte) []byte {
+	m := hmac.New(sha256.New, key)
+	var hdr []byte
+	hdr = append(hdr, version, path)
+	hdr = binary.AppendUvarint(hdr, uint64(len(sender)))
+	hdr = append(hdr, sender...)
+	hdr = binary.AppendUvarint(hdr, uint64(len(receiver)))
+	hdr = append(hdr, receiver...)
+	hdr = binary.AppendUvarint(hdr, uint64(len(kind)))
+	hdr = append(hdr, kind...)
+	hdr = binary.AppendUvarint(hdr, counter)
+	m.Write(hdr)
+	m.Write(digest)
+	var sum [sha256.Size]byte
+	return append(dst, m.Sum(sum[:0])[:tagSize]...)
+}
+
+// Seal wraps payload for receiver to (or, if to is "", for every replica) with a fresh
+// counter and the MAC tags that let each receiver check it.
+func (k *Keyring) Seal(to, kind string, payload []byte) []byte {
+	counter := k.counter.Add(1)
+	digest := sha256.Sum256(payload)
+	var targets []string
+	if to == "" {
+		targets = k.replicas
+	} else {
+		targets = []string{to}
+	}
+	out := make([]byte, 0, 16+len(k.self.ID)+len(payload)+len(targets)*tagSize)
+	path := pathDirect
+	if to == "" {
+		path = pathBroadcast
+	}
+	out = append(out, version, path)
+	out = binary.AppendUvarint(out, uint64(len(k.self.ID)))
+	out = append(out, k.self.ID...)
+	out = binary.AppendUvarint(out, counter)
+	out = binary.AppendUvarint(out, uint64(len(payload)))
+	out = append(out, payload...)
+	out = binary.AppendUvarint(out, uint64(len(targets)))
+	for _, t := range targets {
+		key := k.macs[t]
+		if key == nil { // to oneself: a slot nobody checks
+			out = append(out, make([]byte, tagSize)...)
+			continue
+		}
+		out = k.tag(out, key, t, kind, counter, digest[:], k.self.ID, path)
+	}
+	return out
+}
+
+// Open checks an envelope that arrived on a subject naming sender and kind. It returns
+// the payload, or an error wrapping one of the reasons above.
+func (k *Keyring) Open(sender, kind string, data []byte) ([]byte, error) {
+	d := data
+	if len(d) < 2 || d[0] != version || d[1] > pathBroadcast {
+		return nil, fmt.Errorf("%w: version", ErrMalformed)
+	}
+	path := d[1]
+	broadcast := path == pathBroadcast
+	d = d[2:]
+	name, d, ok := takeBytes(d)
+	if !ok {
+		return nil, ErrMalformed
+	}
+	counter, n := binary.Uvarint(d)
+	if n <= 0 {
+		return nil, ErrMalformed
+	}
+	d = d[n:]
+	payload, d, ok := takeBytes(d)
+	if !ok {
+		return nil, ErrMalformed
+	}
+	count, n := binary.Uvarint(d)
+	if n <= 0 || uint64(len(d)-n) != count*tagSize {
+		return nil, fmt.Errorf("%w: authenticator size", ErrMalformed)
+	}
+	tags := d[n:]
+	if string(name) != sender {
+		return nil, fmt.Errorf("%w: envelope of %q on a subject of %q", ErrSenderMismatch, name, sender)
+	}
+	key := k.macs[sender]
+	if key == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownSender, sender)
+	}
+	pos := 0
+	if broadcast {
+		pos = slices.Index(k.replicas, k.self.ID)
+		if pos < 0 || uint64(pos) >= count {
+			return nil, fmt.Errorf("%w: no tag for %s", ErrBadMAC, k.self.ID)
+		}
+	} else if count != 1 {
+		return nil, fmt.Errorf("%w: point-to-point message with %d tags", ErrMalformed, count)
+	}
+	digest := sha256.Sum256(payload)
+	want := k.tag(nil, key, k.self.ID, kind, counter, digest[:], sender, path)
+	if !hmac.Equal(want, tags[pos*tagSize:(pos+1)*tagSize]) {
+		return nil, ErrBadMAC
+	}
+	ch := channel{sender, broadcast}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if counter <= k.last[ch] {
+		return nil, fmt.Errorf("%w: counter %d, last %d", ErrReplay, counter, k.last[ch])
+	}
+	k.last[ch] = counter
+	return payload, nil
+}
+
+func takeBytes(d []byte) ([]byte, []byte, bool) {
+	l, n := binary.Uvarint(d)
+	if n <= 0 || l > uint64(len(d)-n) {
+		return nil, nil, false
+	}
+	return d[n : n+int(l)], d[n+int(l):], true
+}
+
+// RequestTags is a client's authenticator for a request: one tag per replica over the
+// request's identity and operation, so every backup can check a request that the primary
+// relays in a pre-prepare, and a faulty primary cannot invent or alter one.
+func (k *Keyring) RequestTags(requestDigest []byte) []byte {
+	out := make([]byte, 0, len(k.replicas)*tagSize)
+	for _, r := range k.replicas {
+		key := k.macs[r]
+		if key == nil {
+			out = append(out, make([]byte, tagSize)...)
+			continue
+		}
+		out = k.tag(out, key, r, "request", 0, requestDigest, k.self.ID, pathRequest)
+	}
+	return out
+}
+
+// VerifyRequest checks this replica's tag in a request authenticator from client.
+func (k *Keyring) VerifyRequest(client string, requestDigest, tags []byte) error {
+	key := k.macs[client]
+	if key == nil {
+		return fmt.Errorf("%w: client %q", ErrUnknownSender, client)
+	}
+	pos := slices.Index(k.replicas, k.self.ID)
+	if pos < 0 || len(tags) != len(k.replicas)*tagSize {
+		return fmt.Errorf("%w: request authenticator", ErrBadMAC)
+	}
+	want := k.tag(nil, key, k.self.ID, "request", 0, requestDigest, client, pathRequest)
+	if !hmac.Equal(want, tags[pos*tagSize:(pos+1)*tagSize]) {
+		return fmt.Errorf("%w: request authenticator", ErrBadMAC)
+	}
+	return nil
+}
+
+// Sign signs msg with this principal's identity.
+func (k *Keyring) Sign(msg []byte) []byte { return ed25519.Sign(k.self.Private, msg) }
+
+// Verify checks signer's signature over msg.
+func (k *Keyring) Verify(signer string, msg, sig []byte) error {
+	pub, ok := k.pubs[signer]
+	if !ok {
+		return fmt.Errorf("%w: signer %q", ErrUnknownSender, signer)
+	}
+	if !ed25519.Verify(pub, msg, sig) {
+		return ErrBadSignature
+	}
+	return nil
+}
