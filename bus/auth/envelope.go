@@ -57,10 +57,16 @@ type channel struct {
 // lists the replicas in order; epoch (e.g. the process start time in nanoseconds) seeds
 // the replay counter so that a restarted sender's counters stay above its old ones.
 func NewKeyring(self *Identity, replicas []string, pubs map[string]ed25519.PublicKey, epoch uint64) (*Keyring, error) {
-	k := &Keyring{self: self, replicas: replicas, pubs: pubs, macs: map[string][]byte{}, last: map[channel]uint64{}}
 	if own, ok := pubs[self.ID]; ok && !own.Equal(self.Public()) {
 		return nil, fmt.Errorf("%w: the public key listed for %s is not its own", ErrKeys, self.ID)
 	}
+	all := make(map[string]ed25519.PublicKey, len(pubs)+1)
+	for id, p := range pubs {
+		all[id] = p
+	}
+	all[self.ID] = self.Public() // so that its own signatures (in forwarded evidence) verify
+	pubs = all
+	k := &Keyring{self: self, replicas: replicas, pubs: pubs, macs: map[string][]byte{}, last: map[channel]uint64{}}
 	for _, r := range replicas {
 		if _, ok := pubs[r]; !ok {
 			return nil, fmt.Errorf("%w: no public key for replica %s", ErrKeys, r)

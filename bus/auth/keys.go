@@ -167,3 +167,44 @@ func LoadAllPublic(dir string) (map[string]ed25519.PublicKey, error) {
 	}
 	return LoadPublic(dir, ids)
 }
+
+// LoadKeyring builds self's keyring from a keys directory: self's key pair and the public
+// keys of every principal there. Anything missing or inconsistent is an error: a process
+// never runs unauthenticated by accident.
+func LoadKeyring(dir, self string, replicas []string, epoch uint64) (*Keyring, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: no keys directory (PBFT_KEYS_DIR)", ErrKeys)
+	}
+	id, err := LoadIdentity(dir, self)
+	if err != nil {
+		return nil, err
+	}
+	pubs, err := LoadAllPublic(dir)
+	if err != nil {
+		return nil, err
+	}
+	return NewKeyring(id, replicas, pubs, epoch)
+}
+
+// GenerateKeyrings makes fresh identities for every principal in ids and a keyring for
+// each: what an embedded cluster uses, needing no setup.
+func GenerateKeyrings(ids, replicas []string, epoch uint64) (map[string]*Keyring, error) {
+	idents := map[string]*Identity{}
+	pubs := map[string]ed25519.PublicKey{}
+	for _, id := range ids {
+		ident, err := Generate(id)
+		if err != nil {
+			return nil, err
+		}
+		idents[id], pubs[id] = ident, ident.Public()
+	}
+	out := make(map[string]*Keyring, len(ids))
+	for id, ident := range idents {
+		k, err := NewKeyring(ident, replicas, pubs, epoch)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = k
+	}
+	return out, nil
+}

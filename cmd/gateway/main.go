@@ -40,7 +40,7 @@ func run() error {
 	defer stop()
 	svc := gateway.NewService(s, logger, func(ids []string) (gateway.Backend, error) {
 		if s.NATSURL != "" {
-			return gateway.ConnectExternal(s.NATSURL, s)
+			return gateway.ConnectExternal(s.NATSURL, ids, s)
 		}
 		return gateway.StartEmbedded(ids, s, logger)
 	})

@@ -1,18 +1,25 @@
 // Command replica runs one PBFT replica against a NATS server, configured by the PBFT_
-// environment variables (see README): PBFT_NODE_ID, PBFT_NODE_IDS and PBFT_NATS_URL are
-// required. It exits cleanly on SIGINT or SIGTERM.
+// environment variables (see README): PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_NATS_URL and
+// PBFT_KEYS_DIR are required. It exits cleanly on SIGINT or SIGTERM.
+//
+//	replica keygen -dir DIR ID...
+//
+// writes a key pair (<id>.key, <id>.pub) for each id: replicas and gateways alike.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
@@ -25,6 +32,12 @@ func main() {
 }
 
 func run() error {
+	if len(os.Args) > 1 && os.Args[1] == "keygen" {
+		return keygen(os.Args[2:])
+	}
+	if len(os.Args) > 1 {
+		return fmt.Errorf("unknown command %q (commands: keygen; none runs the replica)", os.Args[1])
+	}
 	s, err := config.Load()
 	if err != nil {
 		return err
@@ -37,7 +50,11 @@ func run() error {
 	}
 	level, _ := config.ParseLevel(s.LogLevel)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("replica", s.NodeID)
-	cfg, err := s.Node(s.NodeID, s.NodeIDs, logger)
+	keys, err := auth.LoadKeyring(s.KeysDir, s.NodeID, s.NodeIDs, uint64(time.Now().UnixNano()))
+	if err != nil {
+		return err
+	}
+	cfg, err := s.Node(s.NodeID, s.NodeIDs, keys, logger)
 	if err != nil {
 		return err
 	}
@@ -58,4 +75,21 @@ func run() error {
 	err = n.Run(ctx)
 	logger.Info("replica stopped")
 	return err
+}
+
+func keygen(args []string) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	dir := fs.String("dir", ".", "directory to write <id>.key and <id>.pub into")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("usage: replica keygen -dir DIR ID...")
+	}
+	for _, id := range fs.Args() {
+		if err := auth.WriteKeyPair(*dir, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
@@ -97,13 +98,13 @@ func (s Settings) Protocol() pbft.Config {
 	return p
 }
 
-// Node returns the configuration of the replica id among ids.
-func (s Settings) Node(id string, ids []string, logger *slog.Logger) (node.Config, error) {
+// Node returns the configuration of the replica id among ids, authenticated by keys.
+func (s Settings) Node(id string, ids []string, keys *auth.Keyring, logger *slog.Logger) (node.Config, error) {
 	f, err := node.ParseFault(s.Fault)
 	if err != nil {
 		return node.Config{}, err
 	}
-	c := node.Config{ID: id, NodeIDs: ids, Protocol: s.Protocol(), Tick: s.Tick, Fault: f, Logger: logger}
+	c := node.Config{ID: id, NodeIDs: ids, Protocol: s.Protocol(), Tick: s.Tick, Fault: f, Keys: keys, Logger: logger}
 	return c, c.Validate()
 }
 

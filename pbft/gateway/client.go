@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
@@ -18,8 +19,9 @@ var ErrTimeout = errors.New("gateway: timed out")
 // Client is the PBFT client side of a gateway on the bus: it sends requests and queries to
 // replicas and routes their answers and replies back to whoever waits for them.
 type Client struct {
-	id string
-	tr bus.Transport
+	id   string
+	tr   bus.Transport
+	keys *auth.Keyring
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex
@@ -32,9 +34,10 @@ type replyKey struct {
 	t      uint64
 }
 
-// NewClient joins the bus as gateway id; connect builds the transport.
-func NewClient(id string, connect func(bus.Handler) (bus.Transport, error)) (*Client, error) {
-	c := &Client{id: id, queries: map[uint64]chan *node.Answer{}, replies: map[replyKey]*ReplySet{}}
+// NewClient joins the bus as the gateway whose identity keys hold; connect builds the
+// transport.
+func NewClient(keys *auth.Keyring, connect func(bus.Handler) (bus.Transport, error)) (*Client, error) {
+	c := &Client{id: keys.Self().ID, keys: keys, queries: map[uint64]chan *node.Answer{}, replies: map[replyKey]*ReplySet{}}
 	tr, err := connect(c.receive)
 	if err != nil {
 		return nil, err
@@ -50,9 +53,13 @@ func (c *Client) ID() string { return c.id }
 func (c *Client) Close() error { return c.tr.Close() }
 
 func (c *Client) receive(m bus.Message) {
+	data, err := c.keys.Open(m.From, m.Kind, m.Data)
+	if err != nil {
+		return // unauthenticated: not from a replica of this cluster
+	}
 	switch m.Kind {
 	case node.KindAnswer:
-		a, err := node.DecodeAnswer(m.Data)
+		a, err := node.DecodeAnswer(data)
 		if err != nil || a.Replica != m.From {
 			return
 		}
@@ -64,9 +71,9 @@ func (c *Client) receive(m bus.Message) {
 			ch <- a
 		}
 	case pbft.KindReply.String():
-		msg, err := pbft.Unmarshal(m.Data)
+		msg, err := pbft.Unmarshal(data)
 		rep, ok := msg.(*pbft.Reply)
-		if err != nil || !ok {
+		if err != nil || !ok || rep.Replica < 0 {
 			return
 		}
 		c.mu.Lock()
@@ -90,7 +97,7 @@ func (c *Client) Query(ctx context.Context, replica string, q *node.Query) (*nod
 		delete(c.queries, q.ID)
 		c.mu.Unlock()
 	}
-	if err := c.tr.Send(replica, node.KindQuery, node.EncodeQuery(q)); err != nil {
+	if err := c.tr.Send(replica, node.KindQuery, c.keys.Seal(replica, node.KindQuery, node.EncodeQuery(q))); err != nil {
 		forget()
 		return nil, err
 	}
@@ -106,7 +113,16 @@ func (c *Client) Query(ctx context.Context, replica string, q *node.Query) (*nod
 // Broadcast sends a request to every replica, as a PBFT client does when the primary
 // seems not to order it.
 func (c *Client) Broadcast(req *pbft.Request) error {
-	return c.tr.Broadcast(pbft.KindRequest.String(), pbft.Marshal(req))
+	kind := pbft.KindRequest.String()
+	return c.tr.Broadcast(kind, c.keys.Seal("", kind, pbft.Marshal(req)))
+}
+
+// NewRequest builds a request from this gateway with its authenticator: a tag for every
+// replica, so that a primary relaying it cannot alter it unnoticed.
+func (c *Client) NewRequest(client string, t uint64, op []byte) *pbft.Request {
+	req := &pbft.Request{Gateway: c.id, Client: client, Timestamp: t, Op: op}
+	req.Auth = c.keys.RequestTags(node.RequestDigest(req))
+	return req
 }
 
 // ReplySet collects the replies of all replicas to one request.

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
@@ -34,14 +37,16 @@ type Backend interface {
 // Embedded is a whole cluster in this process: an in-process NATS server, one replica
 // per id, each on its own connection, and the gateway's client.
 type Embedded struct {
-	srv    *server.Server
-	nodes  map[string]*node.Node
-	conns  []*nats.Conn
-	client *Client
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	faults map[string]node.Fault
+	srv     *server.Server
+	nodes   map[string]*node.Node
+	conns   []*nats.Conn
+	client  *Client
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	faults  map[string]node.Fault
+	keys    map[string]*auth.Keyring // kept for tests that play a Byzantine replica
+	cluster string
 }
 
 // StartEmbedded starts the cluster of replicas ids with settings s.
@@ -56,8 +61,16 @@ func StartEmbedded(ids []string, s config.Settings, logger *slog.Logger) (*Embed
 		e.Close()
 		return nil, err
 	}
+	if slices.Contains(ids, s.ClientID) {
+		return fail(fmt.Errorf("gateway id %q is also a replica id", s.ClientID))
+	}
+	keys, err := auth.GenerateKeyrings(append(slices.Clone(ids), s.ClientID), ids, uint64(time.Now().UnixNano()))
+	if err != nil {
+		return fail(err)
+	}
+	e.keys, e.cluster = keys, s.Cluster
 	for _, id := range ids {
-		cfg, err := s.Node(id, ids, logger.With("replica", id))
+		cfg, err := s.Node(id, ids, keys[id], logger.With("replica", id))
 		if err != nil {
 			return fail(err)
 		}
@@ -70,7 +83,7 @@ func StartEmbedded(ids []string, s config.Settings, logger *slog.Logger) (*Embed
 		e.wg.Add(1)
 		go func() { defer e.wg.Done(); _ = n.Run(ctx) }()
 	}
-	c, err := NewClient(s.ClientID, e.connect(s.Cluster, s.ClientID, bus.RoleClient))
+	c, err := NewClient(keys[s.ClientID], e.connect(s.Cluster, s.ClientID, bus.RoleClient))
 	if err != nil {
 		return fail(err)
 	}
@@ -145,13 +158,18 @@ type External struct {
 	client *Client
 }
 
-// ConnectExternal joins the cluster behind the NATS server at url.
-func ConnectExternal(url string, s config.Settings) (*External, error) {
+// ConnectExternal joins the cluster of replicas ids behind the NATS server at url, with
+// the gateway's keys from PBFT_KEYS_DIR.
+func ConnectExternal(url string, ids []string, s config.Settings) (*External, error) {
+	keys, err := auth.LoadKeyring(s.KeysDir, s.ClientID, ids, uint64(time.Now().UnixNano()))
+	if err != nil {
+		return nil, err
+	}
 	nc, err := bus.Connect(url, s.ClientID)
 	if err != nil {
 		return nil, err
 	}
-	c, err := NewClient(s.ClientID, func(h bus.Handler) (bus.Transport, error) {
+	c, err := NewClient(keys, func(h bus.Handler) (bus.Transport, error) {
 		return bus.NewNATS(nc, s.Cluster, s.ClientID, bus.RoleClient, h)
 	})
 	if err != nil {

@@ -177,7 +177,7 @@ type Assignment struct {
 // live replica in its name) and waits until a pre-prepare orders it. Like a PBFT client,
 // it retransmits the request to every replica when ordering takes too long.
 func (s *Service) Submit(ctx context.Context, dest string, a RequestArgs) (Assignment, error) {
-	req := &pbft.Request{Gateway: s.backend.Client().ID(), Client: a.Client, Timestamp: a.Timestamp, Op: []byte(a.Operation)}
+	req := s.backend.Client().NewRequest(a.Client, a.Timestamp, []byte(a.Operation))
 	return s.submit(ctx, s.replica(dest), req)
 }
 
@@ -296,7 +296,7 @@ func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs
 	// only when that replica receives it.
 	retransmit := time.NewTicker(s.retransmitDelay())
 	defer retransmit.Stop()
-	req := &pbft.Request{Gateway: c.ID(), Client: a.Client, Timestamp: a.Timestamp, Op: []byte(a.Operation)}
+	req := c.NewRequest(a.Client, a.Timestamp, []byte(a.Operation))
 	for {
 		changed := set.Changed()
 		best, all := set.Best()

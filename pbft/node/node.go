@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/kv"
 )
@@ -33,6 +34,9 @@ type Config struct {
 	Tick time.Duration
 	// Fault is a built-in Byzantine behaviour, for tests and demos.
 	Fault Fault
+	// Keys authenticates everything the node sends and receives. Required: a replica never
+	// runs unauthenticated.
+	Keys *auth.Keyring
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -52,6 +56,9 @@ func (c *Config) Validate() error {
 	if !seen[c.ID] {
 		return fmt.Errorf("%w: %q is not one of the node ids %q", ErrConfig, c.ID, c.NodeIDs)
 	}
+	if c.Keys == nil || c.Keys.Self().ID != c.ID {
+		return fmt.Errorf("%w: replica %s needs its own keys", ErrConfig, c.ID)
+	}
 	return nil
 }
 
@@ -65,6 +72,8 @@ type Node struct {
 	r     *pbft.Replica
 	app   *kv.Store
 	tr    bus.Transport
+	keys  *auth.Keyring
+	logs  rateLog
 
 	inbox inbox
 	fault atomic.Value // Fault
@@ -95,6 +104,7 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 	}
 	n := &Node{
 		cfg:      cfg,
+		keys:     cfg.Keys,
 		log:      cfg.Logger,
 		ids:      cfg.NodeIDs,
 		index:    make(map[string]int, len(cfg.NodeIDs)),
@@ -215,10 +225,15 @@ func (n *Node) handle(it *item) {
 		return
 	}
 	m := it.msg
+	payload, err := n.keys.Open(m.From, m.Kind, m.Data)
+	if err != nil {
+		n.reject(rejectReason(err), m.From, m.Kind, err)
+		return
+	}
 	if m.Kind == KindQuery {
-		q, err := DecodeQuery(m.Data)
+		q, err := DecodeQuery(payload)
 		if err != nil {
-			n.count(n.stats.Rejected, "bad query")
+			n.reject(RejectMalformed, m.From, m.Kind, err)
 			return
 		}
 		n.handleQuery(m.From, q)
@@ -229,27 +244,39 @@ func (n *Node) handle(it *item) {
 	}
 	kind, ok := pbft.KindFromString(m.Kind)
 	if !ok {
-		n.count(n.stats.Rejected, "unknown kind")
+		n.reject(RejectMalformed, m.From, m.Kind, errors.New("unknown kind"))
 		return
 	}
-	msg, err := pbft.Unmarshal(m.Data)
+	msg, err := pbft.Unmarshal(payload)
 	if err != nil || msg.Kind() != kind {
-		n.count(n.stats.Rejected, "malformed")
+		n.reject(RejectMalformed, m.From, m.Kind, err)
 		return
 	}
 	from, ok := n.index[m.From]
 	if !ok {
 		req, isReq := msg.(*pbft.Request)
 		if !isReq || req.Gateway != m.From {
-			n.count(n.stats.Rejected, "unknown sender")
+			n.reject(RejectSenderMismatch, m.From, m.Kind, errors.New("a client may only send its own requests"))
 			return
 		}
 		from = pbft.FromClient
 	}
+	if err := n.verifyInner(msg); err != nil {
+		n.reject(rejectReason(err), m.From, m.Kind, err)
+		return
+	}
 	n.count(n.stats.In, m.Kind)
 	if err := n.r.Step(from, msg); err != nil {
-		n.count(n.stats.Rejected, "protocol")
+		n.count(n.stats.Rejected, RejectProtocol)
 		n.log.Debug("rejected", "kind", m.Kind, "from", m.From, "err", err)
+	}
+}
+
+// reject counts a dropped message under reason and logs it, rate-limited.
+func (n *Node) reject(reason, from, kind string, err error) {
+	n.count(n.stats.Rejected, reason)
+	if n.logs.allow(reason, time.Now()) {
+		n.log.Warn("dropped message", "reason", reason, "from", from, "kind", kind, "err", err)
 	}
 }
 
@@ -280,16 +307,18 @@ func (n *Node) sendOut(o pbft.Outbound, f Fault) {
 			return
 		}
 	}
+	n.sign(m)
 	kind := m.Kind().String()
-	data := pbft.Marshal(m)
+	payload := pbft.Marshal(m)
 	var err error
 	switch o.To {
 	case pbft.Broadcast:
-		err = n.tr.Broadcast(kind, data)
+		err = n.tr.Broadcast(kind, n.keys.Seal("", kind, payload))
 	case pbft.ToGateway:
-		err = n.tr.Send(o.Gateway, kind, data)
+		err = n.tr.Send(o.Gateway, kind, n.keys.Seal(o.Gateway, kind, payload))
 	default:
-		err = n.tr.Send(n.ids[o.To], kind, data)
+		to := n.ids[o.To]
+		err = n.tr.Send(to, kind, n.keys.Seal(to, kind, payload))
 	}
 	if err != nil {
 		n.log.Debug("send failed", "kind", kind, "err", err)
@@ -303,6 +332,7 @@ func (n *Node) sendOut(o pbft.Outbound, f Fault) {
 func (n *Node) equivocate(pp *pbft.PrePrepare) {
 	fork := forkPrePrepare(pp)
 	real, forged := pbft.Marshal(pp), pbft.Marshal(fork)
+	kind := pp.Kind().String()
 	for i, id := range n.ids {
 		if i == n.self {
 			continue
@@ -311,6 +341,6 @@ func (n *Node) equivocate(pp *pbft.PrePrepare) {
 		if i%2 == 0 {
 			data = forged
 		}
-		_ = n.tr.Send(id, pp.Kind().String(), data)
+		_ = n.tr.Send(id, kind, n.keys.Seal(id, kind, data))
 	}
 }

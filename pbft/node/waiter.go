@@ -25,6 +25,11 @@ func (n *Node) handleQuery(from string, q *Query) {
 			n.answer(w, &Answer{Error: "bad request"})
 			return
 		}
+		if err := n.verifyInner(req); err != nil {
+			n.reject(rejectReason(err), from, "request", err)
+			n.answer(w, &Answer{Error: "request not authenticated"})
+			return
+		}
 		w.key = submitKey{req.Client, req.Timestamp}
 		if n.Fault() != FaultCrash {
 			n.count(n.stats.In, "request")
@@ -109,7 +114,7 @@ func (n *Node) waitMet(q *Query) bool {
 func (n *Node) answer(w *waiter, a *Answer) {
 	w.done = true
 	a.ID, a.Replica = w.q.ID, n.cfg.ID
-	if err := n.tr.Send(w.from, KindAnswer, EncodeAnswer(a)); err != nil {
+	if err := n.tr.Send(w.from, KindAnswer, n.keys.Seal(w.from, KindAnswer, EncodeAnswer(a))); err != nil {
 		n.log.Debug("answer failed", "to", w.from, "err", err)
 	}
 }

@@ -319,6 +319,18 @@ func startCluster(t *testing.T, b binaries, natsURL string, ids []string, env ..
 	t.Helper()
 	c := &cluster{t: t, b: b, dir: t.TempDir(), natsURL: natsURL, name: uniqueName("it", t), ids: ids,
 		env: env, replicas: map[string]*proc{}}
+	// Keys for every replica and for the gateways this cluster will run: replicas accept
+	// requests only from clients whose public keys they loaded at start.
+	keysDir := filepath.Join(c.dir, "keys")
+	principals := append([]string(nil), ids...)
+	for n := 1; n <= maxGateways; n++ {
+		principals = append(principals, c.gatewayID(n))
+	}
+	if out, err := exec.Command(b.replica, append([]string{"keygen", "-dir", keysDir}, principals...)...).CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	c.env = append([]string{"PBFT_KEYS_DIR=" + keysDir}, c.env...)
+	env = c.env
 	for _, id := range ids {
 		renv := append([]string{
 			"PBFT_NODE_ID=" + id,
@@ -332,15 +344,23 @@ func startCluster(t *testing.T, b binaries, natsURL string, ids []string, env ..
 	return c
 }
 
+// maxGateways is how many gateway runs one cluster has keys for.
+const maxGateways = 32
+
+func (c *cluster) gatewayID(n int) string { return fmt.Sprintf("gw-%s-%d", c.name, n) }
+
 // gatewayEnv is the environment of a new gateway process: a client id of its own, so
 // that no two gateways ever share one on the bus.
 func (c *cluster) gatewayEnv(extra []string) (name string, env []string) {
 	n := c.gateways.Add(1)
+	if n > maxGateways {
+		c.t.Fatalf("more than %d gateway runs on one cluster: raise maxGateways", maxGateways)
+	}
 	name = fmt.Sprintf("gateway-%d", n)
 	env = append([]string{
 		"PBFT_NATS_URL=" + c.natsURL,
 		"PBFT_CLUSTER=" + c.name,
-		"PBFT_CLIENT_ID=" + fmt.Sprintf("gw-%s-%d", c.name, n),
+		"PBFT_CLIENT_ID=" + c.gatewayID(int(n)),
 	}, c.env...)
 	return name, append(env, extra...)
 }

@@ -1,0 +1,115 @@
+package node
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/pbft-nats/pbft/bus/auth"
+	"github.com/pbft-nats/pbft/pbft"
+)
+
+// Reasons for dropping a message, as counted in Stats.Rejected.
+const (
+	RejectBadMAC         = "bad mac"
+	RejectBadSignature   = "bad signature"
+	RejectUnknownSender  = "unknown sender"
+	RejectSenderMismatch = "sender mismatch"
+	RejectReplayed       = "stale or replayed"
+	RejectMalformed      = "malformed"
+	RejectProtocol       = "protocol"
+)
+
+func rejectReason(err error) string {
+	switch {
+	case errors.Is(err, auth.ErrBadMAC):
+		return RejectBadMAC
+	case errors.Is(err, auth.ErrBadSignature):
+		return RejectBadSignature
+	case errors.Is(err, auth.ErrUnknownSender):
+		return RejectUnknownSender
+	case errors.Is(err, auth.ErrSenderMismatch):
+		return RejectSenderMismatch
+	case errors.Is(err, auth.ErrReplay):
+		return RejectReplayed
+	}
+	return RejectMalformed
+}
+
+// requestDigest is what a client's request authenticator covers.
+func requestDigest(r *pbft.Request) []byte {
+	d := pbft.BatchDigest([]*pbft.Request{r})
+	return d[:]
+}
+
+// RequestDigest exposes the covered digest to gateways, which make the authenticators.
+func RequestDigest(r *pbft.Request) []byte { return requestDigest(r) }
+
+// verifyInner checks what a message carries from third parties: the client authenticators
+// of requests (also inside pre-prepares) and the signatures of view-change evidence.
+func (n *Node) verifyInner(m pbft.Message) error {
+	switch m := m.(type) {
+	case *pbft.Request:
+		return n.keys.VerifyRequest(m.Gateway, requestDigest(m), m.Auth)
+	case *pbft.PrePrepare:
+		for _, r := range m.Batch {
+			if err := n.keys.VerifyRequest(r.Gateway, requestDigest(r), r.Auth); err != nil {
+				return err
+			}
+		}
+	case *pbft.ViewChange:
+		return n.verifyViewChange(m)
+	case *pbft.NewView:
+		if err := n.keys.Verify(n.ids[m.Replica%len(n.ids)], pbft.SignedBytes(m), m.Sig); err != nil || m.Replica >= len(n.ids) {
+			return auth.ErrBadSignature
+		}
+		for _, vc := range m.ViewChanges {
+			if err := n.verifyViewChange(vc); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (n *Node) verifyViewChange(vc *pbft.ViewChange) error {
+	if vc.Replica < 0 || vc.Replica >= len(n.ids) {
+		return auth.ErrBadSignature
+	}
+	return n.keys.Verify(n.ids[vc.Replica], pbft.SignedBytes(vc), vc.Sig)
+}
+
+// sign adds this replica's signature to evidence it sends; the core keeps the same
+// message, so a retransmission carries the signature too.
+func (n *Node) sign(m pbft.Message) {
+	switch m := m.(type) {
+	case *pbft.ViewChange:
+		if m.Sig == nil && m.Replica == n.self {
+			m.Sig = n.keys.Sign(pbft.SignedBytes(m))
+		}
+	case *pbft.NewView:
+		if m.Sig == nil && m.Replica == n.self {
+			m.Sig = n.keys.Sign(pbft.SignedBytes(m))
+		}
+	}
+}
+
+// rateLog logs a rejection at most once a second per reason, so that a flood of forged
+// messages cannot flood the log; the counters still count every one.
+type rateLog struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (l *rateLog) allow(reason string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil {
+		l.last = map[string]time.Time{}
+	}
+	if now.Sub(l.last[reason]) < time.Second {
+		return false
+	}
+	l.last[reason] = now
+	return true
+}
