@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -41,7 +42,7 @@ type Keyring struct {
 	self     *Identity
 	replicas []string // order of the tags in a broadcast's authenticator
 	pubs     map[string]ed25519.PublicKey
-	macs     map[string][]byte
+	macs     map[string]*macState
 
 	counter atomic.Uint64
 	mu      sync.Mutex
@@ -66,7 +67,7 @@ func NewKeyring(self *Identity, replicas []string, pubs map[string]ed25519.Publi
 	}
 	all[self.ID] = self.Public() // so that its own signatures (in forwarded evidence) verify
 	pubs = all
-	k := &Keyring{self: self, replicas: replicas, pubs: pubs, macs: map[string][]byte{}, last: map[channel]uint64{}}
+	k := &Keyring{self: self, replicas: replicas, pubs: pubs, macs: map[string]*macState{}, last: map[channel]uint64{}}
 	for _, r := range replicas {
 		if _, ok := pubs[r]; !ok {
 			return nil, fmt.Errorf("%w: no public key for replica %s", ErrKeys, r)
@@ -80,7 +81,7 @@ func NewKeyring(self *Identity, replicas []string, pubs map[string]ed25519.Publi
 		if err != nil {
 			return nil, err
 		}
-		k.macs[id] = key
+		k.macs[id] = newMacState(key)
 	}
 	k.counter.Store(epoch)
 	return k, nil
@@ -92,10 +93,21 @@ func (k *Keyring) Self() *Identity { return k.self }
 // Knows reports whether id is a known principal.
 func (k *Keyring) Knows(id string) bool { _, ok := k.pubs[id]; return ok || id == k.self.ID }
 
-func (k *Keyring) tag(dst []byte, key []byte, receiver, kind string, counter uint64, digest []byte, sender string, path byte) []byte {
-	m := hmac.New(sha256.New, key)
-	var hdr []byte
-	hdr = append(hdr, version, path)
+// macState is one pairwise key's HMAC, pooled: hmac.New is the expensive part of a tag,
+// and Reset brings a keyed HMAC back to its keyed start.
+type macState struct{ pool sync.Pool }
+
+func newMacState(key []byte) *macState {
+	m := &macState{}
+	m.pool.New = func() any { return hmac.New(sha256.New, key) }
+	return m
+}
+
+func (k *Keyring) tag(dst []byte, st *macState, receiver, kind string, counter uint64, digest []byte, sender string, path byte) []byte {
+	m := st.pool.Get().(hash.Hash)
+	m.Reset()
+	var buf [160]byte
+	hdr := append(buf[:0], version, path)
 	hdr = binary.AppendUvarint(hdr, uint64(len(sender)))
 	hdr = append(hdr, sender...)
 	hdr = binary.AppendUvarint(hdr, uint64(len(receiver)))
@@ -106,7 +118,9 @@ func (k *Keyring) tag(dst []byte, key []byte, receiver, kind string, counter uin
 	m.Write(hdr)
 	m.Write(digest)
 	var sum [sha256.Size]byte
-	return append(dst, m.Sum(sum[:0])[:tagSize]...)
+	dst = append(dst, m.Sum(sum[:0])[:tagSize]...)
+	st.pool.Put(m)
+	return dst
 }
 
 // Seal wraps payload for receiver to (or, if to is "", for every replica) with a fresh
@@ -188,7 +202,8 @@ func (k *Keyring) Open(sender, kind string, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: point-to-point message with %d tags", ErrMalformed, count)
 	}
 	digest := sha256.Sum256(payload)
-	want := k.tag(nil, key, k.self.ID, kind, counter, digest[:], sender, path)
+	var wantBuf [tagSize]byte
+	want := k.tag(wantBuf[:0], key, k.self.ID, kind, counter, digest[:], sender, path)
 	if !hmac.Equal(want, tags[pos*tagSize:(pos+1)*tagSize]) {
 		return nil, ErrBadMAC
 	}
@@ -236,7 +251,8 @@ func (k *Keyring) VerifyRequest(client string, requestDigest, tags []byte) error
 	if pos < 0 || len(tags) != len(k.replicas)*tagSize {
 		return fmt.Errorf("%w: request authenticator", ErrBadMAC)
 	}
-	want := k.tag(nil, key, k.self.ID, "request", 0, requestDigest, client, pathRequest)
+	var wantBuf [tagSize]byte
+	want := k.tag(wantBuf[:0], key, k.self.ID, "request", 0, requestDigest, client, pathRequest)
 	if !hmac.Equal(want, tags[pos*tagSize:(pos+1)*tagSize]) {
 		return fmt.Errorf("%w: request authenticator", ErrBadMAC)
 	}
