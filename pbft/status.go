@@ -73,24 +73,46 @@ func entryStatus(e *entry) SeqStatus {
 }
 
 // statusHistory keeps a compact summary of truncated sequence numbers in a ring, so that
-// a status query for an old number still answers, while memory stays bounded.
+// a status query for an old number still answers while memory stays bounded. The ring
+// grows as numbers are truncated, up to statusHistorySize entries.
 type statusHistory struct {
 	ring []summary
 }
 
+// summary is one truncated number: who prepared and committed it (bit i for replica i;
+// replicas past 64 are not tracked once truncated).
 type summary struct {
 	seq      uint64
-	digest   Digest
+	digest   [8]byte // enough to match late votes against
 	phase    Phase
 	executed bool
-	prepares []bool
-	commits  []bool
+	prepares uint64
+	commits  uint64
 }
 
-const statusHistorySize = 1 << 13
+const statusHistorySize = 1 << 16
 
-func newStatusHistory() *statusHistory {
-	return &statusHistory{ring: make([]summary, statusHistorySize)}
+func newStatusHistory() *statusHistory { return &statusHistory{} }
+
+func (h *statusHistory) slot(seq uint64) *summary {
+	i := int(seq % statusHistorySize)
+	for len(h.ring) <= i && len(h.ring) < statusHistorySize {
+		h.ring = append(h.ring, summary{})
+	}
+	if i >= len(h.ring) {
+		return nil
+	}
+	return &h.ring[i]
+}
+
+func mask(ids []int) uint64 {
+	var m uint64
+	for _, i := range ids {
+		if i < 64 {
+			m |= 1 << i
+		}
+	}
+	return m
 }
 
 func (h *statusHistory) keep(e *entry, n int) {
@@ -98,44 +120,42 @@ func (h *statusHistory) keep(e *entry, n int) {
 		return
 	}
 	st := entryStatus(e)
-	s := summary{seq: e.seq, digest: e.pp.Digest, phase: st.Phase, executed: st.Executed,
-		prepares: make([]bool, n), commits: make([]bool, n)}
-	for _, i := range st.PreparesFrom {
-		s.prepares[i] = true
-	}
-	for _, i := range st.CommitsFrom {
-		s.commits[i] = true
-	}
-	h.ring[e.seq%statusHistorySize] = s
+	s := h.slot(e.seq)
+	*s = summary{seq: e.seq, phase: st.Phase, executed: st.Executed, prepares: mask(st.PreparesFrom), commits: mask(st.CommitsFrom)}
+	copy(s.digest[:], e.pp.Digest[:])
 }
 
 // late counts a prepare or commit that arrived after its number was truncated, so that
 // the counts a status query reports do not depend on when the checkpoint became stable.
 func (h *statusHistory) late(seq uint64, from int, d Digest, commit bool) {
+	if int(seq%statusHistorySize) >= len(h.ring) || from >= 64 {
+		return
+	}
 	s := &h.ring[seq%statusHistorySize]
-	if s.seq != seq || s.digest != d || from >= len(s.commits) {
+	if s.seq != seq || [8]byte(d[:8]) != s.digest {
 		return
 	}
 	if commit {
-		s.commits[from] = true
+		s.commits |= 1 << from
 	} else {
-		s.prepares[from] = true
+		s.prepares |= 1 << from
 	}
 }
 
 func (h *statusHistory) get(seq uint64) (SeqStatus, bool) {
+	if seq == 0 || int(seq%statusHistorySize) >= len(h.ring) {
+		return SeqStatus{}, false
+	}
 	s := h.ring[seq%statusHistorySize]
-	if s.seq != seq || seq == 0 {
+	if s.seq != seq {
 		return SeqStatus{}, false
 	}
 	out := SeqStatus{Phase: s.phase, Executed: s.executed}
-	for i, ok := range s.prepares {
-		if ok {
+	for i := 0; i < 64; i++ {
+		if s.prepares&(1<<i) != 0 {
 			out.PreparesFrom = append(out.PreparesFrom, i)
 		}
-	}
-	for i, ok := range s.commits {
-		if ok {
+		if s.commits&(1<<i) != 0 {
 			out.CommitsFrom = append(out.CommitsFrom, i)
 		}
 	}
