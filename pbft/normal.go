@@ -109,6 +109,9 @@ func (r *Replica) Propose() {
 // stepPrePrepare applies the acceptance rules of §4.2: right view and sender, inside the
 // watermarks, a digest that matches the batch, and no other digest accepted for (v, n).
 func (r *Replica) stepPrePrepare(from int, m *PrePrepare) error {
+	if r.following(m.View) {
+		return r.followPrePrepare(from, m)
+	}
 	switch {
 	case !r.viewActive || m.View != r.view:
 		return fmt.Errorf("%w: pre-prepare for view %d in view %d", ErrRejected, m.View, r.view)
@@ -161,6 +164,18 @@ func (r *Replica) acceptPrePrepare(pp *PrePrepare) {
 		}
 	}
 	r.vc.noteWork(r)
+	if e.executed && !e.prepared {
+		// A new view re-issues a number this replica executed: it holds proof that this
+		// digest committed (a new view must re-issue exactly it), so it commits again at
+		// once instead of waiting for a prepared certificate that late votes may never
+		// complete.
+		e.prepared = true
+		vv := e.current()
+		c := &Commit{View: pp.View, Seq: e.seq, Digest: pp.Digest, Replica: r.id}
+		r.broadcast(c)
+		vv.commits.add(r.id, c.Digest)
+		return
+	}
 	r.checkPrepared(e)
 }
 
@@ -168,7 +183,7 @@ func (r *Replica) voteCheck(view, seq uint64, replica, from int) error {
 	switch {
 	case replica != from:
 		return fmt.Errorf("%w: vote names replica %d, sent by %d", ErrRejected, replica, from)
-	case view != r.view:
+	case view != r.view && !r.following(view):
 		// Votes for the view being changed to are kept: they may beat its NEW-VIEW here.
 		return fmt.Errorf("%w: vote for view %d in view %d", ErrRejected, view, r.view)
 	case !r.inWindow(seq):
@@ -208,9 +223,45 @@ func (r *Replica) stepCommit(from int, m *Commit) error {
 	}
 	e := r.entryAt(m.Seq)
 	if e.votesFor(m.View, r.q.N).commits.add(m.Replica, m.Digest) {
-		r.checkCommitted(e)
+		if r.following(m.View) {
+			r.checkFollowCommitted(e)
+		} else {
+			r.checkCommitted(e)
+		}
 	}
 	return nil
+}
+
+// following reports whether messages of view are taken in passive follow mode.
+func (r *Replica) following(view uint64) bool {
+	return !r.viewActive && view == r.followView && view < r.view
+}
+
+// followPrePrepare logs a pre-prepare of the followed view without agreeing to it: a
+// replica that asked for a new view sends nothing more for the old one.
+func (r *Replica) followPrePrepare(from int, m *PrePrepare) error {
+	if from != r.q.Primary(m.View) || !r.inWindow(m.Seq) || BatchDigest(m.Batch) != m.Digest {
+		return fmt.Errorf("%w: followed pre-prepare", ErrRejected)
+	}
+	e := r.entryAt(m.Seq)
+	if e.executed || (e.pp != nil && e.pp.View >= m.View) {
+		return nil
+	}
+	e.pp, e.prepared = m, false
+	e.votesFor(m.View, r.q.N)
+	r.checkFollowCommitted(e)
+	return nil
+}
+
+// checkFollowCommitted executes a followed entry once 2f+1 other replicas committed its
+// digest: that certificate proves it committed, whatever this replica did not send.
+func (r *Replica) checkFollowCommitted(e *entry) {
+	vv := e.current()
+	if e.committed || vv == nil || vv.commits.matching(e.pp.Digest) < r.q.Commit() {
+		return
+	}
+	e.committed = true
+	r.executeReady()
 }
 
 // checkPrepared sends the commit once the entry holds a prepared certificate: its

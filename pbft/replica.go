@@ -61,6 +61,10 @@ type Replica struct {
 
 	view       uint64
 	viewActive bool   // false while this replica is changing view
+	// followView is the last view this replica was active in. While changing view it
+	// follows that view passively: it sends nothing for it, but executes what 2f+1 commits
+	// from others prove committed, so a replica whose view change nobody joined keeps up.
+	followView uint64
 	nextSeq    uint64 // the primary's last assigned sequence number
 	lowWater   uint64 // h: sequence number of the last stable checkpoint
 	lastExec   uint64

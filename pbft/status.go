@@ -185,9 +185,15 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 			r.send(from, &Checkpoint{Seq: r.lowWater, State: d, Replica: r.id})
 		}
 	}
-	if m.View != r.view || !r.viewActive {
+	if m.View < r.view || !r.viewActive {
 		r.peerExec[from] = 0
 		return nil
+	}
+	if m.View > r.view {
+		// The peer asked for a view nobody else joined; it follows ours passively, so it
+		// still needs our messages. Its progress says nothing about our primary, though.
+		r.peerExec[from] = 0
+		m = &StatusMsg{View: r.view, LowWater: m.LowWater, LastExecuted: m.LastExecuted, Replica: m.Replica}
 	}
 	// Resend what this replica executed and the peer has not; if the peer made no progress
 	// since its last status it may be stuck on a number nobody executed yet, so then resend

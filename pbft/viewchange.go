@@ -418,6 +418,7 @@ func decideSeq(q Quorum, view, n uint64, vcs []*ViewChange) (*PrePrepare, bool) 
 func (r *Replica) enterView(nv *NewView, d decision) {
 	vc := r.vc
 	r.viewActive = true
+	r.followView = r.view
 	r.flags.ViewChanged = true
 	vc.accepted, vc.mine = nv, nil
 	vc.changes++
