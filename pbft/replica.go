@@ -60,7 +60,7 @@ type Replica struct {
 	app Application
 
 	view       uint64
-	viewActive bool   // false while this replica is changing view
+	viewActive bool // false while this replica is changing view
 	// followView is the last view this replica was active in. While changing view it
 	// follows that view passively: it sends nothing for it, but executes what 2f+1 commits
 	// from others prove committed, so a replica whose view change nobody joined keeps up.
