@@ -180,3 +180,24 @@ func TestKeyFiles(t *testing.T) {
 		t.Fatal("path in id accepted")
 	}
 }
+
+func TestReplayWindow(t *testing.T) {
+	var w replayWindow
+	for _, c := range []uint64{5, 3, 4, 10, 7} { // out of order, each once
+		if !w.accept(c) {
+			t.Fatalf("fresh counter %d refused", c)
+		}
+	}
+	for _, c := range []uint64{5, 3, 10, 0} {
+		if w.accept(c) {
+			t.Fatalf("counter %d accepted twice", c)
+		}
+	}
+	w.accept(10 + replayWindowSize)
+	if w.accept(6) {
+		t.Fatal("counter older than the window accepted")
+	}
+	if !w.accept(11 + replayWindowSize/2) {
+		t.Fatal("fresh counter inside the window refused")
+	}
+}

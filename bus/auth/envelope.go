@@ -46,7 +46,7 @@ type Keyring struct {
 
 	counter atomic.Uint64
 	mu      sync.Mutex
-	last    map[channel]uint64 // highest counter accepted per sender and path
+	seen    map[channel]*replayWindow // counters accepted per sender and path
 }
 
 type channel struct {
@@ -67,7 +67,7 @@ func NewKeyring(self *Identity, replicas []string, pubs map[string]ed25519.Publi
 	}
 	all[self.ID] = self.Public() // so that its own signatures (in forwarded evidence) verify
 	pubs = all
-	k := &Keyring{self: self, replicas: replicas, pubs: pubs, macs: map[string]*macState{}, last: map[channel]uint64{}}
+	k := &Keyring{self: self, replicas: replicas, pubs: pubs, macs: map[string]*macState{}, seen: map[channel]*replayWindow{}}
 	for _, r := range replicas {
 		if _, ok := pubs[r]; !ok {
 			return nil, fmt.Errorf("%w: no public key for replica %s", ErrKeys, r)
@@ -210,11 +210,41 @@ func (k *Keyring) Open(sender, kind string, data []byte) ([]byte, error) {
 	ch := channel{sender, broadcast}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if counter <= k.last[ch] {
-		return nil, fmt.Errorf("%w: counter %d, last %d", ErrReplay, counter, k.last[ch])
+	w := k.seen[ch]
+	if w == nil {
+		w = &replayWindow{}
+		k.seen[ch] = w
 	}
-	k.last[ch] = counter
+	if !w.accept(counter) {
+		return nil, fmt.Errorf("%w: counter %d (newest %d)", ErrReplay, counter, w.high)
+	}
 	return payload, nil
+}
+
+// replayWindowSize is how far below the newest counter a message may still arrive: a
+// sender seals on several goroutines, so its counters reach the bus slightly out of order.
+const replayWindowSize = 1024
+
+// replayWindow accepts each counter once, and nothing older than the window (as IPsec's
+// anti-replay window does).
+type replayWindow struct {
+	high  uint64
+	slots [replayWindowSize]uint64
+}
+
+func (w *replayWindow) accept(c uint64) bool {
+	if c == 0 || c+replayWindowSize <= w.high {
+		return false
+	}
+	slot := &w.slots[c%replayWindowSize]
+	if *slot == c {
+		return false
+	}
+	*slot = c
+	if c > w.high {
+		w.high = c
+	}
+	return true
 }
 
 func takeBytes(d []byte) ([]byte, []byte, bool) {
