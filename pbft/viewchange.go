@@ -447,7 +447,8 @@ func (r *Replica) enterView(nv *NewView, d decision) {
 		inO[pp.Seq] = true
 		maxO = pp.Seq
 	}
-	for s, e := range r.log {
+	for _, s := range r.sortedSeqs() { // sorted: the requests re-queued here keep one order
+		e := r.log[s]
 		e.dropVotesBelow(r.view)
 		if s > h && !inO[s] && !e.executed {
 			if e.pp != nil {
