@@ -1,0 +1,55 @@
+package config
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestDefaultsAreValidAndMatchTheDesign(t *testing.T) {
+	s := Default()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Cluster != "pbft" || s.CheckpointInterval != 128 || s.LogWindow != 256 || s.RequestTimeout != 4*time.Second || s.ClientID != "gateway" {
+		t.Fatalf("defaults: %+v", s)
+	}
+	if p := s.Protocol(); p.ViewChangeTicks != 50 || p.StatusTicks != 10 {
+		t.Fatalf("ticks: %+v", p)
+	}
+}
+
+func TestLoadReadsEnvironment(t *testing.T) {
+	t.Setenv("PBFT_NODE_IDS", "a,b,c,d")
+	t.Setenv("PBFT_VIEW_CHANGE_TIMEOUT", "2s")
+	t.Setenv("PBFT_FAULT", "silent")
+	s, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.NodeIDs) != 4 || s.NodeIDs[3] != "d" || s.ViewChangeTimeout != 2*time.Second || s.Fault != "silent" {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	for name, mutate := range map[string]func(*Settings){
+		"log window not a multiple of K": func(s *Settings) { s.LogWindow = 200 },
+		"window below 2K":                func(s *Settings) { s.LogWindow = 128 },
+		"unknown fault":                  func(s *Settings) { s.Fault = "explode" },
+		"cluster with a dot":             func(s *Settings) { s.Cluster = "a.b" },
+		"timeout below a tick":           func(s *Settings) { s.ViewChangeTimeout = time.Millisecond },
+		"bad log level":                  func(s *Settings) { s.LogLevel = "loud" },
+		"zero batch":                     func(s *Settings) { s.BatchMax = 0 },
+	} {
+		s := Default()
+		mutate(&s)
+		if err := s.Validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+	t.Setenv("PBFT_CHECKPOINT_INTERVAL", "many")
+	if _, err := Load(); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unparsable variable: got %v", err)
+	}
+}

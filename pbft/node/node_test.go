@@ -1,0 +1,83 @@
+package node_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/bus/auth"
+	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/gateway"
+	"github.com/pbft-nats/pbft/pbft/node"
+)
+
+// The node is transport-agnostic: four replicas and a gateway client over the in-memory
+// hub order a request, report its status, and drop what an unknown sender publishes.
+func TestNodesOverMemoryTransport(t *testing.T) {
+	ids := []string{"n1", "n2", "n3", "n4"}
+	keys, err := auth.GenerateKeyrings(append([]string{"gw"}, ids...), ids, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := bus.NewHub("test")
+	defer hub.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nodes := map[string]*node.Node{}
+	for _, id := range ids {
+		cfg := node.Config{ID: id, NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: 5 * time.Millisecond, Keys: keys[id]}
+		n, err := node.New(cfg, func(h bus.Handler) (bus.Transport, error) { return hub.Join(id, bus.RoleReplica, h) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[id] = n
+		go n.Run(ctx)
+	}
+	c, err := gateway.NewClient(keys["gw"], func(h bus.Handler) (bus.Transport, error) { return hub.Join("gw", bus.RoleClient, h) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer qcancel()
+	req := c.NewRequest("c1", 7, []byte("set x=1"))
+	a, err := c.Query(qctx, "n2", &node.Query{Op: node.OpSubmit, Request: pbft.Marshal(req), WaitMillis: 4000})
+	if err != nil || !a.Ordered || a.Seq != 1 || a.View != 0 {
+		t.Fatalf("submit through a backup: %+v %v", a, err)
+	}
+	st, err := c.Query(qctx, "n3", &node.Query{Op: node.OpStatus, Seq: 1, WaitMillis: 4000,
+		Wait: &node.Wait{MinExecuted: 1, CommitsFrom: ids}})
+	if err != nil || st.TimedOut || st.Phase != "committed" || st.Prepares != 3 || st.Commits != 4 || !st.Executed {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	// A stranger on the bus is dropped and counted, never stepped.
+	stranger, _ := hub.Join("mallory", bus.RoleClient, func(bus.Message) {})
+	_ = stranger.Broadcast("commit", []byte("garbage"))
+	deadline := time.Now().Add(5 * time.Second)
+	for nodes["n1"].Stats().Rejected[node.RejectMalformed]+nodes["n1"].Stats().Rejected[node.RejectUnknownSender] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stranger's message not counted: %v", nodes["n1"].Stats().Rejected)
+		}
+		time.Sleep(2 * time.Millisecond) // polling a counter, with a deadline
+	}
+	if in := nodes["n1"].Stats().In["commit"]; in < 3 {
+		t.Fatalf("n1 stepped %d commits, want at least 3", in)
+	}
+}
+
+func TestConfigNeedsOwnKeys(t *testing.T) {
+	ids := []string{"n1", "n2"}
+	keys, _ := auth.GenerateKeyrings(ids, ids, 1)
+	cfg := node.Config{ID: "n1", NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: time.Millisecond, Keys: keys["n2"]}
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("a replica with another's keys was accepted")
+	}
+	cfg.Keys = nil
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("a replica without keys was accepted")
+	}
+	cfg.Keys = keys["n1"]
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
