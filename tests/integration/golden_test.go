@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"github.com/pbft-nats/pbft/tests/golden"
+
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -65,7 +67,7 @@ func TestGoldenCasesAgainstExternalReplicas(t *testing.T) {
 			if run.exitErr != nil {
 				t.Errorf("gateway exit: %v", run.exitErr)
 			}
-			if diff := outputMatches(string(want), run.stdout); diff != "" {
+			if diff := golden.Diff(string(want), run.stdout); diff != "" {
 				t.Errorf("stdout differs from %s.out: %s\nwhole stdout:\n%s", name, diff, run.stdout)
 			}
 		})
@@ -84,7 +86,7 @@ func TestGoldenCasesAgainstExternalReplicas(t *testing.T) {
 		if run.exitErr != nil {
 			t.Errorf("gateway exit: %v", run.exitErr)
 		}
-		lines := splitLines(string(run.stdout))
+		lines := golden.SplitLines(string(run.stdout))
 		if len(lines) != 3 {
 			t.Fatalf("want 3 reply lines, got:\n%s", run.stdout)
 		}

@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"github.com/pbft-nats/pbft/tests/golden"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -417,7 +419,7 @@ func (c *cluster) waitReady() {
 		// A short request timeout: a replica not up yet costs the probe little.
 		run := c.runGatewayDump(false, probe, 10*time.Second, "PBFT_REQUEST_TIMEOUT=1s")
 		last = fmt.Sprintf("exit %v, stdout:\n%s\nstderr:\n%s", run.exitErr, run.stdout, run.stderr)
-		lines := splitLines(string(run.stdout))
+		lines := golden.SplitLines(string(run.stdout))
 		if len(lines) != 2 {
 			return false, nil
 		}

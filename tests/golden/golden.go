@@ -1,10 +1,12 @@
-package integration
+// Package golden compares a gateway's stdout with a golden .out file exactly as the
+// shared tools/run-cases does: line by line, where a "…" string stands for any JSON
+// string. Both the in-process and the multi-process tests use it.
+package golden
 
 import (
 	"fmt"
 	"regexp"
 	"strings"
-	"testing"
 	"unicode/utf8"
 )
 
@@ -15,10 +17,10 @@ const anyString = `"(?:[^"\\]|\\.)*"`
 // wildcard is how a golden line writes "any string here".
 const wildcard = `"…"`
 
-// splitLines splits s as Python's str.splitlines does (no keepends): on \n, \r\n, \r,
+// SplitLines splits s as Python's str.splitlines does (no keepends): on \n, \r\n, \r,
 // \v, \f, \x1c, \x1d, \x1e, \x85, U+2028 and U+2029; a final line terminator does not
 // start an empty last line.
-func splitLines(s string) []string {
+func SplitLines(s string) []string {
 	var out []string
 	start := 0
 	for i := 0; i < len(s); {
@@ -81,12 +83,12 @@ func lineMatches(want, got string) bool {
 	return re.MatchString(got)
 }
 
-// outputMatches compares a gateway's whole stdout with a golden .out file the way
+// Diff compares a gateway's whole stdout with a golden .out file the way
 // tools/run-cases does: the same number of lines, each matching, and a non-empty output
 // must end with a newline. It returns "" on a match, else what differs.
-func outputMatches(want string, gotBytes []byte) string {
+func Diff(want string, gotBytes []byte) string {
 	got := decodeReplace(gotBytes)
-	w, g := splitLines(want), splitLines(got)
+	w, g := SplitLines(want), SplitLines(got)
 	var diff string
 	for i := 0; i < max(len(w), len(g)); i++ {
 		wl, gl := "<end>", "<end>"
@@ -108,36 +110,4 @@ func outputMatches(want string, gotBytes []byte) string {
 		return "stdout does not end with a newline"
 	}
 	return ""
-}
-
-func TestOutputMatching(t *testing.T) {
-	const okLine = `{"src": "n1", "dest": "c1", "body": {"type": "error", "in_reply_to": 2, "code": 10, "text": "…", "msg_id": 2}}`
-	for _, tc := range []struct {
-		name, want, got string
-		ok              bool
-	}{
-		{"equal", "a\nb\n", "a\nb\n", true},
-		{"both empty", "", "", true},
-		{"missing line", "a\nb\n", "a\n", false},
-		{"extra line", "a\n", "a\nb\n", false},
-		{"no final newline", "a\nb\n", "a\nb", false},
-		{"crlf is a line break", "a\nb\n", "a\r\nb\r\n", true},
-		{"wildcard string", okLine + "\n", strings.Replace(okLine, `"…"`, `"unknown message type \"x\""`, 1) + "\n", true},
-		{"wildcard empty string", okLine + "\n", strings.Replace(okLine, `"…"`, `""`, 1) + "\n", true},
-		{"wildcard escapes", okLine + "\n", strings.Replace(okLine, `"…"`, `"a\\b \u00e9"`, 1) + "\n", true},
-		{"wildcard needs a string", okLine + "\n", strings.Replace(okLine, `"…"`, `12`, 1) + "\n", false},
-		{"wildcard needs a single string", okLine + "\n", strings.Replace(okLine, `"…"`, `"a", "x": "b"`, 1) + "\n", false},
-		{"rest still exact", okLine + "\n", strings.Replace(strings.Replace(okLine, `"…"`, `"t"`, 1), `"code": 10`, `"code": 11`, 1) + "\n", false},
-		{"regexp characters are literal", `{"a": [1.5], "t": "…"}` + "\n", `{"a": [105], "t": "x"}` + "\n", false},
-		{"two wildcards", `["…", 1, "…"]` + "\n", `["x", 1, "y"]` + "\n", true},
-		{"literal ellipsis matches itself", `"…"` + "\n", `"…"` + "\n", true},
-	} {
-		msg := outputMatches(tc.want, []byte(tc.got))
-		if (msg == "") != tc.ok {
-			t.Errorf("%s: outputMatches(%q, %q) = %q, want match=%v", tc.name, tc.want, tc.got, msg, tc.ok)
-		}
-	}
-	if got := splitLines("a\n\nb\rc\r\n"); strings.Join(got, "|") != "a||b|c" {
-		t.Errorf("splitLines = %q", got)
-	}
 }
