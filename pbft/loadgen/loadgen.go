@@ -1,0 +1,447 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/gateway"
+	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
+)
+
+// Options configure a run.
+type Options struct {
+	Clients  int           // concurrent closed-loop clients
+	Duration time.Duration // how long the clients run against the cluster
+	Size     int           // bytes of each operation's value: "set k<i>=<Size bytes>"
+	Nodes    int           // embedded cluster size (ids n1..nN)
+	NATSURL  string        // if set, drive external replicas instead (ids from Settings.NodeIDs, else n1..nN)
+	JSON     bool          // the caller wants the result as JSON (Result.WriteJSON)
+	Progress io.Writer     // a progress line every second (e.g. os.Stderr), nil for none
+}
+
+// Default values of the flags.
+const (
+	DefaultClients  = 16
+	DefaultDuration = 10 * time.Second
+	DefaultSize     = 0
+	DefaultNodes    = 4
+	// MaxSize bounds Size well below NATS's default 1 MiB payload limit, which a
+	// request must fit in with its envelope and signatures.
+	MaxSize = 512 << 10
+	// MaxBaseline bounds the duration of the baseline run.
+	MaxBaseline = 5 * time.Second
+)
+
+// Latencies are latency percentiles in milliseconds.
+type Latencies struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Result is what a run measured.
+type Result struct {
+	ThroughputRPS float64   `json:"throughput_rps"`
+	LatencyMS     Latencies `json:"latency_ms"`
+	ViewChanges   uint64    `json:"view_changes"`
+	BaselineRPS   float64   `json:"baseline_rps"`
+	Requests      int       `json:"requests"`
+	Errors        int       `json:"errors"`
+	Nodes         int       `json:"nodes"`
+	Clients       int       `json:"clients"`
+	Size          int       `json:"size"`
+	External      bool      `json:"external"`
+	Seconds       float64   `json:"seconds"` // how long the cluster run took
+	// BaselineLatencyMS are the latencies of the echo baseline.
+	BaselineLatencyMS Latencies `json:"baseline_latency_ms"`
+}
+
+// Cost is how many times the baseline's throughput exceeds the cluster's (0 if unknown).
+func (r Result) Cost() float64 {
+	if r.ThroughputRPS <= 0 || r.BaselineRPS <= 0 {
+		return 0
+	}
+	return r.BaselineRPS / r.ThroughputRPS
+}
+
+// WriteText writes a human summary.
+func (r Result) WriteText(w io.Writer) {
+	mode := "embedded"
+	if r.External {
+		mode = "external"
+	}
+	fmt.Fprintf(w, "cluster:     %d replicas (%s), %d clients, %d-byte values, %.1fs\n", r.Nodes, mode, r.Clients, r.Size, r.Seconds)
+	fmt.Fprintf(w, "requests:    %d executed, %d errors\n", r.Requests, r.Errors)
+	fmt.Fprintf(w, "throughput:  %.0f req/s\n", r.ThroughputRPS)
+	fmt.Fprintf(w, "latency:     p50 %s  p90 %s  p99 %s  max %s\n", ms(r.LatencyMS.P50), ms(r.LatencyMS.P90), ms(r.LatencyMS.P99), ms(r.LatencyMS.Max))
+	fmt.Fprintf(w, "view changes: %d\n", r.ViewChanges)
+	fmt.Fprintf(w, "baseline:    %.0f req/s (NATS request/reply echo, unreplicated), p50 %s  p99 %s\n", r.BaselineRPS, ms(r.BaselineLatencyMS.P50), ms(r.BaselineLatencyMS.P99))
+	if c := r.Cost(); c > 0 {
+		fmt.Fprintf(w, "ratio:       throughput/baseline = %.3f: replication costs %.1fx\n", r.ThroughputRPS/r.BaselineRPS, c)
+	}
+}
+
+// WriteJSON writes the result as one JSON line.
+func (r Result) WriteJSON(w io.Writer) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+func ms(v float64) string { return fmt.Sprintf("%.2fms", v) }
+
+// ParseFlags reads the flags of `gateway bench`: -clients -duration -size -nodes -json.
+// -h and -help return flag.ErrHelp; Usage prints the flags.
+func ParseFlags(args []string) (Options, error) {
+	o := Options{}
+	fs := newFlagSet(&o)
+	if err := fs.Parse(args); err != nil {
+		return Options{}, err
+	}
+	if fs.NArg() > 0 {
+		return Options{}, fmt.Errorf("loadgen: unexpected argument %q", fs.Arg(0))
+	}
+	if err := o.validate(); err != nil {
+		return Options{}, err
+	}
+	return o, nil
+}
+
+// Usage writes the flags and their defaults to w.
+func Usage(w io.Writer) {
+	var o Options
+	fs := newFlagSet(&o)
+	fs.SetOutput(w)
+	fmt.Fprintln(w, "usage: gateway bench [-clients N] [-duration D] [-size B] [-nodes N] [-json]")
+	fs.PrintDefaults()
+}
+
+func newFlagSet(o *Options) *flag.FlagSet {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.IntVar(&o.Clients, "clients", DefaultClients, "concurrent closed-loop clients")
+	fs.DurationVar(&o.Duration, "duration", DefaultDuration, "how long to run the load")
+	fs.IntVar(&o.Size, "size", DefaultSize, "bytes of each operation's value")
+	fs.IntVar(&o.Nodes, "nodes", DefaultNodes, "replicas in the embedded cluster")
+	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON")
+	return fs
+}
+
+func (o Options) validate() error {
+	switch {
+	case o.Clients < 1:
+		return fmt.Errorf("loadgen: -clients must be at least 1, not %d", o.Clients)
+	case o.Duration <= 0:
+		return fmt.Errorf("loadgen: -duration must be positive, not %v", o.Duration)
+	case o.Size < 0 || o.Size > MaxSize:
+		return fmt.Errorf("loadgen: -size must be between 0 and %d, not %d", MaxSize, o.Size)
+	case o.Nodes < 1:
+		return fmt.Errorf("loadgen: -nodes must be at least 1, not %d", o.Nodes)
+	}
+	return nil
+}
+
+// Run drives the cluster with o.Clients closed-loop clients for o.Duration, then the
+// baseline for min(o.Duration, MaxBaseline), and reports both. A cancelled ctx ends the
+// run early; Run then returns what it measured with ctx's error.
+func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
+	if err := o.validate(); err != nil {
+		return Result{}, err
+	}
+	ids := make([]string, o.Nodes)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("n%d", i+1)
+	}
+	if o.NATSURL != "" && len(s.NodeIDs) > 0 {
+		ids = slices.Clone(s.NodeIDs)
+	}
+	res := Result{Nodes: len(ids), Clients: o.Clients, Size: o.Size, External: o.NATSURL != ""}
+	value := strings.Repeat("x", o.Size)
+	ops := make([][]byte, o.Clients)
+	for i := range ops {
+		ops[i] = []byte(fmt.Sprintf("set k%d=%s", i, value))
+	}
+
+	// The replicated run.
+	logger := slog.New(slog.DiscardHandler)
+	svc := gateway.NewService(s, logger, func(ids []string) (gateway.Backend, error) {
+		if o.NATSURL != "" {
+			return gateway.ConnectExternal(o.NATSURL, ids, s)
+		}
+		return gateway.StartEmbedded(ids, s, logger)
+	})
+	defer svc.Close()
+	initLine, err := json.Marshal(map[string]any{
+		"src": "loadgen", "dest": ids[0],
+		"body": map[string]any{"type": "init", "msg_id": 1, "node_id": ids[0], "node_ids": ids},
+	})
+	if err != nil {
+		return res, err
+	}
+	l, err := jsonl.Parse(initLine)
+	if err != nil {
+		return res, fmt.Errorf("loadgen: init line: %w", err)
+	}
+	if err := svc.Init(l); err != nil {
+		return res, fmt.Errorf("loadgen: init: %w", err)
+	}
+	// Timestamps start at the clock, so that repeated runs against the same external
+	// replicas are not mistaken for retransmissions of old requests.
+	base := uint64(time.Now().UnixNano())
+	dest := ids[0]
+	m := drive(ctx, o.Clients, o.Duration, o.Progress, "", func(ctx context.Context, c int, k uint64) error {
+		_, err := svc.Execute(ctx, dest, gateway.RequestArgs{Operation: string(ops[c]), Client: fmt.Sprintf("load%d", c), Timestamp: base + k})
+		return err
+	})
+	res.Requests, res.Errors, res.Seconds = len(m.lat), m.errors, m.elapsed.Seconds()
+	res.ThroughputRPS = m.rps()
+	res.LatencyMS = percentiles(m.lat)
+	if e, ok := svc.Backend().(*gateway.Embedded); ok {
+		vc, err := viewChanges(ctx, e, ids)
+		if err != nil {
+			return res, err
+		}
+		res.ViewChanges = vc
+	}
+	svc.Close()
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+
+	// The baseline: the same clients and operations against an echo service.
+	bm, err := baseline(ctx, o, ops)
+	if err != nil {
+		return res, err
+	}
+	res.BaselineRPS = bm.rps()
+	res.BaselineLatencyMS = percentiles(bm.lat)
+	return res, ctx.Err()
+}
+
+func viewChanges(ctx context.Context, e *gateway.Embedded, ids []string) (uint64, error) {
+	var max uint64
+	for _, id := range ids {
+		n := e.Node(id)
+		if n == nil {
+			continue
+		}
+		var v uint64
+		if err := n.Do(ctx, func(r *pbft.Replica) { v = r.ViewChanges() }); err != nil {
+			return 0, fmt.Errorf("loadgen: view changes of %s: %w", id, err)
+		}
+		max = maxU(max, v)
+	}
+	return max, nil
+}
+
+func maxU(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// baseline runs the echo service on an embedded NATS server (or on o.NATSURL) and
+// drives it with o.Clients closed-loop requesters sharing one connection, as the
+// gateway's clients share its one.
+func baseline(ctx context.Context, o Options, ops [][]byte) (measured, error) {
+	var srv *server.Server
+	connect := func(name string) (*nats.Conn, error) {
+		if srv != nil {
+			return bus.ConnectInProcess(srv, name)
+		}
+		return bus.Connect(o.NATSURL, name)
+	}
+	if o.NATSURL == "" {
+		var err error
+		if srv, err = bus.StartEmbedded(bus.EmbeddedOptions{}); err != nil {
+			return measured{}, err
+		}
+		defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	}
+	responder, err := connect("loadgen-echo")
+	if err != nil {
+		return measured{}, err
+	}
+	defer responder.Close()
+	subject := "loadgen.echo." + nats.NewInbox()[len(nats.InboxPrefix):]
+	if _, err := responder.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		return measured{}, fmt.Errorf("loadgen: echo service: %w", err)
+	}
+	if err := responder.Flush(); err != nil {
+		return measured{}, fmt.Errorf("loadgen: echo service: %w", err)
+	}
+	requester, err := connect("loadgen-requester")
+	if err != nil {
+		return measured{}, err
+	}
+	defer requester.Close()
+	d := min(o.Duration, MaxBaseline)
+	m := drive(ctx, o.Clients, d, o.Progress, "baseline  ", func(ctx context.Context, c int, _ uint64) error {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		r, err := requester.RequestWithContext(ctx, subject, ops[c])
+		if err != nil {
+			return err
+		}
+		if len(r.Data) != len(ops[c]) {
+			return errors.New("loadgen: echo answered a different payload")
+		}
+		return nil
+	})
+	if m.errors > 0 && len(m.lat) == 0 {
+		return m, fmt.Errorf("loadgen: baseline: every request failed (%d)", m.errors)
+	}
+	return m, nil
+}
+
+// measured is what drive saw.
+type measured struct {
+	lat     []time.Duration // of the successful requests
+	errors  int
+	elapsed time.Duration
+}
+
+func (m measured) rps() float64 {
+	if m.elapsed <= 0 {
+		return 0
+	}
+	return float64(len(m.lat)) / m.elapsed.Seconds()
+}
+
+// drive runs clients goroutines, each calling do in a loop (k = 1, 2, ... its own count)
+// until d has passed since the start. Requests in flight at the end are waited for and
+// counted; elapsed runs until the last one returns. Every second it writes a progress line
+// to progress, if not nil.
+func drive(ctx context.Context, clients int, d time.Duration, progress io.Writer, label string, do func(ctx context.Context, c int, k uint64) error) measured {
+	start := time.Now()
+	deadline := start.Add(d)
+	lats := make([][]time.Duration, clients)
+	errs := make([]int, clients)
+	var win window
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := uint64(1); ctx.Err() == nil && time.Now().Before(deadline); k++ {
+				t0 := time.Now()
+				if err := do(ctx, c, k); err != nil {
+					if ctx.Err() == nil {
+						errs[c]++
+						win.errors.Add(1)
+					}
+					continue
+				}
+				lat := time.Since(t0)
+				lats[c] = append(lats[c], lat)
+				if progress != nil {
+					win.add(lat)
+				}
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	var pwg sync.WaitGroup
+	if progress != nil {
+		pwg.Add(1)
+		go func() {
+			defer pwg.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			last := start
+			report := func(now time.Time) {
+				l, e := win.take()
+				secs := now.Sub(last).Seconds()
+				last = now
+				if secs <= 0 {
+					return
+				}
+				p := percentiles(l)
+				line := fmt.Sprintf("%s%3.0fs  %6.0f req/s  p50 %.1fms  p99 %.1fms", label, now.Sub(start).Seconds(), float64(len(l))/secs, p.P50, p.P99)
+				if e > 0 {
+					line += fmt.Sprintf("  %d errors", e)
+				}
+				fmt.Fprintln(progress, line)
+			}
+			for {
+				select {
+				case <-stop:
+					// The requests since the last line, if they are a good part of a second.
+					if now := time.Now(); now.Sub(last) >= 100*time.Millisecond {
+						report(now)
+					}
+					return
+				case now := <-t.C:
+					report(now)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stop)
+	pwg.Wait()
+	m := measured{elapsed: elapsed}
+	for c := range clients {
+		m.lat = append(m.lat, lats[c]...)
+		m.errors += errs[c]
+	}
+	return m
+}
+
+// window collects the latencies of the current progress second.
+type window struct {
+	mu     sync.Mutex
+	lat    []time.Duration
+	errors atomic.Int64
+}
+
+func (w *window) add(d time.Duration) {
+	w.mu.Lock()
+	w.lat = append(w.lat, d)
+	w.mu.Unlock()
+}
+
+func (w *window) take() ([]time.Duration, int64) {
+	w.mu.Lock()
+	l := w.lat
+	w.lat = nil
+	w.mu.Unlock()
+	return l, w.errors.Swap(0)
+}
+
+// percentiles returns nearest-rank percentiles of lat, in milliseconds; lat is sorted.
+func percentiles(lat []time.Duration) Latencies {
+	if len(lat) == 0 {
+		return Latencies{}
+	}
+	slices.Sort(lat)
+	at := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(lat)))) - 1
+		i = max(0, min(i, len(lat)-1))
+		return float64(lat[i]) / float64(time.Millisecond)
+	}
+	return Latencies{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: at(1)}
+}

@@ -1,0 +1,164 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pbft-nats/pbft/pbft/config"
+)
+
+func TestParseFlagsDefaults(t *testing.T) {
+	o, err := ParseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Options{Clients: DefaultClients, Duration: DefaultDuration, Size: DefaultSize, Nodes: DefaultNodes}
+	if o != want {
+		t.Fatalf("defaults = %+v, want %+v", o, want)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	o, err := ParseFlags([]string{"-clients", "64", "-duration", "3s", "-size=1024", "-nodes", "7", "-json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Options{Clients: 64, Duration: 3 * time.Second, Size: 1024, Nodes: 7, JSON: true}
+	if o != want {
+		t.Fatalf("got %+v, want %+v", o, want)
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"-clients", "0"},
+		{"-clients", "-3"},
+		{"-clients", "x"},
+		{"-duration", "0s"},
+		{"-duration", "-1s"},
+		{"-duration", "10"},
+		{"-size", "-1"},
+		{"-size", "100000000"},
+		{"-nodes", "0"},
+		{"-bogus"},
+		{"extra"},
+		{"-json", "extra"},
+	} {
+		if o, err := ParseFlags(args); err == nil {
+			t.Errorf("ParseFlags(%q) = %+v, want an error", args, o)
+		}
+	}
+	if _, err := ParseFlags([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: err = %v, want flag.ErrHelp", err)
+	}
+	var b bytes.Buffer
+	Usage(&b)
+	for _, f := range []string{"-clients", "-duration", "-size", "-nodes", "-json"} {
+		if !strings.Contains(b.String(), f) {
+			t.Errorf("usage lacks %s:\n%s", f, b.String())
+		}
+	}
+}
+
+func TestRunRejectsBadOptions(t *testing.T) {
+	if _, err := Run(context.Background(), config.Default(), Options{Clients: 0, Duration: time.Second, Nodes: 4}); err == nil {
+		t.Fatal("Run with 0 clients: no error")
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	var lat []time.Duration
+	for i := 100; i >= 1; i-- {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	p := percentiles(lat)
+	if p != (Latencies{P50: 50, P90: 90, P99: 99, Max: 100}) {
+		t.Fatalf("percentiles = %+v", p)
+	}
+	if p := percentiles(nil); p != (Latencies{}) {
+		t.Fatalf("percentiles(nil) = %+v", p)
+	}
+}
+
+func TestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster for a few seconds")
+	}
+	var progress bytes.Buffer
+	o := Options{Clients: 4, Duration: time.Second, Nodes: 4, Size: 16, Progress: &progress}
+	r, err := Run(context.Background(), config.Default(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", r)
+	if r.Requests <= 0 || r.ThroughputRPS <= 0 || r.BaselineRPS <= 0 {
+		t.Errorf("requests %d, throughput %v, baseline %v: want all > 0", r.Requests, r.ThroughputRPS, r.BaselineRPS)
+	}
+	if r.ViewChanges != 0 || r.Errors != 0 {
+		t.Errorf("view changes %d, errors %d: want 0", r.ViewChanges, r.Errors)
+	}
+	l := r.LatencyMS
+	if !(0 < l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max) {
+		t.Errorf("latencies not ordered: %+v", l)
+	}
+	if r.Nodes != 4 || r.Clients != 4 || r.Size != 16 {
+		t.Errorf("nodes/clients/size = %d/%d/%d", r.Nodes, r.Clients, r.Size)
+	}
+	if !strings.Contains(progress.String(), "req/s") {
+		t.Errorf("no progress line in %q", progress.String())
+	}
+
+	var text bytes.Buffer
+	r.WriteText(&text)
+	if !strings.Contains(text.String(), "replication costs") {
+		t.Errorf("summary lacks the ratio:\n%s", text.String())
+	}
+
+	var js bytes.Buffer
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"throughput_rps", "view_changes", "baseline_rps", "requests", "errors"} {
+		if _, ok := m[k].(float64); !ok {
+			t.Errorf("JSON lacks number %q: %s", k, js.String())
+		}
+	}
+	lm, ok := m["latency_ms"].(map[string]any)
+	if !ok {
+		t.Fatalf("JSON lacks object latency_ms: %s", js.String())
+	}
+	for _, k := range []string{"p50", "p90", "p99", "max"} {
+		if _, ok := lm[k].(float64); !ok {
+			t.Errorf("latency_ms lacks number %q: %s", k, js.String())
+		}
+	}
+	if len(lm) != 4 {
+		t.Errorf("latency_ms has keys beyond p50/p90/p99/max: %s", js.String())
+	}
+}
+
+func TestRunCancelled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := Run(ctx, config.Default(), Options{Clients: 2, Duration: time.Minute, Nodes: 4})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("cancelled run took %v", d)
+	}
+}
