@@ -333,6 +333,12 @@ func (r *Replica) sendReply(gateway string, k reqKey, rep cachedReply) {
 	}})
 }
 
+// Stale reports a request this replica will refuse: not in the client's reply cache, but
+// no newer than a reply the cache already dropped, so it may have executed before.
+func (r *Replica) Stale(client string, timestamp uint64) bool {
+	return r.clients.stale(reqKey{client, timestamp})
+}
+
 // Lookup tells where a request stands at this replica: the sequence number and view it
 // was ordered in (ordered), and whether it has executed.
 func (r *Replica) Lookup(client string, timestamp uint64) (seq, view uint64, ordered, executed bool) {

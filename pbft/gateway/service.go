@@ -210,6 +210,10 @@ func (s *Service) submit(ctx context.Context, target string, req *pbft.Request) 
 			if r.err != nil {
 				return Assignment{}, protoErr(CodeTimeout, "request not ordered in time: %v", r.err)
 			}
+			if r.a.Error == node.ErrStale {
+				return Assignment{}, protoErr(CodePreconditionFail,
+					"msg_id %d of client %s is older than the replicas' reply cache remembers; send a new msg_id", req.Timestamp, req.Client)
+			}
 			if !r.a.Ordered {
 				return Assignment{}, protoErr(CodeTimeout, "request not ordered within %v", s.settings.RequestTimeout)
 			}

@@ -24,6 +24,10 @@ const (
 	OpInfo = "info"
 )
 
+// ErrStale is the Answer.Error of a submit whose request id is older than the replicas'
+// reply cache for that client remembers: it is refused, never executed twice.
+const ErrStale = "stale request id"
+
 // Query is what a gateway asks one replica. Every wait is bounded by WaitMillis: when it
 // passes, the replica answers with what it has.
 type Query struct {

@@ -31,6 +31,10 @@ func (n *Node) handleQuery(from string, q *Query) {
 			return
 		}
 		w.key = submitKey{req.Client, req.Timestamp}
+		if n.r.Stale(req.Client, req.Timestamp) {
+			n.answer(w, &Answer{Error: ErrStale})
+			return
+		}
 		if n.Fault() != FaultCrash {
 			n.count(n.stats.In, "request")
 			if err := n.r.Step(pbft.FromClient, req); err != nil {
