@@ -1,0 +1,548 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
+)
+
+// maxHTTPBody bounds a request body of the network API.
+const maxHTTPBody = 1 << 20
+
+// httpClient is the PBFT client name of the key-value facade's requests.
+const httpClient = "http"
+
+// InitCluster initialises svc as the first of ids with the cluster ids, exactly as an
+// init line {"node_id": ids[0], "node_ids": ids} would.
+func InitCluster(svc *Service, ids []string) error {
+	if len(ids) == 0 {
+		return protoErr(CodeMalformed, "no node ids")
+	}
+	names := make([]any, len(ids))
+	for i, id := range ids {
+		names[i] = id
+	}
+	body := jsonl.Object{{Key: "type", Value: "init"}, {Key: "msg_id", Value: 0},
+		{Key: "node_id", Value: ids[0]}, {Key: "node_ids", Value: names}}
+	line := jsonl.Append(nil, jsonl.Object{{Key: "src", Value: "gateway"}, {Key: "dest", Value: ids[0]}, {Key: "body", Value: body}})
+	l, err := jsonl.Parse(line)
+	if err != nil {
+		return err
+	}
+	return svc.Init(l)
+}
+
+// httpAPI is the gateway's network mode.
+type httpAPI struct {
+	svc *Service
+	log *slog.Logger
+
+	msgID atomic.Int64  // the process's reply counter, like stdio's
+	ts    atomic.Uint64 // timestamps of the key-value facade's requests
+
+	mu       sync.Mutex
+	requests map[reqKey]uint64 // HTTP requests served, by route and status code
+}
+
+type reqKey struct {
+	route string
+	code  int
+}
+
+// NewHTTPHandler returns the network API over svc: POST /v1/messages, the key-value
+// facade /v1/kv/{key}, /healthz, /readyz and /metrics.
+func NewHTTPHandler(svc *Service, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	a := &httpAPI{svc: svc, log: logger, requests: map[reqKey]uint64{}}
+	a.ts.Store(uint64(time.Now().UnixNano()))
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/messages", a.count("/v1/messages", a.messages))
+	mux.Handle("PUT /v1/kv/{key}", a.count("/v1/kv", a.kvPut))
+	mux.Handle("GET /v1/kv/{key}", a.count("/v1/kv", a.kvGet))
+	mux.Handle("DELETE /v1/kv/{key}", a.count("/v1/kv", a.kvDelete))
+	mux.Handle("GET /healthz", a.count("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	}))
+	mux.Handle("GET /readyz", a.count("/readyz", a.readyz))
+	mux.Handle("GET /metrics", a.count("/metrics", a.metrics))
+	unmatched := a.count("unmatched", func(w http.ResponseWriter, r *http.Request) { a.noRoute(mux, w, r) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			unmatched.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// noRoute answers a request no route matches with the mux's status (404, 405 with its
+// Allow header, or a redirect) but a JSON error body.
+func (a *httpAPI) noRoute(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	rec := &discardWriter{h: http.Header{}, code: http.StatusNotFound}
+	mux.ServeHTTP(rec, r)
+	for _, h := range []string{"Allow", "Location"} {
+		if v := rec.h.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	a.writeError(w, rec.code, CodeNotSupported, fmt.Sprintf("%s %s: %s", r.Method, r.URL.Path, strings.ToLower(http.StatusText(rec.code))))
+}
+
+// discardWriter keeps a response's header and status and drops its body.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(code int)        { d.code = code }
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (a *httpAPI) count(route string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		h(rec, r)
+		if rec.code == 0 {
+			rec.code = http.StatusOK
+		}
+		a.mu.Lock()
+		a.requests[reqKey{route, rec.code}]++
+		a.mu.Unlock()
+	})
+}
+
+// ctx bounds a handler's work by the request's context and the request timeout (plus a
+// margin, so that the service's own timeout answers first).
+func (a *httpAPI) ctx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), a.svc.settings.RequestTimeout+time.Second)
+}
+
+// httpStatus maps a protocol error code to an HTTP status.
+func httpStatus(code int) int {
+	switch code {
+	case CodeNotSupported, CodeMalformed:
+		return http.StatusBadRequest
+	case CodePreconditionFail:
+		return http.StatusConflict
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case CodeTimeout:
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+func (a *httpAPI) writeJSON(w http.ResponseWriter, status int, body jsonl.Object) {
+	body = append(body, jsonl.Field{Key: "msg_id", Value: a.msgID.Add(1) - 1})
+	buf := jsonl.Append(nil, body)
+	buf = append(buf, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf)
+}
+
+// writeError answers with a protocol error object that replies to no message.
+func (a *httpAPI) writeError(w http.ResponseWriter, status, code int, text string) {
+	a.writeJSON(w, status, jsonl.Object{{Key: "type", Value: "error"}, {Key: "in_reply_to", Value: nil},
+		{Key: "code", Value: code}, {Key: "text", Value: text}})
+}
+
+func asProtoError(err error) *ProtoError {
+	var pe *ProtoError
+	if !errors.As(err, &pe) {
+		pe = protoErr(CodeTimeout, "%v", err)
+	}
+	return pe
+}
+
+// readBody reads a bounded request body; false means an error was already written.
+func (a *httpAPI) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHTTPBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			a.writeError(w, http.StatusRequestEntityTooLarge, CodeMalformed, fmt.Sprintf("body larger than %d bytes", maxHTTPBody))
+		} else {
+			a.writeError(w, http.StatusBadRequest, CodeMalformed, fmt.Sprintf("cannot read body: %v", err))
+		}
+		return nil, false
+	}
+	return b, true
+}
+
+// parseMessage accepts a message body, or a whole line {"src", "dest", "body"}.
+func parseMessage(raw []byte) (*jsonl.Line, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil || top == nil {
+		return nil, errors.New("body is not a JSON object")
+	}
+	if b, ok := top["body"]; ok && len(bytes.TrimSpace(b)) > 0 && bytes.TrimSpace(b)[0] == '{' {
+		if _, hasType := top["type"]; !hasType {
+			return jsonl.Parse(raw)
+		}
+	}
+	line := append([]byte(`{"src":"`+httpClient+`","body":`), raw...)
+	line = append(line, '}')
+	return jsonl.Parse(line)
+}
+
+// messages handles POST /v1/messages.
+func (a *httpAPI) messages(w http.ResponseWriter, r *http.Request) {
+	raw, ok := a.readBody(w, r)
+	if !ok {
+		return
+	}
+	l, err := parseMessage(raw)
+	if err != nil {
+		a.writeError(w, http.StatusBadRequest, CodeMalformed, fmt.Sprintf("malformed message: %v", err))
+		return
+	}
+	ctx, cancel := a.ctx(r)
+	defer cancel()
+	body, perr := a.dispatch(ctx, l)
+	if perr != nil {
+		var inReplyTo any
+		if id, ok := l.MsgIDInt(); ok {
+			inReplyTo = id
+		}
+		a.writeJSON(w, httpStatus(perr.Code), jsonl.Object{{Key: "type", Value: "error"}, {Key: "in_reply_to", Value: inReplyTo},
+			{Key: "code", Value: perr.Code}, {Key: "text", Value: perr.Text}})
+		return
+	}
+	a.writeJSON(w, http.StatusOK, body)
+}
+
+// dispatch answers one message as stdio's handleLine does, returning the reply body
+// (without msg_id) or the protocol error.
+func (a *httpAPI) dispatch(ctx context.Context, l *jsonl.Line) (jsonl.Object, *ProtoError) {
+	s := a.svc
+	var inReplyTo any
+	msgID, ok := l.MsgIDInt()
+	if ok {
+		inReplyTo = msgID
+	}
+	reply := func(typ string, fields ...jsonl.Field) (jsonl.Object, *ProtoError) {
+		return append(jsonl.Object{{Key: "type", Value: typ}, {Key: "in_reply_to", Value: inReplyTo}}, fields...), nil
+	}
+	fail := func(err error) (jsonl.Object, *ProtoError) { return nil, asProtoError(err) }
+	known := []string{"init", "pbft_request", "pbft_status", "pbft_execute", "pbft_fault", "pbft_cluster"}
+	switch {
+	case !slices.Contains(known, l.Type):
+		return fail(protoErr(CodeNotSupported, "unknown message type %q", l.Type))
+	case !ok:
+		return fail(protoErr(CodeMalformed, "msg_id must be an integer"))
+	case l.Type == "init":
+		if err := s.Init(l); err != nil {
+			return fail(err)
+		}
+		return reply("init_ok")
+	case !s.Initialised():
+		return fail(protoErr(CodeUnavailable, "not initialised: send init first"))
+	}
+	switch l.Type {
+	case "pbft_request":
+		args, err := ParseRequest(l, msgID)
+		if err != nil {
+			return fail(err)
+		}
+		asg, err := s.Submit(ctx, l.Dest, args)
+		if err != nil {
+			return fail(err)
+		}
+		return reply("pbft_request_ok", jsonl.Field{Key: "sequence_number", Value: asg.Seq},
+			jsonl.Field{Key: "view", Value: asg.View}, jsonl.Field{Key: "phase", Value: "pre-prepare"})
+	case "pbft_execute":
+		args, err := ParseRequest(l, msgID)
+		if err != nil {
+			return fail(err)
+		}
+		res, err := s.Execute(ctx, l.Dest, args)
+		if err != nil {
+			return fail(err)
+		}
+		return reply("pbft_execute_ok", jsonl.Field{Key: "sequence_number", Value: res.Seq},
+			jsonl.Field{Key: "view", Value: res.View}, jsonl.Field{Key: "result", Value: res.Result},
+			jsonl.Field{Key: "replies", Value: res.Replies})
+	case "pbft_status":
+		seq, present, err := l.PositiveInt("sequence_number")
+		if err != nil || !present {
+			return fail(protoErr(CodeMalformed, "sequence_number must be a positive integer"))
+		}
+		st, err := s.Status(ctx, l.Dest, seq)
+		if err != nil {
+			return fail(err)
+		}
+		return reply("pbft_status_ok", jsonl.Field{Key: "phase", Value: st.Phase},
+			jsonl.Field{Key: "prepares_received", Value: st.Prepares},
+			jsonl.Field{Key: "commits_received", Value: st.Commits}, jsonl.Field{Key: "executed", Value: st.Executed})
+	case "pbft_fault":
+		if err := s.Fault(ctx, l); err != nil {
+			return fail(err)
+		}
+		return reply("pbft_fault_ok")
+	default: // pbft_cluster
+		cl, err := s.Cluster(ctx, l.Dest)
+		if err != nil {
+			return fail(err)
+		}
+		reps := make([]jsonl.Object, 0, len(cl.Replicas))
+		for _, r := range cl.Replicas {
+			reps = append(reps, jsonl.Object{{Key: "node", Value: r.Node}, {Key: "view", Value: r.View},
+				{Key: "last_executed", Value: r.LastExecuted}, {Key: "stable_checkpoint", Value: r.StableCheckpoint},
+				{Key: "fault", Value: r.Fault}})
+		}
+		return reply("pbft_cluster_ok", jsonl.Field{Key: "view", Value: cl.View}, jsonl.Field{Key: "primary", Value: cl.Primary},
+			jsonl.Field{Key: "replicas", Value: reps})
+	}
+}
+
+// kvKey validates the key of /v1/kv/{key}; false means an error was already written.
+func (a *httpAPI) kvKey(w http.ResponseWriter, r *http.Request) (string, bool) {
+	key := r.PathValue("key")
+	switch {
+	case key == "":
+		a.writeError(w, http.StatusBadRequest, CodeMalformed, "empty key")
+	case !utf8.ValidString(key):
+		a.writeError(w, http.StatusBadRequest, CodeMalformed, "key is not valid UTF-8")
+	case strings.ContainsRune(key, '=') || strings.ContainsFunc(key, unicode.IsSpace):
+		a.writeError(w, http.StatusBadRequest, CodeMalformed, "key must not contain '=' or white space")
+	default:
+		return key, true
+	}
+	return "", false
+}
+
+// kvExecute runs op through PBFT; false means an error was already written.
+func (a *httpAPI) kvExecute(w http.ResponseWriter, r *http.Request, op string) (ExecuteResult, bool) {
+	if !a.svc.Initialised() {
+		a.writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "cluster not initialised")
+		return ExecuteResult{}, false
+	}
+	ctx, cancel := a.ctx(r)
+	defer cancel()
+	res, err := a.svc.Execute(ctx, "", RequestArgs{Operation: op, Client: httpClient, Timestamp: a.ts.Add(1)})
+	if err != nil {
+		pe := asProtoError(err)
+		a.writeError(w, httpStatus(pe.Code), pe.Code, pe.Text)
+		return ExecuteResult{}, false
+	}
+	w.Header().Set("X-PBFT-Seq", strconv.FormatUint(res.Seq, 10))
+	w.Header().Set("X-PBFT-Replies", strconv.Itoa(res.Replies))
+	if strings.HasPrefix(res.Result, "error: ") {
+		a.writeError(w, http.StatusBadRequest, CodeMalformed, res.Result)
+		return ExecuteResult{}, false
+	}
+	return res, true
+}
+
+func (a *httpAPI) kvPut(w http.ResponseWriter, r *http.Request) {
+	key, ok := a.kvKey(w, r)
+	if !ok {
+		return
+	}
+	val, ok := a.readBody(w, r)
+	if !ok {
+		return
+	}
+	if !utf8.Valid(val) {
+		a.writeError(w, http.StatusBadRequest, CodeMalformed, "value is not valid UTF-8")
+		return
+	}
+	if _, ok := a.kvExecute(w, r, "set "+key+"="+string(val)); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (a *httpAPI) kvGet(w http.ResponseWriter, r *http.Request) {
+	key, ok := a.kvKey(w, r)
+	if !ok {
+		return
+	}
+	if res, ok := a.kvExecute(w, r, "get "+key); ok {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(res.Result)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, res.Result)
+	}
+}
+
+func (a *httpAPI) kvDelete(w http.ResponseWriter, r *http.Request) {
+	key, ok := a.kvKey(w, r)
+	if !ok {
+		return
+	}
+	if _, ok := a.kvExecute(w, r, "del "+key); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// readyz answers 200 once the cluster answers a pbft_cluster query within a second.
+func (a *httpAPI) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !a.svc.Initialised() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "not initialised\n")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	cl, err := a.svc.Cluster(ctx, "")
+	answered := 0
+	for _, rep := range cl.Replicas {
+		if rep.Fault != "unreachable" {
+			answered++
+		}
+	}
+	if err != nil || ctx.Err() != nil || answered < a.svc.q.Weak() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, "not ready: %d replicas answered\n", answered)
+		return
+	}
+	_, _ = io.WriteString(w, "ready\n")
+}
+
+// metrics writes Prometheus' text format.
+func (a *httpAPI) metrics(w http.ResponseWriter, r *http.Request) {
+	var b strings.Builder
+	b.WriteString("# HELP pbft_http_requests_total HTTP requests served, by route and status code.\n")
+	b.WriteString("# TYPE pbft_http_requests_total counter\n")
+	a.mu.Lock()
+	keys := make([]reqKey, 0, len(a.requests))
+	for k := range a.requests {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y reqKey) int {
+		if c := strings.Compare(x.route, y.route); c != 0 {
+			return c
+		}
+		return x.code - y.code
+	})
+	for _, k := range keys {
+		fmt.Fprintf(&b, "pbft_http_requests_total{path=%s,code=\"%d\"} %d\n", promLabel(k.route), k.code, a.requests[k])
+	}
+	a.mu.Unlock()
+
+	if e, ok := a.svc.Backend().(*Embedded); ok && e != nil {
+		a.svc.mu.Lock()
+		ids := slices.Clone(a.svc.ids)
+		a.svc.mu.Unlock()
+		type family struct {
+			name, help, label string
+			get               func(id string) map[string]uint64
+		}
+		per := map[string]struct{ in, out, rej map[string]uint64 }{}
+		for _, id := range ids {
+			n := e.Node(id)
+			if n == nil {
+				continue
+			}
+			st := n.Stats()
+			per[id] = struct{ in, out, rej map[string]uint64 }{st.In, st.Out, st.Rejected}
+		}
+		fams := []family{
+			{"pbft_messages_in_total", "Protocol messages stepped by a replica, by kind.", "kind",
+				func(id string) map[string]uint64 { return per[id].in }},
+			{"pbft_messages_out_total", "Protocol messages sent by a replica, by kind.", "kind",
+				func(id string) map[string]uint64 { return per[id].out }},
+			{"pbft_messages_rejected_total", "Messages dropped by a replica, by reason.", "reason",
+				func(id string) map[string]uint64 { return per[id].rej }},
+		}
+		for _, f := range fams {
+			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n", f.name, f.help, f.name)
+			for _, id := range ids {
+				if _, ok := per[id]; !ok {
+					continue
+				}
+				m := f.get(id)
+				names := make([]string, 0, len(m))
+				for k := range m {
+					names = append(names, k)
+				}
+				slices.Sort(names)
+				for _, k := range names {
+					fmt.Fprintf(&b, "%s{replica=%s,%s=%s} %d\n", f.name, promLabel(id), f.label, promLabel(k), m[k])
+				}
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_, _ = io.WriteString(w, b.String())
+}
+
+// promLabel quotes a label value for Prometheus' text format.
+func promLabel(v string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return `"` + r.Replace(v) + `"`
+}
+
+// ListenAndServe serves NewHTTPHandler(svc) on addr until ctx is done, then shuts the
+// server down gracefully (waiting at most the request timeout plus a second for
+// requests in flight).
+func ListenAndServe(ctx context.Context, addr string, svc *Service, logger *slog.Logger) error {
+	srv := &http.Server{
+		Addr:              addr,
+		Handler:           NewHTTPHandler(svc, logger),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	logger.Info("gateway network mode listening", "addr", addr)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("gateway network mode shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), svc.settings.RequestTimeout+time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
