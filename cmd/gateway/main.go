@@ -14,6 +14,7 @@ import (
 
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/gateway"
+	"github.com/pbft-nats/pbft/pbft/loadgen"
 )
 
 func main() {
@@ -30,11 +31,31 @@ func run() error {
 	}
 	level, _ := config.ParseLevel(s.LogLevel)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if len(os.Args) > 1 && os.Args[1] == "bench" {
+		return bench(s, os.Args[2:])
+	}
 	if len(os.Args) > 1 {
-		return fmt.Errorf("unknown command %q (run with no arguments for stdio mode)", os.Args[1])
+		return fmt.Errorf("unknown command %q (commands: bench; none runs stdio mode)", os.Args[1])
 	}
 	if s.HTTPAddr != "" {
-		return fmt.Errorf("PBFT_HTTP_ADDR is set, but the network mode is not built yet; unset it for stdio mode")
+		// Network mode: the cluster is started at once, as init would start it.
+		ids := s.NodeIDs
+		if len(ids) == 0 {
+			ids = []string{"n1", "n2", "n3", "n4"}
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		svc := gateway.NewService(s, logger, func(ids []string) (gateway.Backend, error) {
+			if s.NATSURL != "" {
+				return gateway.ConnectExternal(s.NATSURL, ids, s)
+			}
+			return gateway.StartEmbedded(ids, s, logger)
+		})
+		defer svc.Close()
+		if err := gateway.InitCluster(svc, ids); err != nil {
+			return fmt.Errorf("starting the cluster %v: %w", ids, err)
+		}
+		return gateway.ListenAndServe(ctx, s.HTTPAddr, svc, logger)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -46,4 +67,26 @@ func run() error {
 	})
 	defer svc.Close()
 	return gateway.NewStdio(svc, logger).Run(ctx, os.Stdin, os.Stdout)
+}
+
+// bench runs the load tool: gateway bench -clients C -duration D -size BYTES [-nodes N] [-json].
+func bench(s config.Settings, args []string) error {
+	o, err := loadgen.ParseFlags(args)
+	if err != nil {
+		loadgen.Usage(os.Stderr)
+		return err
+	}
+	o.NATSURL = s.NATSURL
+	o.Progress = os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	res, err := loadgen.Run(ctx, s, o)
+	if err != nil && res.Requests == 0 {
+		return err
+	}
+	if o.JSON {
+		return res.WriteJSON(os.Stdout)
+	}
+	res.WriteText(os.Stdout)
+	return nil
 }
