@@ -37,26 +37,6 @@ func run() error {
 	if len(os.Args) > 1 {
 		return fmt.Errorf("unknown command %q (commands: bench; none runs stdio mode)", os.Args[1])
 	}
-	if s.HTTPAddr != "" {
-		// Network mode: the cluster is started at once, as init would start it.
-		ids := s.NodeIDs
-		if len(ids) == 0 {
-			ids = []string{"n1", "n2", "n3", "n4"}
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-		defer stop()
-		svc := gateway.NewService(s, logger, func(ids []string) (gateway.Backend, error) {
-			if s.NATSURL != "" {
-				return gateway.ConnectExternal(s.NATSURL, ids, s)
-			}
-			return gateway.StartEmbedded(ids, s, logger)
-		})
-		defer svc.Close()
-		if err := gateway.InitCluster(svc, ids); err != nil {
-			return fmt.Errorf("starting the cluster %v: %w", ids, err)
-		}
-		return gateway.ListenAndServe(ctx, s.HTTPAddr, svc, logger)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	svc := gateway.NewService(s, logger, func(ids []string) (gateway.Backend, error) {
@@ -66,7 +46,18 @@ func run() error {
 		return gateway.StartEmbedded(ids, s, logger)
 	})
 	defer svc.Close()
-	return gateway.NewStdio(svc, logger).Run(ctx, os.Stdin, os.Stdout)
+	if s.HTTPAddr == "" {
+		return gateway.NewStdio(svc, logger).Run(ctx, os.Stdin, os.Stdout)
+	}
+	// Network mode: the cluster is started at once, as init would start it.
+	ids := s.NodeIDs
+	if len(ids) == 0 {
+		ids = []string{"n1", "n2", "n3", "n4"}
+	}
+	if err := gateway.InitCluster(svc, ids); err != nil {
+		return fmt.Errorf("starting the cluster %v: %w", ids, err)
+	}
+	return gateway.ListenAndServe(ctx, s.HTTPAddr, svc, logger)
 }
 
 // bench runs the load tool: gateway bench -clients C -duration D -size BYTES [-nodes N] [-json].
