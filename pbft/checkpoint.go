@@ -43,7 +43,10 @@ func (r *Replica) takeCheckpoint(seq uint64) {
 	d := r.stateDigest(&snap)
 	r.checkpoints.own[seq] = d
 	r.checkpoints.snapshots[seq] = snap
-	r.broadcast(&Checkpoint{Seq: seq, State: d, Replica: r.id})
+	cp := &Checkpoint{Seq: seq, State: d, Replica: r.id}
+	r.persist(cp)
+	r.persist(&State{Seq: seq, Snapshot: snap, Replica: r.id})
+	r.broadcast(cp)
 	r.addCheckpointVote(r.id, seq, d)
 }
 
@@ -88,6 +91,7 @@ func (r *Replica) addCheckpointVote(from int, seq uint64, d Digest) {
 	vs[from] = d
 	cert, _, ok := r.checkpoints.certified(seq, r.q.Commit())
 	if !ok {
+		r.checkClaimedStable(seq)
 		return
 	}
 	if own, have := r.checkpoints.own[seq]; have && own == cert {
@@ -100,12 +104,39 @@ func (r *Replica) addCheckpointVote(from int, seq uint64, d Digest) {
 	}
 }
 
+// checkClaimedStable starts a state transfer to seq when f+1 peers report it (or a later
+// number) as their stable checkpoint and announced the same digest for it: one of them is
+// correct, so the digest is the state's, and the messages below seq may be gone from the
+// log of every replica that has them stable. Without this, replicas that lost the
+// execution above their own checkpoint in a restart would wait forever for the third
+// vote of a 2f+1 certificate that only a replica like them could give.
+func (r *Replica) checkClaimedStable(seq uint64) {
+	if seq <= r.lastExec || (r.transfer != nil && r.transfer.seq >= seq) {
+		return
+	}
+	counts := make(map[Digest][]int)
+	for rep, d := range r.checkpoints.votes[seq] {
+		if rep != r.id && r.peerLow[rep] >= seq {
+			counts[d] = append(counts[d], rep)
+		}
+	}
+	for d, reps := range counts {
+		if len(reps) >= r.q.Weak() {
+			sort.Ints(reps)
+			r.transfer = &stateTransfer{seq: seq, digest: d, from: reps}
+			r.retryTransfer()
+			return
+		}
+	}
+}
+
 // makeStable moves the low watermark to seq and discards everything below it.
 func (r *Replica) makeStable(seq uint64) {
 	if seq <= r.lowWater {
 		return
 	}
 	r.lowWater = seq
+	r.requestCompaction()
 	for s, e := range r.log {
 		if s <= seq {
 			r.history.keep(e, r.q.N)

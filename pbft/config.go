@@ -43,6 +43,9 @@ type Config struct {
 	// ClientHistory is how many executed requests per client keep their reply cached, so
 	// a retransmission is answered from the cache instead of being executed again.
 	ClientHistory int
+	// Durable makes Ready carry the records a driver with a durable log must keep
+	// (Persist, Compact); see Restore.
+	Durable bool
 	// App is the state machine requests execute on.
 	App Application
 }

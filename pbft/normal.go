@@ -154,6 +154,7 @@ func (r *Replica) acceptPrePrepare(pp *PrePrepare) {
 		e.prepared = false
 	}
 	e.pp = pp
+	r.persist(pp)
 	e.votesFor(pp.View, r.q.N) // the certificate may need no votes at all (n = 1)
 	e.notePrePrepared(pp.View, pp.Digest)
 	for _, req := range pp.Batch {
@@ -172,6 +173,7 @@ func (r *Replica) acceptPrePrepare(pp *PrePrepare) {
 		e.prepared = true
 		vv := e.current()
 		c := &Commit{View: pp.View, Seq: e.seq, Digest: pp.Digest, Replica: r.id}
+		r.persist(c)
 		r.broadcast(c)
 		vv.commits.add(r.id, c.Digest)
 		return
@@ -271,11 +273,17 @@ func (r *Replica) checkPrepared(e *entry) {
 	if e.prepared || vv == nil || vv.prepares.matching(e.pp.Digest) < r.q.Prepare() {
 		return
 	}
+	if r.following(e.pp.View) {
+		// A replica that sent VIEW-CHANGE sends nothing more for the old view: a commit now
+		// could help commit a batch its VIEW-CHANGE did not report as prepared.
+		return
+	}
 	e.prepared = true
 	if e.pset == nil || e.pset.View < e.pp.View {
 		e.pset = &Prepared{Seq: e.seq, View: e.pp.View, Digest: e.pp.Digest, Batch: e.pp.Batch}
 	}
 	c := &Commit{View: e.pp.View, Seq: e.seq, Digest: e.pp.Digest, Replica: r.id}
+	r.persist(c)
 	r.broadcast(c)
 	vv.commits.add(r.id, c.Digest)
 	r.checkCommitted(e)

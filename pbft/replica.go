@@ -41,6 +41,12 @@ type Ready struct {
 	ViewChanged bool
 	// StateInstalled is true when a snapshot from state transfer was installed.
 	StateInstalled bool
+	// Persist lists durable records (see durable.go) to append to the log before
+	// Messages are sent. Only with Config.Durable.
+	Persist []Message
+	// Compact, when not nil, is the whole durable state: the driver replaces its log with
+	// it (before appending Persist, which is then empty) and before sending Messages.
+	Compact []Message
 }
 
 // Executed identifies one executed batch.
@@ -84,10 +90,15 @@ type Replica struct {
 	ticks       uint64
 	statusTimer int
 	peerExec    []uint64 // last executed number each peer reported in its status
+	peerLow     []uint64 // stable checkpoint each peer reported in its status
 
 	out      []Outbound
 	executed []Executed
 	flags    Ready
+
+	persistQ            []Message
+	compactPending      bool
+	restoringCheckpoint uint64 // Restore: the own checkpoint whose state comes next
 }
 
 // NewReplica returns a replica in view 0 with an empty log.
@@ -107,6 +118,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 		clients:    newClientTable(cfg.ClientHistory),
 		history:    newStatusHistory(),
 		peerExec:   make([]uint64, cfg.N),
+		peerLow:    make([]uint64, cfg.N),
 	}
 	r.checkpoints = newCheckpointState()
 	r.checkpoints.own[0] = r.stateDigest(nil)
@@ -142,13 +154,19 @@ func (r *Replica) StableCheckpoint() uint64 { return r.lowWater }
 func (r *Replica) Ready() Ready {
 	rd := r.flags
 	rd.Messages, rd.Executed = r.out, r.executed
+	if r.compactPending {
+		rd.Compact = r.durableState()
+	}
+	rd.Persist = r.persistQ
 	r.out, r.executed, r.flags = nil, nil, Ready{}
+	r.persistQ, r.compactPending = nil, false
 	return rd
 }
 
 // HasReady reports whether Ready has anything.
 func (r *Replica) HasReady() bool {
-	return len(r.out) > 0 || len(r.executed) > 0 || r.flags.ViewChanged || r.flags.StateInstalled
+	return len(r.out) > 0 || len(r.executed) > 0 || r.flags.ViewChanged || r.flags.StateInstalled ||
+		len(r.persistQ) > 0 || r.compactPending
 }
 
 func (r *Replica) send(to int, m Message) { r.out = append(r.out, Outbound{To: to, Msg: m}) }

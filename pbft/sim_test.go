@@ -53,6 +53,7 @@ type simConfig struct {
 	maxTicks      int
 	events        map[int]func(s *sim) // run at the start of a tick
 	viewChangeTks int
+	durable       bool // replicas keep a durable log (sim.disk) and restart from it
 }
 
 type simMsg struct {
@@ -80,6 +81,9 @@ type sim struct {
 	answered  map[reqKey]string
 	seqOf     map[reqKey]uint64
 	delivered int64
+	// disk[i] is replica i's durable log, as its driver would keep it (cfg.durable).
+	disk     [][][]byte
+	restarts int
 }
 
 type simClient struct {
@@ -102,24 +106,9 @@ func newSim(t testing.TB, cfg simConfig) *sim {
 		cfg.retransmitAt = 15
 	}
 	s := &sim{t: t, cfg: cfg, rng: rand.New(rand.NewSource(cfg.seed)), answered: map[reqKey]string{}, seqOf: map[reqKey]uint64{}}
+	s.disk = make([][][]byte, cfg.n)
 	for i := 0; i < cfg.n; i++ {
-		c := DefaultConfig()
-		c.ID, c.N = i, cfg.n
-		if cfg.checkpoint > 0 {
-			c.CheckpointInterval, c.LogWindow = cfg.checkpoint, cfg.window
-		}
-		if cfg.batchMax > 0 {
-			c.BatchMax = cfg.batchMax
-		}
-		if cfg.viewChangeTks > 0 {
-			c.ViewChangeTicks = cfg.viewChangeTks
-		}
-		app := &chainApp{}
-		c.App = app
-		r, err := NewReplica(c)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, app := s.newReplica(i)
 		s.reps = append(s.reps, r)
 		s.apps = append(s.apps, app)
 		s.executed = append(s.executed, map[uint64]Digest{})
@@ -133,6 +122,66 @@ func newSim(t testing.TB, cfg simConfig) *sim {
 		s.clients = append(s.clients, &simClient{name: fmt.Sprintf("c%d", i)})
 	}
 	return s
+}
+
+func (s *sim) newReplica(i int) (*Replica, *chainApp) {
+	c := DefaultConfig()
+	c.ID, c.N = i, s.cfg.n
+	if s.cfg.checkpoint > 0 {
+		c.CheckpointInterval, c.LogWindow = s.cfg.checkpoint, s.cfg.window
+	}
+	if s.cfg.batchMax > 0 {
+		c.BatchMax = s.cfg.batchMax
+	}
+	if s.cfg.viewChangeTks > 0 {
+		c.ViewChangeTicks = s.cfg.viewChangeTks
+	}
+	c.Durable = s.cfg.durable
+	app := &chainApp{}
+	c.App = app
+	r, err := NewReplica(c)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return r, app
+}
+
+// restart replaces replica i by a new one restored from its durable log, as a process
+// killed at this instant and started again would be: what it had not made durable is
+// lost, including its pending requests and timers.
+func (s *sim) restart(i int) {
+	s.t.Helper()
+	r, app := s.newReplica(i)
+	var records []Message
+	for _, b := range s.disk[i] {
+		m, err := Unmarshal(b)
+		if err != nil {
+			s.t.Fatalf("seed %d: replica %d durable record: %v", s.cfg.seed, i, err)
+		}
+		records = append(records, m)
+	}
+	if err := r.Restore(records); err != nil {
+		for j, m := range records {
+			s.t.Logf("record %d: %s", j, describeRecord(m))
+		}
+		s.t.Fatalf("seed %d: replica %d restore: %v", s.cfg.seed, i, err)
+	}
+	s.reps[i], s.apps[i] = r, app
+	s.restarts++
+	s.flush(i)
+}
+
+// persist keeps what Ready asks to keep, before the messages go out.
+func (s *sim) persist(i int, rd Ready) {
+	if rd.Compact != nil {
+		s.disk[i] = s.disk[i][:0:0]
+		for _, m := range rd.Compact {
+			s.disk[i] = append(s.disk[i], Marshal(m))
+		}
+	}
+	for _, m := range rd.Persist {
+		s.disk[i] = append(s.disk[i], Marshal(m))
+	}
 }
 
 func (s *sim) enqueue(from, to int, m Message) {
@@ -161,6 +210,7 @@ func (s *sim) flush(i int) {
 	r := s.reps[i]
 	r.Propose()
 	rd := r.Ready()
+	s.persist(i, rd)
 	for _, ex := range rd.Executed {
 		if prev, ok := s.executed[i][ex.Seq]; ok && prev != ex.Digest {
 			s.t.Fatalf("seed %d: replica %d executed seq %d twice with different digests", s.cfg.seed, i, ex.Seq)
@@ -420,4 +470,20 @@ func (s *sim) converge(limit int) {
 		}
 		s.t.Fatalf("seed %d: replicas did not converge: %v", s.cfg.seed, st)
 	}
+}
+
+func describeRecord(m Message) string {
+	switch m := m.(type) {
+	case *PrePrepare:
+		return fmt.Sprintf("pp v%d n%d d%x batch %d", m.View, m.Seq, m.Digest[:3], len(m.Batch))
+	case *Commit:
+		return fmt.Sprintf("commit v%d n%d d%x", m.View, m.Seq, m.Digest[:3])
+	case *ViewChange:
+		return fmt.Sprintf("view-change v%d low %d", m.NewView, m.LowWater)
+	case *NewView:
+		return fmt.Sprintf("new-view v%d pps %d", m.View, len(m.PrePrepares))
+	case *State:
+		return fmt.Sprintf("state n%d", m.Seq)
+	}
+	return m.Kind().String()
 }

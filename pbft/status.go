@@ -178,6 +178,10 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 	if m.View < r.view || (m.View == r.view && !r.viewActive) {
 		r.retransmitViewChange(from)
 	}
+	if m.LowWater > r.peerLow[from] {
+		r.peerLow[from] = m.LowWater
+		r.checkClaimedStable(m.LowWater)
+	}
 	if m.LowWater < r.lowWater {
 		// The peer lacks a stable checkpoint we have: a lost checkpoint message, or it is
 		// behind and needs the certificate to fetch the state.

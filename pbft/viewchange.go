@@ -120,6 +120,7 @@ func (r *Replica) startViewChange(v uint64) {
 		m.Q = append(m.Q, e.qset...)
 	}
 	r.vc.mine = m
+	r.persist(m)
 	r.broadcast(m)
 	r.recordViewChange(m)
 	r.afterViewChangeVote(v)
@@ -417,6 +418,7 @@ func decideSeq(q Quorum, view, n uint64, vcs []*ViewChange) (*PrePrepare, bool) 
 // enterView starts view nv.View with the decided checkpoint and pre-prepares.
 func (r *Replica) enterView(nv *NewView, d decision) {
 	vc := r.vc
+	r.persist(nv)
 	r.viewActive = true
 	r.followView = r.view
 	r.flags.ViewChanged = true
