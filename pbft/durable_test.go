@@ -154,3 +154,29 @@ func TestRestoreRefusesRecordsThatDoNotFit(t *testing.T) {
 		}
 	}
 }
+
+// TestForgedStateIsNotInstalled has a replica fall far behind (crashed across many
+// checkpoints) while a peer serves forged snapshots in state transfer: the forged state is
+// refused (it does not match the digest 2f+1 certified), the replica gets the true state
+// from another peer, and ends identical to the honest replicas.
+func TestForgedStateIsNotInstalled(t *testing.T) {
+	for seed := int64(1); seed <= int64(seedCount(10)); seed++ {
+		cfg := simConfig{n: 4, seed: seed, drop: 0.01, maxDelay: 2, clients: 3, requests: 200,
+			checkpoint: 8, window: 16, batchMax: 2, faults: map[int]fault{0: lieState, 3: crashed}}
+		cfg.events = map[int]func(*sim){
+			150: func(s *sim) { s.faults[3] = honest },
+		}
+		s := newSim(t, cfg)
+		if !s.run() {
+			s.converge(1)
+		}
+		s.converge(3000)
+		s.checkSafety()
+		if s.reps[3].StateDigest() != s.reps[1].StateDigest() {
+			t.Fatalf("seed %d: recovered replica's state differs", seed)
+		}
+		if s.statesRefused == 0 {
+			t.Fatalf("seed %d: no forged state was offered and refused: the test did not test", seed)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package pbft
 
 import (
+	"encoding/binary"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -34,6 +35,7 @@ const (
 	crashed
 	silent     // receives, sends nothing
 	equivocate // conflicting pre-prepares as primary, wrong digests as backup
+	lieState   // honest, except that the state it serves in a transfer is forged
 )
 
 // simConfig describes one seeded run.
@@ -84,6 +86,8 @@ type sim struct {
 	// disk[i] is replica i's durable log, as its driver would keep it (cfg.durable).
 	disk     [][][]byte
 	restarts int
+	// statesRefused counts State messages a replica rejected (a forged snapshot).
+	statesRefused int
 }
 
 type simClient struct {
@@ -228,6 +232,9 @@ func (s *sim) flush(i int) {
 				continue
 			}
 		}
+		if st, ok := m.(*State); ok && s.faults[i] == lieState {
+			m = forgeState(st)
+		}
 		switch o.To {
 		case ToGateway:
 			s.enqueue(i, -1, m)
@@ -288,7 +295,11 @@ func (s *sim) deliver(m simMsg) {
 	if s.faults[m.to] == crashed {
 		return
 	}
-	_ = s.reps[m.to].Step(m.from, msg)
+	if err := s.reps[m.to].Step(m.from, msg); err != nil {
+		if _, ok := msg.(*State); ok {
+			s.statesRefused++
+		}
+	}
 	s.flush(m.to)
 }
 
@@ -486,4 +497,17 @@ func describeRecord(m Message) string {
 		return fmt.Sprintf("state n%d", m.Seq)
 	}
 	return m.Kind().String()
+}
+
+// forgeState is a well-formed snapshot with other contents: the application state of a
+// chain that never happened, with the real reply cache.
+func forgeState(st *State) *State {
+	d := decoder{buf: st.Snapshot}
+	app := append([]byte(nil), d.take(maxBlobLen)...)
+	if len(app) > 0 {
+		app[0] ^= 0xff
+	}
+	forged := binary.AppendUvarint(nil, uint64(len(app)))
+	forged = append(append(forged, app...), d.buf...)
+	return &State{Seq: st.Seq, Snapshot: forged, Replica: st.Replica}
 }

@@ -104,7 +104,7 @@ func (s Settings) Node(id string, ids []string, keys *auth.Keyring, logger *slog
 	if err != nil {
 		return node.Config{}, err
 	}
-	c := node.Config{ID: id, NodeIDs: ids, Protocol: s.Protocol(), Tick: s.Tick, Fault: f, Keys: keys, Logger: logger}
+	c := node.Config{ID: id, NodeIDs: ids, Protocol: s.Protocol(), Tick: s.Tick, Fault: f, Keys: keys, Logger: logger, DataDir: s.DataDir}
 	return c, c.Validate()
 }
 

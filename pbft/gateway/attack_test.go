@@ -96,25 +96,33 @@ func TestAttackerOnTheBusIsRejected(t *testing.T) {
 	}
 	execute(t, svc, "n1", "set x=1", 2)
 	execute(t, svc, "n2", "set y=2", 3)
-	_ = sub.Unsubscribe()
-	before := stateDigests(t, e)
-
-	mu.Lock()
-	msgs := append([]*nats.Msg(nil), captured...)
-	mu.Unlock()
 	prefix := "pbft." + e.cluster + "."
 	var broadcasts, directs []*nats.Msg
-	for _, m := range msgs {
-		switch {
-		case strings.HasPrefix(m.Subject, prefix+"to.n"):
-			directs = append(directs, m)
-		case strings.Count(m.Subject, ".") == 3 && !strings.HasPrefix(m.Subject, prefix+"to."):
-			broadcasts = append(broadcasts, m)
+	// The attacker's copies arrive asynchronously: wait for both shapes before leaving.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		msgs := append([]*nats.Msg(nil), captured...)
+		mu.Unlock()
+		broadcasts, directs = nil, nil
+		for _, m := range msgs {
+			switch {
+			case strings.HasPrefix(m.Subject, prefix+"to.n"):
+				directs = append(directs, m)
+			case strings.Count(m.Subject, ".") == 3 && !strings.HasPrefix(m.Subject, prefix+"to."):
+				broadcasts = append(broadcasts, m)
+			}
 		}
+		if len(broadcasts) > 0 && len(directs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("captured %d broadcasts and %d direct messages", len(broadcasts), len(directs))
+		}
+		_ = attacker.Flush() // a round trip to the server: lets queued deliveries land
 	}
-	if len(broadcasts) == 0 || len(directs) == 0 {
-		t.Fatalf("captured %d broadcasts and %d direct messages", len(broadcasts), len(directs))
-	}
+	_ = sub.Unsubscribe()
+	before := stateDigests(t, e)
 	publish := func(subject string, data []byte) {
 		if err := attacker.Publish(subject, data); err != nil {
 			t.Fatal(err)
@@ -176,7 +184,7 @@ func TestAttackerOnTheBusIsRejected(t *testing.T) {
 	}
 
 	want := []string{node.RejectReplayed, node.RejectBadMAC, node.RejectSenderMismatch, node.RejectUnknownSender, node.RejectBadSignature}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
 	for _, reason := range want {
 		for rejected(e, reason) == 0 {
 			if time.Now().After(deadline) {

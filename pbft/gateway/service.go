@@ -194,36 +194,52 @@ func (s *Service) submit(ctx context.Context, target string, req *pbft.Request) 
 		a   *node.Answer
 		err error
 	}
-	done := make(chan result, 1)
-	go func() {
-		a, err := c.Query(ctx, contact, &node.Query{Op: node.OpSubmit, Request: pbft.Marshal(req), WaitMillis: wait})
-		done <- result{a, err}
-	}()
+	done := make(chan result, len(s.ids))
+	asked := map[string]bool{}
+	ask := func(id string) {
+		asked[id] = true
+		go func() {
+			a, err := c.Query(ctx, id, &node.Query{Op: node.OpSubmit, Request: pbft.Marshal(req), WaitMillis: wait})
+			done <- result{a, err}
+		}()
+	}
+	ask(contact)
 	retransmit := time.NewTimer(s.retransmitDelay())
 	defer retransmit.Stop()
 	if contact != target {
 		_ = c.Broadcast(req) // the replica it was meant for cannot pass it on
 	}
-	for {
+	var last result
+	for answers := 0; answers < len(asked); {
 		select {
 		case r := <-done:
-			if r.err != nil {
-				return Assignment{}, protoErr(CodeTimeout, "request not ordered in time: %v", r.err)
+			answers++
+			last = r
+			if r.err != nil || !r.a.Ordered && r.a.Error != node.ErrStale {
+				continue // another replica asked may still see it ordered
 			}
 			if r.a.Error == node.ErrStale {
 				return Assignment{}, protoErr(CodePreconditionFail,
 					"msg_id %d of client %s is older than the replicas' reply cache remembers; send a new msg_id", req.Timestamp, req.Client)
-			}
-			if !r.a.Ordered {
-				return Assignment{}, protoErr(CodeTimeout, "request not ordered within %v", s.settings.RequestTimeout)
 			}
 			s.noteAssigned(r.a.Seq, r.a.View)
 			return Assignment{Seq: r.a.Seq, View: r.a.View}, nil
 		case <-retransmit.C:
 			_ = c.Broadcast(req)
 			retransmit.Reset(s.retransmitDelay())
+			// The replica asked may be behind (catching up after a restart) and see the
+			// ordering late: every live replica received the request now, ask them too.
+			for _, id := range s.liveIDs() {
+				if !asked[id] {
+					ask(id)
+				}
+			}
 		}
 	}
+	if last.err != nil {
+		return Assignment{}, protoErr(CodeTimeout, "request not ordered in time: %v", last.err)
+	}
+	return Assignment{}, protoErr(CodeTimeout, "request not ordered within %v", s.settings.RequestTimeout)
 }
 
 // retransmitDelay is how long a client waits for ordering before it sends the request to

@@ -17,6 +17,7 @@ import (
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/kv"
+	"github.com/pbft-nats/pbft/pbft/wal"
 )
 
 // ErrConfig reports an invalid node configuration.
@@ -34,6 +35,8 @@ type Config struct {
 	Tick time.Duration
 	// Fault is a built-in Byzantine behaviour, for tests and demos.
 	Fault Fault
+	// DataDir, if set, holds the replica's durable log: it restarts from it.
+	DataDir string
 	// Keys authenticates everything the node sends and receives. Required: a replica never
 	// runs unauthenticated.
 	Keys *auth.Keyring
@@ -83,6 +86,8 @@ type Node struct {
 	stats    Stats
 	statsMu  sync.Mutex
 	closedCh chan struct{}
+	wal      *wal.Log // durable.go; nil without a data dir
+	failed   error    // a durable-log failure: the node stops
 }
 
 // Stats counts what the node did with messages.
@@ -122,11 +127,17 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 	n.self = n.index[cfg.ID]
 	pc := cfg.Protocol
 	pc.ID, pc.N, pc.App = n.self, len(cfg.NodeIDs), n.app
+	pc.Durable = cfg.DataDir != ""
 	r, err := pbft.NewReplica(pc)
 	if err != nil {
 		return nil, err
 	}
 	n.r = r
+	if cfg.DataDir != "" {
+		if err := n.openDurable(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 	f := cfg.Fault
 	if f == "" {
 		f = FaultNone
@@ -135,6 +146,7 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 	n.inbox.init()
 	tr, err := connect(n.receive)
 	if err != nil {
+		n.closeDurable()
 		return nil, err
 	}
 	n.tr = tr
@@ -193,6 +205,7 @@ func (n *Node) count(m map[string]uint64, key string) {
 // Run processes events until ctx ends, then closes the transport.
 func (n *Node) Run(ctx context.Context) error {
 	defer close(n.closedCh)
+	defer n.closeDurable()
 	defer n.tr.Close()
 	ticker := time.NewTicker(n.cfg.Tick)
 	defer ticker.Stop()
@@ -215,6 +228,10 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		n.r.Propose()
 		n.flush()
+		if n.failed != nil {
+			n.log.Error("stopping: cannot keep the durable log", "err", n.failed)
+			return n.failed
+		}
 		n.checkWaiters()
 	}
 }
@@ -286,6 +303,10 @@ func (n *Node) flush() {
 		return
 	}
 	rd := n.r.Ready()
+	if err := n.persist(&rd); err != nil {
+		n.failed = err
+		return
+	}
 	if rd.ViewChanged {
 		n.log.Info("view", "view", n.r.View(), "active", n.r.ViewActive(), "primary", n.ids[n.r.Primary()])
 	}

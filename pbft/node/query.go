@@ -38,6 +38,9 @@ type Query struct {
 	// Request is a pbft.Request in its wire encoding (OpSubmit).
 	Request    []byte `json:"request,omitempty"`
 	WaitMillis int    `json:"wait_ms,omitempty"`
+	// Digest asks an OpInfo answer for the digest of the replicated state (it costs a
+	// snapshot of the whole state, so only tools that compare replicas ask).
+	Digest bool `json:"digest,omitempty"`
 }
 
 // Wait is the condition an OpStatus or OpInfo answer waits for, which makes what it
@@ -72,7 +75,9 @@ type Answer struct {
 	StableCheckpoint uint64 `json:"stable_checkpoint"`
 	ViewChanges      uint64 `json:"view_changes,omitempty"`
 	Fault            string `json:"fault,omitempty"`
-	Error            string `json:"error,omitempty"`
+	// StateDigest is the hex digest of the replicated state at LastExecuted (Query.Digest).
+	StateDigest string `json:"state_digest,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // EncodeQuery and the functions below are the wire form of queries and answers. They are

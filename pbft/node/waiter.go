@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/hex"
 	"time"
 
 	"github.com/pbft-nats/pbft/pbft"
@@ -77,7 +78,12 @@ func (n *Node) tryAnswer(w *waiter, force bool) bool {
 		if !met && !force {
 			return false
 		}
-		n.answer(w, n.info(!met))
+		a := n.info(!met)
+		if q.Digest {
+			d := n.r.StateDigest()
+			a.StateDigest = hex.EncodeToString(d[:])
+		}
+		n.answer(w, a)
 		return true
 	}
 	return true

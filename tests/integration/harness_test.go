@@ -313,6 +313,7 @@ type cluster struct {
 	ids      []string
 	env      []string // extra PBFT_ settings for replicas and gateways
 	replicas map[string]*proc
+	starts   int // replica processes started
 	gateways atomic.Int64
 }
 
@@ -332,18 +333,30 @@ func startCluster(t *testing.T, b binaries, natsURL string, ids []string, env ..
 		t.Fatalf("keygen: %v\n%s", err, out)
 	}
 	c.env = append([]string{"PBFT_KEYS_DIR=" + keysDir}, c.env...)
-	env = c.env
 	for _, id := range ids {
-		renv := append([]string{
-			"PBFT_NODE_ID=" + id,
-			"PBFT_NODE_IDS=" + strings.Join(ids, ","),
-			"PBFT_NATS_URL=" + natsURL,
-			"PBFT_CLUSTER=" + c.name,
-		}, env...)
-		c.replicas[id] = startProc(t, c.dir, "replica-"+id, b.replica, nil, renv, true, nil)
+		c.startReplica(id)
 	}
 	c.waitReady()
 	return c
+}
+
+// startReplica starts (or starts again) replica id's process. "{id}" in a setting of the
+// cluster's environment stands for the replica's id (PBFT_DATA_DIR=.../{id}).
+func (c *cluster) startReplica(id string) *proc {
+	c.t.Helper()
+	renv := []string{
+		"PBFT_NODE_ID=" + id,
+		"PBFT_NODE_IDS=" + strings.Join(c.ids, ","),
+		"PBFT_NATS_URL=" + c.natsURL,
+		"PBFT_CLUSTER=" + c.name,
+	}
+	for _, kv := range c.env {
+		renv = append(renv, strings.ReplaceAll(kv, "{id}", id))
+	}
+	c.starts++
+	p := startProc(c.t, c.dir, fmt.Sprintf("replica-%s-%d", id, c.starts), c.b.replica, nil, renv, true, nil)
+	c.replicas[id] = p
+	return p
 }
 
 // maxGateways is how many gateway runs one cluster has keys for.
