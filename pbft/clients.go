@@ -3,6 +3,7 @@ package pbft
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -32,12 +33,18 @@ type clientRecord struct {
 	// evicted is the highest timestamp dropped from the cache; an unknown request at or
 	// below it may have executed already, so it is refused rather than risk running twice.
 	evicted uint64
+	// enc holds the snapshot encoding of the cached replies, appended as they execute;
+	// starts[i] is where order[i]'s begins. A checkpoint copies it instead of encoding
+	// every cached reply again: with many clients that was most of a checkpoint's cost.
+	enc    []byte
+	starts []int
 }
 
 // clientTable holds one record per client.
 type clientTable struct {
 	capacity int
 	records  map[string]*clientRecord
+	names    []string // sorted client names; nil when a client was added since
 }
 
 func newClientTable(capacity int) *clientTable {
@@ -70,37 +77,66 @@ func (c *clientTable) record(k reqKey, rep cachedReply) {
 	if rec == nil {
 		rec = &clientRecord{replies: make(map[uint64]cachedReply)}
 		c.records[k.client] = rec
+		c.names = nil
 	}
-	rec.replies[k.t] = rep
-	rec.order = append(rec.order, k.t)
+	rec.add(k.t, rep)
 	if len(rec.order) > c.capacity {
 		old := rec.order[0]
-		rec.order = rec.order[1:]
+		rec.order, rec.starts = rec.order[1:], rec.starts[1:]
 		delete(rec.replies, old)
 		if old > rec.evicted {
 			rec.evicted = old
 		}
+		if off := rec.starts[0]; off > len(rec.enc)/2 {
+			// Drop the evicted encodings once they are half the buffer.
+			rec.enc = append([]byte(nil), rec.enc[off:]...)
+			starts := make([]int, len(rec.starts), c.capacity+1)
+			for i, s := range rec.starts {
+				starts[i] = s - off
+			}
+			rec.starts = starts
+		}
 	}
+}
+
+func (rec *clientRecord) add(t uint64, rep cachedReply) {
+	rec.replies[t] = rep
+	rec.order = append(rec.order, t)
+	rec.starts = append(rec.starts, len(rec.enc))
+	rec.enc = appendUvarint(rec.enc, t)
+	rec.enc = appendUvarint(rec.enc, rep.seq)
+	rec.enc = appendBytes(rec.enc, rep.result)
+}
+
+// sortedNames returns the client names in order, cached between new clients.
+func (c *clientTable) sortedNames() []string {
+	if c.names == nil || len(c.names) != len(c.records) {
+		c.names = make([]string, 0, len(c.records))
+		for name := range c.records {
+			c.names = append(c.names, name)
+		}
+		sort.Strings(c.names)
+	}
+	return c.names
 }
 
 // appendSnapshot encodes the table canonically: clients sorted, replies in execution order.
 func (c *clientTable) appendSnapshot(dst []byte) []byte {
-	names := make([]string, 0, len(c.records))
-	for name := range c.records {
-		names = append(names, name)
+	names := c.sortedNames()
+	size := len(dst) + 10
+	for _, name := range names {
+		rec := c.records[name]
+		size += len(name) + 30 + len(rec.enc)
 	}
-	sort.Strings(names)
+	dst = slices.Grow(dst, size-len(dst))
 	dst = appendUvarint(dst, uint64(len(names)))
 	for _, name := range names {
 		rec := c.records[name]
 		dst = appendString(dst, name)
 		dst = appendUvarint(dst, rec.evicted)
 		dst = appendUvarint(dst, uint64(len(rec.order)))
-		for _, t := range rec.order {
-			rep := rec.replies[t]
-			dst = appendUvarint(dst, t)
-			dst = appendUvarint(dst, rep.seq)
-			dst = appendBytes(dst, rep.result)
+		if len(rec.starts) > 0 {
+			dst = append(dst, rec.enc[rec.starts[0]:]...)
 		}
 	}
 	return dst
@@ -114,9 +150,7 @@ func (c *clientTable) restore(d *decoder) error {
 		rec := &clientRecord{replies: make(map[uint64]cachedReply), evicted: d.uvarint()}
 		for j, m := 0, d.count(); j < m && d.err == nil; j++ {
 			t := d.uvarint()
-			rep := cachedReply{seq: d.uvarint(), result: append([]byte(nil), d.bytes()...)}
-			rec.replies[t] = rep
-			rec.order = append(rec.order, t)
+			rec.add(t, cachedReply{seq: d.uvarint(), result: append([]byte(nil), d.bytes()...)})
 		}
 		records[name] = rec
 	}

@@ -87,6 +87,15 @@ func (r *Replica) stepRequest(from int, m *Request) error {
 	return nil
 }
 
+// Backlog reports the requests a primary has queued and not ordered yet, and how many
+// batches it ordered that have not executed here; a driver uses them to time batches.
+func (r *Replica) Backlog() (pending int, inflight uint64) {
+	if r.nextSeq > r.lastExec {
+		inflight = r.nextSeq - r.lastExec
+	}
+	return r.pending.len(), inflight
+}
+
 // Propose makes the primary order the requests it has queued, in batches of at most
 // BatchMax, as far as the high watermark allows. The driver calls it after a burst of
 // Steps, so that requests arriving together share a pre-prepare.

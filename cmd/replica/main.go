@@ -1,6 +1,7 @@
 // Command replica runs one PBFT replica against a NATS server, configured by the PBFT_
 // environment variables (see README): PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_NATS_URL and
-// PBFT_KEYS_DIR are required. It exits cleanly on SIGINT or SIGTERM.
+// PBFT_KEYS_DIR are required. With PBFT_HTTP_ADDR it serves /healthz, /readyz and /metrics
+// there (package nodehttp). It exits cleanly on SIGINT or SIGTERM.
 //
 //	replica keygen -dir DIR ID...
 //
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -60,7 +62,7 @@ func run() error {
 	}
 	nc, err := bus.Connect(s.NATSURL, s.NodeID)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", s.NATSURL, err)
+		return fmt.Errorf("connect to %s: %s", redactURLs(s.NATSURL), strings.ReplaceAll(err.Error(), s.NATSURL, redactURLs(s.NATSURL)))
 	}
 	defer nc.Close()
 	n, err := node.New(cfg, func(h bus.Handler) (bus.Transport, error) {
@@ -71,7 +73,14 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	logger.Info("replica started", "nodes", s.NodeIDs, "nats", s.NATSURL, "cluster", s.Cluster)
+	if s.HTTPAddr != "" {
+		stopHTTP, err := startHTTP(s.HTTPAddr, n, nc, logger)
+		if err != nil {
+			return err
+		}
+		defer stopHTTP()
+	}
+	logger.Info("replica started", "nodes", s.NodeIDs, "nats", redactURLs(s.NATSURL), "cluster", s.Cluster)
 	err = n.Run(ctx)
 	logger.Info("replica stopped")
 	return err

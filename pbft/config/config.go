@@ -31,6 +31,7 @@ type Settings struct {
 	CheckpointInterval uint64        `envconfig:"CHECKPOINT_INTERVAL" default:"128"`
 	LogWindow          uint64        `envconfig:"LOG_WINDOW" default:"256"`
 	BatchMax           int           `envconfig:"BATCH_MAX" default:"64"`
+	BatchTimeout       time.Duration `envconfig:"BATCH_TIMEOUT" default:"0s"`
 	ViewChangeTimeout  time.Duration `envconfig:"VIEW_CHANGE_TIMEOUT" default:"500ms"`
 	StatusInterval     time.Duration `envconfig:"STATUS_INTERVAL" default:"100ms"`
 	Tick               time.Duration `envconfig:"TICK" default:"10ms"`
@@ -68,6 +69,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%w: PBFT_VIEW_CHANGE_TIMEOUT %v is shorter than a tick (%v)", ErrInvalid, s.ViewChangeTimeout, s.Tick)
 	case s.StatusInterval < s.Tick:
 		return fmt.Errorf("%w: PBFT_STATUS_INTERVAL %v is shorter than a tick (%v)", ErrInvalid, s.StatusInterval, s.Tick)
+	case s.BatchTimeout < 0:
+		return fmt.Errorf("%w: PBFT_BATCH_TIMEOUT must not be negative", ErrInvalid)
 	case s.RequestTimeout <= 0:
 		return fmt.Errorf("%w: PBFT_REQUEST_TIMEOUT must be positive", ErrInvalid)
 	case strings.ContainsAny(s.Cluster, ".*> ") || s.Cluster == "":
@@ -104,7 +107,7 @@ func (s Settings) Node(id string, ids []string, keys *auth.Keyring, logger *slog
 	if err != nil {
 		return node.Config{}, err
 	}
-	c := node.Config{ID: id, NodeIDs: ids, Protocol: s.Protocol(), Tick: s.Tick, Fault: f, Keys: keys, Logger: logger, DataDir: s.DataDir}
+	c := node.Config{ID: id, NodeIDs: ids, Protocol: s.Protocol(), Tick: s.Tick, Fault: f, Keys: keys, Logger: logger, DataDir: s.DataDir, BatchTimeout: s.BatchTimeout}
 	return c, c.Validate()
 }
 

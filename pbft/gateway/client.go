@@ -76,12 +76,26 @@ func (c *Client) receive(m bus.Message) {
 		if err != nil || !ok || rep.Replica < 0 {
 			return
 		}
-		c.mu.Lock()
-		set := c.replies[replyKey{rep.Client, rep.Timestamp}]
-		c.mu.Unlock()
-		if set != nil {
-			set.add(m.From, rep)
+		c.deliver(m.From, rep)
+	case node.KindReplies:
+		reps, err := node.DecodeReplies(data)
+		if err != nil {
+			return
 		}
+		for _, rep := range reps {
+			if rep.Replica >= 0 {
+				c.deliver(m.From, rep)
+			}
+		}
+	}
+}
+
+func (c *Client) deliver(from string, rep *pbft.Reply) {
+	c.mu.Lock()
+	set := c.replies[replyKey{rep.Client, rep.Timestamp}]
+	c.mu.Unlock()
+	if set != nil {
+		set.add(from, rep)
 	}
 }
 
@@ -115,6 +129,12 @@ func (c *Client) Query(ctx context.Context, replica string, q *node.Query) (*nod
 func (c *Client) Broadcast(req *pbft.Request) error {
 	kind := pbft.KindRequest.String()
 	return c.tr.Broadcast(kind, c.keys.Seal("", kind, pbft.Marshal(req)))
+}
+
+// Send sends a request to one replica (the primary, normally).
+func (c *Client) Send(replica string, req *pbft.Request) error {
+	kind := pbft.KindRequest.String()
+	return c.tr.Send(replica, kind, c.keys.Seal(replica, kind, pbft.Marshal(req)))
 }
 
 // NewRequest builds a request from this gateway with its authenticator: a tag for every

@@ -286,6 +286,41 @@ type ExecuteResult struct {
 	Replies   int
 }
 
+// Invoke is the PBFT client's own path (Castro & Liskov §4.1): send the request to the
+// primary of the latest view seen, accept the result once f+1 replicas reply with the
+// same one, and broadcast the request to every replica when that takes too long. Unlike
+// Execute it asks no replica where the request was ordered and does not wait for the
+// replies beyond f+1, so it costs the replicas nothing but the request itself: the load
+// tool and programs that only want the result use it.
+func (s *Service) Invoke(ctx context.Context, a RequestArgs) (ExecuteResult, error) {
+	c := s.backend.Client()
+	set := c.Watch(a.Client, a.Timestamp)
+	defer c.Unwatch(a.Client, a.Timestamp)
+	ctx, cancel := context.WithTimeout(ctx, s.settings.RequestTimeout)
+	defer cancel()
+	req := c.NewRequest(a.Client, a.Timestamp, []byte(a.Operation))
+	if err := c.Send(s.pickLive(), req); err != nil {
+		return ExecuteResult{}, protoErr(CodeUnavailable, "send: %v", err)
+	}
+	retransmit := time.NewTimer(s.retransmitDelay())
+	defer retransmit.Stop()
+	for {
+		changed := set.Changed()
+		if best, _ := set.Best(); best.Replies >= s.q.Weak() {
+			s.noteAssigned(best.Seq, best.View)
+			return ExecuteResult{Seq: best.Seq, View: best.View, Result: string(best.Value), Replies: best.Replies}, nil
+		}
+		select {
+		case <-changed:
+		case <-retransmit.C:
+			_ = c.Broadcast(req)
+			retransmit.Reset(s.retransmitDelay())
+		case <-ctx.Done():
+			return ExecuteResult{}, protoErr(CodeTimeout, "no f+1 matching replies within %v", s.settings.RequestTimeout)
+		}
+	}
+}
+
 // Execute orders and executes a request and waits for its replies: f+1 matching ones
 // decide the result; the answer waits for every live replica (or, against external
 // replicas, a grace period after f+1), so that Replies is deterministic.

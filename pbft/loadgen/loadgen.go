@@ -33,6 +33,9 @@ type Options struct {
 	Nodes    int           // embedded cluster size (ids n1..nN)
 	NATSURL  string        // if set, drive external replicas instead (ids from Settings.NodeIDs, else n1..nN)
 	JSON     bool          // the caller wants the result as JSON (Result.WriteJSON)
+	// Execute drives pbft_execute's path (ask the replica where the request was ordered,
+	// wait for every replica's reply) instead of the PBFT client's (f+1 matching replies).
+	Execute bool
 	Progress io.Writer     // a progress line every second (e.g. os.Stderr), nil for none
 }
 
@@ -145,6 +148,7 @@ func newFlagSet(o *Options) *flag.FlagSet {
 	fs.IntVar(&o.Size, "size", DefaultSize, "bytes of each operation's value")
 	fs.IntVar(&o.Nodes, "nodes", DefaultNodes, "replicas in the embedded cluster")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON")
+	fs.BoolVar(&o.Execute, "execute", false, "use pbft_execute's path (ordering query, every replica's reply) instead of the PBFT client's (f+1 matching replies)")
 	return fs
 }
 
@@ -210,8 +214,17 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 	// replicas are not mistaken for retransmissions of old requests.
 	base := uint64(time.Now().UnixNano())
 	dest := ids[0]
+	clients := make([]string, o.Clients)
+	for c := range clients {
+		clients[c] = fmt.Sprintf("load%d", c)
+	}
 	m := drive(ctx, o.Clients, o.Duration, o.Progress, "", func(ctx context.Context, c int, k uint64) error {
-		_, err := svc.Execute(ctx, dest, gateway.RequestArgs{Operation: string(ops[c]), Client: fmt.Sprintf("load%d", c), Timestamp: base + k})
+		args := gateway.RequestArgs{Operation: string(ops[c]), Client: clients[c], Timestamp: base + k}
+		if o.Execute {
+			_, err := svc.Execute(ctx, dest, args)
+			return err
+		}
+		_, err := svc.Invoke(ctx, args)
 		return err
 	})
 	res.Requests, res.Errors, res.Seconds = len(m.lat), m.errors, m.elapsed.Seconds()

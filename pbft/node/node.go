@@ -37,6 +37,9 @@ type Config struct {
 	Fault Fault
 	// DataDir, if set, holds the replica's durable log: it restarts from it.
 	DataDir string
+	// BatchTimeout is how long a primary with batches in flight waits for a batch to
+	// fill before ordering what it has; 0 orders at the end of every burst of input.
+	BatchTimeout time.Duration
 	// Keys authenticates everything the node sends and receives. Required: a replica never
 	// runs unauthenticated.
 	Keys *auth.Keyring
@@ -86,8 +89,9 @@ type Node struct {
 	stats    Stats
 	statsMu  sync.Mutex
 	closedCh chan struct{}
-	wal      *wal.Log // durable.go; nil without a data dir
-	failed   error    // a durable-log failure: the node stops
+	wal      *wal.Log    // durable.go; nil without a data dir
+	failed   error       // a durable-log failure: the node stops
+	metrics  nodeMetrics // metrics.go
 }
 
 // Stats counts what the node did with messages.
@@ -210,10 +214,14 @@ func (n *Node) Run(ctx context.Context) error {
 	ticker := time.NewTicker(n.cfg.Tick)
 	defer ticker.Stop()
 	var batch []item
+	var batching batchTimer
+	defer batching.stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-batching.C():
+			batching.fired()
 		case <-n.inbox.wake:
 			batch = n.inbox.drain(batch[:0])
 			for i := range batch {
@@ -226,13 +234,16 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			n.expireWaiters(time.Now())
 		}
-		n.r.Propose()
+		if n.proposeNow(&batching) {
+			n.r.Propose()
+		}
 		n.flush()
 		if n.failed != nil {
 			n.log.Error("stopping: cannot keep the durable log", "err", n.failed)
 			return n.failed
 		}
 		n.checkWaiters()
+		n.metrics.noteLoop(n, time.Now())
 	}
 }
 
@@ -283,6 +294,7 @@ func (n *Node) handle(it *item) {
 		return
 	}
 	n.count(n.stats.In, m.Kind)
+	n.metrics.noteStepped(from, msg, time.Now())
 	if err := n.r.Step(from, msg); err != nil {
 		n.count(n.stats.Rejected, RejectProtocol)
 		n.log.Debug("rejected", "kind", m.Kind, "from", m.From, "err", err)
@@ -307,6 +319,7 @@ func (n *Node) flush() {
 		n.failed = err
 		return
 	}
+	n.metrics.noteReady(&rd, time.Now())
 	if rd.ViewChanged {
 		n.log.Info("view", "view", n.r.View(), "active", n.r.ViewActive(), "primary", n.ids[n.r.Primary()])
 	}
@@ -314,9 +327,15 @@ func (n *Node) flush() {
 	if f == FaultCrash || f == FaultSilent {
 		return
 	}
+	var replies replyGroups
 	for _, o := range rd.Messages {
+		if o.To == pbft.ToGateway {
+			replies.add(o)
+			continue
+		}
 		n.sendOut(o, f)
 	}
+	n.sendReplies(&replies, f)
 }
 
 func (n *Node) sendOut(o pbft.Outbound, f Fault) {

@@ -38,6 +38,7 @@ func (n *Node) handleQuery(from string, q *Query) {
 		}
 		if n.Fault() != FaultCrash {
 			n.count(n.stats.In, "request")
+			n.metrics.noteStepped(pbft.FromClient, req, time.Now())
 			if err := n.r.Step(pbft.FromClient, req); err != nil {
 				n.count(n.stats.Rejected, "protocol")
 			}

@@ -1,0 +1,300 @@
+package validate
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// natsServer is a NATS server container of the manifests with its parsed configuration.
+type natsServer struct {
+	w    *workload
+	ctr  corev1.Container
+	opts *server.Options
+}
+
+// checkNATS parses the configuration of every NATS server container with the server's
+// own parser, then checks the server's ports, its routes, and every PBFT_NATS_URL
+// against it: hosts, ports, users, passwords and publish permissions.
+func (c *checker) checkNATS() {
+	var servers []natsServer
+	for _, w := range c.workloads {
+		for _, ctr := range w.tmpl.Spec.Containers {
+			conf, ok := configFlag(ctr)
+			if !ok {
+				continue
+			}
+			if opts := c.parseNATS(w, ctr, conf); opts != nil {
+				servers = append(servers, natsServer{w, ctr, opts})
+			}
+		}
+	}
+	for _, s := range servers {
+		where := fmt.Sprintf("%s container %q: nats config", s.w, s.ctr.Name)
+		for name, port := range map[string]int{"port": s.opts.Port, "cluster port": s.opts.Cluster.Port, "http_port": s.opts.HTTPPort} {
+			if port <= 0 {
+				continue
+			}
+			if _, ok := containerPort(s.ctr, intOrString{num: int32(port)}); !ok {
+				c.reportf("%s: %s %d is not a containerPort", where, name, port)
+			}
+		}
+		for _, r := range s.opts.Routes {
+			if err := c.resolves(r.Hostname(), s.w); err != nil {
+				c.reportf("%s: route %s: %v", where, r.Redacted(), err)
+			}
+			if p, _ := strconv.Atoi(r.Port()); p != s.opts.Cluster.Port {
+				c.reportf("%s: route %s is not on the cluster port %d", where, r.Redacted(), s.opts.Cluster.Port)
+			}
+		}
+		if n := int(s.w.replicas); s.w.kind == "StatefulSet" && n > 1 && len(s.opts.Routes) != n {
+			c.reportf("%s: %d routes for %d servers", where, len(s.opts.Routes), n)
+		}
+	}
+	for _, w := range c.workloads {
+		for _, ctr := range w.tmpl.Spec.Containers {
+			if !hasEnv(ctr, "PBFT_NATS_URL") {
+				continue
+			}
+			n := int(w.replicas)
+			if w.kind != "StatefulSet" || n < 1 {
+				n = 1
+			}
+			for i := 0; i < n; i++ {
+				c.checkNATSClient(servers, w, ctr, w.podName(i))
+			}
+		}
+	}
+}
+
+// configFlag returns the -c/--config argument of a nats-server container.
+func configFlag(ctr corev1.Container) (string, bool) {
+	args := append(append([]string{}, ctr.Command...), ctr.Args...)
+	for i, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if k, v, ok := strings.Cut(a, "="); ok && (k == "c" || k == "config") {
+			return v, true
+		}
+		if (a == "c" || a == "config") && strings.HasPrefix(args[i], "-") && i+1 < len(args) {
+			return args[i+1], true
+		}
+	}
+	return "", false
+}
+
+// parseNATS writes the ConfigMap mounted at the configuration's directory to a
+// temporary directory and parses it with the container's environment.
+func (c *checker) parseNATS(w *workload, ctr corev1.Container, conf string) *server.Options {
+	where := fmt.Sprintf("%s container %q: nats config %s", w, ctr.Name, conf)
+	m := mountOf(ctr, conf)
+	if m == nil {
+		c.reportf("%s: not on a mounted volume", where)
+		return nil
+	}
+	v := w.volume(m.Name)
+	if v == nil || v.ConfigMap == nil {
+		c.reportf("%s: volume %q is not a ConfigMap", where, m.Name)
+		return nil
+	}
+	cm := c.configMaps[v.ConfigMap.Name]
+	if cm == nil {
+		c.reportf("%s: ConfigMap %q is not in the manifests", where, v.ConfigMap.Name)
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "nats-config-")
+	if err != nil {
+		c.reportf("%s: %v", where, err)
+		return nil
+	}
+	defer os.RemoveAll(dir)
+	for k, data := range cm.Data {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(data), 0o600); err != nil {
+			c.reportf("%s: %v", where, err)
+			return nil
+		}
+	}
+	rel := strings.TrimPrefix(path.Clean(conf), path.Clean(m.MountPath)+"/")
+	if _, ok := cm.Data[rel]; !ok {
+		c.reportf("%s: ConfigMap %q has no key %q", where, cm.Name, rel)
+		return nil
+	}
+	var opts *server.Options
+	withEnv(resolveEnv(w, ctr, w.podName(0)), func() {
+		opts, err = server.ProcessConfigFile(filepath.Join(dir, rel))
+	})
+	if err != nil {
+		c.reportf("%s: %v", where, strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), ""))
+		return nil
+	}
+	if opts.PidFile != "" && !mounted(ctr, opts.PidFile) {
+		c.reportf("%s: pid_file %s is not on a mounted volume (the root filesystem is read-only)", where, opts.PidFile)
+	}
+	return opts
+}
+
+func hasEnv(ctr corev1.Container, name string) bool {
+	for _, e := range ctr.Env {
+		if e.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// resolves checks that host names a pod of w through its governing Service
+// (<pod>.<service>), or a Service selecting w's pods.
+func (c *checker) resolves(host string, w *workload) error {
+	labels := strings.Split(host, ".")
+	if len(labels) >= 2 && w.kind == "StatefulSet" && labels[1] == w.serviceName {
+		ord, ok := strings.CutPrefix(labels[0], w.name+"-")
+		n, err := strconv.Atoi(ord)
+		if !ok || err != nil || n < 0 || n >= int(w.replicas) {
+			return fmt.Errorf("%s is not a pod of %s (%d replicas)", labels[0], w, w.replicas)
+		}
+		return nil
+	}
+	if s := c.service(labels[0]); s != nil && selectsMap(s.Spec.Selector, w.tmpl.Labels) {
+		return nil
+	}
+	return fmt.Errorf("%q resolves to no pod of %s", host, w)
+}
+
+// checkNATSClient checks the PBFT_NATS_URL of ctr in pod against the NATS servers.
+func (c *checker) checkNATSClient(servers []natsServer, w *workload, ctr corev1.Container, pod string) {
+	where := fmt.Sprintf("%s container %q (pod %s): PBFT_NATS_URL", w, ctr.Name, pod)
+	env := resolveEnv(w, ctr, pod)
+	self := env["PBFT_NODE_ID"]
+	if self == "" {
+		self = env["PBFT_CLIENT_ID"]
+		if self == "" {
+			self = "gateway"
+		}
+	}
+	cluster := env["PBFT_CLUSTER"]
+	if cluster == "" {
+		cluster = "pbft"
+	}
+	ids := append(splitList(env["PBFT_NODE_IDS"]), "gateway")
+	if len(servers) == 0 {
+		c.reportf("%s: no NATS server of the manifests has a valid configuration", where)
+		return
+	}
+	for _, raw := range strings.Split(env["PBFT_NATS_URL"], ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil {
+			c.reportf("%s: %v", where, err)
+			continue
+		}
+		if strings.Contains(u.String(), "$(") {
+			c.reportf("%s: %s has an unresolved reference", where, u.Redacted())
+		}
+		var srv *natsServer
+		var errs []string
+		for i := range servers {
+			if err := c.resolves(u.Hostname(), servers[i].w); err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			srv = &servers[i]
+		}
+		if srv == nil {
+			c.reportf("%s: %s: %s", where, u.Redacted(), strings.Join(errs, "; "))
+			continue
+		}
+		port := 4222
+		if p := u.Port(); p != "" {
+			port, _ = strconv.Atoi(p)
+		}
+		if port != srv.opts.Port {
+			c.reportf("%s: %s: port %d, but NATS listens on %d", where, u.Redacted(), port, srv.opts.Port)
+		}
+		user := u.User.Username()
+		pass, _ := u.User.Password()
+		if user != self {
+			c.reportf("%s: connects as NATS user %q, not as its own id %q", where, user, self)
+		}
+		var nu *server.User
+		for _, x := range srv.opts.Users {
+			if x.Username == user {
+				nu = x
+			}
+		}
+		switch {
+		case len(srv.opts.Users) == 0:
+			c.reportf("%s: NATS has no users: anyone who reaches it may publish anything", where)
+			continue
+		case nu == nil:
+			c.reportf("%s: NATS has no user %q", where, user)
+			continue
+		case nu.Password != pass:
+			c.reportf("%s: the password of NATS user %q comes from a different secret than the one %s uses", where, user, pod)
+		}
+		c.checkPermissions(where, nu, cluster, self, ids)
+	}
+}
+
+// checkPermissions checks that user may publish under its own id and not under another
+// one (subjects pbft.<cluster>.<kind>.<sender> and pbft.<cluster>.to.<receiver>.<kind>.<sender>).
+func (c *checker) checkPermissions(where string, u *server.User, cluster, self string, ids []string) {
+	isReplica := contains(ids[:len(ids)-1], self)
+	var allow, deny []string
+	if u.Permissions != nil && u.Permissions.Publish != nil {
+		allow, deny = u.Permissions.Publish.Allow, u.Permissions.Publish.Deny
+	}
+	may := func(subject string) bool {
+		ok := len(allow) == 0
+		for _, a := range allow {
+			ok = ok || subjectMatches(a, subject)
+		}
+		for _, d := range deny {
+			if subjectMatches(d, subject) {
+				return false
+			}
+		}
+		return ok
+	}
+	for _, other := range ids {
+		if other == self {
+			continue
+		}
+		for _, s := range []string{
+			"pbft." + cluster + ".commit." + other,
+			"pbft." + cluster + ".to." + self + ".reply." + other,
+		} {
+			if may(s) {
+				c.reportf("%s: NATS user %q may publish %s, impersonating %q", where, u.Username, s, other)
+			}
+		}
+		kind := "query"
+		if isReplica {
+			kind = "reply"
+		}
+		if s := "pbft." + cluster + ".to." + other + "." + kind + "." + self; !may(s) {
+			c.reportf("%s: NATS user %q may not publish %s", where, u.Username, s)
+		}
+	}
+	if s := "pbft." + cluster + ".commit." + self; isReplica && !may(s) {
+		c.reportf("%s: NATS user %q may not publish %s", where, u.Username, s)
+	}
+}
+
+// subjectMatches reports whether subject matches the NATS wildcard pattern.
+func subjectMatches(pattern, subject string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
+	for i, t := range p {
+		if t == ">" {
+			return i < len(s)
+		}
+		if i >= len(s) || (t != "*" && t != s[i]) {
+			return false
+		}
+	}
+	return len(p) == len(s)
+}

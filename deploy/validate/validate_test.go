@@ -1,0 +1,422 @@
+package validate
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+const (
+	k8sDir   = "../k8s"
+	authConf = "nats/auth.conf"
+	root     = "/k8s"
+)
+
+var natsUsers = []string{"replica-0", "replica-1", "replica-2", "replica-3", "gateway"}
+
+// tree copies deploy/k8s into memory (under /k8s), so that tests can break copies of it.
+func tree(t *testing.T) filesys.FileSystem {
+	t.Helper()
+	mem := filesys.MakeFsInMemory()
+	err := filepath.WalkDir(k8sDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(k8sDir, p)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return mem.WriteFile(filepath.Join(root, rel), data)
+	})
+	if err != nil {
+		t.Fatalf("copying %s: %v", k8sDir, err)
+	}
+	return mem
+}
+
+func render(t *testing.T, fsys filesys.FileSystem) []byte {
+	t.Helper()
+	out, err := Render(fsys, root)
+	if err != nil {
+		t.Fatalf("kustomize build: %v", err)
+	}
+	return out
+}
+
+func find[T any](t *testing.T, objs []Object, kind, name string) T {
+	t.Helper()
+	for _, o := range objs {
+		if o.Kind == kind && o.Name == name {
+			if v, ok := o.Obj.(T); ok {
+				return v
+			}
+		}
+	}
+	var zero T
+	t.Fatalf("no %s/%s in the rendered manifests", kind, name)
+	return zero
+}
+
+func TestManifestsAreValid(t *testing.T) {
+	out := render(t, tree(t))
+	objs, problems := Load(out)
+	problems = append(problems, Check(objs)...)
+	for _, p := range problems {
+		t.Error(p)
+	}
+
+	kinds := map[string]int{}
+	for _, o := range objs {
+		kinds[o.Kind]++
+	}
+	want := map[string]int{"StatefulSet": 2, "Deployment": 1, "Service": 4, "PodDisruptionBudget": 2, "ConfigMap": 1}
+	for k, n := range want {
+		if kinds[k] != n {
+			t.Errorf("%d objects of kind %s, want %d (all: %v)", kinds[k], k, n, kinds)
+		}
+	}
+	if strings.Contains(string(out), "\n  namespace:") {
+		t.Errorf("the base sets a namespace; users choose it in an overlay")
+	}
+
+	rs := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "replica")
+	if *rs.Spec.Replicas != 4 || rs.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+		t.Errorf("replica StatefulSet: %d replicas, policy %q; want 4, Parallel", *rs.Spec.Replicas, rs.Spec.PodManagementPolicy)
+	}
+	if len(rs.Spec.VolumeClaimTemplates) != 1 || rs.Spec.VolumeClaimTemplates[0].Name != "data" {
+		t.Errorf("replica StatefulSet: volumeClaimTemplates %v, want one named data", rs.Spec.VolumeClaimTemplates)
+	}
+	aff := rs.Spec.Template.Spec.Affinity
+	if aff == nil || aff.PodAntiAffinity == nil || len(aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0 ||
+		aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm.TopologyKey != "kubernetes.io/hostname" {
+		t.Errorf("replica StatefulSet: no preferred pod anti-affinity on kubernetes.io/hostname: %+v", aff)
+	}
+	ctr := rs.Spec.Template.Spec.Containers[0]
+	env := resolveEnv(&workload{kind: "StatefulSet", name: "replica", tmpl: rs.Spec.Template}, ctr, "replica-2")
+	for k, v := range map[string]string{
+		"PBFT_NODE_ID": "replica-2", "PBFT_NODE_IDS": "replica-0,replica-1,replica-2,replica-3", "PBFT_CLUSTER": "pbft",
+		"PBFT_DATA_DIR": "/data", "PBFT_HTTP_ADDR": ":9090",
+		"PBFT_NATS_URL": "nats://replica-2:pw-pbft-nats-auth-replica-2@nats-0.nats-headless:4222,nats://replica-2:pw-pbft-nats-auth-replica-2@nats-1.nats-headless:4222,nats://replica-2:pw-pbft-nats-auth-replica-2@nats-2.nats-headless:4222",
+	} {
+		if env[k] != v {
+			t.Errorf("replica-2: %s = %q, want %q", k, env[k], v)
+		}
+	}
+	if ctr.Image != "pbft:latest" {
+		t.Errorf("replica image %q, want pbft:latest (kustomize images)", ctr.Image)
+	}
+
+	pdb := find[*policyv1.PodDisruptionBudget](t, objs, "PodDisruptionBudget", "replica")
+	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
+		t.Errorf("replica PDB maxUnavailable %v, want 1", pdb.Spec.MaxUnavailable)
+	}
+	if !selects(pdb.Spec.Selector, rs.Spec.Template.Labels) {
+		t.Errorf("replica PDB does not select the replica pods")
+	}
+
+	gw := find[*appsv1.Deployment](t, objs, "Deployment", "gateway")
+	if *gw.Spec.Replicas != 1 || gw.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("gateway: %d replicas, strategy %q; want 1, Recreate", *gw.Spec.Replicas, gw.Spec.Strategy.Type)
+	}
+	svc := find[*corev1.Service](t, objs, "Service", "gateway")
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8080 {
+		t.Errorf("gateway Service ports %v, want 8080", svc.Spec.Ports)
+	}
+	nats := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "nats")
+	if *nats.Spec.Replicas != 3 {
+		t.Errorf("NATS: %d servers, want 3", *nats.Spec.Replicas)
+	}
+}
+
+// TestNATSConfig parses the rendered nats.conf + auth.conf with the NATS server's own
+// parser and checks what it makes of them.
+func TestNATSConfig(t *testing.T) {
+	objs, problems := Load(render(t, tree(t)))
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	var cm *corev1.ConfigMap
+	for _, o := range objs {
+		if v, ok := o.Obj.(*corev1.ConfigMap); ok && strings.HasPrefix(v.Name, "nats-config-") {
+			cm = v
+		}
+	}
+	if cm == nil {
+		t.Fatal("no nats-config ConfigMap (with a kustomize hash suffix)")
+	}
+	dir := t.TempDir()
+	for _, k := range []string{"nats.conf", "auth.conf"} {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(cm.Data[k]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("SERVER_NAME", "nats-1")
+	for _, u := range natsUsers {
+		t.Setenv(strings.ToUpper(strings.ReplaceAll(u, "-", "_"))+"_PASSWORD", "secret-"+u)
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.ServerName != "nats-1" || opts.Port != 4222 || opts.HTTPPort != 8222 || opts.Cluster.Port != 6222 || len(opts.Routes) != 3 {
+		t.Errorf("server %q port %d http %d cluster %d routes %v", opts.ServerName, opts.Port, opts.HTTPPort, opts.Cluster.Port, opts.Routes)
+	}
+	got := map[string]string{}
+	for _, u := range opts.Users {
+		got[u.Username] = u.Password
+	}
+	for _, u := range natsUsers {
+		if got[u] != "secret-"+u {
+			t.Errorf("NATS user %q: password %q, want the value of its env var", u, got[u])
+		}
+	}
+	if len(got) != len(natsUsers) {
+		t.Errorf("NATS users %v, want exactly %v", got, natsUsers)
+	}
+}
+
+// mutate returns a copy of the k8s tree with old replaced by new in file (relative to
+// deploy/k8s); it fails the test if old does not occur there, so no breakage is vacuous.
+func mutate(t *testing.T, file, old, new string) filesys.FileSystem {
+	t.Helper()
+	fsys := tree(t)
+	p := filepath.Join(root, file)
+	data, err := fsys.ReadFile(p)
+	if err != nil && old != "" {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), old) {
+		t.Fatalf("%s does not contain %q: the breakage would not apply", file, old)
+	}
+	if err := fsys.WriteFile(p, []byte(strings.Replace(string(data), old, new, 1))); err != nil {
+		t.Fatal(err)
+	}
+	return fsys
+}
+
+// TestChecksBite breaks the manifests in one way at a time and expects each breakage to
+// be reported.
+func TestChecksBite(t *testing.T) {
+	cases := []struct {
+		name, file, old, new string
+		want                 string // a substring of one reported problem
+	}{
+		{"mistyped field", "replica/statefulset.yaml", "readinessProbe:", "readinesProbe:", `unknown field "spec.template.spec.containers[0].readinesProbe"`},
+		{"field in the wrong case", "gateway/deployment.yaml", "readOnlyRootFilesystem: true", "readonlyRootFilesystem: true", `unknown field "spec.template.spec.containers[0].securityContext.readonlyRootFilesystem"`},
+		{"unknown PBFT_ variable", "replica/statefulset.yaml", "- name: PBFT_LOG_LEVEL", "- name: PBFT_LOGLEVEL", "PBFT_LOGLEVEL is not a variable of config.Settings"},
+		{"bad PBFT_ value", "gateway/deployment.yaml", "value: info", "value: loud", "config.Load"},
+		{"probe on a port not exposed", "replica/statefulset.yaml", "path: /readyz\n              port: http", "path: /readyz\n              port: 9091", "readinessProbe port 9091 is not a port of the container"},
+		{"probe on a named port not exposed", "gateway/deployment.yaml", "path: /healthz\n              port: http", "path: /healthz\n              port: metrics", "livenessProbe port metrics is not a port of the container"},
+		{"probe path not served", "gateway/deployment.yaml", "path: /readyz", "path: /ready", `readinessProbe path "/ready" is not served by pbft`},
+		{"HTTP address off the container port", "replica/statefulset.yaml", `value: ":9090"`, `value: ":9091"`, `PBFT_HTTP_ADDR ":9091" listens on no declared containerPort`},
+		{"service targets a missing port", "gateway/service.yaml", "targetPort: http", "targetPort: api", "targets api, which no container of Deployment/gateway exposes"},
+		{"PDB selects nothing", "replica/pdb.yaml", "matchLabels:\n      app.kubernetes.io/name: pbft-replica", "matchLabels:\n      app.kubernetes.io/name: pbft-replicas", "PodDisruptionBudget/replica: selector selects no workload's pods"},
+		{"PDB allows more than f", "replica/pdb.yaml", "maxUnavailable: 1", "maxUnavailable: 2", "maxUnavailable 2 for 4 replicas, want f = 1"},
+		{"writable root filesystem", "gateway/deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", `container "gateway": readOnlyRootFilesystem is not true`},
+		{"root user", "replica/statefulset.yaml", "runAsNonRoot: true", "runAsNonRoot: false", "runAsNonRoot is not true"},
+		{"capabilities kept", "nats/statefulset.yaml", `drop: ["ALL"]`, `drop: ["NET_RAW"]`, "capabilities do not drop ALL"},
+		{"more replicas than ids", "replica/statefulset.yaml", "replicas: 4", "replicas: 5", `PBFT_NODE_ID "replica-4" is not in PBFT_NODE_IDS`},
+		{"env used before defined", "gateway/deployment.yaml", "- name: NATS_USER\n", "- name: NATS_USERNAME\n", "PBFT_NATS_URL refers to $(NATS_USER), which is not defined before it"},
+		{"env file not written", "replica/statefulset.yaml", "volumeName: env", "volumeName: tmp", `reads an env file from "tmp", which no init container writes`},
+		{"wrong NATS password", "gateway/deployment.yaml", "name: pbft-nats-auth\n                  key: gateway", "name: pbft-nats-auth\n                  key: replica-0", `the password of NATS user "gateway" comes from a different secret`},
+		{"NATS URL to an unknown host", "replica/statefulset.yaml", "@nats-2.nats-headless:4222", "@nats-3.nats-headless:4222", "nats-3 is not a pod of StatefulSet/nats"},
+		{"NATS URL on the wrong port", "gateway/deployment.yaml", "@nats-0.nats-headless:4222", "@nats-0.nats-headless:6222", "port 6222, but NATS listens on 4222"},
+		{"broken nats.conf", "nats/nats.conf", "  ]\n}\n", "  ]\n", "nats config /etc/nats-config/nats.conf"},
+		{"nats.conf variable not in the environment", "nats/statefulset.yaml", "- name: GATEWAY_PASSWORD", "- name: GATEWAY_PASSWD", "GATEWAY_PASSWORD"},
+		{"NATS route to a missing server", "nats/nats.conf", `"nats://nats-2.nats-headless:6222"`, `"nats://nats-3.nats-headless:6222"`, "route nats://nats-3.nats-headless:6222"},
+		{"NATS user may impersonate", authConf, "", "", "impersonating"},
+		{"cluster name the NATS permissions do not allow", "gateway/deployment.yaml", "- name: PBFT_CLUSTER\n              value: pbft", "- name: PBFT_CLUSTER\n              value: other", `NATS user "gateway" may not publish pbft.other.to.replica-0.query.gateway`},
+		{"unknown kind", "kustomization.yaml", "resources:\n", "resources:\n  - extra.yaml\n", "unknown kind example.com/v1/Widget"},
+		{"StatefulSet without its Service", "replica/service.yaml", "name: replica\n", "name: replicas\n", `serviceName "replica" names no Service`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var fsys filesys.FileSystem
+			switch tc.name {
+			case "NATS user may impersonate":
+				// Every user may publish anything: replace auth.conf's permissions.
+				fsys = tree(t)
+				var b strings.Builder
+				b.WriteString("authorization {\n  users: [\n")
+				for _, u := range natsUsers {
+					fmt.Fprintf(&b, "    { user: %q, password: $%s_PASSWORD }\n", u, strings.ToUpper(strings.ReplaceAll(u, "-", "_")))
+				}
+				b.WriteString("  ]\n}\n")
+				if err := fsys.WriteFile(filepath.Join(root, authConf), []byte(b.String())); err != nil {
+					t.Fatal(err)
+				}
+			case "unknown kind":
+				fsys = mutate(t, tc.file, tc.old, tc.new)
+				if err := fsys.WriteFile(filepath.Join(root, "extra.yaml"), []byte("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n")); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				fsys = mutate(t, tc.file, tc.old, tc.new)
+			}
+			problems := Validate(render(t, fsys))
+			for _, p := range problems {
+				if strings.Contains(p, tc.want) {
+					return
+				}
+			}
+			t.Errorf("breakage not reported: want a problem containing %q, got %d:\n%s", tc.want, len(problems), strings.Join(problems, "\n"))
+		})
+	}
+}
+
+func TestSettingsVariables(t *testing.T) {
+	vars := SettingsVariables()
+	for _, v := range []string{"PBFT_NODE_ID", "PBFT_NODE_IDS", "PBFT_NATS_URL", "PBFT_CLUSTER", "PBFT_DATA_DIR", "PBFT_HTTP_ADDR", "PBFT_KEYS_DIR", "PBFT_CLIENT_ID", "PBFT_LOG_LEVEL"} {
+		if !vars[v] {
+			t.Errorf("config.Settings has no %s (has %v)", v, keys(vars))
+		}
+	}
+	if vars["PBFT_NODEID"] || vars["NODE_ID"] {
+		t.Errorf("unexpected names in %v", keys(vars))
+	}
+}
+
+func TestDecodeIsStrict(t *testing.T) {
+	for doc, want := range map[string]string{
+		"apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - port: 80\n    targetport: 8080\n": "unknown field",
+		"apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  name: t\n":                                           "already set",
+		"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n":                                                          "unknown kind v1/Pod",
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  replicas: two\n":                      "cannot unmarshal",
+	} {
+		if _, err := Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Decode(%q) = %v, want an error containing %q", doc, err, want)
+		}
+	}
+}
+
+func TestSubjectMatches(t *testing.T) {
+	for _, c := range []struct {
+		p, s string
+		want bool
+	}{
+		{"pbft.*.*.replica-0", "pbft.pbft.commit.replica-0", true},
+		{"pbft.*.*.replica-0", "pbft.pbft.commit.replica-1", false},
+		{"pbft.*.to.*.*.replica-0", "pbft.pbft.to.gateway.reply.replica-0", true},
+		{"pbft.>", "pbft.pbft.commit.x", true},
+		{"pbft.>", "pbft", false},
+		{"a.b", "a.b.c", false},
+	} {
+		if got := subjectMatches(c.p, c.s); got != c.want {
+			t.Errorf("subjectMatches(%q, %q) = %v", c.p, c.s, got)
+		}
+	}
+}
+
+// TestIdentityInitScript runs the replica's init container script (with its paths moved
+// into a temporary directory) and checks what it leaves for the replica container: its
+// own private key and every public key, and an env file in the strict single-quoted
+// format the kubelet reads for fileKeyRef, holding its own NATS password.
+func TestIdentityInitScript(t *testing.T) {
+	objs, problems := Load(render(t, tree(t)))
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	rs := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "replica")
+	ic := rs.Spec.Template.Spec.InitContainers
+	if len(ic) != 1 || len(ic[0].Command) != 3 || ic[0].Command[0] != "sh" {
+		t.Fatalf("init containers %+v, want one running sh -c SCRIPT", ic)
+	}
+	// Kubernetes expands $(VAR) and $$ in commands before the shell sees them.
+	script := expand(ic[0].Command[2], map[string]string{})
+	run := func(t *testing.T, pod, password string, again ...string) (dir string, out []byte, err error) {
+		dir = t.TempDir()
+		if len(again) > 0 {
+			dir = again[0]
+		}
+		for _, d := range []string{"secrets/keys", "secrets/nats", "keys", "env"} {
+			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, id := range natsUsers {
+			for _, ext := range []string{".key", ".pub"} {
+				if err := os.WriteFile(filepath.Join(dir, "secrets/keys", id+ext), []byte(id+ext), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pw := "other-" + id
+			if id == pod {
+				pw = password
+			}
+			if err := os.WriteFile(filepath.Join(dir, "secrets/nats", id), []byte(pw), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		moved := regexp.MustCompile(`(^|[\s"])/(secrets|keys|env)/`).ReplaceAllString(script, "${1}"+dir+"/${2}/")
+		cmd := exec.Command("sh", "-c", moved)
+		cmd.Env = append(os.Environ(), "POD_NAME="+pod)
+		out, err = cmd.CombinedOutput()
+		return dir, out, err
+	}
+
+	dir, out, err := run(t, "replica-2", "s3cret-Pass_word.~")
+	if err != nil {
+		t.Fatalf("init script: %v\n%s", err, out)
+	}
+	// Init containers run again when a pod's sandbox is recreated; the emptyDirs, with
+	// their read-only files, are still there.
+	if _, out, err := run(t, "replica-2", "s3cret-Pass_word.~", dir); err != nil {
+		t.Fatalf("init script, second run: %v\n%s", err, out)
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	want := []string{"gateway.pub", "replica-0.pub", "replica-1.pub", "replica-2.key", "replica-2.pub", "replica-3.pub"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("keys dir holds %v, want %v (its own private key only)", got, want)
+	}
+	env, err := os.ReadFile(filepath.Join(dir, "env/nats.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := strictEnvValue(string(env), "NATS_PASSWORD"); !ok || v != "s3cret-Pass_word.~" {
+		t.Errorf("env file %q: NATS_PASSWORD = %q, %v", env, v, ok)
+	}
+
+	for _, bad := range []string{"", "with'quote", "at@sign", "colon:", "sl/ash"} {
+		if _, out, err := run(t, "replica-1", bad); err == nil {
+			t.Errorf("password %q accepted (it cannot go into the env file or the URL):\n%s", bad, out)
+		}
+	}
+	if _, out, err := run(t, "replica-7", "fine"); err == nil || !strings.Contains(string(out), "no replica-7.key") {
+		t.Errorf("pod without a key: err %v, output %s", err, out)
+	}
+}
+
+// strictEnvValue reads KEY='value' lines, the format the kubelet accepts for fileKeyRef
+// (values in single quotes, nothing expanded).
+func strictEnvValue(text, key string) (string, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || k != key || len(v) < 2 || v[0] != '\'' || v[len(v)-1] != '\'' {
+			continue
+		}
+		return v[1 : len(v)-1], !strings.Contains(v[1:len(v)-1], "'")
+	}
+	return "", false
+}

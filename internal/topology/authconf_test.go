@@ -1,0 +1,99 @@
+package topology
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+var authPrincipals = []string{"replica-0", "replica-1", "replica-2", "replica-3", "gateway"}
+
+// loadAuthConf parses deploy/k8s/nats/auth.conf, included from a nats.conf as the
+// deployment does, with nats-server's own parser.
+func loadAuthConf(t *testing.T) (*server.Options, error) {
+	t.Helper()
+	src, err := AuthConfPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatalf("auth.conf: %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "auth.conf"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte("port: 4222\ninclude ./auth.conf\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return server.ProcessConfigFile(conf)
+}
+
+func TestAuthConfParses(t *testing.T) {
+	for _, id := range authPrincipals {
+		t.Setenv(PasswordEnv(id), "pw-"+id)
+	}
+	opts, err := loadAuthConf(t)
+	if err != nil {
+		t.Fatalf("nats-server rejects auth.conf: %v", err)
+	}
+	if len(opts.Users) != len(authPrincipals) {
+		t.Fatalf("%d users, want %d", len(opts.Users), len(authPrincipals))
+	}
+	for _, u := range opts.Users {
+		if !slices.Contains(authPrincipals, u.Username) {
+			t.Errorf("unexpected user %q", u.Username)
+			continue
+		}
+		if u.Password != "pw-"+u.Username {
+			t.Errorf("%s: password %q does not come from $%s", u.Username, u.Password, PasswordEnv(u.Username))
+		}
+		p := u.Permissions
+		if p == nil || p.Publish == nil || p.Subscribe == nil || len(p.Publish.Deny) > 0 || len(p.Subscribe.Deny) > 0 {
+			t.Errorf("%s: permissions %+v", u.Username, p)
+			continue
+		}
+		// Every publish permission ends in the user's own id: it can speak only for itself.
+		for _, subj := range p.Publish.Allow {
+			if !strings.HasSuffix(subj, "."+u.Username) || !strings.HasPrefix(subj, "pbft.pbft.") {
+				t.Errorf("%s may publish %q", u.Username, subj)
+			}
+		}
+		var wantPub, wantSub []string
+		if u.Username == "gateway" {
+			wantPub = []string{"pbft.pbft.request.gateway", "pbft.pbft.to.*.*.gateway"}
+			wantSub = []string{"pbft.pbft.to.gateway.*.*"}
+		} else {
+			wantPub = []string{"pbft.pbft.*." + u.Username, "pbft.pbft.to.*.*." + u.Username}
+			wantSub = []string{"pbft.pbft.*.*", "pbft.pbft.to." + u.Username + ".*.*"}
+		}
+		if !slices.Equal(p.Publish.Allow, wantPub) || !slices.Equal(p.Subscribe.Allow, wantSub) {
+			t.Errorf("%s: publish %q subscribe %q, want %q %q", u.Username, p.Publish.Allow, p.Subscribe.Allow, wantPub, wantSub)
+		}
+	}
+}
+
+// A password variable missing from the environment stops nats-server at start.
+func TestAuthConfNeedsPasswords(t *testing.T) {
+	for _, id := range authPrincipals {
+		t.Setenv(PasswordEnv(id), "pw")
+	}
+	os.Unsetenv(PasswordEnv("replica-2")) // t.Setenv restores it
+	if _, err := loadAuthConf(t); err == nil || !strings.Contains(err.Error(), "REPLICA_2_PASSWORD") {
+		t.Fatalf("auth.conf without $REPLICA_2_PASSWORD: %v", err)
+	}
+}
+
+func TestPasswordEnv(t *testing.T) {
+	for id, want := range map[string]string{"replica-0": "REPLICA_0_PASSWORD", "gateway": "GATEWAY_PASSWORD"} {
+		if got := PasswordEnv(id); got != want {
+			t.Errorf("PasswordEnv(%q) = %q, want %q", id, got, want)
+		}
+	}
+}
