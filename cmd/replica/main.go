@@ -60,7 +60,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	nc, err := bus.Connect(s.NATSURL, s.NodeID)
+	natsOpts, err := s.NATSOptions()
+	if err != nil {
+		return err
+	}
+	nc, err := bus.Connect(s.NATSURL, s.NodeID, natsOpts...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %s", redactURLs(s.NATSURL), strings.ReplaceAll(err.Error(), s.NATSURL, redactURLs(s.NATSURL)))
 	}

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/nats-io/nats.go"
 
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
@@ -26,6 +28,8 @@ type Settings struct {
 	NodeID             string        `envconfig:"NODE_ID"`
 	NodeIDs            []string      `envconfig:"NODE_IDS"`
 	NATSURL            string        `envconfig:"NATS_URL"`
+	NATSUser           string        `envconfig:"NATS_USER"`
+	NATSPasswordFile   string        `envconfig:"NATS_PASSWORD_FILE"`
 	Cluster            string        `envconfig:"CLUSTER" default:"pbft"`
 	DataDir            string        `envconfig:"DATA_DIR"`
 	CheckpointInterval uint64        `envconfig:"CHECKPOINT_INTERVAL" default:"128"`
@@ -88,6 +92,27 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return nil
+}
+
+// NATSOptions are the connection options the settings ask for: NATS credentials as
+// PBFT_NATS_USER and a password read from PBFT_NATS_PASSWORD_FILE (a mounted Secret), so
+// that the password appears in no URL, environment or log.
+func (s Settings) NATSOptions() ([]nats.Option, error) {
+	if s.NATSPasswordFile == "" && s.NATSUser == "" {
+		return nil, nil
+	}
+	if s.NATSUser == "" || s.NATSPasswordFile == "" {
+		return nil, fmt.Errorf("%w: PBFT_NATS_USER and PBFT_NATS_PASSWORD_FILE go together", ErrInvalid)
+	}
+	b, err := os.ReadFile(s.NATSPasswordFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: PBFT_NATS_PASSWORD_FILE: %v", ErrInvalid, err)
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	if pw == "" {
+		return nil, fmt.Errorf("%w: PBFT_NATS_PASSWORD_FILE %s is empty", ErrInvalid, s.NATSPasswordFile)
+	}
+	return []nats.Option{nats.UserInfo(s.NATSUser, pw)}, nil
 }
 
 // Protocol returns the protocol settings (without ID, N and App).

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"testing"
 	"time"
 )
@@ -51,5 +52,36 @@ func TestValidateRejects(t *testing.T) {
 	t.Setenv("PBFT_CHECKPOINT_INTERVAL", "many")
 	if _, err := Load(); !errors.Is(err, ErrInvalid) {
 		t.Errorf("unparsable variable: got %v", err)
+	}
+}
+
+func TestNATSCredentialsFromAFile(t *testing.T) {
+	s := Default()
+	if opts, err := s.NATSOptions(); err != nil || opts != nil {
+		t.Fatalf("no credentials: %v %v", opts, err)
+	}
+	dir := t.TempDir()
+	path := dir + "/pw"
+	if err := os.WriteFile(path, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.NATSUser, s.NATSPasswordFile = "replica-0", path
+	if opts, err := s.NATSOptions(); err != nil || len(opts) != 1 {
+		t.Fatalf("credentials: %d options, %v", len(opts), err)
+	}
+	for name, bad := range map[string]Settings{
+		"user without file": {NATSUser: "replica-0"},
+		"file without user": {NATSPasswordFile: path},
+		"missing file":      {NATSUser: "replica-0", NATSPasswordFile: dir + "/none"},
+	} {
+		if _, err := bad.NATSOptions(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		}
+	}
+	if err := os.WriteFile(path, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NATSOptions(); !errors.Is(err, ErrInvalid) {
+		t.Errorf("empty password file: err = %v", err)
 	}
 }

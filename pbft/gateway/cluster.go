@@ -165,7 +165,11 @@ func ConnectExternal(url string, ids []string, s config.Settings) (*External, er
 	if err != nil {
 		return nil, err
 	}
-	nc, err := bus.Connect(url, s.ClientID)
+	natsOpts, err := s.NATSOptions()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := bus.Connect(url, s.ClientID, natsOpts...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,66 @@
+package topology_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pbft-nats/pbft/internal/topology"
+	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/loadgen"
+)
+
+// BenchmarkMultiProcess runs the load tool against separate processes: one nats-server
+// and n cmd/replica processes over loopback TCP, authentication on, as issue 6 asks.
+// Each sub-benchmark is one run of the tool (b.N is ignored beyond 1); the figures are
+// reported as metrics:
+//
+//	go test -run xxx -bench MultiProcess -benchtime 1x ./tests/topology/
+//
+// PBFT_BENCH_DURATION sets each run's length (default 5s).
+func BenchmarkMultiProcess(b *testing.B) {
+	d := 5 * time.Second
+	if v := os.Getenv("PBFT_BENCH_DURATION"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	bins, err := topology.Build(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{4, 7} {
+		for _, tc := range []struct{ clients, size int }{{1, 0}, {64, 0}, {64, 1024}} {
+			b.Run(fmt.Sprintf("n=%d/clients=%d/size=%d", n, tc.clients, tc.size), func(b *testing.B) {
+				ids := make([]string, n)
+				for i := range ids {
+					ids[i] = fmt.Sprintf("n%d", i+1)
+				}
+				ctx := context.Background()
+				top, err := topology.Start(ctx, bins, topology.Options{NATSServers: 1, Replicas: ids, Cluster: "bench"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer top.Close()
+				s := config.Default()
+				s.KeysDir, s.ClientID, s.Cluster, s.NodeIDs = top.KeysDir(), topology.GatewayID, "bench", ids
+				url := top.NATSURL(topology.GatewayID)
+				b.ResetTimer()
+				res, err := loadgen.Run(ctx, s, loadgen.Options{Clients: tc.clients, Duration: d, Size: tc.size, Nodes: n, NATSURL: url})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Errors > 0 {
+					b.Errorf("%d errors", res.Errors)
+				}
+				b.ReportMetric(res.ThroughputRPS, "req/s")
+				b.ReportMetric(res.LatencyMS.P50, "p50-ms")
+				b.ReportMetric(res.LatencyMS.P99, "p99-ms")
+				b.ReportMetric(res.BaselineRPS, "baseline-req/s")
+			})
+		}
+	}
+}
