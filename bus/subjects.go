@@ -79,6 +79,36 @@ func inboxFilter(cluster, self string) string {
 	return subjectRoot + "." + cluster + "." + directToken + "." + self + ".*.*"
 }
 
+// Trace events (package pbft/trace) travel on pbft.<cluster>.trace.<sender>.events: five
+// tokens, so neither a replica's broadcast subscription nor its inbox matches them.
+const (
+	traceToken = "trace"
+	traceLast  = "events"
+)
+
+// traceSubject returns pbft.<cluster>.trace.<sender>.events.
+func traceSubject(cluster, sender string) string {
+	return subjectRoot + "." + cluster + "." + traceToken + "." + sender + "." + traceLast
+}
+
+// TraceFilter is what a trace viewer subscribes to: every endpoint's trace events.
+func TraceFilter(cluster string) string {
+	return subjectRoot + "." + cluster + "." + traceToken + ".*." + traceLast
+}
+
+// TraceSender returns the sender named in a trace subject of cluster.
+func TraceSender(cluster, subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, subjectRoot+"."+cluster+"."+traceToken+".")
+	if !ok {
+		return "", false
+	}
+	sender, ok := strings.CutSuffix(rest, "."+traceLast)
+	if !ok || !validToken(sender) {
+		return "", false
+	}
+	return sender, true
+}
+
 // parseSubject splits a received subject into kind and sender. It accepts a
 // broadcast of cluster, or a point-to-point message of cluster addressed to
 // self; anything else (including a broadcast with the reserved kind "to")

@@ -34,8 +34,11 @@ func run() error {
 	if len(os.Args) > 1 && os.Args[1] == "bench" {
 		return bench(s, os.Args[2:])
 	}
+	if len(os.Args) > 1 && os.Args[1] == "trace" {
+		return traceCmd(s, os.Args[2:], logger)
+	}
 	if len(os.Args) > 1 {
-		return fmt.Errorf("unknown command %q (commands: bench; none runs stdio mode)", os.Args[1])
+		return fmt.Errorf("unknown command %q (commands: bench, trace; none runs stdio mode)", os.Args[1])
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -80,4 +83,16 @@ func bench(s config.Settings, args []string) error {
 	}
 	res.WriteText(os.Stdout)
 	return nil
+}
+
+// traceCmd prints the cluster's rounds as a text sequence diagram: gateway trace
+// [-nodes ...] [-requests N] [-crash=false] [-color ...] [-duration D].
+func traceCmd(s config.Settings, args []string, logger *slog.Logger) error {
+	o, err := gateway.ParseTraceFlags(args, s, os.Stdout)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return gateway.RunTrace(ctx, s, o, os.Stdout, logger)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/node"
+	"github.com/pbft-nats/pbft/pbft/trace"
 )
 
 // ErrInvalid reports a setting that cannot work.
@@ -45,6 +46,7 @@ type Settings struct {
 	ClientID           string        `envconfig:"CLIENT_ID" default:"gateway"`
 	Fault              string        `envconfig:"FAULT" default:"none"`
 	LogLevel           string        `envconfig:"LOG_LEVEL" default:"info"`
+	Trace              trace.Switch  `envconfig:"TRACE" default:"off"`
 }
 
 // Default returns the settings with every default applied and nothing read from the
@@ -132,7 +134,7 @@ func (s Settings) Node(id string, ids []string, keys *auth.Keyring, logger *slog
 	if err != nil {
 		return node.Config{}, err
 	}
-	c := node.Config{ID: id, NodeIDs: ids, Protocol: s.Protocol(), Tick: s.Tick, Fault: f, Keys: keys, Logger: logger, DataDir: s.DataDir, BatchTimeout: s.BatchTimeout}
+	c := node.Config{ID: id, NodeIDs: ids, Protocol: s.Protocol(), Tick: s.Tick, Fault: f, Keys: keys, Logger: logger, Trace: bool(s.Trace), DataDir: s.DataDir, BatchTimeout: s.BatchTimeout}
 	return c, c.Validate()
 }
 

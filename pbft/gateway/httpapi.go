@@ -83,6 +83,7 @@ func NewHTTPHandler(svc *Service, logger *slog.Logger) http.Handler {
 	}))
 	mux.Handle("GET /readyz", a.count("/readyz", a.readyz))
 	mux.Handle("GET /metrics", a.count("/metrics", a.metrics))
+	a.traceRoutes(mux) // trace.go: the live page and its event stream
 	unmatched := a.count("unmatched", func(w http.ResponseWriter, r *http.Request) { a.noRoute(mux, w, r) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {

@@ -35,8 +35,8 @@ type Options struct {
 	JSON     bool          // the caller wants the result as JSON (Result.WriteJSON)
 	// Execute drives pbft_execute's path (ask the replica where the request was ordered,
 	// wait for every replica's reply) instead of the PBFT client's (f+1 matching replies).
-	Execute bool
-	Progress io.Writer     // a progress line every second (e.g. os.Stderr), nil for none
+	Execute  bool
+	Progress io.Writer // a progress line every second (e.g. os.Stderr), nil for none
 }
 
 // Default values of the flags.

@@ -40,6 +40,8 @@ type Config struct {
 	// BatchTimeout is how long a primary with batches in flight waits for a batch to
 	// fill before ordering what it has; 0 orders at the end of every burst of input.
 	BatchTimeout time.Duration
+	// Trace publishes trace events (package trace) if the transport can carry them.
+	Trace bool
 	// Keys authenticates everything the node sends and receives. Required: a replica never
 	// runs unauthenticated.
 	Keys *auth.Keyring
@@ -91,6 +93,7 @@ type Node struct {
 	closedCh chan struct{}
 	wal      *wal.Log    // durable.go; nil without a data dir
 	failed   error       // a durable-log failure: the node stops
+	trace    *tracer     // trace.go; nil unless tracing
 	metrics  nodeMetrics // metrics.go
 }
 
@@ -211,6 +214,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer close(n.closedCh)
 	defer n.closeDurable()
 	defer n.tr.Close()
+	defer n.startTrace()()
 	ticker := time.NewTicker(n.cfg.Tick)
 	defer ticker.Stop()
 	var batch []item
@@ -299,6 +303,7 @@ func (n *Node) handle(it *item) {
 		n.count(n.stats.Rejected, RejectProtocol)
 		n.log.Debug("rejected", "kind", m.Kind, "from", m.From, "err", err)
 	}
+	n.traceRecv(m.From, msg)
 }
 
 // reject counts a dropped message under reason and logs it, rate-limited.
@@ -311,6 +316,7 @@ func (n *Node) reject(reason, from, kind string, err error) {
 
 // flush sends what the replica produced, through the node's fault behaviour.
 func (n *Node) flush() {
+	n.traceProgress()
 	if !n.r.HasReady() {
 		return
 	}
@@ -365,6 +371,7 @@ func (n *Node) sendOut(o pbft.Outbound, f Fault) {
 		return
 	}
 	n.count(n.stats.Out, kind)
+	n.traceSent(o, m)
 }
 
 // equivocate sends half the backups the real pre-prepare and the other half a conflicting

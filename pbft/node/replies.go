@@ -98,5 +98,8 @@ func (n *Node) sendReplies(g *replyGroups, f Fault) {
 		n.statsMu.Lock()
 		n.stats.Out[pbft.KindReply.String()] += uint64(len(batch))
 		n.statsMu.Unlock()
+		for _, o := range outs {
+			n.traceSent(o, o.Msg)
+		}
 	}
 }

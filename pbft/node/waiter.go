@@ -42,6 +42,7 @@ func (n *Node) handleQuery(from string, q *Query) {
 			if err := n.r.Step(pbft.FromClient, req); err != nil {
 				n.count(n.stats.Rejected, "protocol")
 			}
+			n.traceRecv(from, req)
 		}
 		n.submits[w.key] = append(n.submits[w.key], w)
 	case OpStatus, OpInfo:
