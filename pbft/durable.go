@@ -133,6 +133,16 @@ func (r *Replica) Restore(records []Message) error {
 	}
 	if r.viewActive {
 		r.followView = r.view
+	} else {
+		// Follow the last view this replica was active in, as before the restart.
+		if r.vc.accepted != nil {
+			r.followView = r.vc.accepted.View
+		}
+		for _, e := range r.log {
+			if e.pp != nil && e.pp.View < r.view && e.pp.View > r.followView {
+				r.followView = e.pp.View
+			}
+		}
 	}
 	r.flags.ViewChanged = r.view != 0
 	r.out = nil // restoring sends nothing; status exchange resends what peers lack

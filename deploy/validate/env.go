@@ -78,10 +78,8 @@ func withEnv(env map[string]string, fn func()) {
 func secretValue(secret, key string) string { return "pw-" + secret + "-" + key }
 
 // resolveEnv returns the environment ctr sees in the pod named pod of w: literal values
-// with $(VAR) expanded, fieldRefs, and stand-ins for Secret keys (secretValue). An env
-// file written by an init container (fileKeyRef) resolves to secretValue of the Secret
-// that init container mounts at /secrets/nats, key pod: what the replica's identity init
-// container copies.
+// with $(VAR) expanded, fieldRefs, and stand-ins for Secret keys (secretValue). Files
+// (such as PBFT_NATS_PASSWORD_FILE) are resolved by podFiles, not here.
 func resolveEnv(w *workload, ctr corev1.Container, pod string) map[string]string {
 	env := map[string]string{}
 	for _, e := range ctr.Env {
@@ -99,11 +97,6 @@ func resolveEnv(w *workload, ctr corev1.Container, pod string) map[string]string
 			}
 		case e.ValueFrom.SecretKeyRef != nil:
 			env[e.Name] = secretValue(e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key)
-		case e.ValueFrom.FileKeyRef != nil:
-			env[e.Name] = "file-" + e.ValueFrom.FileKeyRef.VolumeName + "-" + e.ValueFrom.FileKeyRef.Key
-			if s := initSecretAt(w, e.ValueFrom.FileKeyRef.VolumeName, "/secrets/nats"); s != "" {
-				env[e.Name] = secretValue(s, pod)
-			}
 		case e.ValueFrom.ConfigMapKeyRef != nil:
 			env[e.Name] = "configmap-" + e.ValueFrom.ConfigMapKeyRef.Key
 		default:
@@ -111,26 +104,6 @@ func resolveEnv(w *workload, ctr corev1.Container, pod string) map[string]string
 		}
 	}
 	return env
-}
-
-// initSecretAt returns the Secret mounted at dir by an init container that also mounts
-// volume, if there is one.
-func initSecretAt(w *workload, volume, dir string) string {
-	for _, ic := range w.tmpl.Spec.InitContainers {
-		writes, secret := false, ""
-		for _, m := range ic.VolumeMounts {
-			if m.Name == volume {
-				writes = true
-			}
-			if v := w.volume(m.Name); m.MountPath == dir && v != nil && v.Secret != nil {
-				secret = v.Secret.SecretName
-			}
-		}
-		if writes && secret != "" {
-			return secret
-		}
-	}
-	return ""
 }
 
 func expand(s string, env map[string]string) string {
@@ -166,12 +139,10 @@ func (c *checker) checkEnv(where string, w *workload, ctr corev1.Container) {
 			}
 		}
 		if vf := e.ValueFrom; vf != nil {
-			if f := vf.FileKeyRef; f != nil {
-				if v := w.volume(f.VolumeName); v == nil || v.EmptyDir == nil {
-					c.reportf("%s: %s reads an env file from %q, which is not an emptyDir volume of the pod", where, e.Name, f.VolumeName)
-				} else if !initWrites(w, f.VolumeName) {
-					c.reportf("%s: %s reads an env file from %q, which no init container writes", where, e.Name, f.VolumeName)
-				}
+			if vf.FileKeyRef != nil {
+				// Env files (KEP-3721) are beta only since Kubernetes 1.35; older API servers
+				// drop the field and leave the variable unset.
+				c.reportf("%s: %s uses fileKeyRef, which needs Kubernetes >= 1.35: mount the file and pass its path instead", where, e.Name)
 			}
 			if r := vf.ConfigMapKeyRef; r != nil {
 				if cm := c.configMaps[r.Name]; cm == nil {
@@ -186,17 +157,6 @@ func (c *checker) checkEnv(where string, w *workload, ctr corev1.Container) {
 	if pbft {
 		c.checkSettings(where, w, ctr)
 	}
-}
-
-func initWrites(w *workload, volume string) bool {
-	for _, ic := range w.tmpl.Spec.InitContainers {
-		for _, m := range ic.VolumeMounts {
-			if m.Name == volume && !m.ReadOnly {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // checkSettings loads config.Settings from the environment each pod of w would give ctr
@@ -229,7 +189,7 @@ func (c *checker) checkSettings(where string, w *workload, ctr corev1.Container)
 				c.reportf("%s: PBFT_HTTP_ADDR %q listens on no declared containerPort", where, s.HTTPAddr)
 			}
 		}
-		for name, dir := range map[string]string{"PBFT_DATA_DIR": s.DataDir, "PBFT_KEYS_DIR": s.KeysDir} {
+		for name, dir := range map[string]string{"PBFT_DATA_DIR": s.DataDir, "PBFT_KEYS_DIR": s.KeysDir, "PBFT_NATS_PASSWORD_FILE": s.NATSPasswordFile} {
 			if dir != "" && !mounted(ctr, dir) {
 				c.reportf("%s: %s %s is not on a mounted volume", where, name, dir)
 			}

@@ -10,7 +10,10 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/pbft-nats/pbft/pbft/config"
 )
 
 // natsServer is a NATS server container of the manifests with its parsed configuration.
@@ -166,9 +169,47 @@ func (c *checker) resolves(host string, w *workload) error {
 	return fmt.Errorf("%q resolves to no pod of %s", host, w)
 }
 
-// checkNATSClient checks the PBFT_NATS_URL of ctr in pod against the NATS servers.
+// natsCredentials returns the NATS user and password ctr in pod connects with: user
+// PBFT_NATS_USER, and the password as config.Settings.NATSOptions reads it from
+// PBFT_NATS_PASSWORD_FILE in the simulated pod (podFiles: Secret volumes and what the
+// init containers wrote). It reports why there are none.
+func (c *checker) natsCredentials(where string, w *workload, ctr corev1.Container, pod string, env map[string]string) (user, pass string, ok bool) {
+	s := config.Settings{NATSUser: env["PBFT_NATS_USER"], NATSPasswordFile: env["PBFT_NATS_PASSWORD_FILE"]}
+	if s.NATSUser == "" && s.NATSPasswordFile == "" {
+		c.reportf("%s: no PBFT_NATS_USER and PBFT_NATS_PASSWORD_FILE: connects without credentials", where)
+		return "", "", false
+	}
+	file := s.NATSPasswordFile
+	if file != "" {
+		host, mounted := c.podFiles(w, pod).hostPath(ctr, file)
+		if !mounted {
+			return "", "", false // reported by checkSettings: not on a mounted volume
+		}
+		s.NATSPasswordFile = host
+	}
+	opts, err := s.NATSOptions()
+	if err != nil {
+		msg := err.Error()
+		if file != "" {
+			msg = strings.ReplaceAll(msg, s.NATSPasswordFile, file)
+		}
+		c.reportf("%s: %s", where, msg)
+		return "", "", false
+	}
+	var o nats.Options
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			c.reportf("%s: %v", where, err)
+			return "", "", false
+		}
+	}
+	return o.User, o.Password, true
+}
+
+// checkNATSClient checks the PBFT_NATS_URL and the NATS credentials of ctr in pod against
+// the NATS servers.
 func (c *checker) checkNATSClient(servers []natsServer, w *workload, ctr corev1.Container, pod string) {
-	where := fmt.Sprintf("%s container %q (pod %s): PBFT_NATS_URL", w, ctr.Name, pod)
+	where := fmt.Sprintf("%s container %q (pod %s): NATS client", w, ctr.Name, pod)
 	env := resolveEnv(w, ctr, pod)
 	self := env["PBFT_NODE_ID"]
 	if self == "" {
@@ -186,6 +227,10 @@ func (c *checker) checkNATSClient(servers []natsServer, w *workload, ctr corev1.
 		c.reportf("%s: no NATS server of the manifests has a valid configuration", where)
 		return
 	}
+	user, pass, haveCreds := c.natsCredentials(where, w, ctr, pod, env)
+	if haveCreds && user != self {
+		c.reportf("%s: connects as NATS user %q (PBFT_NATS_USER), not as its own id %q", where, user, self)
+	}
 	for _, raw := range strings.Split(env["PBFT_NATS_URL"], ",") {
 		u, err := url.Parse(strings.TrimSpace(raw))
 		if err != nil {
@@ -194,6 +239,9 @@ func (c *checker) checkNATSClient(servers []natsServer, w *workload, ctr corev1.
 		}
 		if strings.Contains(u.String(), "$(") {
 			c.reportf("%s: %s has an unresolved reference", where, u.Redacted())
+		}
+		if u.User != nil {
+			c.reportf("%s: %s: credentials in PBFT_NATS_URL; set PBFT_NATS_USER and PBFT_NATS_PASSWORD_FILE instead", where, u.Redacted())
 		}
 		var srv *natsServer
 		var errs []string
@@ -215,10 +263,8 @@ func (c *checker) checkNATSClient(servers []natsServer, w *workload, ctr corev1.
 		if port != srv.opts.Port {
 			c.reportf("%s: %s: port %d, but NATS listens on %d", where, u.Redacted(), port, srv.opts.Port)
 		}
-		user := u.User.Username()
-		pass, _ := u.User.Password()
-		if user != self {
-			c.reportf("%s: connects as NATS user %q, not as its own id %q", where, user, self)
+		if !haveCreds {
+			continue
 		}
 		var nu *server.User
 		for _, x := range srv.opts.Users {

@@ -145,6 +145,7 @@ func Validate(stream []byte) []string {
 // Check runs every cross-object check and returns the problems found, sorted.
 func Check(objs []Object) []string {
 	c := &checker{objs: objs}
+	defer c.cleanup()
 	c.index()
 	for _, w := range c.workloads {
 		c.checkWorkload(w)
@@ -196,6 +197,8 @@ type checker struct {
 	pdbs       []*policyv1.PodDisruptionBudget
 	configMaps map[string]*corev1.ConfigMap
 	problems   []string
+	pods       map[string]*podFS // simulated pods, by workload/pod (podFiles)
+	tmpDirs    []string
 }
 
 func (c *checker) reportf(format string, args ...any) {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -111,7 +110,8 @@ func TestManifestsAreValid(t *testing.T) {
 	for k, v := range map[string]string{
 		"PBFT_NODE_ID": "replica-2", "PBFT_NODE_IDS": "replica-0,replica-1,replica-2,replica-3", "PBFT_CLUSTER": "pbft",
 		"PBFT_DATA_DIR": "/data", "PBFT_HTTP_ADDR": ":9090",
-		"PBFT_NATS_URL": "nats://replica-2:pw-pbft-nats-auth-replica-2@nats-0.nats-headless:4222,nats://replica-2:pw-pbft-nats-auth-replica-2@nats-1.nats-headless:4222,nats://replica-2:pw-pbft-nats-auth-replica-2@nats-2.nats-headless:4222",
+		"PBFT_NATS_URL":  "nats://nats-0.nats-headless:4222,nats://nats-1.nats-headless:4222,nats://nats-2.nats-headless:4222",
+		"PBFT_NATS_USER": "replica-2", "PBFT_NATS_PASSWORD_FILE": "/keys/nats-password",
 	} {
 		if env[k] != v {
 			t.Errorf("replica-2: %s = %q, want %q", k, env[k], v)
@@ -231,11 +231,21 @@ func TestChecksBite(t *testing.T) {
 		{"root user", "replica/statefulset.yaml", "runAsNonRoot: true", "runAsNonRoot: false", "runAsNonRoot is not true"},
 		{"capabilities kept", "nats/statefulset.yaml", `drop: ["ALL"]`, `drop: ["NET_RAW"]`, "capabilities do not drop ALL"},
 		{"more replicas than ids", "replica/statefulset.yaml", "replicas: 4", "replicas: 5", `PBFT_NODE_ID "replica-4" is not in PBFT_NODE_IDS`},
-		{"env used before defined", "gateway/deployment.yaml", "- name: NATS_USER\n", "- name: NATS_USERNAME\n", "PBFT_NATS_URL refers to $(NATS_USER), which is not defined before it"},
-		{"env file not written", "replica/statefulset.yaml", "volumeName: env", "volumeName: tmp", `reads an env file from "tmp", which no init container writes`},
-		{"wrong NATS password", "gateway/deployment.yaml", "name: pbft-nats-auth\n                  key: gateway", "name: pbft-nats-auth\n                  key: replica-0", `the password of NATS user "gateway" comes from a different secret`},
-		{"NATS URL to an unknown host", "replica/statefulset.yaml", "@nats-2.nats-headless:4222", "@nats-3.nats-headless:4222", "nats-3 is not a pod of StatefulSet/nats"},
-		{"NATS URL on the wrong port", "gateway/deployment.yaml", "@nats-0.nats-headless:4222", "@nats-0.nats-headless:6222", "port 6222, but NATS listens on 4222"},
+		{"env used before defined", "replica/statefulset.yaml", "value: /keys/nats-password", "value: $(PBFT_KEYS_DIR)/nats-password", "PBFT_NATS_PASSWORD_FILE refers to $(PBFT_KEYS_DIR), which is not defined before it"},
+		{"env file (fileKeyRef)", "gateway/deployment.yaml", "- name: PBFT_NATS_USER\n              value: gateway\n", "- name: PBFT_NATS_USER\n              valueFrom:\n                fileKeyRef:\n                  volumeName: tmp\n                  path: nats.env\n                  key: USER\n", "PBFT_NATS_USER uses fileKeyRef, which needs Kubernetes >= 1.35"},
+		{"wrong NATS password", "gateway/deployment.yaml", "- key: gateway\n                      path: nats-password", "- key: replica-0\n                      path: nats-password", `the password of NATS user "gateway" comes from a different secret`},
+		{"init script copies another pod's password", "replica/statefulset.yaml", `cp "/secrets/nats/$id" /keys/nats-password`, `cp /secrets/nats/replica-0 /keys/nats-password`, `the password of NATS user "replica-1" comes from a different secret`},
+		{"init script copies the password from the wrong Secret", "replica/statefulset.yaml", `cp "/secrets/nats/$id" /keys/nats-password`, `cp "/secrets/keys/$id.pub" /keys/nats-password`, `the password of NATS user "replica-3" comes from a different secret`},
+		{"password file nobody writes", "replica/statefulset.yaml", `cp "/secrets/nats/$id" /keys/nats-password`, `cp "/secrets/nats/$id" /keys/nats-pw`, "PBFT_NATS_PASSWORD_FILE: open /keys/nats-password: no such file"},
+		{"password file on no volume", "replica/statefulset.yaml", "value: /keys/nats-password", "value: /run/nats/password", "PBFT_NATS_PASSWORD_FILE /run/nats/password is not on a mounted volume"},
+		{"gateway password file on no volume", "gateway/deployment.yaml", "value: /keys/nats-password", "value: /nats/password", "PBFT_NATS_PASSWORD_FILE /nats/password is not on a mounted volume"},
+		{"user without password file", "gateway/deployment.yaml", "\n            - name: PBFT_NATS_PASSWORD_FILE\n              value: /keys/nats-password", "", "PBFT_NATS_USER and PBFT_NATS_PASSWORD_FILE go together"},
+		{"no NATS credentials", "gateway/deployment.yaml", "\n            - name: PBFT_NATS_USER\n              value: gateway\n            - name: PBFT_NATS_PASSWORD_FILE\n              value: /keys/nats-password", "", "no PBFT_NATS_USER and PBFT_NATS_PASSWORD_FILE: connects without credentials"},
+		{"NATS user not its own id", "gateway/deployment.yaml", "- name: PBFT_NATS_USER\n              value: gateway", "- name: PBFT_NATS_USER\n              value: replica-0", `connects as NATS user "replica-0" (PBFT_NATS_USER), not as its own id "gateway"`},
+		{"credentials in the URL", "gateway/deployment.yaml", "nats://nats-1.nats-headless:4222", "nats://gateway:secret@nats-1.nats-headless:4222", "credentials in PBFT_NATS_URL"},
+		{"failing init script", "replica/statefulset.yaml", `test -f "/secrets/keys/$id.key"`, `test -f "/secrets/keys/$id.secret"`, `init container "identity" (pod replica-0): script fails in the simulated pod: exit status 1: secret pbft-keys has no replica-0.key`},
+		{"NATS URL to an unknown host", "replica/statefulset.yaml", "nats://nats-2.nats-headless:4222", "nats://nats-3.nats-headless:4222", "nats-3 is not a pod of StatefulSet/nats"},
+		{"NATS URL on the wrong port", "gateway/deployment.yaml", "nats://nats-0.nats-headless:4222", "nats://nats-0.nats-headless:6222", "port 6222, but NATS listens on 4222"},
 		{"broken nats.conf", "nats/nats.conf", "  ]\n}\n", "  ]\n", "nats config /etc/nats-config/nats.conf"},
 		{"nats.conf variable not in the environment", "nats/statefulset.yaml", "- name: GATEWAY_PASSWORD", "- name: GATEWAY_PASSWD", "GATEWAY_PASSWORD"},
 		{"NATS route to a missing server", "nats/nats.conf", `"nats://nats-2.nats-headless:6222"`, `"nats://nats-3.nats-headless:6222"`, "route nats://nats-3.nats-headless:6222"},
@@ -281,7 +291,7 @@ func TestChecksBite(t *testing.T) {
 
 func TestSettingsVariables(t *testing.T) {
 	vars := SettingsVariables()
-	for _, v := range []string{"PBFT_NODE_ID", "PBFT_NODE_IDS", "PBFT_NATS_URL", "PBFT_CLUSTER", "PBFT_DATA_DIR", "PBFT_HTTP_ADDR", "PBFT_KEYS_DIR", "PBFT_CLIENT_ID", "PBFT_LOG_LEVEL"} {
+	for _, v := range []string{"PBFT_NODE_ID", "PBFT_NODE_IDS", "PBFT_NATS_URL", "PBFT_NATS_USER", "PBFT_NATS_PASSWORD_FILE", "PBFT_CLUSTER", "PBFT_DATA_DIR", "PBFT_HTTP_ADDR", "PBFT_KEYS_DIR", "PBFT_CLIENT_ID", "PBFT_LOG_LEVEL"} {
 		if !vars[v] {
 			t.Errorf("config.Settings has no %s (has %v)", v, keys(vars))
 		}
@@ -322,10 +332,10 @@ func TestSubjectMatches(t *testing.T) {
 	}
 }
 
-// TestIdentityInitScript runs the replica's init container script (with its paths moved
-// into a temporary directory) and checks what it leaves for the replica container: its
-// own private key and every public key, and an env file in the strict single-quoted
-// format the kubelet reads for fileKeyRef, holding its own NATS password.
+// TestIdentityInitScript runs the replica's init container script (its mount paths moved
+// into a temporary directory, as the checks do) and checks what it leaves for the replica
+// container in the keys volume: its own private key, every public key, and its own NATS
+// password as nats-password, byte for byte, which config.Settings.NATSOptions reads.
 func TestIdentityInitScript(t *testing.T) {
 	objs, problems := Load(render(t, tree(t)))
 	if len(problems) > 0 {
@@ -336,49 +346,64 @@ func TestIdentityInitScript(t *testing.T) {
 	if len(ic) != 1 || len(ic[0].Command) != 3 || ic[0].Command[0] != "sh" {
 		t.Fatalf("init containers %+v, want one running sh -c SCRIPT", ic)
 	}
+	var mounts []string
+	for _, m := range ic[0].VolumeMounts {
+		mounts = append(mounts, m.MountPath)
+	}
+	if strings.Join(mounts, " ") != "/secrets/keys /secrets/nats /keys" {
+		t.Fatalf("init container mounts %v, want /secrets/keys /secrets/nats /keys", mounts)
+	}
 	// Kubernetes expands $(VAR) and $$ in commands before the shell sees them.
 	script := expand(ic[0].Command[2], map[string]string{})
-	run := func(t *testing.T, pod, password string, again ...string) (dir string, out []byte, err error) {
-		dir = t.TempDir()
-		if len(again) > 0 {
-			dir = again[0]
+	// run runs the script for pod in dir (a new one if empty), the Secret pbft-nats-auth
+	// holding password for pod (none if nil).
+	run := func(t *testing.T, dir, pod string, password []byte) (string, []byte, error) {
+		if dir == "" {
+			dir = t.TempDir()
 		}
-		for _, d := range []string{"secrets/keys", "secrets/nats", "keys", "env"} {
-			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+		dirs := map[string]string{}
+		for _, m := range mounts {
+			dirs[m] = filepath.Join(dir, strings.ReplaceAll(strings.TrimPrefix(m, "/"), "/", "-"))
+			if err := os.MkdirAll(dirs[m], 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for _, id := range natsUsers {
 			for _, ext := range []string{".key", ".pub"} {
-				if err := os.WriteFile(filepath.Join(dir, "secrets/keys", id+ext), []byte(id+ext), 0o600); err != nil {
+				if err := os.WriteFile(filepath.Join(dirs["/secrets/keys"], id+ext), []byte(id+ext), 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}
-			pw := "other-" + id
+			pw := []byte("other-" + id)
 			if id == pod {
+				if password == nil {
+					continue
+				}
 				pw = password
 			}
-			if err := os.WriteFile(filepath.Join(dir, "secrets/nats", id), []byte(pw), 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dirs["/secrets/nats"], id), pw, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
-		moved := regexp.MustCompile(`(^|[\s"])/(secrets|keys|env)/`).ReplaceAllString(script, "${1}"+dir+"/${2}/")
-		cmd := exec.Command("sh", "-c", moved)
+		cmd := exec.Command("sh", "-c", SandboxScript(script, dirs))
 		cmd.Env = append(os.Environ(), "POD_NAME="+pod)
-		out, err = cmd.CombinedOutput()
-		return dir, out, err
+		out, err := cmd.CombinedOutput()
+		return dirs["/keys"], out, err
 	}
 
-	dir, out, err := run(t, "replica-2", "s3cret-Pass_word.~")
+	// No URL and no env file any more: any password goes, as it is.
+	password := []byte("p@ss:w/rd 'with' $(quotes)\n")
+	dir := t.TempDir()
+	keysDir, out, err := run(t, dir, "replica-2", password)
 	if err != nil {
 		t.Fatalf("init script: %v\n%s", err, out)
 	}
 	// Init containers run again when a pod's sandbox is recreated; the emptyDirs, with
 	// their read-only files, are still there.
-	if _, out, err := run(t, "replica-2", "s3cret-Pass_word.~", dir); err != nil {
+	if _, out, err := run(t, dir, "replica-2", password); err != nil {
 		t.Fatalf("init script, second run: %v\n%s", err, out)
 	}
-	ents, err := os.ReadDir(filepath.Join(dir, "keys"))
+	ents, err := os.ReadDir(keysDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,37 +411,86 @@ func TestIdentityInitScript(t *testing.T) {
 	for _, e := range ents {
 		got = append(got, e.Name())
 	}
-	want := []string{"gateway.pub", "replica-0.pub", "replica-1.pub", "replica-2.key", "replica-2.pub", "replica-3.pub"}
+	want := []string{"gateway.pub", "nats-password", "replica-0.pub", "replica-1.pub", "replica-2.key", "replica-2.pub", "replica-3.pub"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("keys dir holds %v, want %v (its own private key only)", got, want)
+		t.Errorf("keys dir holds %v, want %v (its own private key and password only)", got, want)
 	}
-	env, err := os.ReadFile(filepath.Join(dir, "env/nats.env"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v, ok := strictEnvValue(string(env), "NATS_PASSWORD"); !ok || v != "s3cret-Pass_word.~" {
-		t.Errorf("env file %q: NATS_PASSWORD = %q, %v", env, v, ok)
+	if pw, err := os.ReadFile(filepath.Join(keysDir, "nats-password")); err != nil || string(pw) != string(password) {
+		t.Errorf("nats-password holds %q (%v), want %q", pw, err, password)
 	}
 
-	for _, bad := range []string{"", "with'quote", "at@sign", "colon:", "sl/ash"} {
-		if _, out, err := run(t, "replica-1", bad); err == nil {
-			t.Errorf("password %q accepted (it cannot go into the env file or the URL):\n%s", bad, out)
-		}
+	if _, out, err := run(t, "", "replica-1", []byte{}); err == nil || !strings.Contains(string(out), "pbft-nats-auth has no key replica-1, or it is empty") {
+		t.Errorf("empty password: err %v, output %s", err, out)
 	}
-	if _, out, err := run(t, "replica-7", "fine"); err == nil || !strings.Contains(string(out), "no replica-7.key") {
+	if _, out, err := run(t, "", "replica-1", nil); err == nil || !strings.Contains(string(out), "pbft-nats-auth has no key replica-1") {
+		t.Errorf("pod without a password: err %v, output %s", err, out)
+	}
+	if _, out, err := run(t, "", "replica-7", []byte("fine")); err == nil || !strings.Contains(string(out), "no replica-7.key") {
 		t.Errorf("pod without a key: err %v, output %s", err, out)
 	}
 }
 
-// strictEnvValue reads KEY='value' lines, the format the kubelet accepts for fileKeyRef
-// (values in single quotes, nothing expanded).
-func strictEnvValue(text, key string) (string, bool) {
-	for _, line := range strings.Split(text, "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || k != key || len(v) < 2 || v[0] != '\'' || v[len(v)-1] != '\'' {
-			continue
-		}
-		return v[1 : len(v)-1], !strings.Contains(v[1:len(v)-1], "'")
+// TestNATSPasswordFiles checks, in the simulated pods the checks build, that every
+// replica and the gateway end up with the password file PBFT_NATS_PASSWORD_FILE names,
+// holding its own key of pbft-nats-auth (and nothing of another's).
+func TestNATSPasswordFiles(t *testing.T) {
+	objs, problems := Load(render(t, tree(t)))
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
-	return "", false
+	c := &checker{objs: objs}
+	defer c.cleanup()
+	c.index()
+	seen := map[string]bool{}
+	for _, w := range c.workloads {
+		for _, ctr := range w.tmpl.Spec.Containers {
+			n := int(w.replicas)
+			if w.kind != "StatefulSet" {
+				n = 1
+			}
+			for i := 0; i < n; i++ {
+				pod := w.podName(i)
+				env := resolveEnv(w, ctr, pod)
+				file, user := env["PBFT_NATS_PASSWORD_FILE"], env["PBFT_NATS_USER"]
+				if file == "" {
+					continue
+				}
+				host, ok := c.podFiles(w, pod).hostPath(ctr, file)
+				if !ok {
+					t.Errorf("%s: %s is on no volume", pod, file)
+					continue
+				}
+				pw, err := os.ReadFile(host)
+				if err != nil {
+					t.Errorf("%s: %v", pod, err)
+					continue
+				}
+				if want := secretValue("pbft-nats-auth", user); string(pw) != want {
+					t.Errorf("%s: %s holds %q, want %q", pod, file, pw, want)
+				}
+				seen[user] = true
+			}
+		}
+	}
+	if len(seen) != len(natsUsers) {
+		t.Errorf("password files for %v, want one for each of %v", keys(seen), natsUsers)
+	}
+	if len(c.problems) > 0 {
+		t.Errorf("simulating the pods: %v", c.problems)
+	}
+}
+
+func TestSandboxScript(t *testing.T) {
+	dirs := map[string]string{"/keys": "/tmp/k", "/secrets/keys": "/tmp/sk", "/secrets/nats": "/tmp/sn"}
+	in := `cp /secrets/keys/*.pub "/secrets/keys/$id.key" /keys/
+cp "/secrets/nats/$id" /keys/nats-password
+rm -f /keys/* /keysfoo /etc/keys/x
+test -d /keys`
+	want := `cp /tmp/sk/*.pub "/tmp/sk/$id.key" /tmp/k/
+cp "/tmp/sn/$id" /tmp/k/nats-password
+rm -f /tmp/k/* /keysfoo /etc/keys/x
+test -d /tmp/k`
+	if got := SandboxScript(in, dirs); got != want {
+		t.Errorf("SandboxScript:\n%s\nwant\n%s", got, want)
+	}
 }
