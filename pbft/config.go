@@ -12,7 +12,8 @@ var ErrConfig = errors.New("pbft: invalid config")
 // operations in the same order give the same results and the same snapshot on every
 // replica. The Replica calls it only from Step and Tick, never concurrently.
 type Application interface {
-	// Execute applies op and returns its result.
+	// Execute applies op and returns its result. The replica keeps the result (its reply
+	// cache) and sends it: the application must not modify it afterwards.
 	Execute(op []byte) []byte
 	// Snapshot encodes the whole state canonically (equal states, equal bytes).
 	Snapshot() []byte

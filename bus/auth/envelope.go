@@ -181,7 +181,9 @@ func (k *Keyring) Open(sender, kind string, data []byte) ([]byte, error) {
 		return nil, ErrMalformed
 	}
 	count, n := binary.Uvarint(d)
-	if n <= 0 || uint64(len(d)-n) != count*tagSize {
+	// Compare by division: count*tagSize can wrap around, and a huge count whose product
+	// wraps to the tags' length would otherwise pass and index past them.
+	if n <= 0 || uint64(len(d)-n)%tagSize != 0 || uint64(len(d)-n)/tagSize != count {
 		return nil, fmt.Errorf("%w: authenticator size", ErrMalformed)
 	}
 	tags := d[n:]
