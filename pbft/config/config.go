@@ -36,7 +36,7 @@ type Settings struct {
 	CheckpointInterval uint64        `envconfig:"CHECKPOINT_INTERVAL" default:"128"`
 	LogWindow          uint64        `envconfig:"LOG_WINDOW" default:"256"`
 	BatchMax           int           `envconfig:"BATCH_MAX" default:"64"`
-	BatchTimeout       time.Duration `envconfig:"BATCH_TIMEOUT" default:"0s"`
+	BatchTimeout       time.Duration `envconfig:"BATCH_TIMEOUT" default:"500us"`
 	ViewChangeTimeout  time.Duration `envconfig:"VIEW_CHANGE_TIMEOUT" default:"500ms"`
 	StatusInterval     time.Duration `envconfig:"STATUS_INTERVAL" default:"100ms"`
 	Tick               time.Duration `envconfig:"TICK" default:"10ms"`
