@@ -73,8 +73,9 @@ func entryStatus(e *entry) SeqStatus {
 }
 
 // statusHistory keeps a compact summary of truncated sequence numbers in a ring, so that
-// a status query for an old number still answers while memory stays bounded. The ring
-// grows as numbers are truncated, up to statusHistorySize entries.
+// a status query for an old number still answers while memory stays bounded. The ring is
+// allocated whole (2.5 MB) when the first number is truncated: a fixed cost from the
+// first checkpoint on, rather than a heap that keeps growing for 65,536 numbers.
 type statusHistory struct {
 	ring []summary
 }
@@ -95,14 +96,10 @@ const statusHistorySize = 1 << 16
 func newStatusHistory() *statusHistory { return &statusHistory{} }
 
 func (h *statusHistory) slot(seq uint64) *summary {
-	i := int(seq % statusHistorySize)
-	for len(h.ring) <= i && len(h.ring) < statusHistorySize {
-		h.ring = append(h.ring, summary{})
+	if h.ring == nil {
+		h.ring = make([]summary, statusHistorySize)
 	}
-	if i >= len(h.ring) {
-		return nil
-	}
-	return &h.ring[i]
+	return &h.ring[seq%statusHistorySize]
 }
 
 func mask(ids []int) uint64 {
