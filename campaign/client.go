@@ -1,0 +1,179 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// KVClient talks to the gateway's key-value facade.
+type KVClient struct {
+	base string
+	http *http.Client
+}
+
+// NewKVClient returns a client of the gateway at base (http://host:port); timeout
+// bounds each request (longer than the gateway's own request timeout, so that the
+// gateway's 504 normally answers first).
+func NewKVClient(base string, timeout time.Duration) *KVClient {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
+	return &KVClient{base: strings.TrimSuffix(base, "/"), http: &http.Client{Timeout: timeout, Transport: tr}}
+}
+
+// Close drops idle connections.
+func (c *KVClient) Close() { c.http.CloseIdleConnections() }
+
+// Result is the outcome of one request.
+type Result struct {
+	Status  Status
+	HTTP    int
+	Value   string // get: the body
+	Err     string
+	Seq     uint64
+	Replies int
+}
+
+// Do runs one operation and classifies the outcome: 2xx ok, 4xx a definite failure,
+// anything else (5xx, timeout, connection error) indeterminate.
+func (c *KVClient) Do(ctx context.Context, kind Kind, key, value string) Result {
+	url := c.base + "/v1/kv/" + key
+	var req *http.Request
+	var err error
+	switch kind {
+	case KindSet:
+		req, err = http.NewRequestWithContext(ctx, http.MethodPut, url, strings.NewReader(value))
+	case KindDel:
+		req, err = http.NewRequestWithContext(ctx, http.MethodDelete, url, nil)
+	default:
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	}
+	if err != nil {
+		return Result{Status: StatusFail, Err: err.Error()}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return Result{Status: StatusInfo, Err: err.Error()}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	r := Result{HTTP: resp.StatusCode}
+	r.Seq, _ = strconv.ParseUint(resp.Header.Get("X-PBFT-Seq"), 10, 64)
+	r.Replies, _ = strconv.Atoi(resp.Header.Get("X-PBFT-Replies"))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		if err != nil {
+			// The answer was acknowledged but not fully read: for a write it took
+			// effect; for a read the value is unknown.
+			r.Status, r.Err = StatusInfo, err.Error()
+			if kind != KindGet {
+				r.Status = StatusOK
+			}
+			return r
+		}
+		r.Status = StatusOK
+		if kind == KindGet {
+			r.Value = string(body)
+		}
+	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+		r.Status, r.Err = StatusFail, strings.TrimSpace(string(body))
+	default:
+		r.Status, r.Err = StatusInfo, strings.TrimSpace(string(body))
+	}
+	return r
+}
+
+// Workload is the clients' random mix.
+type Workload struct {
+	Clients int
+	Keys    int
+	// Percentages of reads and deletes; the rest are writes.
+	ReadPct, DeletePct int
+	// Think is each client's pause between operations (0: none), to keep the history
+	// of a long run to a size porcupine checks quickly.
+	Think time.Duration
+}
+
+// KeyName is the name of key i.
+func KeyName(i int) string { return "k" + strconv.Itoa(i) }
+
+// runClients runs w.Clients closed-loop clients until ctx ends, recording into h.
+// Each client has its own random source derived from seed.
+func runClients(ctx context.Context, c *KVClient, w Workload, seed uint64, h *History) {
+	var wg sync.WaitGroup
+	for i := range w.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runClient(ctx, c, w, i, seed, h)
+		}()
+	}
+	wg.Wait()
+}
+
+func runClient(ctx context.Context, c *KVClient, w Workload, id int, seed uint64, h *History) {
+	rng := rand.New(rand.NewPCG(seed, uint64(id)+1))
+	process := id
+	for n := 0; ctx.Err() == nil; n++ {
+		key := KeyName(rng.IntN(w.Keys))
+		var kind Kind
+		switch p := rng.IntN(100); {
+		case p < w.ReadPct:
+			kind = KindGet
+		case p < w.ReadPct+w.DeletePct:
+			kind = KindDel
+		default:
+			kind = KindSet
+		}
+		value := ""
+		if kind == KindSet {
+			value = fmt.Sprintf("c%d-%d", id, n)
+		}
+		invoke := h.Now()
+		// A request in flight when the run ends is not cancelled with ctx: its
+		// outcome is still part of the history.
+		r := c.Do(context.WithoutCancel(ctx), kind, key, value)
+		op := Op{Process: process, Client: id, Kind: kind, Key: key, Value: value, Status: r.Status,
+			Invoke: invoke, Complete: h.Now(), HTTP: r.HTTP, Error: r.Err, Seq: r.Seq, Replies: r.Replies}
+		if kind == KindGet {
+			op.Value = r.Value
+		}
+		h.Add(op)
+		if r.Status == StatusInfo {
+			process += w.Clients // Jepsen: a crashed process is replaced by a new one
+		}
+		if w.Think > 0 && !wait(ctx, w.Think) {
+			return
+		}
+	}
+}
+
+// errNotReady reports a cluster that did not serve in time.
+var errNotReady = errors.New("campaign: cluster not ready")
+
+// waitServing polls until a read of key k0 succeeds.
+func waitServing(ctx context.Context, c *KVClient, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last Result
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		last = c.Do(pctx, KindGet, KeyName(0), "")
+		cancel()
+		if last.Status == StatusOK {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("%w after %v: last answer %d %s", errNotReady, timeout, last.HTTP, last.Err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond): // polling interval
+		}
+	}
+}

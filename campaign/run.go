@@ -1,0 +1,310 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is one campaign run.
+type Config struct {
+	// Duration is how long clients run: the fault phase, then After with every
+	// fault healed.
+	Duration time.Duration
+	After    time.Duration // 0: a sixth of Duration, between 5 s and 60 s
+	Workload Workload
+	Seed     uint64
+	Nodes    int // replicas, for the report and f
+	// Faults the nemesis draws from (nil: none); F caps faulty replicas at once
+	// (default (Nodes-1)/3).
+	Faults           []FaultKind
+	F                int
+	MinGap, MaxGap   time.Duration
+	MinHold, MaxHold time.Duration
+	// Byzantine marks the f+1 mode: more replicas are Byzantine than PBFT tolerates,
+	// and the run passes only if the checks notice. Colluding names them (for the
+	// report); the nemesis is off.
+	Byzantine bool
+	Colluding []string
+	// ByzantineFault is what the f+1 replicas do: FaultForge (default; colluding
+	// forgers), FaultEquivocate or FaultSilent (the built-in behaviours).
+	ByzantineFault FaultKind
+	// NATSServers is for the report (RunTopology sets it).
+	NATSServers int
+	// ClientTimeout bounds one HTTP request (default 10 s).
+	ClientTimeout   time.Duration
+	CheckTimeout    time.Duration // porcupine (default 2 min)
+	ConvergeTimeout time.Duration // after healing (default 60 s)
+	SettleTimeout   time.Duration // a restarted replica catching up (default 30 s)
+	Out             string        // report directory ("" writes nothing)
+	Logf            func(format string, args ...any)
+
+	// Digests asks every replica for its state digest after the final reads (nil:
+	// compare by the final reads only).
+	Digests DigestSource
+
+	// settle waits for a restarted replica (default: until it caught up, as the
+	// gateway's pbft_cluster shows).
+	settle func(ctx context.Context, id string) error
+}
+
+func (c *Config) defaults() {
+	if c.Workload.Clients <= 0 {
+		c.Workload.Clients = 8
+	}
+	if c.Workload.Keys <= 0 {
+		c.Workload.Keys = 5
+	}
+	if c.Workload.ReadPct == 0 && c.Workload.DeletePct == 0 {
+		c.Workload.ReadPct, c.Workload.DeletePct = 50, 10
+	}
+	if c.Nodes <= 0 {
+		c.Nodes = 4
+	}
+	if c.F <= 0 {
+		c.F = max((c.Nodes-1)/3, 1)
+	}
+	if c.After <= 0 {
+		c.After = min(max(c.Duration/6, 5*time.Second), time.Minute)
+	}
+	if c.MinGap <= 0 {
+		c.MinGap, c.MaxGap = 2*time.Second, 5*time.Second
+	}
+	if c.MinHold <= 0 {
+		c.MinHold, c.MaxHold = 2*time.Second, 6*time.Second
+	}
+	if c.ClientTimeout <= 0 {
+		c.ClientTimeout = 10 * time.Second
+	}
+	if c.CheckTimeout <= 0 {
+		c.CheckTimeout = max(2*time.Minute, c.Duration/3) // long runs have long histories
+	}
+	if c.ConvergeTimeout <= 0 {
+		c.ConvergeTimeout = time.Minute
+		if c.Byzantine {
+			c.ConvergeTimeout = 10 * time.Second
+		}
+	}
+	if c.SettleTimeout <= 0 {
+		c.SettleTimeout = 30 * time.Second
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+}
+
+// ErrSetup reports a run that could not start: the cluster never served.
+var ErrSetup = errors.New("campaign: setup")
+
+// Run drives clients against the gateway at gatewayURL while the nemesis injects
+// faults into cluster, heals everything, waits for the replicas to converge, reads every
+// key, checks the history for linearizability and writes the report. The error is
+// for a run that could not be carried out; what the checks found is in the report.
+func Run(ctx context.Context, cfg Config, gatewayURL string, cluster Cluster) (*Report, error) {
+	cfg.defaults()
+	kv := NewKVClient(gatewayURL, cfg.ClientTimeout)
+	defer kv.Close()
+	mode := "faults"
+	if cfg.Byzantine {
+		if cfg.ByzantineFault == "" {
+			cfg.ByzantineFault = FaultForge
+		}
+		mode = "byzantine-f+1 (" + string(cfg.ByzantineFault) + ")"
+	}
+	rep := &Report{Seed: cfg.Seed, Mode: mode, Nodes: cfg.Nodes, F: (cfg.Nodes - 1) / 3, Clients: cfg.Workload.Clients,
+		Keys: cfg.Workload.Keys, Duration: cfg.Duration, FaultCounts: map[FaultKind]int{}, NATSServers: cfg.NATSServers,
+		Think: cfg.Workload.Think}
+	if !cfg.Byzantine {
+		rep.FaultKinds = cfg.Faults
+	} else {
+		rep.ByzantineFault = cfg.ByzantineFault
+	}
+	if !cfg.Byzantine {
+		if err := waitServing(ctx, kv, time.Minute); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+		}
+	}
+	start := time.Now()
+	rep.StartedAt = start
+	h := NewHistory(start)
+	if cfg.Byzantine {
+		cfg.Logf("campaign: seed %d, %d clients on %d keys for %v against %d Byzantine replicas %v (%s), n=%d",
+			cfg.Seed, cfg.Workload.Clients, cfg.Workload.Keys, cfg.Duration, len(cfg.Colluding), cfg.Colluding, cfg.ByzantineFault, cfg.Nodes)
+	} else {
+		cfg.Logf("campaign: seed %d, %d clients on %d keys, %v (faults %v, then %v healed), n=%d f=%d, faults %v",
+			cfg.Seed, cfg.Workload.Clients, cfg.Workload.Keys, cfg.Duration, cfg.Duration-cfg.After, cfg.After, cfg.Nodes, cfg.F, cfg.Faults)
+	}
+
+	clientsCtx, stopClients := context.WithTimeout(ctx, cfg.Duration)
+	defer stopClients()
+	clientsDone := make(chan struct{})
+	go func() {
+		defer close(clientsDone)
+		runClients(clientsCtx, kv, cfg.Workload, cfg.Seed, h)
+	}()
+
+	var nem *Nemesis
+	if cfg.settle == nil {
+		cfg.settle = kv.WaitCaughtUp
+	}
+	if cluster != nil && len(cfg.Faults) > 0 && !cfg.Byzantine {
+		nem = NewNemesis(cluster, NemesisConfig{Seed: cfg.Seed, Faults: cfg.Faults, F: cfg.F,
+			MinGap: cfg.MinGap, MaxGap: cfg.MaxGap, MinHold: cfg.MinHold, MaxHold: cfg.MaxHold,
+			Settle: cfg.settle, SettleTimeout: cfg.SettleTimeout, Logf: cfg.Logf}, h.Now)
+		faultCtx, stopFaults := context.WithTimeout(ctx, cfg.Duration-cfg.After)
+		nem.Run(faultCtx) // returns once every fault has healed
+		stopFaults()
+	}
+	var standing []FaultEvent
+	if cfg.Byzantine { // the colluders stay for the whole run
+		<-clientsDone
+		kind := FaultCollude
+		if cfg.ByzantineFault != FaultForge {
+			kind = cfg.ByzantineFault
+		}
+		standing = append(standing, FaultEvent{Kind: kind, Target: strings.Join(cfg.Colluding, "+"), Healed: h.Now()})
+	}
+	rep.HealedAt = h.Now()
+	if !cfg.Byzantine {
+		cfg.Logf("campaign %8.3fs: faults over, all healed; clients continue", rep.HealedAt.Seconds())
+	}
+	<-clientsDone
+	cfg.Logf("campaign %8.3fs: clients done, %d operations", h.Now().Seconds(), len(h.Ops()))
+
+	// Convergence, then a read of every key that every replica must answer alike.
+	st, err := kv.WaitConverged(ctx, cfg.ConvergeTimeout)
+	rep.ClusterState, rep.Converged = st, err == nil
+	if err != nil {
+		rep.ConvergeError = err.Error()
+	}
+	if note := viewNote(st); note != "" {
+		rep.Notes = append(rep.Notes, note)
+	}
+	rep.FinalReads = finalReads(ctx, kv, cfg, h)
+	if cfg.Digests != nil {
+		rep.Digests = cfg.Digests(ctx)
+	}
+	ops := h.Ops()
+	rep.Ops = CountOps(ops)
+	if nem != nil {
+		rep.Faults = nem.Events()
+		rep.MaxFaulty = nem.MaxFaulty()
+	}
+	if len(standing) > 0 {
+		rep.Faults = append(rep.Faults, standing...)
+		rep.MaxFaulty = len(cfg.Colluding)
+	}
+	for _, f := range rep.Faults {
+		rep.FaultCounts[f.Kind]++
+	}
+	rep.Latency = splitLatencies(ops, rep.Faults, rep.HealedAt)
+	cfg.Logf("campaign: checking %d operations for linearizability", len(ops))
+	rep.Linearizable = CheckLinearizable(ops, cfg.CheckTimeout, cfg.Out)
+	judge(rep, cfg)
+	if cfg.Out != "" {
+		if err := rep.Write(cfg.Out, ops); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// finalReads reads every key until every replica gives the same answer (at most 5
+// reads, at most 2 of them failed; one read in byzantine mode), recording the reads in
+// the history.
+func finalReads(ctx context.Context, kv *KVClient, cfg Config, h *History) []FinalRead {
+	var out []FinalRead
+	tries, failures := 5, 2
+	if cfg.Byzantine {
+		tries = 1
+	}
+	for i := range cfg.Workload.Keys {
+		key := KeyName(i)
+		var fr FinalRead
+		failed := 0
+		for try := 0; try < tries && failed < failures && ctx.Err() == nil; try++ {
+			invoke := h.Now()
+			r := kv.Do(ctx, KindGet, key, "")
+			h.Add(Op{Process: -1 - i, Client: -1, Kind: KindGet, Key: key, Value: r.Value, Status: r.Status,
+				Invoke: invoke, Complete: h.Now(), HTTP: r.HTTP, Error: r.Err, Seq: r.Seq, Replies: r.Replies, Final: true})
+			fr = FinalRead{Key: key, OK: r.Status == StatusOK, Value: r.Value, Replies: r.Replies, Error: r.Err}
+			if fr.OK && fr.Replies >= cfg.Nodes {
+				break
+			}
+			if !fr.OK {
+				failed++
+			}
+		}
+		out = append(out, fr)
+	}
+	return out
+}
+
+// judge fills in Problems, StateCompare and the verdict.
+func judge(rep *Report, cfg Config) {
+	var problems []string
+	agree := 0
+	for _, f := range rep.FinalReads {
+		switch {
+		case !f.OK:
+			problems = append(problems, fmt.Sprintf("final read of %s failed: %s", f.Key, f.Error))
+		case f.Replies < cfg.Nodes:
+			problems = append(problems, fmt.Sprintf("final read of %s: only %d of %d replicas gave the same answer", f.Key, f.Replies, cfg.Nodes))
+		default:
+			agree++
+		}
+	}
+	reads := fmt.Sprintf("final reads: %d of %d keys answered identically by all %d replicas", agree, len(rep.FinalReads), cfg.Nodes)
+	if rep.Digests == nil {
+		rep.StateCompare = "no state digests asked for; " + reads
+	} else {
+		same, how := compareDigests(rep.Digests)
+		rep.DigestsEqual = same
+		rep.StateCompare = "state digests (OpInfo): " + how + "; " + reads
+		if !same {
+			problems = append(problems, "replica state digests differ: "+how)
+		}
+	}
+	if !rep.Converged {
+		problems = append(problems, "replicas did not converge: "+rep.ConvergeError)
+	}
+	switch rep.Linearizable.Result {
+	case "Ok":
+	case "Illegal":
+		problems = append(problems, "history is not linearizable: "+rep.Linearizable.Detail)
+	default:
+		problems = append(problems, "linearizability check did not finish within its timeout")
+	}
+	for _, f := range rep.Faults {
+		if f.Error != "" && !cfg.Byzantine {
+			problems = append(problems, fmt.Sprintf("fault %s %s at %.3fs: %s", f.Kind, f.Target, f.Start.Seconds(), f.Error))
+		}
+	}
+	rep.Problems = problems
+	noProgress := rep.Ops.OK == 0
+	switch {
+	case cfg.Byzantine && rep.Linearizable.Result == "Illegal":
+		rep.Verdict, rep.Why = "pass", "f+1 Byzantine replicas broke linearizability, and the checker caught it"
+	case cfg.Byzantine && noProgress:
+		rep.Verdict, rep.Why = "pass", fmt.Sprintf("f+1 Byzantine replicas: no operation completed (liveness lost: %d indeterminate, %d failed)",
+			rep.Ops.Indeterminate, rep.Ops.Fail)
+	case cfg.Byzantine && len(problems) > 0:
+		rep.Verdict, rep.Why = "pass", "f+1 Byzantine replicas: the checks found what went wrong: "+problems[0]
+	case cfg.Byzantine:
+		rep.Verdict, rep.Why = "fail", "f+1 Byzantine replicas and the checks found nothing wrong"
+	case noProgress:
+		rep.Verdict, rep.Why = "fail", "no operation was acknowledged"
+		rep.Problems = append(rep.Problems, rep.Why)
+	case len(problems) > 0:
+		rep.Verdict, rep.Why = "fail", problems[0]
+	default:
+		digests := ""
+		if rep.DigestsEqual {
+			digests = "equal state digests, "
+		}
+		rep.Verdict, rep.Why = "pass", fmt.Sprintf("linearizable, converged, %sall %d keys read identically on every replica, %d faults within f=%d",
+			digests, len(rep.FinalReads), len(rep.Faults), rep.F)
+	}
+}

@@ -1,0 +1,184 @@
+// Package campaign_test runs the fault campaign (package campaign) against a real
+// multi-process deployment: by default a run of about a minute with every kind of fault,
+// and the byzantine f+1 mode; PBFT_CAMPAIGN_DURATION (e.g. 30m) makes the fault run that
+// long (give go test a -timeout above it). PBFT_CAMPAIGN_SEED replays a schedule and
+// PBFT_CAMPAIGN_OUT keeps the reports.
+package campaign_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pbft-nats/pbft/campaign"
+	"github.com/pbft-nats/pbft/internal/topology"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	_ = topology.RemoveBuilds()
+	os.Exit(code)
+}
+
+// seed is PBFT_CAMPAIGN_SEED, or else from the clock; it is logged either way.
+func seed(t *testing.T) uint64 {
+	t.Helper()
+	if s := os.Getenv("PBFT_CAMPAIGN_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("PBFT_CAMPAIGN_SEED=%q: %v", s, err)
+		}
+		return v
+	}
+	return uint64(time.Now().UnixNano())
+}
+
+// outDir is PBFT_CAMPAIGN_OUT/<name>, or a temporary directory.
+func outDir(t *testing.T, name string) string {
+	if d := os.Getenv("PBFT_CAMPAIGN_OUT"); d != "" {
+		return filepath.Join(d, name)
+	}
+	return filepath.Join(t.TempDir(), name)
+}
+
+func logf(t *testing.T) func(string, ...any) {
+	return func(format string, args ...any) { t.Logf(format, args...) }
+}
+
+// Clients run against the real processes while the nemesis kills, pauses, cuts off and
+// turns Byzantine one replica at a time (f=1 of 4) and restarts NATS servers (3 of them);
+// after everything heals the replicas converge, every key reads the same on all four,
+// and the history is linearizable.
+func TestFaultCampaign(t *testing.T) {
+	duration := 60 * time.Second
+	long := false
+	if s := os.Getenv("PBFT_CAMPAIGN_DURATION"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("PBFT_CAMPAIGN_DURATION=%q: %v", s, err)
+		}
+		duration, long = d, true
+	}
+	s := seed(t)
+	out := outDir(t, fmt.Sprintf("faults-%d", s))
+	t.Logf("seed %d (replay: PBFT_CAMPAIGN_SEED=%d), duration %v, report in %s", s, s, duration, out)
+	cfg := campaign.Config{Duration: duration, Seed: s, Faults: campaign.AllFaults, Out: out, Logf: logf(t),
+		Workload: campaign.Workload{Clients: 8, Keys: 5}}
+	if !long { // short gaps and holds, so that a minute sees every kind of fault
+		cfg.MinGap, cfg.MaxGap, cfg.MinHold, cfg.MaxHold = 500*time.Millisecond, 1500*time.Millisecond, time.Second, 2500*time.Millisecond
+	} else if duration > 10*time.Minute {
+		// Unpaced clients reach ~1,000 operations a second: pace them so that a long
+		// history stays quick to check (and to keep in memory).
+		cfg.Workload.Think = 20 * time.Millisecond
+	}
+	rep, err := campaign.RunTopology(context.Background(), cfg, campaign.TopologyOptions{Nodes: 4, NATSServers: 3, Logf: logf(t)})
+	if err != nil {
+		t.Fatalf("campaign: %v", err)
+	}
+	t.Logf("report:\n%s", rep.Text())
+	if rep.Verdict != "pass" {
+		t.Fatalf("verdict %s: %s (report in %s)", rep.Verdict, rep.Why, out)
+	}
+	if rep.Linearizable.Result != "Ok" || !rep.Converged {
+		t.Fatalf("linearizability %s, converged %v", rep.Linearizable.Result, rep.Converged)
+	}
+	for _, f := range rep.FinalReads {
+		if !f.OK || f.Replies != 4 {
+			t.Fatalf("final read %+v: want ok with 4 matching replies", f)
+		}
+	}
+	if rep.Ops.OK < 1000 {
+		t.Fatalf("only %d operations acknowledged: %+v", rep.Ops.OK, rep.Ops)
+	}
+	if rep.MaxFaulty > 1 {
+		t.Fatalf("%d replicas faulty at once, f=1", rep.MaxFaulty)
+	}
+	var missing []string
+	for _, k := range campaign.AllFaults {
+		if rep.FaultCounts[k] == 0 {
+			missing = append(missing, string(k))
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("faults never injected: %v (injected %v)", missing, rep.FaultCounts)
+	}
+	if rep.Latency.AfterHeal.N == 0 || rep.Latency.DuringFaults.N == 0 {
+		t.Fatalf("latency split: %+v", rep.Latency)
+	}
+	for _, name := range []string{"report.json", "report.txt", "history.json"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// f+1 = 2 of 4 replicas Byzantine, beyond what PBFT tolerates; the campaign must notice.
+//   - forge: they collude (real keys, the same forged reply for every request), the
+//     gateway accepts values nobody wrote, and the linearizability checker (with
+//     porcupine's visualisation written), the final reads and the convergence check all
+//     catch it.
+//   - equivocate: the built-in behaviour cannot forge results; the honest replicas
+//     stop making progress, so the final reads fail and the replicas do not converge.
+func TestByzantineFPlusOneIsCaught(t *testing.T) {
+	t.Run("forge", func(t *testing.T) {
+		t.Parallel()
+		rep := runByzantine(t, campaign.FaultForge, 15*time.Second)
+		if rep.Linearizable.Result != "Illegal" {
+			t.Fatalf("linearizability %s: want the forged values caught", rep.Linearizable.Result)
+		}
+		if fi, err := os.Stat(rep.Linearizable.Visualization); err != nil || fi.Size() == 0 {
+			t.Fatalf("visualisation %q: %v", rep.Linearizable.Visualization, err)
+		}
+		forged := 0
+		for _, f := range rep.FinalReads {
+			if strings.HasPrefix(f.Value, campaign.ForgedPrefix) {
+				forged++
+			}
+		}
+		if forged == 0 || len(rep.Problems) < 2 {
+			t.Fatalf("final reads %+v, problems %v: want forged values and more than one check failing", rep.FinalReads, rep.Problems)
+		}
+	})
+	t.Run("equivocate", func(t *testing.T) {
+		t.Parallel()
+		rep := runByzantine(t, campaign.FaultEquivocate, 10*time.Second)
+		failedReads := 0
+		for _, f := range rep.FinalReads {
+			if !f.OK {
+				failedReads++
+			}
+		}
+		if rep.Converged || failedReads == 0 {
+			t.Fatalf("converged %v, %d final reads failed: want the lost progress noticed", rep.Converged, failedReads)
+		}
+		if rep.Ops.Indeterminate <= rep.Ops.OK {
+			t.Fatalf("ops %+v: want most operations to time out", rep.Ops)
+		}
+	})
+}
+
+func runByzantine(t *testing.T, fault campaign.FaultKind, d time.Duration) *campaign.Report {
+	s := seed(t)
+	out := outDir(t, fmt.Sprintf("byzantine-%s-%d", fault, s))
+	t.Logf("seed %d, report in %s", s, out)
+	rep, err := campaign.RunTopology(context.Background(), campaign.Config{Duration: d, Seed: s,
+		Byzantine: true, ByzantineFault: fault, Out: out, Logf: logf(t), Workload: campaign.Workload{Clients: 8, Keys: 5}},
+		campaign.TopologyOptions{Nodes: 4, NATSServers: 1, Logf: logf(t)})
+	if err != nil {
+		t.Fatalf("campaign: %v", err)
+	}
+	t.Logf("report:\n%s", rep.Text())
+	if rep.Verdict != "pass" || len(rep.Problems) == 0 {
+		t.Fatalf("verdict %s (%s), problems %v: want the f+1 faults noticed", rep.Verdict, rep.Why, rep.Problems)
+	}
+	if !slices.ContainsFunc(rep.Faults, func(f campaign.FaultEvent) bool { return f.Start == 0 && f.Healed > 0 }) || rep.MaxFaulty != 2 {
+		t.Fatalf("faults %+v, max faulty %d: want the 2 Byzantine replicas recorded for the whole run", rep.Faults, rep.MaxFaulty)
+	}
+	return rep
+}
