@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"crypto/ed25519"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -13,30 +12,13 @@ import (
 
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
-	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
 // startService starts an embedded 4-replica cluster behind a Service.
 func startService(t *testing.T) (*Service, *Embedded) {
 	t.Helper()
-	s := testSettings()
-	logger := slog.New(slog.DiscardHandler)
-	var emb *Embedded
-	svc := NewService(s, logger, func(ids []string) (Backend, error) {
-		e, err := StartEmbedded(ids, s, logger)
-		emb = e
-		return e, err
-	})
-	t.Cleanup(svc.Close)
-	l, err := jsonl.Parse([]byte(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Init(l); err != nil {
-		t.Fatal(err)
-	}
-	return svc, emb
+	return startServiceWith(t, testSettings())
 }
 
 func execute(t *testing.T, svc *Service, dest, op string, ts uint64) ExecuteResult {

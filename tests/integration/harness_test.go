@@ -1,13 +1,13 @@
 package integration
 
 import (
+	"github.com/pbft-nats/pbft/internal/topology"
 	"github.com/pbft-nats/pbft/tests/golden"
 
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,103 +16,31 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// Binaries built once per test run.
+// binaries are the commands under test, built once per test run (internal/topology).
 type binaries struct {
 	replica, gateway, natsServer string
 }
 
-var (
-	buildOnce sync.Once
-	buildDir  string // removed by TestMain
-	built     binaries
-	buildErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
+	_ = topology.RemoveBuilds()
 	os.Exit(code)
 }
 
-// moduleRoot is the directory of the go.mod above the test's working directory.
-func moduleRoot(t *testing.T) string {
+func buildBinaries(t *testing.T) binaries {
 	t.Helper()
-	root, err := findModuleRoot()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b, err := topology.Build(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return root
-}
-
-func findModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// buildBinaries builds cmd/replica, cmd/gateway and nats-server once per test run; a
-// failed build fails every test that needs them.
-func buildBinaries(t *testing.T) binaries {
-	t.Helper()
-	buildOnce.Do(func() { built, buildErr = doBuild() })
-	if buildErr != nil {
-		t.Fatalf("building the binaries: %v", buildErr)
-	}
-	return built
-}
-
-func doBuild() (binaries, error) {
-	root, err := findModuleRoot()
-	if err != nil {
-		return binaries{}, err
-	}
-	goTool, err := exec.LookPath("go") // go test puts $GOROOT/bin first in PATH
-	if err != nil {
-		return binaries{}, fmt.Errorf("go tool: %w", err)
-	}
-	dir, err := os.MkdirTemp("", "pbft-integration-bin-")
-	if err != nil {
-		return binaries{}, err
-	}
-	buildDir = dir
-	b := binaries{
-		replica:    filepath.Join(dir, "replica"),
-		gateway:    filepath.Join(dir, "gateway"),
-		natsServer: filepath.Join(dir, "nats-server"),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	for _, s := range []struct{ out, pkg string }{
-		{b.replica, "./cmd/replica"},
-		{b.gateway, "./cmd/gateway"},
-		{b.natsServer, "github.com/nats-io/nats-server/v2"},
-	} {
-		cmd := exec.CommandContext(ctx, goTool, "build", "-o", s.out, s.pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return binaries{}, fmt.Errorf("go build -o %s %s: %v\n%s", filepath.Base(s.out), s.pkg, err, out)
-		}
-	}
-	return b, nil
+	return binaries{replica: b.Replica, gateway: b.Gateway, natsServer: b.NATSServer}
 }
 
 // baseEnv is this process's environment without PBFT_ variables, so a developer's
@@ -592,4 +520,14 @@ func (s *session) close(timeout time.Duration) {
 	for line := range s.lines {
 		s.t.Errorf("unexpected extra output: %s", line)
 	}
+}
+
+// moduleRoot is the directory of this module's go.mod.
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	root, err := topology.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }
