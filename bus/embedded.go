@@ -3,6 +3,7 @@ package bus
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -76,7 +77,8 @@ func ConnectInProcess(s *server.Server, name string, extra ...nats.Option) (*nat
 func Connect(url, name string, extra ...nats.Option) (*nats.Conn, error) {
 	nc, err := nats.Connect(url, append(connOptions(name), extra...)...)
 	if err != nil {
-		return nil, fmt.Errorf("bus: connect %s: %w", url, err)
+		// The URL may carry credentials: neither it nor the error may show them.
+		return nil, fmt.Errorf("bus: connect %s: %s", RedactURLs(url), strings.ReplaceAll(err.Error(), url, RedactURLs(url)))
 	}
 	return nc, nil
 }

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -66,7 +65,7 @@ func run() error {
 	}
 	nc, err := bus.Connect(s.NATSURL, s.NodeID, natsOpts...)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %s", redactURLs(s.NATSURL), strings.ReplaceAll(err.Error(), s.NATSURL, redactURLs(s.NATSURL)))
+		return err
 	}
 	defer nc.Close()
 	n, err := node.New(cfg, func(h bus.Handler) (bus.Transport, error) {
@@ -84,7 +83,7 @@ func run() error {
 		}
 		defer stopHTTP()
 	}
-	logger.Info("replica started", "nodes", s.NodeIDs, "nats", redactURLs(s.NATSURL), "cluster", s.Cluster)
+	logger.Info("replica started", "nodes", s.NodeIDs, "nats", bus.RedactURLs(s.NATSURL), "cluster", s.Cluster)
 	err = n.Run(ctx)
 	logger.Info("replica stopped")
 	return err

@@ -90,7 +90,11 @@ func RunTrace(ctx context.Context, s config.Settings, o TraceOptions, out io.Wri
 		}
 	}
 	if s.NATSURL != "" {
-		nc, err := bus.Connect(s.NATSURL, s.ClientID+"-trace")
+		natsOpts, err := s.NATSOptions()
+		if err != nil {
+			return err
+		}
+		nc, err := bus.Connect(s.NATSURL, s.ClientID+"-trace", natsOpts...)
 		if err != nil {
 			return err
 		}
@@ -105,7 +109,7 @@ func RunTrace(ctx context.Context, s config.Settings, o TraceOptions, out io.Wri
 			ctx, cancel = context.WithTimeout(ctx, o.Duration)
 			defer cancel()
 		}
-		fmt.Fprintf(out, "watching %s on %s (replicas need PBFT_TRACE=on)\n", bus.TraceFilter(s.Cluster), s.NATSURL)
+		fmt.Fprintf(out, "watching %s on %s (replicas need PBFT_TRACE=on)\n", bus.TraceFilter(s.Cluster), bus.RedactURLs(s.NATSURL))
 		return pump(ctx, d, events, nil, &lost, out)
 	}
 

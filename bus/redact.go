@@ -1,13 +1,13 @@
-package main
+package bus
 
 import (
 	"net/url"
 	"strings"
 )
 
-// redactURLs hides the passwords of a comma-separated NATS URL list, for logs and errors:
+// RedactURLs hides the passwords of a comma-separated NATS URL list, for logs and errors:
 // with NATS authorization PBFT_NATS_URL carries the replica's credentials.
-func redactURLs(list string) string {
+func RedactURLs(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
 		u, err := url.Parse(strings.TrimSpace(p))

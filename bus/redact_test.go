@@ -1,4 +1,4 @@
-package main
+package bus
 
 import (
 	"strings"
@@ -11,11 +11,11 @@ func TestRedactURLs(t *testing.T) {
 		"nats://replica-0:s3cret@a:4222,nats://replica-0:s3cret@b:4222": "nats://replica-0:xxxxx@a:4222,nats://replica-0:xxxxx@b:4222",
 		"nats://a:1,nats://u:p@b:2":                                     "nats://a:1,nats://u:xxxxx@b:2",
 	} {
-		if got := redactURLs(in); got != want {
-			t.Errorf("redactURLs(%q) = %q, want %q", in, got, want)
+		if got := RedactURLs(in); got != want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := redactURLs("nats://u:p%zz@host"); strings.Contains(got, "p%zz") {
+	if got := RedactURLs("nats://u:p%zz@host"); strings.Contains(got, "p%zz") {
 		t.Errorf("an unparsable URL leaked its password: %q", got)
 	}
 }
