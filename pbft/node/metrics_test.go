@@ -7,49 +7,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pbft-nats/pbft/bus"
-	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
-	"github.com/pbft-nats/pbft/pbft/gateway"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
 // Metrics reports what the node loop did: progress, peers heard from, request latency
 // (first step to execution) and the requests per executed batch.
 func TestMetricsSnapshot(t *testing.T) {
-	ids := []string{"n1", "n2", "n3", "n4"}
-	keys, err := auth.GenerateKeyrings(append([]string{"gw"}, ids...), ids, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := bus.NewHub("test")
-	defer hub.Close()
-	nodes := map[string]*node.Node{}
-	for _, id := range ids {
-		cfg := node.Config{ID: id, NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: 5 * time.Millisecond, Keys: keys[id]}
-		n, err := node.New(cfg, func(h bus.Handler) (bus.Transport, error) { return hub.Join(id, bus.RoleReplica, h) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[id] = n
-	}
+	mc := newMemCluster(t, nil, nil)
+	nodes := mc.nodes
 	before := nodes["n1"].Metrics()
 	if before.Running || before.LastExecuted != 0 || before.Latency.Count != 0 || len(before.Latency.Counts) != len(node.LatencyBuckets) ||
 		len(before.BatchSize.Counts) != len(node.BatchBuckets) || before.ID != "n1" {
 		t.Fatalf("metrics before Run: %+v", before)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = n.Run(ctx) }()
-	}
-	defer func() { cancel(); wg.Wait() }()
-	c, err := gateway.NewClient(keys["gw"], func(h bus.Handler) (bus.Transport, error) { return hub.Join("gw", bus.RoleClient, h) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	mc.run()
+	ctx := context.Background()
+	c := mc.client
 
 	// Requests submitted to the primary n1, some of them concurrently so that batches form.
 	const requests = 12
@@ -127,8 +101,7 @@ func TestMetricsSnapshot(t *testing.T) {
 		t.Error("Metrics returned a histogram shared with the node")
 	}
 
-	cancel()
-	wg.Wait()
+	mc.stop()
 	if nodes["n3"].Metrics().Running {
 		t.Error("a stopped node reports its loop running")
 	}

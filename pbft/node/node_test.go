@@ -8,36 +8,16 @@ import (
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
-	"github.com/pbft-nats/pbft/pbft/gateway"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
 // The node is transport-agnostic: four replicas and a gateway client over the in-memory
 // hub order a request, report its status, and drop what an unknown sender publishes.
 func TestNodesOverMemoryTransport(t *testing.T) {
-	ids := []string{"n1", "n2", "n3", "n4"}
-	keys, err := auth.GenerateKeyrings(append([]string{"gw"}, ids...), ids, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := bus.NewHub("test")
-	defer hub.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	nodes := map[string]*node.Node{}
-	for _, id := range ids {
-		cfg := node.Config{ID: id, NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: 5 * time.Millisecond, Keys: keys[id]}
-		n, err := node.New(cfg, func(h bus.Handler) (bus.Transport, error) { return hub.Join(id, bus.RoleReplica, h) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[id] = n
-		go n.Run(ctx)
-	}
-	c, err := gateway.NewClient(keys["gw"], func(h bus.Handler) (bus.Transport, error) { return hub.Join("gw", bus.RoleClient, h) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := newMemCluster(t, nil, nil)
+	mc.run()
+	ids, nodes, c, hub := mc.ids, mc.nodes, mc.client, mc.hub
+	ctx := context.Background()
 	qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer qcancel()
 	req := c.NewRequest("c1", 7, []byte("set x=1"))

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/bus"
-	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/gateway"
 	"github.com/pbft-nats/pbft/pbft/node"
@@ -51,41 +50,12 @@ func (c *traceCluster) snapshot() []trace.Event {
 
 // startTraced runs four replicas over the in-memory hub with tracing on or off.
 func startTraced(t *testing.T, on bool) *traceCluster {
-	ids := []string{"n1", "n2", "n3", "n4"}
-	keys, err := auth.GenerateKeyrings(append([]string{"gw"}, ids...), ids, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := bus.NewHub("test")
-	ctx, cancel := context.WithCancel(context.Background())
 	c := &traceCluster{}
-	var wg sync.WaitGroup
-	for _, id := range ids {
-		cfg := node.Config{ID: id, NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: 5 * time.Millisecond, Keys: keys[id], Trace: on}
-		n, err := node.New(cfg, func(h bus.Handler) (bus.Transport, error) {
-			tr, err := hub.Join(id, bus.RoleReplica, h)
-			return tracingTransport{Transport: tr, mu: &c.mu, events: &c.events, err: &c.err}, err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = n.Run(ctx) }()
-	}
-	c.client, err = gateway.NewClient(keys["gw"], func(h bus.Handler) (bus.Transport, error) { return hub.Join("gw", bus.RoleClient, h) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	c.stop = func() {
-		once.Do(func() {
-			cancel()
-			wg.Wait()
-			c.client.Close()
-			hub.Close()
-		})
-	}
-	t.Cleanup(c.stop)
+	mc := newMemCluster(t, func(cfg *node.Config) { cfg.Trace = on }, func(tr bus.Transport) bus.Transport {
+		return tracingTransport{Transport: tr, mu: &c.mu, events: &c.events, err: &c.err}
+	})
+	mc.run()
+	c.client, c.stop = mc.client, mc.stop
 	return c
 }
 
