@@ -160,7 +160,8 @@ func TestRestoreRefusesRecordsThatDoNotFit(t *testing.T) {
 // refused (it does not match the digest 2f+1 certified), the replica gets the true state
 // from another peer, and ends identical to the honest replicas.
 func TestForgedStateIsNotInstalled(t *testing.T) {
-	for seed := int64(1); seed <= int64(seedCount(10)); seed++ {
+	seeds, tested := seedCount(10), 0
+	for seed := int64(1); seed <= int64(seeds); seed++ {
 		cfg := simConfig{n: 4, seed: seed, drop: 0.01, maxDelay: 2, clients: 3, requests: 200,
 			checkpoint: 8, window: 16, batchMax: 2, faults: map[int]fault{0: lieState, 3: crashed}}
 		cfg.events = map[int]func(*sim){
@@ -175,8 +176,13 @@ func TestForgedStateIsNotInstalled(t *testing.T) {
 		if s.reps[3].StateDigest() != s.reps[1].StateDigest() {
 			t.Fatalf("seed %d: recovered replica's state differs", seed)
 		}
-		if s.statesRefused == 0 {
-			t.Fatalf("seed %d: no forged state was offered and refused: the test did not test", seed)
+		if s.statesRefused > 0 {
+			tested++
 		}
+	}
+	// Which peer a replica asks first depends on the seed; most seeds must have offered
+	// it the forgery, or the test did not test.
+	if tested*2 < seeds {
+		t.Fatalf("a forged state was offered and refused in only %d of %d seeds", tested, seeds)
 	}
 }
