@@ -58,6 +58,7 @@ type fzCluster struct {
 	last    [fzN]struct{ view, exec, stable uint64 }
 	clientT map[string]uint64
 	replies map[reqKey]string // what honest replicas replied to each request
+	disk    [fzN][][]byte     // each replica's durable log, kept as a driver keeps it
 }
 
 func fzConfig(id int) Config {
@@ -68,6 +69,7 @@ func fzConfig(id int) Config {
 	c.ViewChangeTicks = 8
 	c.StatusTicks = 4
 	c.ClientHistory = 2 // the reply cache evicts, so stale retransmissions happen
+	c.Durable = true    // replicas restart from their durable log (fzCluster.restart)
 	return c
 }
 
@@ -91,6 +93,15 @@ func (c *fzCluster) collect(i int) {
 	r := c.reps[i]
 	r.Propose()
 	rd := r.Ready()
+	if rd.Compact != nil {
+		c.disk[i] = nil
+		for _, m := range rd.Compact {
+			c.disk[i] = append(c.disk[i], Marshal(m))
+		}
+	}
+	for _, m := range rd.Persist {
+		c.disk[i] = append(c.disk[i], Marshal(m))
+	}
 	for _, ex := range rd.Executed {
 		if d, ok := c.decided[ex.Seq]; ok && d != ex.Digest {
 			c.t.Fatalf("replica %d executed %s at %d, another honest replica executed %s", i, ex.Digest, ex.Seq, d)
@@ -361,7 +372,11 @@ func (c *fzCluster) run(ops []byte) {
 			}
 			claim(m, c.bad)
 			c.byzantine(int(in.byte()), m, false)
-		case 6: // drop a queued message
+		case 6: // drop a queued message, or restart an honest replica from its durable log
+			if op&0x80 != 0 {
+				c.restart(int(in.byte()) % fzN)
+				continue
+			}
 			if len(c.queue) > 0 {
 				i := int(in.byte()) % len(c.queue)
 				c.queue = append(c.queue[:i], c.queue[i+1:]...)
@@ -371,6 +386,39 @@ func (c *fzCluster) run(ops []byte) {
 		}
 	}
 	c.settle()
+}
+
+// restart replaces honest replica i by one restored from its durable log, as a process
+// killed now and started again: it keeps its view and stable checkpoint, and executes
+// again from its last checkpoint (check then compares that execution with the first).
+func (c *fzCluster) restart(i int) {
+	if !c.honest(i) {
+		return
+	}
+	r, err := NewReplica(fzConfig(i))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var records []Message
+	for _, b := range c.disk[i] {
+		m, err := Unmarshal(b)
+		if err != nil {
+			c.t.Fatalf("replica %d's durable record does not decode: %v", i, err)
+		}
+		records = append(records, m)
+	}
+	if err := r.Restore(records); err != nil {
+		c.t.Fatalf("replica %d does not restore from its own durable log: %v", i, err)
+	}
+	old := c.reps[i]
+	if r.View() != old.View() || r.ViewActive() != old.ViewActive() || r.StableCheckpoint() != old.StableCheckpoint() {
+		c.t.Fatalf("replica %d restored to view %d (active %v) stable %d, was view %d (active %v) stable %d",
+			i, r.View(), r.ViewActive(), r.StableCheckpoint(), old.View(), old.ViewActive(), old.StableCheckpoint())
+	}
+	c.reps[i] = r
+	c.last[i].exec = r.LastExecuted() // execution above the last checkpoint is redone
+	c.collect(i)
+	c.check()
 }
 
 // settle lets the honest replicas exchange what they owe for a while; nothing here
@@ -406,6 +454,8 @@ func fzSeedOps() [][]byte {
 	seeds = append(seeds, append(enc(vc), 2, 2, 2, 7, 1, 15, 3, 7))
 	seeds = append(seeds, []byte{3, 1, 1, 5, 2, 4, 0, 0, 0, 7, 4, 3, 0, 40, 1, 1, 7, 2, 2, 2})
 	seeds = append(seeds, []byte{3, 0, 1, 1, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 6, 0, 2, 2, 2, 2, 2, 7})
+	// Restarts from the durable log (0x86 i) between requests, deliveries and ticks.
+	seeds = append(seeds, []byte{3, 0, 1, 7, 0x86, 1, 2, 2, 7, 3, 1, 2, 1, 3, 0, 0, 0, 0x86, 2, 7, 0x86, 3, 2, 2, 2, 7, 3, 2, 3, 7})
 	for _, m := range []Message{
 		&Commit{View: 0, Seq: 1, Digest: ppA.Digest},
 		&Checkpoint{Seq: 2, State: Digest{7}},
