@@ -136,6 +136,14 @@ func TestCrashedReplicaCatchesUpAfterManyCheckpoints(t *testing.T) {
 	if d := stateDigests(t, e); d["n1"] != d["n2"] || d["n2"] != d["n3"] || d["n3"] != d["n4"] {
 		t.Fatalf("replicas diverged: %v", d)
 	}
+	// n4 now counts in quorums: with n3 crashed, 2f+1 = 3 needs n1, n2 and n4.
+	if err := svc.backend.SetFault("n3", node.FaultCrash); err != nil {
+		t.Fatal(err)
+	}
+	res, err = svc.Execute(context.Background(), "n2", RequestArgs{Operation: "set after=1", Client: "cu-final", Timestamp: 3})
+	if err != nil || res.Result != "OK" {
+		t.Fatalf("with n3 crashed, after n4 recovered: %+v %v", res, err)
+	}
 }
 
 // A replica that missed a few requests (well inside the log window, before any
