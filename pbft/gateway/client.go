@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -217,28 +218,69 @@ type Result struct {
 func (s *ReplySet) Best() (Result, map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	type key struct {
-		seq uint64
-		val string
+	best, members := s.largestGroup()
+	if best.Replies > 0 {
+		best.From = make(map[string]bool, len(members))
+		for _, from := range members {
+			best.From[from] = true
+		}
 	}
-	groups := map[key][]string{}
-	all := map[string]bool{}
-	for from, r := range s.byRep {
-		k := key{r.Seq, string(r.Result)}
-		groups[k] = append(groups[k], from)
+	all := make(map[string]bool, len(s.byRep))
+	for from := range s.byRep {
 		all[from] = true
 	}
+	return best, all
+}
+
+// Agreed returns the largest group of matching replies once it has quorum members; the
+// client's fast path, which needs neither the members nor who else replied.
+func (s *ReplySet) Agreed(quorum int) (Result, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.byRep) < quorum {
+		return Result{}, false
+	}
+	best, _ := s.largestGroup()
+	return best, best.Replies >= quorum
+}
+
+// largestGroup finds the largest group of replies with the same sequence number and
+// result (ties go to the lower sequence number) and its members. There are at most n
+// replies, so comparing pairs beats building maps.
+func (s *ReplySet) largestGroup() (Result, []string) {
+	var buf [16]string
+	froms := buf[:0]
+	for from := range s.byRep {
+		froms = append(froms, from)
+	}
 	var best Result
-	for k, froms := range groups {
-		if len(froms) > best.Replies || (len(froms) == best.Replies && k.seq < best.Seq) {
-			best = Result{Seq: k.seq, Value: []byte(k.val), Replies: len(froms), From: map[string]bool{}}
-			for _, f := range froms {
-				best.From[f] = true
-				if v := s.byRep[f].View; v > best.View {
-					best.View = v
-				}
+	var members []string
+	for i, from := range froms {
+		r := s.byRep[from]
+		group := []string{from}
+		seen := false
+		for j, other := range froms {
+			o := s.byRep[other]
+			if j == i || o.Seq != r.Seq || !bytes.Equal(o.Result, r.Result) {
+				continue
+			}
+			if j < i {
+				seen = true // counted with its first member already
+				break
+			}
+			group = append(group, other)
+		}
+		if seen {
+			continue
+		}
+		if len(group) > best.Replies || (len(group) == best.Replies && r.Seq < best.Seq) {
+			best = Result{Seq: r.Seq, Value: r.Result, Replies: len(group)}
+			members = group
+			for _, m := range group {
+				best.View = max(best.View, s.byRep[m].View)
 			}
 		}
 	}
-	return best, all
+	best.Value = bytes.Clone(best.Value) // the reply's buffer stays the reply's
+	return best, members
 }

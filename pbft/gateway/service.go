@@ -306,7 +306,7 @@ func (s *Service) Invoke(ctx context.Context, a RequestArgs) (ExecuteResult, err
 	defer retransmit.Stop()
 	for {
 		changed := set.Changed()
-		if best, _ := set.Best(); best.Replies >= s.q.Weak() {
+		if best, ok := set.Agreed(s.q.Weak()); ok {
 			s.noteAssigned(best.Seq, best.View)
 			return ExecuteResult{Seq: best.Seq, View: best.View, Result: string(best.Value), Replies: best.Replies}, nil
 		}

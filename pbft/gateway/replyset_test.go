@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/pbft-nats/pbft/pbft"
+)
+
+func TestReplySetGroupsMatchingReplies(t *testing.T) {
+	reply := func(seq, view uint64, result string) *pbft.Reply {
+		return &pbft.Reply{Seq: seq, View: view, Result: []byte(result)}
+	}
+	cases := []struct {
+		name    string
+		replies map[string]*pbft.Reply
+		quorum  int
+		want    Result // From compared as a sorted list below
+		members []string
+		agreed  bool
+	}{
+		{
+			name:    "none",
+			replies: map[string]*pbft.Reply{},
+			quorum:  2,
+		},
+		{
+			name: "a liar and a laggard",
+			replies: map[string]*pbft.Reply{
+				"n1": reply(7, 0, "OK"), "n2": reply(7, 1, "OK"), "n3": reply(7, 0, "forged"), "n4": reply(8, 1, "OK"),
+			},
+			quorum:  2,
+			want:    Result{Seq: 7, View: 1, Value: []byte("OK"), Replies: 2},
+			members: []string{"n1", "n2"},
+			agreed:  true,
+		},
+		{
+			name:    "f+1 not reached",
+			replies: map[string]*pbft.Reply{"n1": reply(3, 0, "a"), "n2": reply(3, 0, "b")},
+			quorum:  2,
+			want:    Result{Seq: 3, Value: []byte("a"), Replies: 1},
+		},
+		{
+			name: "a tie goes to the lower sequence number",
+			replies: map[string]*pbft.Reply{
+				"n1": reply(9, 0, "x"), "n2": reply(9, 0, "x"), "n3": reply(4, 0, "y"), "n4": reply(4, 0, "y"),
+			},
+			quorum:  3,
+			want:    Result{Seq: 4, Value: []byte("y"), Replies: 2},
+			members: []string{"n3", "n4"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 20 { // map order varies between runs; the answer must not
+				set := &ReplySet{byRep: map[string]*pbft.Reply{}}
+				for from, r := range tc.replies {
+					set.add(from, r)
+				}
+				best, all := set.Best()
+				if best.Seq != tc.want.Seq || best.Replies != tc.want.Replies || best.View != tc.want.View {
+					t.Fatalf("Best = seq %d view %d replies %d; want seq %d view %d replies %d",
+						best.Seq, best.View, best.Replies, tc.want.Seq, tc.want.View, tc.want.Replies)
+				}
+				if best.Replies > 1 && string(best.Value) != string(tc.want.Value) {
+					t.Fatalf("Best value %q, want %q", best.Value, tc.want.Value)
+				}
+				if tc.members != nil {
+					if got := slices.Sorted(maps.Keys(best.From)); !slices.Equal(got, tc.members) {
+						t.Fatalf("Best from %v, want %v", got, tc.members)
+					}
+				}
+				if got, want := slices.Sorted(maps.Keys(all)), slices.Sorted(maps.Keys(tc.replies)); !slices.Equal(got, want) {
+					t.Fatalf("all = %v, want %v", got, want)
+				}
+				agreed, ok := set.Agreed(tc.quorum)
+				if ok != tc.agreed || ok && (agreed.Seq != tc.want.Seq || agreed.Replies != tc.want.Replies) {
+					t.Fatalf("Agreed(%d) = %+v, %v; want agreed %v", tc.quorum, agreed, ok, tc.agreed)
+				}
+			}
+		})
+	}
+}
