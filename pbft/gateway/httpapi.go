@@ -187,14 +187,6 @@ func (a *httpAPI) writeError(w http.ResponseWriter, status, code int, text strin
 		{Key: "code", Value: code}, {Key: "text", Value: text}})
 }
 
-func asProtoError(err error) *ProtoError {
-	var pe *ProtoError
-	if !errors.As(err, &pe) {
-		pe = protoErr(CodeTimeout, "%v", err)
-	}
-	return pe
-}
-
 // readBody reads a bounded request body; false means an error was already written.
 func (a *httpAPI) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHTTPBody))
@@ -239,101 +231,12 @@ func (a *httpAPI) messages(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := a.ctx(r)
 	defer cancel()
-	body, perr := a.dispatch(ctx, l)
+	body, perr := a.svc.Handle(ctx, l, handleHooks{})
 	if perr != nil {
-		var inReplyTo any
-		if id, ok := l.MsgIDInt(); ok {
-			inReplyTo = id
-		}
-		a.writeJSON(w, httpStatus(perr.Code), jsonl.Object{{Key: "type", Value: "error"}, {Key: "in_reply_to", Value: inReplyTo},
-			{Key: "code", Value: perr.Code}, {Key: "text", Value: perr.Text}})
+		a.writeJSON(w, httpStatus(perr.Code), errorBody(l, perr))
 		return
 	}
 	a.writeJSON(w, http.StatusOK, body)
-}
-
-// dispatch answers one message as stdio's handleLine does, returning the reply body
-// (without msg_id) or the protocol error.
-func (a *httpAPI) dispatch(ctx context.Context, l *jsonl.Line) (jsonl.Object, *ProtoError) {
-	s := a.svc
-	var inReplyTo any
-	msgID, ok := l.MsgIDInt()
-	if ok {
-		inReplyTo = msgID
-	}
-	reply := func(typ string, fields ...jsonl.Field) (jsonl.Object, *ProtoError) {
-		return append(jsonl.Object{{Key: "type", Value: typ}, {Key: "in_reply_to", Value: inReplyTo}}, fields...), nil
-	}
-	fail := func(err error) (jsonl.Object, *ProtoError) { return nil, asProtoError(err) }
-	known := []string{"init", "pbft_request", "pbft_status", "pbft_execute", "pbft_fault", "pbft_cluster"}
-	switch {
-	case !slices.Contains(known, l.Type):
-		return fail(protoErr(CodeNotSupported, "unknown message type %q", l.Type))
-	case !ok:
-		return fail(protoErr(CodeMalformed, "msg_id must be an integer"))
-	case l.Type == "init":
-		if err := s.Init(l); err != nil {
-			return fail(err)
-		}
-		return reply("init_ok")
-	case !s.Initialised():
-		return fail(protoErr(CodeUnavailable, "not initialised: send init first"))
-	}
-	switch l.Type {
-	case "pbft_request":
-		args, err := ParseRequest(l, msgID)
-		if err != nil {
-			return fail(err)
-		}
-		asg, err := s.Submit(ctx, l.Dest, args)
-		if err != nil {
-			return fail(err)
-		}
-		return reply("pbft_request_ok", jsonl.Field{Key: "sequence_number", Value: asg.Seq},
-			jsonl.Field{Key: "view", Value: asg.View}, jsonl.Field{Key: "phase", Value: "pre-prepare"})
-	case "pbft_execute":
-		args, err := ParseRequest(l, msgID)
-		if err != nil {
-			return fail(err)
-		}
-		res, err := s.Execute(ctx, l.Dest, args)
-		if err != nil {
-			return fail(err)
-		}
-		return reply("pbft_execute_ok", jsonl.Field{Key: "sequence_number", Value: res.Seq},
-			jsonl.Field{Key: "view", Value: res.View}, jsonl.Field{Key: "result", Value: res.Result},
-			jsonl.Field{Key: "replies", Value: res.Replies})
-	case "pbft_status":
-		seq, present, err := l.PositiveInt("sequence_number")
-		if err != nil || !present {
-			return fail(protoErr(CodeMalformed, "sequence_number must be a positive integer"))
-		}
-		st, err := s.Status(ctx, l.Dest, seq)
-		if err != nil {
-			return fail(err)
-		}
-		return reply("pbft_status_ok", jsonl.Field{Key: "phase", Value: st.Phase},
-			jsonl.Field{Key: "prepares_received", Value: st.Prepares},
-			jsonl.Field{Key: "commits_received", Value: st.Commits}, jsonl.Field{Key: "executed", Value: st.Executed})
-	case "pbft_fault":
-		if err := s.Fault(ctx, l); err != nil {
-			return fail(err)
-		}
-		return reply("pbft_fault_ok")
-	default: // pbft_cluster
-		cl, err := s.Cluster(ctx, l.Dest)
-		if err != nil {
-			return fail(err)
-		}
-		reps := make([]jsonl.Object, 0, len(cl.Replicas))
-		for _, r := range cl.Replicas {
-			reps = append(reps, jsonl.Object{{Key: "node", Value: r.Node}, {Key: "view", Value: r.View},
-				{Key: "last_executed", Value: r.LastExecuted}, {Key: "stable_checkpoint", Value: r.StableCheckpoint},
-				{Key: "fault", Value: r.Fault}})
-		}
-		return reply("pbft_cluster_ok", jsonl.Field{Key: "view", Value: cl.View}, jsonl.Field{Key: "primary", Value: cl.Primary},
-			jsonl.Field{Key: "replicas", Value: reps})
-	}
 }
 
 // kvKey validates the key of /v1/kv/{key}; false means an error was already written.

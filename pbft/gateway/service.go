@@ -328,9 +328,9 @@ func (s *Service) Execute(ctx context.Context, dest string, a RequestArgs) (Exec
 	return s.executeOrdered(ctx, dest, a, nil)
 }
 
-// executeOrdered is Execute that also closes ordered (if not nil) as soon as the request
+// executeOrdered is Execute that also calls ordered (if not nil) as soon as the request
 // is ordered or has failed to be.
-func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs, ordered chan struct{}) (ExecuteResult, error) {
+func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs, ordered func()) (ExecuteResult, error) {
 	c := s.backend.Client()
 	set := c.Watch(a.Client, a.Timestamp)
 	defer c.Unwatch(a.Client, a.Timestamp)
@@ -339,7 +339,7 @@ func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs
 	defer cancel()
 	asg, err := s.Submit(ctx, dest, a)
 	if ordered != nil {
-		close(ordered)
+		ordered()
 	}
 	if err != nil {
 		return ExecuteResult{}, err

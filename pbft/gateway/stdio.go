@@ -3,7 +3,6 @@ package gateway
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -138,116 +137,27 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 	}
 	sl := &slot{src: l.Dest, dest: l.Src, ready: make(chan struct{})}
 	s.slots <- sl
-	var inReplyTo any
-	msgID, ok := l.MsgIDInt()
-	if ok {
-		inReplyTo = msgID
-	}
-	reply := func(typ string, fields ...jsonl.Field) {
-		sl.body = append(jsonl.Object{{Key: "type", Value: typ}, {Key: "in_reply_to", Value: inReplyTo}}, fields...)
+	answer := func(hooks handleHooks) {
+		body, pe := s.svc.Handle(ctx, l, hooks)
+		if pe != nil {
+			body = errorBody(l, pe)
+		}
+		sl.body = body
 		close(sl.ready)
 	}
-	fail := func(err error) {
-		var pe *ProtoError
-		if !errors.As(err, &pe) {
-			pe = protoErr(CodeTimeout, "%v", err)
-		}
-		reply("error", jsonl.Field{Key: "code", Value: pe.Code}, jsonl.Field{Key: "text", Value: pe.Text})
-	}
-	known := map[string]bool{"init": true, "pbft_request": true, "pbft_status": true, "pbft_execute": true,
-		"pbft_fault": true, "pbft_cluster": true}
-	switch {
-	case !known[l.Type]:
-		fail(protoErr(CodeNotSupported, "unknown message type %q", l.Type))
-		return
-	case !ok:
-		fail(protoErr(CodeMalformed, "msg_id must be an integer"))
-		return
-	case l.Type == "init":
-		if err := s.svc.Init(l); err != nil {
-			fail(err)
-			return
-		}
-		reply("init_ok")
-		return
-	case !s.svc.Initialised():
-		fail(protoErr(CodeUnavailable, "not initialised: send init first"))
+	if l.Type != "pbft_execute" {
+		answer(handleHooks{settle: s.inflight.Wait})
 		return
 	}
-	switch l.Type {
-	case "pbft_request":
-		args, err := ParseRequest(l, msgID)
-		if err != nil {
-			fail(err)
-			return
-		}
-		asg, err := s.svc.Submit(ctx, l.Dest, args)
-		if err != nil {
-			fail(err)
-			return
-		}
-		reply("pbft_request_ok", jsonl.Field{Key: "sequence_number", Value: asg.Seq},
-			jsonl.Field{Key: "view", Value: asg.View}, jsonl.Field{Key: "phase", Value: "pre-prepare"})
-	case "pbft_execute":
-		args, err := ParseRequest(l, msgID)
-		if err != nil {
-			fail(err)
-			return
-		}
-		// Ordering happens here, so requests keep line order; the replies are awaited in
-		// the background.
-		ordered := make(chan struct{})
-		s.inflight.Add(1)
-		go func() {
-			defer s.inflight.Done()
-			res, err := s.svc.executeOrdered(ctx, l.Dest, args, ordered)
-			if err != nil {
-				fail(err)
-				return
-			}
-			reply("pbft_execute_ok", jsonl.Field{Key: "sequence_number", Value: res.Seq},
-				jsonl.Field{Key: "view", Value: res.View}, jsonl.Field{Key: "result", Value: res.Result},
-				jsonl.Field{Key: "replies", Value: res.Replies})
-		}()
-		<-ordered
-	case "pbft_status":
-		seq, present, err := l.PositiveInt("sequence_number")
-		if err != nil || !present {
-			fail(protoErr(CodeMalformed, "sequence_number must be a positive integer"))
-			return
-		}
-		s.inflight.Wait()
-		st, err := s.svc.Status(ctx, l.Dest, seq)
-		if err != nil {
-			fail(err)
-			return
-		}
-		reply("pbft_status_ok", jsonl.Field{Key: "phase", Value: st.Phase},
-			jsonl.Field{Key: "prepares_received", Value: st.Prepares},
-			jsonl.Field{Key: "commits_received", Value: st.Commits}, jsonl.Field{Key: "executed", Value: st.Executed})
-	case "pbft_fault":
-		s.inflight.Wait()
-		if err := s.svc.Fault(ctx, l); err != nil {
-			fail(err)
-			return
-		}
-		reply("pbft_fault_ok")
-	case "pbft_cluster":
-		s.inflight.Wait()
-		cl, err := s.svc.Cluster(ctx, l.Dest)
-		if err != nil {
-			fail(err)
-			return
-		}
-		reps := make([]jsonl.Object, 0, len(cl.Replicas))
-		for _, r := range cl.Replicas {
-			reps = append(reps, jsonl.Object{{Key: "node", Value: r.Node}, {Key: "view", Value: r.View},
-				{Key: "last_executed", Value: r.LastExecuted}, {Key: "stable_checkpoint", Value: r.StableCheckpoint},
-				{Key: "fault", Value: r.Fault}})
-		}
-		reply("pbft_cluster_ok", jsonl.Field{Key: "view", Value: cl.View}, jsonl.Field{Key: "primary", Value: cl.Primary},
-			jsonl.Field{Key: "replicas", Value: reps})
-	}
+	// The request is ordered before the next line is read, so requests keep line order;
+	// its replies are awaited in the background while the next lines go on.
+	ordered := make(chan struct{})
+	s.inflight.Add(1)
+	go func() {
+		defer s.inflight.Done()
+		answer(handleHooks{ordered: sync.OnceFunc(func() { close(ordered) })})
+	}()
+	<-ordered
 }
 
 func truncate(b []byte) string {
