@@ -21,6 +21,9 @@ type EmbeddedOptions struct {
 	ReadyTimeout time.Duration
 }
 
+// EmbeddedMaxPayload is the embedded server's message limit.
+const EmbeddedMaxPayload = 8 << 20
+
 // StartEmbedded starts a NATS server in this process, silent and without
 // signal handlers, and waits until it accepts connections. The caller stops
 // it with Shutdown (and WaitForShutdown, to wait for it).
@@ -28,7 +31,9 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 	sopts := &server.Options{
 		NoLog:  true,
 		NoSigs: true,
-		// The default 1 MiB max payload stays; PBFT messages are far smaller.
+		// Room for operations of up to a MiB (the gateway allows an eighth of this) in a
+		// pre-prepare; the deploy's NATS configuration says the same.
+		MaxPayload: EmbeddedMaxPayload,
 	}
 	switch {
 	case opts.Port == 0:

@@ -135,6 +135,9 @@ func (t *NATSTransport) Broadcast(kind string, data []byte) error {
 
 // publish hands data to nats.go, which copies it into its write buffer and
 // flushes in the background.
+// MaxPayload is the largest message the NATS server takes.
+func (t *NATSTransport) MaxPayload() int64 { return t.nc.MaxPayload() }
+
 func (t *NATSTransport) publish(subj string, data []byte) error {
 	if err := t.nc.Publish(subj, data); err != nil {
 		return fmt.Errorf("bus: publish %s: %w", subj, err)

@@ -45,7 +45,7 @@ func (r *Replica) takeCheckpoint(seq uint64) {
 	r.checkpoints.snapshots[seq] = snap
 	cp := &Checkpoint{Seq: seq, State: d, Replica: r.id}
 	r.persist(cp)
-	r.persist(&State{Seq: seq, Snapshot: snap, Replica: r.id})
+	r.persist(&State{Seq: seq, Total: uint64(len(snap)), Snapshot: snap, Replica: r.id})
 	r.broadcast(cp)
 	r.addCheckpointVote(r.id, seq, d)
 }
@@ -123,7 +123,7 @@ func (r *Replica) checkClaimedStable(seq uint64) {
 	for d, reps := range counts {
 		if len(reps) >= r.q.Weak() {
 			sort.Ints(reps)
-			r.transfer = &stateTransfer{seq: seq, digest: d, from: reps}
+			r.transfer = newTransfer(seq, d, reps)
 			r.retryTransfer()
 			return
 		}
@@ -163,12 +163,29 @@ func (r *Replica) makeStable(seq uint64) {
 	r.vc.noteStable(seq)
 }
 
-// stateTransfer is an ongoing fetch of the state at a certified checkpoint.
+// stateTransfer is an ongoing fetch of the state at a certified checkpoint. The snapshot
+// arrives in pieces, asked of one peer at a time; pieces from anyone else are ignored, so
+// a Byzantine peer can spoil only a transfer it was asked to serve, and the whole is
+// checked against the certified digest before anything is installed. The replica stays
+// with a peer while it makes progress (a lost message is asked again), moves on when it
+// stalls, and after a snapshot that does not match starts over with another peer, never
+// again asking one that served a whole wrong snapshot by itself.
 type stateTransfer struct {
-	seq    uint64
-	digest Digest
-	from   []int // replicas that vouched for digest
-	next   int   // which of them to ask next
+	seq     uint64
+	digest  Digest
+	from    []int // replicas that vouched for digest
+	next    int   // which of them to ask next
+	asked   int   // the peer whose pieces are taken; -1 before the first fetch
+	buf     []byte
+	total   uint64
+	sources map[int]bool // peers whose pieces are in buf
+	liars   map[int]bool // peers that alone served a snapshot that did not match
+	seen    int          // len(buf) at the last status tick
+	stalls  int          // status ticks in a row without progress
+}
+
+func newTransfer(seq uint64, d Digest, from []int) *stateTransfer {
+	return &stateTransfer{seq: seq, digest: d, from: from, asked: -1, sources: map[int]bool{}, liars: map[int]bool{}}
 }
 
 func (r *Replica) startTransfer(seq uint64, d Digest) {
@@ -176,12 +193,32 @@ func (r *Replica) startTransfer(seq uint64, d Digest) {
 		return
 	}
 	_, from, _ := r.checkpoints.certified(seq, r.q.Commit())
-	r.transfer = &stateTransfer{seq: seq, digest: d, from: from}
+	r.transfer = newTransfer(seq, d, from)
 	r.retryTransfer()
 }
 
-// retryTransfer asks the next vouching replica for the snapshot; a peer that is slow or
-// lies is simply passed over on the next status tick.
+// tickTransfer runs each status period: a transfer that made progress goes on; one that
+// did not asks its peer again once (a message may have been lost), then moves on.
+func (r *Replica) tickTransfer() {
+	t := r.transfer
+	if t == nil {
+		return
+	}
+	if t.asked >= 0 && len(t.buf) > t.seen {
+		t.seen, t.stalls = len(t.buf), 0
+		return
+	}
+	t.stalls++
+	if t.asked >= 0 && t.stalls == 1 && t.seq > r.lastExec {
+		r.send(t.asked, &Fetch{Seq: t.seq, Offset: uint64(len(t.buf)), Replica: r.id})
+		return
+	}
+	t.stalls = 0
+	r.retryTransfer()
+}
+
+// retryTransfer asks the next vouching replica for the rest of the snapshot. Honest
+// replicas hold identical snapshots, so the next one goes on from the same offset.
 func (r *Replica) retryTransfer() {
 	t := r.transfer
 	if t == nil {
@@ -191,12 +228,15 @@ func (r *Replica) retryTransfer() {
 		r.transfer = nil
 		return
 	}
-	for range t.from {
-		peer := t.from[t.next%len(t.from)]
-		t.next++
-		if peer != r.id {
-			r.send(peer, &Fetch{Seq: t.seq, Replica: r.id})
-			return
+	for pass := range 2 {
+		for range t.from {
+			peer := t.from[t.next%len(t.from)]
+			t.next++
+			if peer != r.id && (pass == 1 || !t.liars[peer]) {
+				t.asked, t.seen = peer, len(t.buf)
+				r.send(peer, &Fetch{Seq: t.seq, Offset: uint64(len(t.buf)), Replica: r.id})
+				return
+			}
 		}
 	}
 }
@@ -205,23 +245,28 @@ func (r *Replica) stepFetch(from int, m *Fetch) error {
 	if m.Replica != from {
 		return fmt.Errorf("%w: fetch names replica %d, sent by %d", ErrRejected, m.Replica, from)
 	}
-	snap, ok := r.checkpoints.snapshots[m.Seq]
+	seq, offset := m.Seq, m.Offset
+	snap, ok := r.checkpoints.snapshots[seq]
 	if !ok {
-		// Serve the newest stable state instead: the fetcher checks any certified one.
-		snap, ok = r.checkpoints.snapshots[r.lowWater]
-		if !ok {
+		// Serve the newest stable state instead, from its start: the fetcher checks any
+		// certified one.
+		seq, offset = r.lowWater, 0
+		if snap, ok = r.checkpoints.snapshots[seq]; !ok {
 			return nil
 		}
-		r.send(from, &Checkpoint{Seq: r.lowWater, State: r.checkpoints.own[r.lowWater], Replica: r.id})
-		r.send(from, &State{Seq: r.lowWater, Snapshot: snap, Replica: r.id})
-		return nil
+		r.send(from, &Checkpoint{Seq: seq, State: r.checkpoints.own[seq], Replica: r.id})
 	}
-	r.send(from, &State{Seq: m.Seq, Snapshot: snap, Replica: r.id})
+	if offset > uint64(len(snap)) {
+		return fmt.Errorf("%w: fetch from offset %d of a %d-byte state", ErrRejected, offset, len(snap))
+	}
+	end := min(offset+uint64(r.cfg.StateChunk), uint64(len(snap)))
+	r.send(from, &State{Seq: seq, Offset: offset, Total: uint64(len(snap)), Snapshot: snap[offset:end], Replica: r.id})
 	return nil
 }
 
-// stepState installs a snapshot, but only one whose digest 2f+1 replicas certified: a
-// single peer is never trusted with the state.
+// stepState takes a piece of a snapshot and, once it has the whole, installs it, but only
+// if its digest is the one 2f+1 replicas certified: a single peer is never trusted with
+// the state.
 func (r *Replica) stepState(from int, m *State) error {
 	if m.Replica != from {
 		return fmt.Errorf("%w: state names replica %d, sent by %d", ErrRejected, m.Replica, from)
@@ -229,23 +274,66 @@ func (r *Replica) stepState(from int, m *State) error {
 	if m.Seq <= r.lastExec {
 		return nil
 	}
+	t := r.transfer
+	if t == nil || from != t.asked {
+		return nil // not asked of this peer (any more)
+	}
 	// The digest to check against comes from 2f+1 matching checkpoints, or from a
-	// NEW-VIEW whose decision has f+1 replicas vouching for it: either way a correct
-	// replica holds that state.
-	cert, _, ok := r.checkpoints.certified(m.Seq, r.q.Commit())
-	if !ok && r.transfer != nil && r.transfer.seq == m.Seq {
-		cert, ok = r.transfer.digest, true
+	// NEW-VIEW or f+1 stable claims whose digest a correct replica vouches for: either
+	// way a correct replica holds that state.
+	cert, vouchers, ok := r.checkpoints.certified(m.Seq, r.q.Commit())
+	if !ok && t.seq == m.Seq {
+		cert, vouchers, ok = t.digest, t.from, true
 	}
 	if !ok {
 		return fmt.Errorf("%w: state for uncertified checkpoint %d", ErrRejected, m.Seq)
 	}
-	if sha256.Sum256(m.Snapshot) != cert {
+	switch {
+	case m.Total > MaxSnapshot:
+		return fmt.Errorf("%w: state of %d bytes exceeds %d", ErrRejected, m.Total, MaxSnapshot)
+	case m.Offset > m.Total || uint64(len(m.Snapshot)) > m.Total-m.Offset:
+		return fmt.Errorf("%w: state piece [%d, +%d) outside its %d bytes", ErrRejected, m.Offset, len(m.Snapshot), m.Total)
+	case len(m.Snapshot) == 0 && m.Offset < m.Total:
+		return fmt.Errorf("%w: empty state piece at %d of %d", ErrRejected, m.Offset, m.Total)
+	}
+	if t.seq != m.Seq {
+		// The peer served a newer stable state than the one asked for: fetch that instead.
+		if m.Seq < t.seq || m.Offset != 0 {
+			return nil
+		}
+		t = newTransfer(m.Seq, cert, vouchers)
+		t.asked = from
+		r.transfer = t
+	}
+	if m.Offset != uint64(len(t.buf)) {
+		return nil // a repeat or a piece overtaken by a retry; the next fetch asks again
+	}
+	if len(t.buf) == 0 {
+		t.total = m.Total
+		t.buf = make([]byte, 0, m.Total)
+	} else if m.Total != t.total {
+		t.restart(from)
+		r.retryTransfer()
+		return fmt.Errorf("%w: replica %d changed the state's size mid-transfer", ErrRejected, from)
+	}
+	t.buf = append(t.buf, m.Snapshot...)
+	t.sources[from] = true
+	if uint64(len(t.buf)) < t.total {
+		r.send(from, &Fetch{Seq: t.seq, Offset: uint64(len(t.buf)), Replica: r.id})
+		return nil
+	}
+	snap := t.buf
+	if sha256.Sum256(snap) != cert {
+		t.restart(from)
+		r.retryTransfer()
 		return fmt.Errorf("%w: state from replica %d does not match the certified digest", ErrRejected, from)
 	}
-	if err := r.installSnapshot(m.Snapshot); err != nil {
+	t.buf, t.total = nil, 0
+	if err := r.installSnapshot(snap); err != nil {
+		t.restart(from)
+		r.retryTransfer()
 		return fmt.Errorf("%w: %v", ErrRejected, err)
 	}
-	snap := append([]byte(nil), m.Snapshot...)
 	for s, e := range r.log {
 		if s <= m.Seq && !e.executed {
 			e.executed, e.committed = true, true
@@ -266,9 +354,19 @@ func (r *Replica) stepState(from int, m *State) error {
 	return nil
 }
 
+// restart drops what was fetched after a bad piece from peer; if peer served all of it,
+// it is not asked again in this transfer.
+func (t *stateTransfer) restart(peer int) {
+	if len(t.sources) == 1 && t.sources[peer] {
+		t.liars[peer] = true
+	}
+	t.buf, t.total, t.seen, t.stalls = nil, 0, 0, 0
+	clear(t.sources)
+}
+
 func (r *Replica) installSnapshot(b []byte) error {
 	d := decoder{buf: b}
-	app := d.take(maxBlobLen)
+	app := d.take(MaxSnapshot)
 	if d.err != nil {
 		return d.err
 	}

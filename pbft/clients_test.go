@@ -1,6 +1,7 @@
 package pbft
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -71,5 +72,27 @@ func TestClientTableMatchesModel(t *testing.T) {
 		}
 		table = restored
 		check(-1)
+	}
+}
+
+// The primary's batches stop before their operations pass BatchBytes; a request larger
+// than that goes alone, and nothing is skipped or reordered.
+func TestBatchStopsAtBatchBytes(t *testing.T) {
+	q := newRequestQueue()
+	sizes := []int{10, 10, 30, 5, 5, 5, 5, 5, 5}
+	for i, n := range sizes {
+		q.push(&Request{Client: "c", Timestamp: uint64(i + 1), Op: make([]byte, n)})
+	}
+	var got [][]uint64
+	for q.len() > 0 {
+		var ts []uint64
+		for _, r := range q.pop(4, 25) {
+			ts = append(ts, r.Timestamp)
+		}
+		got = append(got, ts)
+	}
+	want := [][]uint64{{1, 2}, {3}, {4, 5, 6, 7}, {8, 9}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("batches %v, want %v", got, want)
 	}
 }

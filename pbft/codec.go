@@ -12,9 +12,13 @@ var ErrDecode = errors.New("pbft: malformed message")
 // Decoding limits keep a hostile peer from making a replica allocate without bound.
 const (
 	maxStringLen = 1 << 10 // ids and client names
-	maxBlobLen   = 8 << 20 // operations, results, snapshots
+	maxBlobLen   = 8 << 20 // operations and results
 	maxListLen   = 1 << 16 // batches, P/Q sets, view-change sets
 )
+
+// MaxSnapshot bounds the replicated state (a checkpoint snapshot) a replica takes; it is
+// the durable log's record limit too.
+const MaxSnapshot = 1 << 30
 
 // Marshal encodes m as its kind byte followed by its fields. The encoding is canonical:
 // equal messages give equal bytes, which signatures and digests rely on.
@@ -50,9 +54,12 @@ func AppendMessage(dst []byte, m Message) []byte {
 		dst = appendUvarint(dst, uint64(m.Replica))
 	case *Fetch:
 		dst = appendUvarint(dst, m.Seq)
+		dst = appendUvarint(dst, m.Offset)
 		dst = appendUvarint(dst, uint64(m.Replica))
 	case *State:
 		dst = appendUvarint(dst, m.Seq)
+		dst = appendUvarint(dst, m.Offset)
+		dst = appendUvarint(dst, m.Total)
 		dst = appendBytes(dst, m.Snapshot)
 		dst = appendUvarint(dst, uint64(m.Replica))
 	case *ViewChange:
@@ -218,9 +225,14 @@ func (d *decoder) message() Message {
 	case KindStatus:
 		return &StatusMsg{View: d.uvarint(), LowWater: d.uvarint(), LastExecuted: d.uvarint(), Replica: d.replica()}
 	case KindFetch:
-		return &Fetch{Seq: d.uvarint(), Replica: d.replica()}
+		return &Fetch{Seq: d.uvarint(), Offset: d.uvarint(), Replica: d.replica()}
 	case KindState:
-		return &State{Seq: d.uvarint(), Snapshot: d.bytes(), Replica: d.replica()}
+		m := &State{Seq: d.uvarint(), Offset: d.uvarint(), Total: d.uvarint()}
+		if b := d.take(MaxSnapshot); len(b) > 0 {
+			m.Snapshot = b
+		}
+		m.Replica = d.replica()
+		return m
 	case KindViewChange:
 		return d.viewChange()
 	case KindNewView:

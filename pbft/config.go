@@ -35,12 +35,17 @@ type Config struct {
 	LogWindow uint64
 	// BatchMax is the most requests the primary puts in one pre-prepare.
 	BatchMax int
+	// BatchBytes bounds the operations of one pre-prepare (a larger request goes alone).
+	BatchBytes int
 	// ViewChangeTicks is how long a backup waits for a request it knows of to execute
 	// before it suspects the primary; it doubles with each view that fails.
 	ViewChangeTicks int
 	// StatusTicks is the period of status broadcasts that let peers retransmit what a
 	// replica lacks.
 	StatusTicks int
+	// StateChunk is the most snapshot bytes one State message carries; a larger state
+	// travels in pieces. Keep it well under the bus's message limit.
+	StateChunk int
 	// ClientHistory is how many executed requests per client keep their reply cached, so
 	// a retransmission is answered from the cache instead of being executed again.
 	ClientHistory int
@@ -57,9 +62,11 @@ func DefaultConfig() Config {
 		CheckpointInterval: 128,
 		LogWindow:          256,
 		BatchMax:           64,
+		BatchBytes:         256 << 10,
 		ViewChangeTicks:    20,
 		StatusTicks:        10,
 		ClientHistory:      128,
+		StateChunk:         256 << 10,
 	}
 }
 
@@ -81,6 +88,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: BatchMax must be positive", ErrConfig)
 	case c.ViewChangeTicks < 1 || c.StatusTicks < 1:
 		return fmt.Errorf("%w: ViewChangeTicks and StatusTicks must be positive", ErrConfig)
+	case c.BatchBytes < 1:
+		return fmt.Errorf("%w: BatchBytes must be positive", ErrConfig)
+	case c.StateChunk < 1:
+		return fmt.Errorf("%w: StateChunk must be positive", ErrConfig)
 	case c.ClientHistory < 1:
 		return fmt.Errorf("%w: ClientHistory must be positive", ErrConfig)
 	case c.App == nil:

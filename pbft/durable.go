@@ -50,12 +50,12 @@ func (r *Replica) requestCompaction() {
 func (r *Replica) durableState() []Message {
 	var out []Message
 	if snap, ok := r.checkpoints.snapshots[r.lowWater]; ok && r.lowWater > 0 {
-		out = append(out, &State{Seq: r.lowWater, Snapshot: snap, Replica: r.id})
+		out = append(out, &State{Seq: r.lowWater, Total: uint64(len(snap)), Snapshot: snap, Replica: r.id})
 	}
 	if top := r.topCheckpoint(); top > r.lowWater {
 		out = append(out,
 			&Checkpoint{Seq: top, State: r.checkpoints.own[top], Replica: r.id},
-			&State{Seq: top, Snapshot: r.checkpoints.snapshots[top], Replica: r.id})
+			&State{Seq: top, Total: uint64(len(r.checkpoints.snapshots[top])), Snapshot: r.checkpoints.snapshots[top], Replica: r.id})
 	}
 	if r.vc.accepted != nil {
 		out = append(out, r.vc.accepted)
@@ -159,6 +159,9 @@ func (r *Replica) restoreOne(m Message) error {
 		r.restoringCheckpoint = m.Seq
 		return nil
 	case *State:
+		if m.Offset != 0 || m.Total != uint64(len(m.Snapshot)) {
+			return fmt.Errorf("state %d is a piece [%d, +%d) of %d bytes, not a whole snapshot", m.Seq, m.Offset, len(m.Snapshot), m.Total)
+		}
 		d := sha256.Sum256(m.Snapshot)
 		if own := r.restoringCheckpoint; own != 0 {
 			// The state this replica checkpointed above its stable one.

@@ -68,8 +68,9 @@ func fzConfig(id int) Config {
 	c.BatchMax = 2
 	c.ViewChangeTicks = 8
 	c.StatusTicks = 4
-	c.ClientHistory = 2 // the reply cache evicts, so stale retransmissions happen
-	c.Durable = true    // replicas restart from their durable log (fzCluster.restart)
+	c.ClientHistory = 2   // the reply cache evicts, so stale retransmissions happen
+	c.StateChunk = 4 + id // state transfer in pieces, of a different size per server
+	c.Durable = true      // replicas restart from their durable log (fzCluster.restart)
 	return c
 }
 

@@ -129,16 +129,22 @@ type StatusMsg struct {
 	Replica      int
 }
 
-// Fetch asks a peer for the application state at a stable checkpoint (state transfer).
+// Fetch asks a peer for the application state at a stable checkpoint (state transfer),
+// from byte Offset of its snapshot on.
 type Fetch struct {
 	Seq     uint64
+	Offset  uint64
 	Replica int
 }
 
-// State answers a Fetch with a snapshot; the receiver checks it against the digest that
-// 2f+1 checkpoints certified.
+// State answers a Fetch with a piece of a snapshot: Snapshot holds its bytes from Offset
+// on, of Total in all. A state can be far larger than one bus message, so it travels in
+// pieces; the receiver checks the whole against the digest that 2f+1 checkpoints
+// certified. A durable log keeps a whole snapshot in one State (Offset 0, Total its size).
 type State struct {
 	Seq      uint64
+	Offset   uint64
+	Total    uint64
 	Snapshot []byte
 	Replica  int
 }

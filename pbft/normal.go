@@ -22,17 +22,25 @@ func (q *requestQueue) push(r *Request) {
 
 func (q *requestQueue) remove(k reqKey) { delete(q.byKey, k) }
 
-// pop takes up to max requests in arrival order, skipping removed ones.
-func (q *requestQueue) pop(max int) []*Request {
+// pop takes up to max requests in arrival order, skipping removed ones, and stops before
+// their operations pass maxBytes (a larger request goes alone), so that a pre-prepare
+// stays within what the bus carries.
+func (q *requestQueue) pop(max, maxBytes int) []*Request {
 	var batch []*Request
+	size := 0
 	i := 0
 	for ; i < len(q.order) && len(batch) < max; i++ {
 		r := q.order[i]
 		k := keyOf(r)
-		if q.byKey[k] == r {
-			batch = append(batch, r)
-			delete(q.byKey, k)
+		if q.byKey[k] != r {
+			continue
 		}
+		if len(batch) > 0 && size+len(r.Op) > maxBytes {
+			break
+		}
+		batch = append(batch, r)
+		size += len(r.Op)
+		delete(q.byKey, k)
 	}
 	q.order = q.order[i:]
 	if len(q.byKey) == 0 {
@@ -104,7 +112,7 @@ func (r *Replica) Propose() {
 		return
 	}
 	for r.pending.len() > 0 && r.inWindow(r.nextSeq+1) {
-		batch := r.pending.pop(r.cfg.BatchMax)
+		batch := r.pending.pop(r.cfg.BatchMax, r.cfg.BatchBytes)
 		if len(batch) == 0 {
 			break
 		}

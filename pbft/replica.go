@@ -215,7 +215,7 @@ func (r *Replica) Tick() {
 	if r.statusTimer >= r.cfg.StatusTicks {
 		r.statusTimer = 0
 		r.broadcast(&StatusMsg{View: r.view, LowWater: r.lowWater, LastExecuted: r.lastExec, Replica: r.id})
-		r.retryTransfer()
+		r.tickTransfer()
 	}
 	r.tickViewChange()
 }

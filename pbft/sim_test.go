@@ -56,6 +56,7 @@ type simConfig struct {
 	events        map[int]func(s *sim) // run at the start of a tick
 	viewChangeTks int
 	durable       bool // replicas keep a durable log (sim.disk) and restart from it
+	stateChunk    int  // Config.StateChunk; small values make state transfer go in pieces
 }
 
 type simMsg struct {
@@ -131,6 +132,9 @@ func newSim(t testing.TB, cfg simConfig) *sim {
 func (s *sim) newReplica(i int) (*Replica, *chainApp) {
 	c := DefaultConfig()
 	c.ID, c.N = i, s.cfg.n
+	if s.cfg.stateChunk > 0 {
+		c.StateChunk = s.cfg.stateChunk
+	}
 	if s.cfg.checkpoint > 0 {
 		c.CheckpointInterval, c.LogWindow = s.cfg.checkpoint, s.cfg.window
 	}
@@ -478,6 +482,9 @@ func (s *sim) converge(limit int) {
 		var st []string
 		for i, r := range s.reps {
 			st = append(st, fmt.Sprintf("r%d(view %d active %v exec %d low %d fault %d)", i, r.view, r.viewActive, r.lastExec, r.lowWater, s.faults[i]))
+			if t := r.transfer; t != nil {
+				st = append(st, fmt.Sprintf("r%d transfer(seq %d from %v asked %d have %d of %d)", i, t.seq, t.from, t.asked, len(t.buf), t.total))
+			}
 		}
 		s.t.Fatalf("seed %d: replicas did not converge: %v", s.cfg.seed, st)
 	}
@@ -500,14 +507,22 @@ func describeRecord(m Message) string {
 }
 
 // forgeState is a well-formed snapshot with other contents: the application state of a
-// chain that never happened, with the real reply cache.
+// chain that never happened, with the real reply cache. A piece of a larger snapshot gets
+// one byte changed instead.
 func forgeState(st *State) *State {
+	if st.Offset != 0 || st.Total != uint64(len(st.Snapshot)) {
+		forged := append([]byte(nil), st.Snapshot...)
+		if len(forged) > 0 {
+			forged[len(forged)/2] ^= 0xff
+		}
+		return &State{Seq: st.Seq, Offset: st.Offset, Total: st.Total, Snapshot: forged, Replica: st.Replica}
+	}
 	d := decoder{buf: st.Snapshot}
-	app := append([]byte(nil), d.take(maxBlobLen)...)
+	app := append([]byte(nil), d.take(MaxSnapshot)...)
 	if len(app) > 0 {
 		app[0] ^= 0xff
 	}
 	forged := binary.AppendUvarint(nil, uint64(len(app)))
 	forged = append(append(forged, app...), d.buf...)
-	return &State{Seq: st.Seq, Snapshot: forged, Replica: st.Replica}
+	return &State{Seq: st.Seq, Total: uint64(len(forged)), Snapshot: forged, Replica: st.Replica}
 }

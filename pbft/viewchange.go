@@ -435,7 +435,7 @@ func (r *Replica) enterView(nv *NewView, d decision) {
 		if own, ok := r.checkpoints.own[h]; ok && own == d.checkpoint.State {
 			r.makeStable(h)
 		} else if h > r.lastExec {
-			r.transfer = &stateTransfer{seq: h, digest: d.checkpoint.State, from: d.vouchers}
+			r.transfer = newTransfer(h, d.checkpoint.State, d.vouchers)
 			for _, rep := range d.vouchers {
 				r.addCheckpointVote(rep, h, d.checkpoint.State)
 			}

@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -177,4 +179,65 @@ func TestReplicaMissingFiveRequestsCatchesUpWithoutNewTraffic(t *testing.T) {
 		t.Fatalf("n3 caught up through a checkpoint (%+v); expected retransmission inside the window", got)
 	}
 	t.Logf("n3 caught up in %v: %+v", time.Since(recovered), got)
+}
+
+// A replica recovering into a state larger than one bus message (NATS refuses messages
+// over its payload limit) still catches up: the state travels in pieces. Before state
+// transfer went in pieces, this replica stayed at 0 for ever.
+func TestCatchUpWithStateLargerThanABusMessage(t *testing.T) {
+	svc, e := startService(t)
+	if err := svc.backend.SetFault("n4", node.FaultCrash); err != nil {
+		t.Fatal(err)
+	}
+	limit := svc.backend.Client().MaxOperation()
+	value := strings.Repeat("v", limit-16)
+	ts := uint64(0)
+	submit := func(op string) {
+		t.Helper()
+		ts++
+		if _, err := svc.Submit(context.Background(), "n1", RequestArgs{Operation: op, Client: "big", Timestamp: ts}); err != nil {
+			t.Fatalf("submit %d: %v", ts, err)
+		}
+	}
+	// Enough large values that the snapshot is several times the bus's message limit
+	// (8 operation limits = one payload limit), then enough small requests for a
+	// checkpoint above them.
+	for i := range 12 {
+		submit(fmt.Sprintf("set big%d=%s", i, value))
+	}
+	for i := range 140 {
+		submit(fmt.Sprintf("set small%d=%d", i, i))
+	}
+	res := execute(t, svc, "n1", "get big11", ts+1)
+	if res.Result != value || res.Replies != 3 {
+		t.Fatalf("with n4 crashed: %d-byte result from %d replies", len(res.Result), res.Replies)
+	}
+	if p := replicaProgress(t, e, "n1"); p.StableCheckpoint == 0 {
+		t.Fatalf("no stable checkpoint: %+v", p)
+	}
+	if err := svc.backend.SetFault("n4", node.FaultNone); err != nil {
+		t.Fatal(err)
+	}
+	got := waitCaughtUp(t, e, "n4", "n1", 30*time.Second, func(p progress) bool { return p.StableCheckpoint > 0 })
+	t.Logf("n4 caught up: %+v", got)
+	res = execute(t, svc, "n4", "get big0", ts+2)
+	if res.Result != value || res.Replies != 4 {
+		t.Fatalf("after n4 recovered: %d-byte result from %d replies", len(res.Result), res.Replies)
+	}
+}
+
+// An operation larger than the cluster takes is refused with a clear error before it is
+// sent: published anyway, it would exceed the bus's message limit and never be ordered.
+func TestOversizedOperationIsRefused(t *testing.T) {
+	svc, _ := startService(t)
+	limit := svc.backend.Client().MaxOperation()
+	_, err := svc.Submit(context.Background(), "n1", RequestArgs{Operation: "set k=" + strings.Repeat("x", limit), Client: "c", Timestamp: 1})
+	var pe *ProtoError
+	if !errors.As(err, &pe) || pe.Code != CodeMalformed || !strings.Contains(pe.Text, "at most") {
+		t.Fatalf("oversized operation: %v, want error %d saying the limit", err, CodeMalformed)
+	}
+	res := execute(t, svc, "n1", "set k="+strings.Repeat("x", limit-6), 2)
+	if res.Result != "OK" || res.Seq != 1 {
+		t.Fatalf("an operation at the limit: %+v", res)
+	}
 }

@@ -47,6 +47,16 @@ func NewClient(keys *auth.Keyring, connect func(bus.Handler) (bus.Transport, err
 	return c, nil
 }
 
+// MaxOperation is the largest operation the gateway sends: an eighth of the bus's
+// message limit, so that a request fits in a pre-prepare (and a view change) with room
+// to spare. Without a limit from the bus (in-memory transports), 1 MiB.
+func (c *Client) MaxOperation() int {
+	if t, ok := c.tr.(interface{ MaxPayload() int64 }); ok && t.MaxPayload() > 0 {
+		return int(t.MaxPayload() / 8)
+	}
+	return 1 << 20
+}
+
 // ID is the gateway's identity on the bus.
 func (c *Client) ID() string { return c.id }
 

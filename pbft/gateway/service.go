@@ -177,8 +177,20 @@ type Assignment struct {
 // live replica in its name) and waits until a pre-prepare orders it. Like a PBFT client,
 // it retransmits the request to every replica when ordering takes too long.
 func (s *Service) Submit(ctx context.Context, dest string, a RequestArgs) (Assignment, error) {
+	if err := s.checkOperation(a); err != nil {
+		return Assignment{}, err
+	}
 	req := s.backend.Client().NewRequest(a.Client, a.Timestamp, []byte(a.Operation))
 	return s.submit(ctx, s.replica(dest), req)
+}
+
+// checkOperation refuses an operation larger than the bus can carry in a pre-prepare;
+// sent anyway, it would fail to publish and never be ordered.
+func (s *Service) checkOperation(a RequestArgs) error {
+	if limit := s.backend.Client().MaxOperation(); len(a.Operation) > limit {
+		return protoErr(CodeMalformed, "operation is %d bytes; this cluster takes at most %d", len(a.Operation), limit)
+	}
+	return nil
 }
 
 func (s *Service) submit(ctx context.Context, target string, req *pbft.Request) (Assignment, error) {
@@ -293,6 +305,9 @@ type ExecuteResult struct {
 // replies beyond f+1, so it costs the replicas nothing but the request itself: the load
 // tool and programs that only want the result use it.
 func (s *Service) Invoke(ctx context.Context, a RequestArgs) (ExecuteResult, error) {
+	if err := s.checkOperation(a); err != nil {
+		return ExecuteResult{}, err
+	}
 	c := s.backend.Client()
 	set := c.Watch(a.Client, a.Timestamp)
 	defer c.Unwatch(a.Client, a.Timestamp)

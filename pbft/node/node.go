@@ -367,7 +367,7 @@ func (n *Node) sendOut(o pbft.Outbound, f Fault) {
 		err = n.tr.Send(to, kind, n.keys.Seal(to, kind, payload))
 	}
 	if err != nil {
-		n.log.Debug("send failed", "kind", kind, "err", err)
+		n.log.Warn("send failed", "kind", kind, "err", err)
 		return
 	}
 	n.count(n.stats.Out, kind)

@@ -84,22 +84,37 @@ func (n *Node) sendReplies(g *replyGroups, f Fault) {
 			continue
 		}
 		batch := make([]*pbft.Reply, 0, len(outs))
+		size := 0
 		for _, o := range outs {
-			if r, ok := o.Msg.(*pbft.Reply); ok {
-				batch = append(batch, r)
-			} else {
+			r, ok := o.Msg.(*pbft.Reply)
+			if !ok {
 				n.sendOut(o, f)
+				continue
 			}
-		}
-		if err := n.tr.Send(gw, KindReplies, n.keys.Seal(gw, KindReplies, EncodeReplies(batch))); err != nil {
-			n.log.Debug("send failed", "kind", KindReplies, "err", err)
-			continue
-		}
-		n.statsMu.Lock()
-		n.stats.Out[pbft.KindReply.String()] += uint64(len(batch))
-		n.statsMu.Unlock()
-		for _, o := range outs {
+			if len(batch) > 0 && size+len(r.Result) > maxRepliesBytes {
+				n.sendReplyBatch(gw, batch)
+				batch, size = batch[:0], 0
+			}
+			batch = append(batch, r)
+			size += len(r.Result)
 			n.traceSent(o, o.Msg)
 		}
+		if len(batch) > 0 {
+			n.sendReplyBatch(gw, batch)
+		}
 	}
+}
+
+// maxRepliesBytes bounds the results in one replies message, well under the bus's
+// message limit.
+const maxRepliesBytes = 256 << 10
+
+func (n *Node) sendReplyBatch(gw string, batch []*pbft.Reply) {
+	if err := n.tr.Send(gw, KindReplies, n.keys.Seal(gw, KindReplies, EncodeReplies(batch))); err != nil {
+		n.log.Warn("send failed", "kind", KindReplies, "replies", len(batch), "err", err)
+		return
+	}
+	n.statsMu.Lock()
+	n.stats.Out[pbft.KindReply.String()] += uint64(len(batch))
+	n.statsMu.Unlock()
 }
