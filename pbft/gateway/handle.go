@@ -20,6 +20,8 @@ type handleHooks struct {
 	// settle, if set, runs before a pbft_status, pbft_fault or pbft_cluster is answered,
 	// so that it reflects the executions accepted before it.
 	settle func()
+	// ids, if set, numbers the requests instead of taking msg_id as their timestamp.
+	ids *requestIDs
 }
 
 // Handle answers one message of the client protocol: the reply body (type, in_reply_to
@@ -56,10 +58,18 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 		if err != nil {
 			return fail(err)
 		}
+		if h.ids == nil && msgID < 1 {
+			return fail(errTimestamp)
+		}
+		id := h.ids.stamp(&args, msgID)
 		asg, err := s.Submit(ctx, l.Dest, args)
+		if prev, _ := id.previous(); err != nil && isStale(err) && prev != nil {
+			asg, err = *prev, nil // answered before; the replicas no longer remember it
+		}
 		if err != nil {
 			return fail(err)
 		}
+		id.noteAssigned(asg)
 		return reply("pbft_request_ok", jsonl.Field{Key: "sequence_number", Value: asg.Seq},
 			jsonl.Field{Key: "view", Value: asg.View}, jsonl.Field{Key: "phase", Value: "pre-prepare"})
 	case "pbft_execute":
@@ -67,10 +77,18 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 		if err != nil {
 			return fail(err)
 		}
+		if h.ids == nil && msgID < 1 {
+			return fail(errTimestamp)
+		}
+		id := h.ids.stamp(&args, msgID)
 		res, err := s.executeOrdered(ctx, l.Dest, args, h.ordered)
+		if _, prev := id.previous(); err != nil && isStale(err) && prev != nil {
+			res, err = *prev, nil // answered before; the replicas no longer remember it
+		}
 		if err != nil {
 			return fail(err)
 		}
+		id.noteExecuted(res)
 		return reply("pbft_execute_ok", jsonl.Field{Key: "sequence_number", Value: res.Seq},
 			jsonl.Field{Key: "view", Value: res.View}, jsonl.Field{Key: "result", Value: res.Result},
 			jsonl.Field{Key: "replies", Value: res.Replies})
@@ -105,6 +123,16 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 		return reply("pbft_cluster_ok", jsonl.Field{Key: "view", Value: cl.View}, jsonl.Field{Key: "primary", Value: cl.Primary},
 			jsonl.Field{Key: "replicas", Value: reps})
 	}
+}
+
+// errTimestamp refuses a request whose msg_id cannot be its PBFT timestamp (over HTTP,
+// where msg_id is the timestamp so that any gateway deduplicates a client's retries).
+var errTimestamp = protoErr(CodeMalformed, "msg_id of a request must be a positive integer, growing with each new request of the client")
+
+// isStale reports the replicas' refusal of a request older than their reply cache.
+func isStale(err error) bool {
+	var pe *ProtoError
+	return errors.As(err, &pe) && pe.Code == CodePreconditionFail
 }
 
 // errorBody is the body of an error reply to l (in_reply_to is null when l's msg_id is

@@ -142,6 +142,12 @@ func TestHTTPBadRequests(t *testing.T) {
 	if resp.StatusCode != 400 || httpJSON(t, body)["code"] != 12.0 {
 		t.Fatalf("empty operation: %d %s", resp.StatusCode, body)
 	}
+	// Over HTTP msg_id is the request's timestamp (any gateway deduplicates a client's
+	// retries with it), so it must be positive.
+	resp, body = httpDo(t, "POST", srv.URL+"/v1/messages", `{"type":"pbft_execute","msg_id":-3,"operation":"set a=1"}`)
+	if resp.StatusCode != 400 || httpJSON(t, body)["code"] != 12.0 || httpJSON(t, body)["in_reply_to"] != -3.0 {
+		t.Fatalf("negative msg_id: %d %s", resp.StatusCode, body)
+	}
 	resp, body = httpDo(t, "GET", srv.URL+"/v1/messages", "")
 	if resp.StatusCode != 405 || resp.Header.Get("Allow") == "" || httpJSON(t, body)["type"] != "error" {
 		t.Fatalf("GET /v1/messages: %d %s", resp.StatusCode, body)

@@ -26,6 +26,7 @@ type Stdio struct {
 
 	slots    chan *slot
 	inflight sync.WaitGroup
+	ids      *requestIDs
 }
 
 // slot is one reply, filled in when it is ready.
@@ -37,7 +38,7 @@ type slot struct {
 
 // NewStdio returns a stdio engine over svc.
 func NewStdio(svc *Service, logger *slog.Logger) *Stdio {
-	return &Stdio{svc: svc, log: logger}
+	return &Stdio{svc: svc, log: logger, ids: newRequestIDs()}
 }
 
 // Run reads every line of in, writes the replies to out, and returns once every reply
@@ -146,7 +147,7 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 		close(sl.ready)
 	}
 	if l.Type != "pbft_execute" {
-		answer(handleHooks{settle: s.inflight.Wait})
+		answer(handleHooks{settle: s.inflight.Wait, ids: s.ids})
 		return
 	}
 	// The request is ordered before the next line is read, so requests keep line order;
@@ -155,7 +156,7 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 	s.inflight.Add(1)
 	go func() {
 		defer s.inflight.Done()
-		answer(handleHooks{ordered: sync.OnceFunc(func() { close(ordered) })})
+		answer(handleHooks{ordered: sync.OnceFunc(func() { close(ordered) }), ids: s.ids})
 	}()
 	<-ordered
 }

@@ -1,0 +1,93 @@
+package gateway
+
+import "sync"
+
+// requestIDs gives each (client, msg_id) of a stdio session the PBFT timestamp its
+// request carries: 1, 2, 3, ... per client in the order msg_ids first appear, the same
+// one again for a retransmission. PROTOCOL.md lets msg_ids come in any order (and be
+// negative); PBFT's at-most-once execution with a bounded reply cache needs timestamps
+// that grow. A stdio session is the only client of its embedded cluster, so its own
+// numbering cannot collide with another gateway's. It also remembers how each request
+// was answered, so that a retransmission older than the replicas' reply cache is still
+// answered with the same sequence number instead of being refused.
+type requestIDs struct {
+	mu      sync.Mutex
+	clients map[string]*clientIDs
+}
+
+type clientIDs struct {
+	last  uint64
+	byMsg map[int64]*requestID
+}
+
+// requestID is one request of the session.
+type requestID struct {
+	ts       uint64
+	mu       sync.Mutex
+	assigned *Assignment
+	executed *ExecuteResult
+}
+
+func newRequestIDs() *requestIDs { return &requestIDs{clients: map[string]*clientIDs{}} }
+
+// stamp sets a.Timestamp for (a.Client, msgID) and returns the request's record; with no
+// requestIDs (the HTTP API, where several gateways may serve one client and msg_id is the
+// timestamp) it changes nothing and returns nil.
+func (ids *requestIDs) stamp(a *RequestArgs, msgID int64) *requestID {
+	if ids == nil {
+		return nil
+	}
+	if ids.clients == nil {
+		ids.clients = map[string]*clientIDs{}
+	}
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	c := ids.clients[a.Client]
+	if c == nil {
+		c = &clientIDs{byMsg: map[int64]*requestID{}}
+		ids.clients[a.Client] = c
+	}
+	id := c.byMsg[msgID]
+	if id == nil {
+		c.last++
+		id = &requestID{ts: c.last}
+		c.byMsg[msgID] = id
+	}
+	a.Timestamp = id.ts
+	return id
+}
+
+func (id *requestID) noteAssigned(a Assignment) {
+	if id == nil {
+		return
+	}
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if id.assigned == nil {
+		id.assigned = &a
+	}
+}
+
+func (id *requestID) noteExecuted(r ExecuteResult) {
+	if id == nil {
+		return
+	}
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if id.executed == nil {
+		id.executed = &r
+	}
+	if id.assigned == nil {
+		id.assigned = &Assignment{Seq: r.Seq, View: r.View}
+	}
+}
+
+// previous returns how the request was answered before, if it was.
+func (id *requestID) previous() (*Assignment, *ExecuteResult) {
+	if id == nil {
+		return nil, nil
+	}
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	return id.assigned, id.executed
+}
