@@ -25,7 +25,7 @@ func execute(t *testing.T, svc *Service, dest, op string, ts uint64) ExecuteResu
 	t.Helper()
 	res, err := svc.Execute(context.Background(), dest, RequestArgs{Operation: op, Client: "c1", Timestamp: ts})
 	if err != nil {
-		t.Fatalf("execute %q: %v", op, err)
+		t.Fatalf("execute %.60q: %v", op, err)
 	}
 	return res
 }

@@ -52,6 +52,10 @@ type Service struct {
 	q       pbft.Quorum
 
 	maxSeq   atomic.Uint64 // highest sequence number assigned to a request so far
+	// gaveUp is the highest maxSeq a query waited for in vain, for as long as a request
+	// may take: later queries do not wait for it again, so with more than f replicas down
+	// each line costs at most one timeout, not one per wait and line.
+	gaveUp atomic.Uint64
 	lastView atomic.Uint64 // latest view seen, to guess the primary
 }
 
@@ -465,14 +469,30 @@ func (s *Service) Sync(ctx context.Context) []string {
 		return live
 	}
 	live := s.liveIDs()
-	if seq == 0 {
+	if seq == 0 || seq <= s.gaveUp.Load() {
 		return live
 	}
 	wait := &node.Wait{MinExecuted: seq, CommitsFrom: live}
-	s.queryAll(ctx, live, s.replicaWait(), func(string) *node.Query {
+	ans := s.queryAll(ctx, live, s.replicaWait(), func(string) *node.Query {
 		return &node.Query{Op: node.OpStatus, Seq: seq, Wait: wait}
 	})
+	for _, id := range live {
+		if a := ans[id]; a == nil || a.TimedOut {
+			raise(&s.gaveUp, seq)
+			break
+		}
+	}
 	return live
+}
+
+// raise sets v to x if x is higher.
+func raise(v *atomic.Uint64, x uint64) {
+	for {
+		cur := v.Load()
+		if x <= cur || v.CompareAndSwap(cur, x) {
+			return
+		}
+	}
 }
 
 // replicaWait bounds a replica's wait so that its answer arrives before the gateway gives up.
@@ -544,7 +564,7 @@ func (s *Service) Status(ctx context.Context, dest string, seq uint64) (StatusRe
 	// A silent or equivocating replica still receives, so its counts settle like a live
 	// one's; only a crashed replica is answered at once, from the state it stopped in.
 	if s.backend.Fault(target) != node.FaultCrash {
-		if max := s.maxSeq.Load(); max > 0 {
+		if max := s.maxSeq.Load(); max > 0 && (max > s.gaveUp.Load() || !s.backend.Embedded()) {
 			q.Wait = &node.Wait{MinExecuted: max, CommitsFrom: live}
 		}
 	}
@@ -555,6 +575,9 @@ func (s *Service) Status(ctx context.Context, dest string, seq uint64) (StatusRe
 	a := ans[target]
 	if a == nil {
 		return StatusResult{}, protoErr(CodeTimeout, "replica %s did not answer", target)
+	}
+	if a.TimedOut && q.Wait != nil && s.backend.Embedded() {
+		raise(&s.gaveUp, q.Wait.MinExecuted)
 	}
 	return StatusResult{Phase: a.Phase, Prepares: a.Prepares, Commits: a.Commits, Executed: a.Executed, TimedOut: a.TimedOut}, nil
 }
