@@ -51,11 +51,11 @@ type Service struct {
 	ids     []string
 	q       pbft.Quorum
 
-	maxSeq   atomic.Uint64 // highest sequence number assigned to a request so far
+	maxSeq atomic.Uint64 // highest sequence number assigned to a request so far
 	// gaveUp is the highest maxSeq a query waited for in vain, for as long as a request
 	// may take: later queries do not wait for it again, so with more than f replicas down
 	// each line costs at most one timeout, not one per wait and line.
-	gaveUp atomic.Uint64
+	gaveUp   atomic.Uint64
 	lastView atomic.Uint64 // latest view seen, to guess the primary
 }
 
