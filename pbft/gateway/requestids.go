@@ -28,6 +28,9 @@ type requestID struct {
 	executed *ExecuteResult
 }
 
+// maxRememberedResult bounds the result of a request kept for its retransmissions.
+const maxRememberedResult = 1 << 10
+
 func newRequestIDs() *requestIDs { return &requestIDs{clients: map[string]*clientIDs{}} }
 
 // stamp sets a.Timestamp for (a.Client, msgID) and returns the request's record; with no
@@ -74,7 +77,9 @@ func (id *requestID) noteExecuted(r ExecuteResult) {
 	}
 	id.mu.Lock()
 	defer id.mu.Unlock()
-	if id.executed == nil {
+	// A large result is not kept: a session of many large reads would hold them all.
+	// Its retransmission, once older than the replicas' cache, is refused instead.
+	if id.executed == nil && len(r.Result) <= maxRememberedResult {
 		id.executed = &r
 	}
 	if id.assigned == nil {
