@@ -40,9 +40,9 @@ func (s *Store) Len() int { return len(s.m) }
 // because the result is part of the replicated output. The returned slice is
 // never nil and is owned by the caller.
 func (s *Store) Execute(op []byte) []byte {
-	// Reject non-UTF-8 up front so every key and value stored is valid UTF-8
-	// (clients and the JSON gateway see them as text).
-	if !utf8.Valid(op) {
+	// Reject non-UTF-8 up front so every key and value stored is text (clients and
+	// the JSON gateway see them as text).
+	if !validText(op) {
 		return []byte("error: operation is not valid UTF-8")
 	}
 	verb, arg, hasArg := bytes.Cut(op, []byte{' '})
@@ -95,8 +95,25 @@ func errResult(format string, args ...any) []byte {
 	return fmt.Appendf([]byte("error: "), format, args...)
 }
 
+// validText reports whether b is UTF-8 in which lone surrogates may stand (as 3-byte
+// sequences, "generalized UTF-8"): JSON text can hold a lone \ud800, Python keeps it,
+// and the gateway carries it that way, so the store takes it like any character.
+func validText(b []byte) bool {
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			if len(b) < 3 || b[0] != 0xed || b[1] < 0xa0 || b[1] > 0xbf || b[2] < 0x80 || b[2] > 0xbf {
+				return false
+			}
+			size = 3
+		}
+		b = b[size:]
+	}
+	return true
+}
+
 // quote quotes b for an error result, truncating long input at a rune
-// boundary (b is valid UTF-8 here).
+// boundary (b is text here).
 func quote(b []byte) string {
 	if len(b) <= maxQuoted {
 		return fmt.Sprintf("%q", b)
@@ -199,7 +216,7 @@ func (s *Store) Restore(b []byte) error {
 			return fmt.Errorf("%w: entry %d: keys not strictly increasing", ErrBadSnapshot, i)
 		case bytes.IndexByte(k, '=') >= 0:
 			return fmt.Errorf("%w: entry %d: key contains '='", ErrBadSnapshot, i)
-		case !utf8.Valid(k) || !utf8.Valid(v):
+		case !validText(k) || !validText(v):
 			return fmt.Errorf("%w: entry %d: not valid UTF-8", ErrBadSnapshot, i)
 		}
 		prev = k

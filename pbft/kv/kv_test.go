@@ -62,6 +62,9 @@ func TestExecute(t *testing.T) {
 		{"del empty key", []step{{"del ", "error: empty key"}}, 0},
 		{"invalid utf-8", []step{{"set x=\xff", "error: operation is not valid UTF-8"}, {"get x", ""}}, 0},
 		{"invalid utf-8 verb", []step{{"\xc3", "error: operation is not valid UTF-8"}}, 0},
+		// A lone surrogate from JSON ("\ud800") arrives as a 3-byte sequence: text.
+		{"lone surrogate", []step{{"set x=a\xed\xa0\x80b", "OK"}, {"get x", "a\xed\xa0\x80b"}}, 1},
+		{"surrogate cut short", []step{{"set x=\xed\xa0", "error: operation is not valid UTF-8"}}, 0},
 		{"long unknown verb is truncated", []step{{strings.Repeat("é", 100),
 			`error: unknown operation "` + strings.Repeat("é", 32) + `"...`}}, 0},
 		{"errors leave state unchanged", []step{{"set x=1", "OK"}, {"set x", "error: set needs KEY=VALUE: no '=' found"},

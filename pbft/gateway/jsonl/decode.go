@@ -32,7 +32,8 @@ type Line struct {
 // ignored). A line that is not exactly one JSON object — including an empty
 // line — yields an error wrapping ErrNotJSON; an object without an object
 // "body" yields ErrNoBody. Neither can be answered, since there is no body to
-// reply to. Invalid UTF-8 inside strings decodes as U+FFFD.
+// reply to. Invalid UTF-8 inside strings decodes as U+FFFD; a lone surrogate escape
+// survives as generalized UTF-8 (see unquote).
 func Parse(line []byte) (*Line, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(line, &top); err != nil {
@@ -64,10 +65,7 @@ func asString(raw json.RawMessage) string {
 	if kind(raw) != "string" {
 		return ""
 	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
+	s, _ := unquote(bytes.TrimSpace(raw))
 	return s
 }
 
@@ -105,8 +103,8 @@ func (l *Line) String(key string) (string, bool, error) {
 	if k := kind(raw); k != "string" {
 		return "", true, badField(key, "string", k)
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, ok := unquote(bytes.TrimSpace(raw))
+	if !ok {
 		return "", true, badField(key, "string", "invalid JSON")
 	}
 	return s, true, nil
@@ -134,7 +132,8 @@ func (l *Line) Strings(key string) ([]string, bool, error) {
 		if k := kind(e); k != "string" {
 			return nil, true, badField(fmt.Sprintf("%s[%d]", key, i), "string", k)
 		}
-		if err := json.Unmarshal(e, &out[i]); err != nil {
+		var ok bool
+		if out[i], ok = unquote(bytes.TrimSpace(e)); !ok {
 			return nil, true, badField(fmt.Sprintf("%s[%d]", key, i), "string", "invalid JSON")
 		}
 	}

@@ -29,8 +29,10 @@ type Field struct {
 // character outside printable ASCII (U+0020 to U+007E) — including other
 // control characters and DEL — becomes \uXXXX with lower-case hex, and
 // characters above U+FFFF become a UTF-16 surrogate pair. `<`, `>`, `&` and
-// `/` are literal. Invalid UTF-8 bytes are written as \ufffd, one per byte,
-// like encoding/json, so the output is always valid ASCII JSON.
+// `/` are literal. A lone surrogate carried as generalized UTF-8 (how the
+// decoder keeps \ud800) is written as its \uXXXX escape, as Python writes it;
+// other invalid UTF-8 bytes are written as \ufffd, one per byte, like
+// encoding/json, so the output is always ASCII JSON.
 func Append(dst []byte, v any) []byte {
 	switch v := v.(type) {
 	case string:
@@ -136,6 +138,11 @@ func appendString(dst []byte, s string) []byte {
 			i++
 		} else {
 			r, size := utf8.DecodeRuneInString(s[i:]) // RuneError, 1 for invalid bytes
+			if r == utf8.RuneError && size == 1 {
+				if sr, ok := surrogateAt(s[i:]); ok {
+					r, size = sr, 3 // a lone surrogate from the input, escaped again as Python does
+				}
+			}
 			if r >= 0x10000 {
 				r -= 0x10000
 				dst = appendU(dst, 0xd800|(r>>10)&0x3ff)

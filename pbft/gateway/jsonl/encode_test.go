@@ -51,7 +51,10 @@ func TestAppendString(t *testing.T) {
 		// Invalid UTF-8 (Python strings cannot hold it): U+FFFD per bad byte.
 		{"\xff", `"\ufffd"`},
 		{"a\xc3", `"a\ufffd"`},
-		{"\xed\xa0\x80", `"\ufffd\ufffd\ufffd"`}, // encoded surrogate
+		{"\xed\xa0\x80", `"\ud800"`}, // a lone surrogate the decoder kept
+		{"\xed\xbf\xbf", `"\udfff"`},
+		{"\xed\xa0", `"\ufffd\ufffd"`}, // cut short: just invalid bytes
+		{"\xed\x9f\xbf", `"\ud7ff"`},   // U+D7FF is valid UTF-8
 		{"\ufffd", `"\ufffd"`},
 	}
 	for _, tt := range tests {
@@ -162,7 +165,16 @@ func ExampleAppend_listOfObjects() {
 func pyEscape(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
-	for _, r := range s { // yields U+FFFD per invalid byte, as Append does
+	for i := 0; i < len(s); {
+		// A surrogate code point in generalized UTF-8 (how the decoder keeps a lone
+		// \ud800) is what Python holds as a lone surrogate: it writes the escape.
+		if i+2 < len(s) && s[i] == 0xed && s[i+1]&0xe0 == 0xa0 && s[i+2]&0xc0 == 0x80 {
+			fmt.Fprintf(&b, `\u%04x`, 0xd000|int(s[i+1]&0x3f)<<6|int(s[i+2]&0x3f))
+			i += 3
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:]) // U+FFFD per invalid byte, as Append does
+		i += size
 		switch {
 		case r == '\\':
 			b.WriteString(`\\`)

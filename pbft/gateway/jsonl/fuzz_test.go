@@ -76,7 +76,27 @@ func encodable(v any) (any, bool) {
 	panic("unexpected decoded type")
 }
 
+// decodeRaw decodes a field as Line's accessors see it: a string (alone or in an array)
+// through unquote, which keeps lone surrogates; anything else with encoding/json.
 func decodeRaw(t *testing.T, raw json.RawMessage) any {
+	switch kind(raw) {
+	case "string":
+		s, ok := unquote(bytes.TrimSpace(raw))
+		if !ok {
+			t.Fatalf("a string field Parse kept does not decode: %q", raw)
+		}
+		return s
+	case "array":
+		var elems []json.RawMessage
+		if err := json.Unmarshal(raw, &elems); err != nil {
+			t.Fatalf("an array field Parse kept does not decode: %q: %v", raw, err)
+		}
+		out := make([]any, len(elems))
+		for i, e := range elems {
+			out[i] = decodeRaw(t, e)
+		}
+		return out
+	}
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	var v any
