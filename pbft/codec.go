@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // ErrDecode reports bytes that are not a well-formed message.
@@ -73,15 +74,33 @@ func AppendMessage(dst []byte, m Message) []byte {
 }
 
 // SignedBytes is what a signature over a view-change or new-view covers: the message
-// without its signature.
+// without its signature. A view-change's signature covers the digests of its prepared
+// batches, not the batches, so that a NEW-VIEW can carry the view-changes it decided
+// from without their batches (it carries the batches it re-proposes once, in its
+// pre-prepares) and their signatures still verify.
 func SignedBytes(m Message) []byte {
 	switch m := m.(type) {
 	case *ViewChange:
-		return appendViewChange([]byte{byte(KindViewChange)}, m, false)
+		return appendViewChange([]byte{byte(KindViewChange)}, StripBatches(m), false)
 	case *NewView:
 		return appendNewView([]byte{byte(KindNewView)}, m, false)
 	}
 	return Marshal(m)
+}
+
+// StripBatches returns m without the batches of its prepared entries (m itself if it
+// has none); digests, views and the signature stay.
+func StripBatches(m *ViewChange) *ViewChange {
+	if !slices.ContainsFunc(m.P, func(p Prepared) bool { return len(p.Batch) > 0 }) {
+		return m
+	}
+	c := *m
+	c.P = make([]Prepared, len(m.P))
+	for i, p := range m.P {
+		p.Batch = nil
+		c.P[i] = p
+	}
+	return &c
 }
 
 func appendRequest(dst []byte, r *Request) []byte {

@@ -57,6 +57,7 @@ type simConfig struct {
 	viewChangeTks int
 	durable       bool // replicas keep a durable log (sim.disk) and restart from it
 	stateChunk    int  // Config.StateChunk; small values make state transfer go in pieces
+	opPad         int  // bytes added to each client operation
 }
 
 type simMsg struct {
@@ -89,6 +90,8 @@ type sim struct {
 	restarts int
 	// statesRefused counts State messages a replica rejected (a forged snapshot).
 	statesRefused int
+	// largest[k] is the largest encoded message of kind k sent.
+	largest [kindEnd]int
 }
 
 type simClient struct {
@@ -204,6 +207,9 @@ func (s *sim) enqueue(from, to int, m Message) {
 		copies = 2
 	}
 	data := Marshal(m)
+	if k := m.Kind(); len(data) > s.largest[k] {
+		s.largest[k] = len(data)
+	}
 	for i := 0; i < copies; i++ {
 		delay := 0
 		if s.cfg.maxDelay > 0 {
@@ -334,7 +340,8 @@ func (s *sim) clientStep() {
 		if c.req == nil && s.nextReq < s.cfg.requests {
 			s.nextReq++
 			c.t++
-			c.req = &Request{Gateway: "g", Client: c.name, Timestamp: c.t, Op: []byte(fmt.Sprintf("op-%s-%d", c.name, c.t))}
+			op := fmt.Appendf(nil, "op-%s-%d", c.name, c.t)
+			c.req = &Request{Gateway: "g", Client: c.name, Timestamp: c.t, Op: append(op, make([]byte, s.cfg.opPad)...)}
 			c.sentAt, c.replies, c.bcast = s.now, map[int]string{}, false
 			// To the primary of the view most replicas are in.
 			s.sendRequest(s.guessPrimary(), c.req)

@@ -147,8 +147,10 @@ func (r *Replica) recordViewChange(m *ViewChange) {
 }
 
 // validViewChange checks what a VIEW-CHANGE claims is well formed; its signature was
-// checked by the driver before Step.
-func (r *Replica) validViewChange(m *ViewChange) error {
+// checked by the driver before Step. One received directly must carry the batch of
+// each prepared entry (the new primary re-proposes from them); inside a NEW-VIEW the
+// batches are left out (stripped), and only their digests count.
+func (r *Replica) validViewChange(m *ViewChange, stripped bool) error {
 	K, L := r.cfg.CheckpointInterval, r.cfg.LogWindow
 	if m.Replica < 0 || m.Replica >= r.q.N || m.LowWater%K != 0 || m.NewView == 0 {
 		return fmt.Errorf("%w: malformed view-change", ErrRejected)
@@ -164,6 +166,12 @@ func (r *Replica) validViewChange(m *ViewChange) error {
 			return fmt.Errorf("%w: view-change prepared entry %d", ErrRejected, p.Seq)
 		}
 		seen[p.Seq] = true
+		if stripped {
+			if len(p.Batch) > 0 {
+				return fmt.Errorf("%w: new-view holds a view-change with batches", ErrRejected)
+			}
+			continue
+		}
 		if BatchDigest(p.Batch) != p.Digest {
 			return fmt.Errorf("%w: view-change batch does not match digest at %d", ErrRejected, p.Seq)
 		}
@@ -194,7 +202,7 @@ func (r *Replica) stepViewChange(from int, m *ViewChange) error {
 	if m.NewView > r.view+uint64(4*r.q.N) {
 		return fmt.Errorf("%w: view-change for view %d, far ahead of %d", ErrRejected, m.NewView, r.view)
 	}
-	if err := r.validViewChange(m); err != nil {
+	if err := r.validViewChange(m, false); err != nil {
 		return err
 	}
 	r.recordViewChange(m)
@@ -255,7 +263,13 @@ func (r *Replica) tryNewView() {
 	if !ok {
 		return
 	}
-	nv := &NewView{View: r.view, Replica: r.id, ViewChanges: vcs, PrePrepares: d.prePrepares}
+	// The view-changes go without their batches: the pre-prepares carry each batch the
+	// new view re-proposes once, instead of once per view-change that prepared it.
+	stripped := make([]*ViewChange, len(vcs))
+	for i, m := range vcs {
+		stripped[i] = StripBatches(m)
+	}
+	nv := &NewView{View: r.view, Replica: r.id, ViewChanges: stripped, PrePrepares: d.prePrepares}
 	r.broadcast(nv)
 	r.enterView(nv, d)
 }
@@ -273,7 +287,7 @@ func (r *Replica) stepNewView(from int, m *NewView) error {
 			return fmt.Errorf("%w: new-view holds a foreign or duplicate view-change", ErrRejected)
 		}
 		seen[vc.Replica] = true
-		if err := r.validViewChange(vc); err != nil {
+		if err := r.validViewChange(vc, true); err != nil {
 			return err
 		}
 	}
@@ -284,6 +298,18 @@ func (r *Replica) stepNewView(from int, m *NewView) error {
 	if !ok || !samePrePrepares(d.prePrepares, m.PrePrepares) {
 		return fmt.Errorf("%w: new-view pre-prepares do not follow from its view-changes", ErrRejected)
 	}
+	// The decision fixed each digest; the batches come with the primary's pre-prepares.
+	for _, pp := range m.PrePrepares {
+		if BatchDigest(pp.Batch) != pp.Digest {
+			return fmt.Errorf("%w: new-view batch does not match its digest at %d", ErrRejected, pp.Seq)
+		}
+		for _, req := range pp.Batch {
+			if err := validRequest(req); err != nil {
+				return err
+			}
+		}
+	}
+	d.prePrepares = m.PrePrepares
 	r.view = m.View
 	r.enterView(m, d)
 	return nil

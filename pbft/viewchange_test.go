@@ -203,3 +203,25 @@ func TestSeedReplaysExactly(t *testing.T) {
 		t.Fatalf("same seed, different runs: exec %d/%d views %v/%v delivered %d/%d", e1, e2, v1, v2, d1, d2)
 	}
 }
+
+// A NEW-VIEW carries each re-proposed batch once, in its pre-prepares, and the
+// view-changes it decided from without their batches (their signatures cover digests):
+// with large operations prepared when the primary fails, it stays about the size of one
+// VIEW-CHANGE instead of 2f+1 of them, so it fits in a bus message when they do.
+func TestNewViewDoesNotRepeatBatches(t *testing.T) {
+	for seed := int64(1); seed <= int64(seedCount(5)); seed++ {
+		cfg := vcConfig(4, seed, map[int]fault{})
+		cfg.requests, cfg.clients, cfg.opPad, cfg.drop, cfg.dup = 60, 8, 2000, 0, 0
+		cfg.checkpoint, cfg.window = 32, 64 // many prepared entries above the stable checkpoint
+		cfg.events = map[int]func(*sim){25: func(s *sim) { s.faults[0] = crashed }}
+		s := runScenario(t, cfg, true)
+		vc, nv := s.largest[KindViewChange], s.largest[KindNewView]
+		if vc < 4*cfg.opPad {
+			t.Fatalf("seed %d: largest view-change %d bytes: too few batches prepared to test", seed, vc)
+		}
+		if nv >= 2*vc {
+			t.Fatalf("seed %d: new-view of %d bytes for view-changes of at most %d", seed, nv, vc)
+		}
+		t.Logf("seed %d: view-change %d bytes, new-view %d", seed, vc, nv)
+	}
+}
