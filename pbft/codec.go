@@ -67,6 +67,15 @@ func AppendMessage(dst []byte, m Message) []byte {
 		dst = appendViewChange(dst, m, true)
 	case *NewView:
 		dst = appendNewView(dst, m, true)
+	case *FetchBatch:
+		dst = appendUvarint(dst, m.Seq)
+		dst = append(dst, m.Digest[:]...)
+		dst = appendUvarint(dst, uint64(m.Replica))
+	case *BatchMsg:
+		dst = appendUvarint(dst, m.Seq)
+		dst = append(dst, m.Digest[:]...)
+		dst = appendBatch(dst, m.Batch)
+		dst = appendUvarint(dst, uint64(m.Replica))
 	default:
 		panic(fmt.Sprintf("pbft: Marshal of unknown message %T", m))
 	}
@@ -256,6 +265,10 @@ func (d *decoder) message() Message {
 		return d.viewChange()
 	case KindNewView:
 		return d.newView()
+	case KindFetchBatch:
+		return &FetchBatch{Seq: d.uvarint(), Digest: d.digest(), Replica: d.replica()}
+	case KindBatch:
+		return &BatchMsg{Seq: d.uvarint(), Digest: d.digest(), Batch: d.batch(), Replica: d.replica()}
 	}
 	d.fail(fmt.Sprintf("unknown kind %d", k))
 	return nil

@@ -25,7 +25,9 @@ func sampleMessages() []Message {
 		&Checkpoint{Seq: 128, State: Digest{1}, Replica: 2},
 		&StatusMsg{View: 4, LowWater: 128, LastExecuted: 131, Replica: 1},
 		&Fetch{Seq: 256, Replica: 3},
-		&State{Seq: 256, Snapshot: []byte("snap"), Replica: 0},
+		&State{Seq: 256, Offset: 4, Total: 12, Snapshot: []byte("snap"), Replica: 0},
+		&FetchBatch{Seq: 130, Digest: d, Replica: 2},
+		&BatchMsg{Seq: 130, Digest: d, Batch: batch, Replica: 1},
 		vc,
 		&NewView{View: 3, Replica: 3, ViewChanges: []*ViewChange{vc}, PrePrepares: []*PrePrepare{{View: 3, Seq: 130, Digest: d, Batch: batch}}, Sig: []byte("s")},
 	}
@@ -51,12 +53,27 @@ func TestCodecRoundTrip(t *testing.T) {
 }
 
 func TestSignedBytesExcludeSignature(t *testing.T) {
-	vc := sampleMessages()[10].(*ViewChange)
+	var vc *ViewChange
+	for _, m := range sampleMessages() {
+		if v, ok := m.(*ViewChange); ok {
+			vc = v
+		}
+	}
 	a := SignedBytes(vc)
 	vc2 := *vc
 	vc2.Sig = []byte("other")
 	if !bytes.Equal(a, SignedBytes(&vc2)) {
 		t.Fatal("signature changed the signed bytes")
+	}
+	// A NEW-VIEW carries view-changes without their batches: the signature covers the
+	// digests only.
+	if !bytes.Equal(a, SignedBytes(StripBatches(vc))) || len(vc.P[0].Batch) == 0 {
+		t.Fatal("leaving the batches out changed the signed bytes")
+	}
+	vc3 := *StripBatches(vc)
+	vc3.P[0].Digest[0] ^= 1
+	if bytes.Equal(a, SignedBytes(&vc3)) {
+		t.Fatal("a prepared digest is not signed")
 	}
 	vc2.LowWater = 0
 	if bytes.Equal(a, SignedBytes(&vc2)) {

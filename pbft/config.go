@@ -43,6 +43,10 @@ type Config struct {
 	// StatusTicks is the period of status broadcasts that let peers retransmit what a
 	// replica lacks.
 	StatusTicks int
+	// ViewChangeBatchBytes bounds the batches one VIEW-CHANGE carries; past it the
+	// prepared entries name their batch by digest only, and a new primary that lacks one
+	// fetches it (FetchBatch). 0 leaves every batch out.
+	ViewChangeBatchBytes int
 	// StateChunk is the most snapshot bytes one State message carries; a larger state
 	// travels in pieces. Keep it well under the bus's message limit.
 	StateChunk int
@@ -59,14 +63,15 @@ type Config struct {
 // DefaultConfig returns a Config with the protocol defaults; the caller sets ID, N and App.
 func DefaultConfig() Config {
 	return Config{
-		CheckpointInterval: 128,
-		LogWindow:          256,
-		BatchMax:           64,
-		BatchBytes:         256 << 10,
-		ViewChangeTicks:    20,
-		StatusTicks:        10,
-		ClientHistory:      128,
-		StateChunk:         256 << 10,
+		CheckpointInterval:   128,
+		LogWindow:            256,
+		BatchMax:             64,
+		BatchBytes:           256 << 10,
+		ViewChangeTicks:      20,
+		StatusTicks:          10,
+		ClientHistory:        128,
+		StateChunk:           256 << 10,
+		ViewChangeBatchBytes: 256 << 10,
 	}
 }
 
@@ -90,6 +95,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: ViewChangeTicks and StatusTicks must be positive", ErrConfig)
 	case c.BatchBytes < 1:
 		return fmt.Errorf("%w: BatchBytes must be positive", ErrConfig)
+	case c.ViewChangeBatchBytes < 0:
+		return fmt.Errorf("%w: ViewChangeBatchBytes must not be negative", ErrConfig)
 	case c.StateChunk < 1:
 		return fmt.Errorf("%w: StateChunk must be positive", ErrConfig)
 	case c.ClientHistory < 1:

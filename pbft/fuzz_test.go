@@ -70,7 +70,10 @@ func fzConfig(id int) Config {
 	c.StatusTicks = 4
 	c.ClientHistory = 2   // the reply cache evicts, so stale retransmissions happen
 	c.StateChunk = 4 + id // state transfer in pieces, of a different size per server
-	c.Durable = true      // replicas restart from their durable log (fzCluster.restart)
+	if id%2 == 0 {
+		c.ViewChangeBatchBytes = 0 // its view-changes name batches by digest only
+	}
+	c.Durable = true // replicas restart from their durable log (fzCluster.restart)
 	return c
 }
 
@@ -462,8 +465,11 @@ func fzSeedOps() [][]byte {
 		&Checkpoint{Seq: 2, State: Digest{7}},
 		&StatusMsg{View: 0, LowWater: 0, LastExecuted: 0},
 		&Fetch{Seq: 2},
-		&State{Seq: 2, Snapshot: []byte("snapshot")},
+		&State{Seq: 2, Total: 8, Snapshot: []byte("snapshot")},
 		&ViewChange{NewView: 2, LowWater: 2, Checkpoints: []CheckpointClaim{{Seq: 2}, {Seq: 4}}},
+		&ViewChange{NewView: 1, P: []Prepared{{Seq: 1, Digest: ppA.Digest}}, Q: []PrePrepared{{Seq: 1, Digest: ppA.Digest}}},
+		&FetchBatch{Seq: 1, Digest: ppA.Digest},
+		&BatchMsg{Seq: 1, Digest: ppA.Digest, Batch: ppA.Batch},
 	} {
 		seeds = append(seeds, append(enc(m), 7, 2, 7))
 	}

@@ -27,6 +27,8 @@ const (
 	KindStatus
 	KindFetch
 	KindState
+	KindFetchBatch
+	KindBatch
 	kindEnd
 )
 
@@ -42,6 +44,8 @@ var kindNames = [...]string{
 	KindStatus:     "status",
 	KindFetch:      "fetch",
 	KindState:      "state",
+	KindFetchBatch: "fetchbatch",
+	KindBatch:      "batch",
 }
 
 func (k Kind) String() string {
@@ -148,6 +152,26 @@ type State struct {
 	Snapshot []byte
 	Replica  int
 }
+
+// FetchBatch asks a peer for the batch with Digest that it prepared at Seq: a new
+// primary re-proposing a batch that the view-changes named only by its digest (a
+// view-change leaves batches out past ViewChangeBatchBytes) and that it never received.
+type FetchBatch struct {
+	Seq     uint64
+	Digest  Digest
+	Replica int
+}
+
+// BatchMsg answers a FetchBatch; the receiver checks Batch against Digest.
+type BatchMsg struct {
+	Seq     uint64
+	Digest  Digest
+	Batch   []*Request
+	Replica int
+}
+
+func (*FetchBatch) Kind() Kind { return KindFetchBatch }
+func (*BatchMsg) Kind() Kind   { return KindBatch }
 
 func (*Request) Kind() Kind    { return KindRequest }
 func (*PrePrepare) Kind() Kind { return KindPrePrepare }

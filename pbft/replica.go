@@ -204,6 +204,10 @@ func (r *Replica) Step(from int, m Message) error {
 		return r.stepViewChange(from, m)
 	case *NewView:
 		return r.stepNewView(from, m)
+	case *FetchBatch:
+		return r.stepFetchBatch(from, m)
+	case *BatchMsg:
+		return r.stepBatch(from, m)
 	}
 	return fmt.Errorf("%w: %s is not for replicas", ErrRejected, m.Kind())
 }

@@ -58,6 +58,8 @@ type simConfig struct {
 	durable       bool // replicas keep a durable log (sim.disk) and restart from it
 	stateChunk    int  // Config.StateChunk; small values make state transfer go in pieces
 	opPad         int  // bytes added to each client operation
+	omitVCBatches bool // view-changes name every batch by digest (ViewChangeBatchBytes 0)
+	vcBatchBytes  int  // if > 0, Config.ViewChangeBatchBytes
 }
 
 type simMsg struct {
@@ -92,6 +94,11 @@ type sim struct {
 	statesRefused int
 	// largest[k] is the largest encoded message of kind k sent.
 	largest [kindEnd]int
+	// namedOnly counts prepared entries sent in view-changes with their batch left out.
+	namedOnly int
+	// vcBatches and nvBatches are the most batch bytes (batchSize) a view-change and a
+	// new-view sent carried.
+	vcBatches, nvBatches int
 }
 
 type simClient struct {
@@ -137,6 +144,12 @@ func (s *sim) newReplica(i int) (*Replica, *chainApp) {
 	c.ID, c.N = i, s.cfg.n
 	if s.cfg.stateChunk > 0 {
 		c.StateChunk = s.cfg.stateChunk
+	}
+	if s.cfg.vcBatchBytes > 0 {
+		c.ViewChangeBatchBytes = s.cfg.vcBatchBytes
+	}
+	if s.cfg.omitVCBatches {
+		c.ViewChangeBatchBytes = 0
 	}
 	if s.cfg.checkpoint > 0 {
 		c.CheckpointInterval, c.LogWindow = s.cfg.checkpoint, s.cfg.window
@@ -209,6 +222,28 @@ func (s *sim) enqueue(from, to int, m Message) {
 	data := Marshal(m)
 	if k := m.Kind(); len(data) > s.largest[k] {
 		s.largest[k] = len(data)
+	}
+	switch m := m.(type) {
+	case *ViewChange:
+		n := 0
+		for _, p := range m.P {
+			if len(p.Batch) == 0 && p.Digest != nullDigest {
+				s.namedOnly++
+			}
+			n += batchSize(p.Batch)
+		}
+		s.vcBatches = max(s.vcBatches, n)
+	case *NewView:
+		n := 0
+		for _, pp := range m.PrePrepares {
+			n += batchSize(pp.Batch)
+		}
+		for _, vc := range m.ViewChanges {
+			for _, p := range vc.P {
+				n += batchSize(p.Batch)
+			}
+		}
+		s.nvBatches = max(s.nvBatches, n)
 	}
 	for i := 0; i < copies; i++ {
 		delay := 0

@@ -17,6 +17,26 @@ type viewChangeState struct {
 	mine     *ViewChange // this replica's VIEW-CHANGE for the view being changed to
 	accepted *NewView    // the NEW-VIEW that started the current view, resent to laggards
 	changes  uint64      // views entered after view 0
+	// wanted and fetched serve a new primary that must re-propose batches it does not
+	// hold: the digests it asked peers for (with their sequence numbers), and the
+	// batches that came back. Both are cleared when a view starts.
+	wanted  map[Digest]uint64
+	fetched map[Digest][]*Request
+	// pendingNV is a NEW-VIEW that named batches this backup lacks by digest only; it is
+	// taken again when they come.
+	pendingNV *NewView
+}
+
+// nullDigest is the digest of the empty batch, the null request.
+var nullDigest = BatchDigest(nil)
+
+// batchSize is about what a batch adds to a message.
+func batchSize(b []*Request) int {
+	n := 0
+	for _, r := range b {
+		n += len(r.Gateway) + len(r.Client) + len(r.Op) + len(r.Auth) + 16
+	}
+	return n
 }
 
 func newViewChangeState(base int) *viewChangeState {
@@ -51,8 +71,15 @@ func (r *Replica) ViewChanges() uint64 { return r.vc.changes }
 
 func (r *Replica) tickViewChange() {
 	vc := r.vc
+	if nv := vc.pendingNV; nv != nil && r.statusTimer == 0 {
+		vc.pendingNV = nil
+		_ = r.stepNewView(nv.Replica, nv) // asks again for batches still missing
+	}
 	if !r.viewActive && r.statusTimer == 0 && vc.mine != nil {
 		r.broadcast(vc.mine) // a lost VIEW-CHANGE must not stall the change
+		if len(vc.wanted) > 0 && r.q.Primary(r.view) == r.id {
+			r.tryNewView() // asks again for batches still missing
+		}
 	}
 	if vc.timer == 0 {
 		return
@@ -99,6 +126,7 @@ func (r *Replica) startViewChange(v uint64) {
 	r.flags.ViewChanged = true
 	r.vc.timer = 0
 	m := &ViewChange{NewView: v, Replica: r.id, LowWater: r.lowWater}
+	budget := r.cfg.ViewChangeBatchBytes
 	seqs := make([]uint64, 0, len(r.checkpoints.own))
 	for s := range r.checkpoints.own {
 		if s >= r.lowWater {
@@ -115,7 +143,13 @@ func (r *Replica) startViewChange(v uint64) {
 			continue
 		}
 		if e.pset != nil {
-			m.P = append(m.P, *e.pset)
+			p := *e.pset
+			if size := batchSize(p.Batch); size > budget {
+				p.Batch = nil // named by digest; a new primary without it fetches it
+			} else {
+				budget -= size
+			}
+			m.P = append(m.P, p)
 		}
 		m.Q = append(m.Q, e.qset...)
 	}
@@ -171,6 +205,9 @@ func (r *Replica) validViewChange(m *ViewChange, stripped bool) error {
 				return fmt.Errorf("%w: new-view holds a view-change with batches", ErrRejected)
 			}
 			continue
+		}
+		if len(p.Batch) == 0 && p.Digest != nullDigest {
+			continue // left out, named by its digest
 		}
 		if BatchDigest(p.Batch) != p.Digest {
 			return fmt.Errorf("%w: view-change batch does not match digest at %d", ErrRejected, p.Seq)
@@ -263,13 +300,30 @@ func (r *Replica) tryNewView() {
 	if !ok {
 		return
 	}
+	if !r.fillBatches(d.prePrepares, vcs) {
+		return // asked peers for batches it lacks; tried again when they come
+	}
 	// The view-changes go without their batches: the pre-prepares carry each batch the
 	// new view re-proposes once, instead of once per view-change that prepared it.
 	stripped := make([]*ViewChange, len(vcs))
 	for i, m := range vcs {
 		stripped[i] = StripBatches(m)
 	}
-	nv := &NewView{View: r.view, Replica: r.id, ViewChanges: stripped, PrePrepares: d.prePrepares}
+	// So do the batches past ViewChangeBatchBytes: backups have most from the old view,
+	// and fetch the rest.
+	budget := r.cfg.ViewChangeBatchBytes
+	pps := make([]*PrePrepare, len(d.prePrepares))
+	for i, pp := range d.prePrepares {
+		pps[i] = pp
+		if size := batchSize(pp.Batch); size > budget {
+			c := *pp
+			c.Batch = nil
+			pps[i] = &c
+		} else {
+			budget -= size
+		}
+	}
+	nv := &NewView{View: r.view, Replica: r.id, ViewChanges: stripped, PrePrepares: pps}
 	r.broadcast(nv)
 	r.enterView(nv, d)
 }
@@ -298,8 +352,26 @@ func (r *Replica) stepNewView(from int, m *NewView) error {
 	if !ok || !samePrePrepares(d.prePrepares, m.PrePrepares) {
 		return fmt.Errorf("%w: new-view pre-prepares do not follow from its view-changes", ErrRejected)
 	}
-	// The decision fixed each digest; the batches come with the primary's pre-prepares.
-	for _, pp := range m.PrePrepares {
+	// The decision fixed each digest; the batches come with the primary's pre-prepares,
+	// or, for those it named by digest only, from this replica's log or its peers.
+	pps := make([]*PrePrepare, len(m.PrePrepares))
+	missing := false
+	for i, pp := range m.PrePrepares {
+		pps[i] = pp
+		if len(pp.Batch) == 0 && pp.Digest != nullDigest {
+			if pp.Seq <= r.lowWater {
+				continue // enterView skips it: its state is in the stable checkpoint
+			}
+			if b, ok := r.findBatch(pp.Seq, pp.Digest, nil); ok {
+				c := *pp
+				c.Batch = b
+				pps[i] = &c
+			} else {
+				missing = true
+				r.wantBatch(pp.Seq, pp.Digest, m.ViewChanges, m.Replica)
+			}
+			continue
+		}
 		if BatchDigest(pp.Batch) != pp.Digest {
 			return fmt.Errorf("%w: new-view batch does not match its digest at %d", ErrRejected, pp.Seq)
 		}
@@ -309,7 +381,11 @@ func (r *Replica) stepNewView(from int, m *NewView) error {
 			}
 		}
 	}
-	d.prePrepares = m.PrePrepares
+	if missing {
+		r.vc.pendingNV = m
+		return nil
+	}
+	d.prePrepares = pps
 	r.view = m.View
 	r.enterView(m, d)
 	return nil
@@ -441,9 +517,132 @@ func decideSeq(q Quorum, view, n uint64, vcs []*ViewChange) (*PrePrepare, bool) 
 	return nil, false
 }
 
+// fillBatches puts in the batch of each decided pre-prepare that the view-changes named
+// by digest only, from this replica's log, another view-change, or a peer's answer. For
+// each one missing it asks the replicas whose view-changes claim it (prepared or
+// pre-prepared: one of them is correct and has it) and reports false.
+func (r *Replica) fillBatches(pps []*PrePrepare, vcs []*ViewChange) bool {
+	complete := true
+	for i, pp := range pps {
+		if len(pp.Batch) > 0 || pp.Digest == nullDigest || pp.Seq <= r.lowWater {
+			continue // below its stable checkpoint a replica neither needs nor keeps batches
+		}
+		if b, ok := r.findBatch(pp.Seq, pp.Digest, vcs); ok {
+			c := *pp
+			c.Batch = b
+			pps[i] = &c
+			continue
+		}
+		complete = false
+		r.wantBatch(pp.Seq, pp.Digest, vcs, -1)
+	}
+	return complete
+}
+
+// wantBatch asks for the batch with digest at seq: of also (unless -1) and of every
+// replica whose view-change in vcs claims it.
+func (r *Replica) wantBatch(seq uint64, digest Digest, vcs []*ViewChange, also int) {
+	if r.vc.wanted == nil {
+		r.vc.wanted = make(map[Digest]uint64)
+	}
+	r.vc.wanted[digest] = seq
+	ask := func(to int) {
+		if to != r.id {
+			r.send(to, &FetchBatch{Seq: seq, Digest: digest, Replica: r.id})
+		}
+	}
+	if also >= 0 {
+		ask(also)
+	}
+	for _, m := range vcs {
+		if m.Replica != also && claims(m, seq, digest) {
+			ask(m.Replica)
+		}
+	}
+}
+
+// claims reports whether view-change m says its sender prepared or pre-prepared digest
+// at seq.
+func claims(m *ViewChange, seq uint64, digest Digest) bool {
+	if p := findP(m, seq); p != nil && p.Digest == digest {
+		return true
+	}
+	for _, q := range m.Q {
+		if q.Seq == seq && q.Digest == digest {
+			return true
+		}
+	}
+	return false
+}
+
+// findBatch looks for the batch with digest at seq in this replica's log, in vcs, and
+// among the batches peers sent it.
+func (r *Replica) findBatch(seq uint64, digest Digest, vcs []*ViewChange) ([]*Request, bool) {
+	if e := r.log[seq]; e != nil {
+		if e.pp != nil && e.pp.Digest == digest && len(e.pp.Batch) > 0 {
+			return e.pp.Batch, true
+		}
+		if e.pset != nil && e.pset.Digest == digest && len(e.pset.Batch) > 0 {
+			return e.pset.Batch, true
+		}
+	}
+	for _, m := range vcs {
+		if p := findP(m, seq); p != nil && p.Digest == digest && len(p.Batch) > 0 {
+			return p.Batch, true
+		}
+	}
+	if b, ok := r.vc.fetched[digest]; ok {
+		return b, true
+	}
+	return nil, false
+}
+
+// stepFetchBatch serves a new primary the batch it lacks, if this replica has it.
+func (r *Replica) stepFetchBatch(from int, m *FetchBatch) error {
+	if m.Replica != from {
+		return fmt.Errorf("%w: fetch-batch names replica %d, sent by %d", ErrRejected, m.Replica, from)
+	}
+	if b, ok := r.findBatch(m.Seq, m.Digest, nil); ok {
+		r.send(from, &BatchMsg{Seq: m.Seq, Digest: m.Digest, Batch: b, Replica: r.id})
+	}
+	return nil
+}
+
+// stepBatch takes a batch this replica asked for, if it matches the digest.
+func (r *Replica) stepBatch(from int, m *BatchMsg) error {
+	if m.Replica != from {
+		return fmt.Errorf("%w: batch names replica %d, sent by %d", ErrRejected, m.Replica, from)
+	}
+	if _, ok := r.vc.wanted[m.Digest]; !ok {
+		return nil // not asked for, or already here
+	}
+	if len(m.Batch) == 0 || BatchDigest(m.Batch) != m.Digest {
+		return fmt.Errorf("%w: batch from replica %d does not match its digest", ErrRejected, from)
+	}
+	for _, req := range m.Batch {
+		if err := validRequest(req); err != nil {
+			return err
+		}
+	}
+	delete(r.vc.wanted, m.Digest)
+	if r.vc.fetched == nil {
+		r.vc.fetched = make(map[Digest][]*Request)
+	}
+	r.vc.fetched[m.Digest] = m.Batch
+	if nv := r.vc.pendingNV; nv != nil && len(r.vc.wanted) == 0 {
+		r.vc.pendingNV = nil
+		return r.stepNewView(nv.Replica, nv)
+	}
+	if !r.viewActive && r.q.Primary(r.view) == r.id {
+		r.tryNewView()
+	}
+	return nil
+}
+
 // enterView starts view nv.View with the decided checkpoint and pre-prepares.
 func (r *Replica) enterView(nv *NewView, d decision) {
 	vc := r.vc
+	vc.wanted, vc.fetched, vc.pendingNV = nil, nil, nil
 	r.persist(nv)
 	r.viewActive = true
 	r.followView = r.view

@@ -248,3 +248,33 @@ func TestOversizedOperationIsRefused(t *testing.T) {
 		t.Fatalf("an operation at the limit: %+v, %v", asg, err)
 	}
 }
+
+// A view change with more prepared operations than one bus message holds: the primary
+// crashes after 10 MiB of operations were ordered above the last checkpoint. Its
+// successor starts the view because VIEW-CHANGE and NEW-VIEW name batches by digest
+// past ViewChangeBatchBytes (replicas hold them, or fetch them); a VIEW-CHANGE carrying
+// every batch would exceed the 8 MiB limit and never arrive.
+func TestViewChangeWithMoreOperationsThanABusMessage(t *testing.T) {
+	s := testSettings()
+	s.ViewChangeTimeout = time.Second
+	svc, e := startServiceWith(t, s)
+	value := strings.Repeat("w", svc.backend.Client().MaxOperation()-16)
+	for i := range 10 {
+		if _, err := svc.Submit(context.Background(), "n1", RequestArgs{Operation: fmt.Sprintf("set big%d=%s", i, value), Client: "vc", Timestamp: uint64(i + 1)}); err != nil {
+			t.Fatalf("submit %d: %v", i, err)
+		}
+	}
+	if res := execute(t, svc, "n2", "get big9", 1); res.Result != value || res.Seq != 11 {
+		t.Fatalf("before the crash: %d-byte result at seq %d", len(res.Result), res.Seq)
+	}
+	if err := svc.backend.SetFault("n1", node.FaultCrash); err != nil {
+		t.Fatal(err)
+	}
+	res := execute(t, svc, "n2", "get big0", 2)
+	if res.Result != value || res.View == 0 || res.Replies != 3 {
+		t.Fatalf("after the primary crashed: %d-byte result in view %d from %d replies", len(res.Result), res.View, res.Replies)
+	}
+	if d := stateDigests(t, e); d["n2"] != d["n3"] || d["n3"] != d["n4"] {
+		t.Fatalf("replicas diverged: %v", d)
+	}
+}
