@@ -54,14 +54,10 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 	}
 	switch l.Type {
 	case "pbft_request":
-		args, err := ParseRequest(l, msgID)
+		args, id, err := requestOf(l, msgID, h.ids)
 		if err != nil {
 			return fail(err)
 		}
-		if h.ids == nil && msgID < 1 {
-			return fail(errTimestamp)
-		}
-		id := h.ids.stamp(&args, msgID)
 		asg, err := s.Submit(ctx, l.Dest, args)
 		if prev, _ := id.previous(); err != nil && isStale(err) && prev != nil {
 			asg, err = *prev, nil // answered before; the replicas no longer remember it
@@ -73,14 +69,10 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 		return reply("pbft_request_ok", jsonl.Field{Key: "sequence_number", Value: asg.Seq},
 			jsonl.Field{Key: "view", Value: asg.View}, jsonl.Field{Key: "phase", Value: "pre-prepare"})
 	case "pbft_execute":
-		args, err := ParseRequest(l, msgID)
+		args, id, err := requestOf(l, msgID, h.ids)
 		if err != nil {
 			return fail(err)
 		}
-		if h.ids == nil && msgID < 1 {
-			return fail(errTimestamp)
-		}
-		id := h.ids.stamp(&args, msgID)
 		res, err := s.executeOrdered(ctx, l.Dest, args, h.ordered)
 		if _, prev := id.previous(); err != nil && isStale(err) && prev != nil {
 			res, err = *prev, nil // answered before; the replicas no longer remember it
@@ -123,6 +115,19 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 		return reply("pbft_cluster_ok", jsonl.Field{Key: "view", Value: cl.View}, jsonl.Field{Key: "primary", Value: cl.Primary},
 			jsonl.Field{Key: "replicas", Value: reps})
 	}
+}
+
+// requestOf reads a pbft_request or pbft_execute and gives it its PBFT timestamp: from
+// ids (stdio) or msg_id itself (HTTP, where it must then be positive).
+func requestOf(l *jsonl.Line, msgID int64, ids *requestIDs) (RequestArgs, *requestID, error) {
+	args, err := ParseRequest(l, msgID)
+	if err != nil {
+		return args, nil, err
+	}
+	if ids == nil && msgID < 1 {
+		return args, nil, errTimestamp
+	}
+	return args, ids.stamp(&args, msgID), nil
 }
 
 // errTimestamp refuses a request whose msg_id cannot be its PBFT timestamp (over HTTP,
