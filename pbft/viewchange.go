@@ -17,9 +17,10 @@ type viewChangeState struct {
 	mine     *ViewChange // this replica's VIEW-CHANGE for the view being changed to
 	accepted *NewView    // the NEW-VIEW that started the current view, resent to laggards
 	changes  uint64      // views entered after view 0
-	// wanted and fetched serve a new primary that must re-propose batches it does not
-	// hold: the digests it asked peers for (with their sequence numbers), and the
-	// batches that came back. Both are cleared when a view starts.
+	// wanted and fetched serve a replica that needs batches view-change messages named
+	// by digest only (a new primary re-proposing them, a backup taking a NEW-VIEW): the
+	// digests it asked peers for, with their sequence numbers, and the batches that came
+	// back. Both are cleared when a view starts.
 	wanted  map[Digest]uint64
 	fetched map[Digest][]*Request
 	// pendingNV is a NEW-VIEW that named batches this backup lacks by digest only; it is
@@ -181,9 +182,9 @@ func (r *Replica) recordViewChange(m *ViewChange) {
 }
 
 // validViewChange checks what a VIEW-CHANGE claims is well formed; its signature was
-// checked by the driver before Step. One received directly must carry the batch of
-// each prepared entry (the new primary re-proposes from them); inside a NEW-VIEW the
-// batches are left out (stripped), and only their digests count.
+// checked by the driver before Step. A prepared entry's batch, where it is there, must
+// match its digest; past ViewChangeBatchBytes the sender leaves batches out, and inside
+// a NEW-VIEW (stripped) every batch is left out.
 func (r *Replica) validViewChange(m *ViewChange, stripped bool) error {
 	K, L := r.cfg.CheckpointInterval, r.cfg.LogWindow
 	if m.Replica < 0 || m.Replica >= r.q.N || m.LowWater%K != 0 || m.NewView == 0 {
