@@ -89,6 +89,14 @@ func (n *Node) sign(m pbft.Message) {
 		}
 	case *pbft.NewView:
 		if m.Sig == nil && m.Replica == n.self {
+			// The core may put its own view-change in the NEW-VIEW (a copy without its
+			// batches) in the same step that made it, before it was ever signed: sign
+			// that copy too, or every backup refuses the NEW-VIEW.
+			for _, vc := range m.ViewChanges {
+				if vc.Sig == nil && vc.Replica == n.self {
+					vc.Sig = n.keys.Sign(pbft.SignedBytes(vc))
+				}
+			}
 			m.Sig = n.keys.Sign(pbft.SignedBytes(m))
 		}
 	}
