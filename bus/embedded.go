@@ -19,9 +19,12 @@ type EmbeddedOptions struct {
 	// ReadyTimeout bounds the wait for the server to accept connections;
 	// 0 means 5s.
 	ReadyTimeout time.Duration
+	// MaxPayload is the largest message the server takes; 0 means EmbeddedMaxPayload.
+	MaxPayload int32
 }
 
-// EmbeddedMaxPayload is the embedded server's message limit.
+// EmbeddedMaxPayload is the embedded server's message limit unless told otherwise: room
+// for operations of up to 4 MiB (the gateway allows half of it), as in deploy/k8s.
 const EmbeddedMaxPayload = 8 << 20
 
 // StartEmbedded starts a NATS server in this process, silent and without
@@ -29,11 +32,12 @@ const EmbeddedMaxPayload = 8 << 20
 // it with Shutdown (and WaitForShutdown, to wait for it).
 func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 	sopts := &server.Options{
-		NoLog:  true,
-		NoSigs: true,
-		// Room for operations of up to a MiB (the gateway allows an eighth of this) in a
-		// pre-prepare; the deploy's NATS configuration says the same.
-		MaxPayload: EmbeddedMaxPayload,
+		NoLog:      true,
+		NoSigs:     true,
+		MaxPayload: opts.MaxPayload,
+	}
+	if sopts.MaxPayload == 0 {
+		sopts.MaxPayload = EmbeddedMaxPayload
 	}
 	switch {
 	case opts.Port == 0:

@@ -41,6 +41,7 @@ type Settings struct {
 	StatusInterval     time.Duration `envconfig:"STATUS_INTERVAL" default:"100ms"`
 	Tick               time.Duration `envconfig:"TICK" default:"10ms"`
 	RequestTimeout     time.Duration `envconfig:"REQUEST_TIMEOUT" default:"4s"`
+	EmbeddedMaxPayload int           `envconfig:"EMBEDDED_MAX_PAYLOAD" default:"8388608"`
 	HTTPAddr           string        `envconfig:"HTTP_ADDR"`
 	KeysDir            string        `envconfig:"KEYS_DIR"`
 	ClientID           string        `envconfig:"CLIENT_ID" default:"gateway"`
@@ -75,6 +76,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%w: PBFT_VIEW_CHANGE_TIMEOUT %v is shorter than a tick (%v)", ErrInvalid, s.ViewChangeTimeout, s.Tick)
 	case s.StatusInterval < s.Tick:
 		return fmt.Errorf("%w: PBFT_STATUS_INTERVAL %v is shorter than a tick (%v)", ErrInvalid, s.StatusInterval, s.Tick)
+	case s.EmbeddedMaxPayload < 64<<10 || s.EmbeddedMaxPayload > 64<<20:
+		return fmt.Errorf("%w: PBFT_EMBEDDED_MAX_PAYLOAD %d: want 64 KiB to 64 MiB", ErrInvalid, s.EmbeddedMaxPayload)
 	case s.BatchTimeout < 0:
 		return fmt.Errorf("%w: PBFT_BATCH_TIMEOUT must not be negative", ErrInvalid)
 	case s.RequestTimeout <= 0:

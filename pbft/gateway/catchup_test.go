@@ -190,12 +190,12 @@ func TestCatchUpWithStateLargerThanABusMessage(t *testing.T) {
 	// checkpoint in one message (see README, "Limits"); -race on a busy machine must not
 	// set one off here.
 	s.ViewChangeTimeout = 5 * time.Second
+	s.EmbeddedMaxPayload = 1 << 20 // NATS's default limit, so that megabytes of state do
 	svc, e := startServiceWith(t, s)
 	if err := svc.backend.SetFault("n4", node.FaultCrash); err != nil {
 		t.Fatal(err)
 	}
-	limit := svc.backend.Client().MaxOperation()
-	value := strings.Repeat("v", limit-16)
+	value := strings.Repeat("v", 200<<10) // 9 of them: more than the 1 MiB message limit
 	ts := uint64(0)
 	submit := func(op string) {
 		t.Helper()
@@ -204,9 +204,8 @@ func TestCatchUpWithStateLargerThanABusMessage(t *testing.T) {
 			t.Fatalf("submit %d: %v", ts, err)
 		}
 	}
-	// Enough large values that the snapshot is larger than the bus's message limit
-	// (8 operation limits = one payload limit), then enough small requests for a
-	// checkpoint above them.
+	// Enough large values that the snapshot is larger than the bus's message limit,
+	// then enough small requests for a checkpoint above them.
 	for i := range 9 {
 		submit(fmt.Sprintf("set big%d=%s", i, value))
 	}
@@ -235,7 +234,8 @@ func TestCatchUpWithStateLargerThanABusMessage(t *testing.T) {
 // sent: published anyway, it would exceed the bus's message limit and never be ordered.
 func TestOversizedOperationIsRefused(t *testing.T) {
 	s := testSettings()
-	s.ViewChangeTimeout = 5 * time.Second // a 1 MiB request is slow under -race; no view change wanted
+	s.ViewChangeTimeout = 5 * time.Second // a large request is slow under -race; no view change wanted
+	s.EmbeddedMaxPayload = 1 << 20
 	svc, _ := startServiceWith(t, s)
 	limit := svc.backend.Client().MaxOperation()
 	_, err := svc.Submit(context.Background(), "n1", RequestArgs{Operation: "set k=" + strings.Repeat("x", limit), Client: "c", Timestamp: 1})
@@ -250,15 +250,17 @@ func TestOversizedOperationIsRefused(t *testing.T) {
 }
 
 // A view change with more prepared operations than one bus message holds: the primary
-// crashes after 10 MiB of operations were ordered above the last checkpoint. Its
-// successor starts the view because VIEW-CHANGE and NEW-VIEW name batches by digest
-// past ViewChangeBatchBytes (replicas hold them, or fetch them); a VIEW-CHANGE carrying
-// every batch would exceed the 8 MiB limit and never arrive.
+// crashes after 2 MB of operations were ordered above the last checkpoint, on a bus
+// with NATS's default 1 MiB limit. Its successor starts the view because VIEW-CHANGE and
+// NEW-VIEW name batches by digest past ViewChangeBatchBytes (replicas hold them, or
+// fetch them); a VIEW-CHANGE carrying every batch would exceed the limit and never
+// arrive.
 func TestViewChangeWithMoreOperationsThanABusMessage(t *testing.T) {
 	s := testSettings()
 	s.ViewChangeTimeout = time.Second
+	s.EmbeddedMaxPayload = 1 << 20 // NATS's default limit
 	svc, e := startServiceWith(t, s)
-	value := strings.Repeat("w", svc.backend.Client().MaxOperation()-16)
+	value := strings.Repeat("w", 200<<10)
 	for i := range 10 {
 		if _, err := svc.Submit(context.Background(), "n1", RequestArgs{Operation: fmt.Sprintf("set big%d=%s", i, value), Client: "vc", Timestamp: uint64(i + 1)}); err != nil {
 			t.Fatalf("submit %d: %v", i, err)

@@ -47,12 +47,14 @@ func NewClient(keys *auth.Keyring, connect func(bus.Handler) (bus.Transport, err
 	return c, nil
 }
 
-// MaxOperation is the largest operation the gateway sends: an eighth of the bus's
-// message limit, so that a request fits in a pre-prepare (and a view change) with room
-// to spare. Without a limit from the bus (in-memory transports), 1 MiB.
+// MaxOperation is the largest operation the gateway sends: half the bus's message
+// limit. The largest message that carries a whole operation is the gateway's submit
+// query (JSON, so base64: 4/3 of it); pre-prepares, view changes and replies carry at
+// most one operation past their own bounds. Without a limit from the bus (in-memory
+// transports), 1 MiB.
 func (c *Client) MaxOperation() int {
 	if t, ok := c.tr.(interface{ MaxPayload() int64 }); ok && t.MaxPayload() > 0 {
-		return int(t.MaxPayload() / 8)
+		return int(t.MaxPayload() / 2)
 	}
 	return 1 << 20
 }

@@ -51,7 +51,7 @@ type Embedded struct {
 
 // StartEmbedded starts the cluster of replicas ids with settings s.
 func StartEmbedded(ids []string, s config.Settings, logger *slog.Logger) (*Embedded, error) {
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{})
+	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{MaxPayload: int32(s.EmbeddedMaxPayload)})
 	if err != nil {
 		return nil, err
 	}
