@@ -7,7 +7,8 @@ import "sync"
 // one again for a retransmission. PROTOCOL.md lets msg_ids come in any order (and be
 // negative); PBFT's at-most-once execution with a bounded reply cache needs timestamps
 // that grow. A stdio session is the only client of its embedded cluster, so its own
-// numbering cannot collide with another gateway's. It also remembers how each request
+// numbering cannot collide with another gateway's (against external replicas it is not
+// used: msg_id is the timestamp, as over HTTP). It also remembers how each request
 // was answered, so that a retransmission older than the replicas' reply cache is still
 // answered with the same sequence number instead of being refused.
 type requestIDs struct {

@@ -138,6 +138,13 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 	}
 	sl := &slot{src: l.Dest, dest: l.Src, ready: make(chan struct{})}
 	s.slots <- sl
+	// The session numbers its requests only against its own embedded cluster; against
+	// external replicas other gateways may number theirs too, so msg_id stays the
+	// timestamp there.
+	ids := s.ids
+	if b := s.svc.Backend(); b != nil && !b.Embedded() {
+		ids = nil
+	}
 	answer := func(hooks handleHooks) {
 		body, pe := s.svc.Handle(ctx, l, hooks)
 		if pe != nil {
@@ -147,7 +154,7 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 		close(sl.ready)
 	}
 	if l.Type != "pbft_execute" {
-		answer(handleHooks{settle: s.inflight.Wait, ids: s.ids})
+		answer(handleHooks{settle: s.inflight.Wait, ids: ids})
 		return
 	}
 	// The request is ordered before the next line is read, so requests keep line order;
@@ -156,7 +163,7 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 	s.inflight.Add(1)
 	go func() {
 		defer s.inflight.Done()
-		answer(handleHooks{ordered: sync.OnceFunc(func() { close(ordered) }), ids: s.ids})
+		answer(handleHooks{ordered: sync.OnceFunc(func() { close(ordered) }), ids: ids})
 	}()
 	<-ordered
 }
