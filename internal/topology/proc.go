@@ -66,7 +66,42 @@ func (p *proc) signal(sig syscall.Signal) error {
 	if p.exited() {
 		return fmt.Errorf("topology: %s has exited (%v)", p.name, p.waitErr)
 	}
-	return p.cmd.Process.Signal(sig)
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return err
+	}
+	if sig == syscall.SIGSTOP {
+		return p.waitStopped(5 * time.Second)
+	}
+	return nil
+}
+
+// waitStopped polls until every thread of the process is stopped: the signal is sent
+// when kill returns, but a thread running on another core may go on for a moment, and
+// a caller that checks the process is frozen must not see it answer.
+func (p *proc) waitStopped(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	dir := fmt.Sprintf("/proc/%d/task", p.cmd.Process.Pid)
+	for {
+		tasks, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("topology: %s: %w", p.name, err)
+		}
+		stopped := 0
+		for _, task := range tasks {
+			stat, err := os.ReadFile(dir + "/" + task.Name() + "/stat")
+			// The state follows the command name in parentheses: "pid (comm) T ...".
+			if i := strings.LastIndexByte(string(stat), ')'); err == nil && i >= 0 && i+2 < len(stat) && (stat[i+2] == 'T' || stat[i+2] == 't') {
+				stopped++
+			}
+		}
+		if stopped == len(tasks) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topology: %s not stopped %v after SIGSTOP", p.name, timeout)
+		}
+		time.Sleep(time.Millisecond) // polling /proc for the stop to take hold, with a deadline
+	}
 }
 
 // kill sends SIGKILL (by PID) and waits up to 10s for the process to end.
