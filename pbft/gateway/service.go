@@ -280,18 +280,8 @@ func (s *Service) retransmitDelay() time.Duration {
 }
 
 func (s *Service) noteAssigned(seq, view uint64) {
-	for {
-		cur := s.maxSeq.Load()
-		if seq <= cur || s.maxSeq.CompareAndSwap(cur, seq) {
-			break
-		}
-	}
-	for {
-		cur := s.lastView.Load()
-		if view <= cur || s.lastView.CompareAndSwap(cur, view) {
-			break
-		}
-	}
+	raise(&s.maxSeq, seq)
+	raise(&s.lastView, view)
 }
 
 // pickLive chooses a live replica to carry a request: the primary of the latest view
@@ -399,7 +389,7 @@ func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs
 					return executeResult(best, asg), nil
 				}
 				if graceEnd == nil {
-					graceEnd = time.After(min(s.grace(), 200*time.Millisecond))
+					graceEnd = time.After(faultyGrace)
 				}
 			}
 			if !s.backend.Embedded() {
@@ -499,6 +489,11 @@ func raise(v *atomic.Uint64, x uint64) {
 		}
 	}
 }
+
+// faultyGrace is how long the embedded gateway waits for a silent or equivocating
+// replica, which still receives and executes but is not waited for like a live one: long
+// enough that whether it made it is not a race, short enough not to be a timeout.
+const faultyGrace = 200 * time.Millisecond
 
 // hopelessWait is how long the embedded gateway waits for what cannot happen: with fewer
 // than 2f+1 honest replicas up no new request commits, and the wait is only for messages
@@ -633,7 +628,7 @@ func (s *Service) Cluster(ctx context.Context, dest string) (ClusterResult, erro
 		// A silent or equivocating replica still receives and executes, a moment after
 		// the others or not: a short grace, so that its line does not depend on a race.
 		if f := s.backend.Fault(id); s.backend.Embedded() && seq > 0 && (f == node.FaultSilent || f == node.FaultEquivocate) {
-			q.Wait, q.WaitMillis = &node.Wait{MinExecuted: seq}, 200
+			q.Wait, q.WaitMillis = &node.Wait{MinExecuted: seq}, int(faultyGrace/time.Millisecond)
 		}
 		return q
 	})
