@@ -55,7 +55,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	cfg, err := s.Node(s.NodeID, s.NodeIDs, keys, logger)
+	cfg, err := node.FromSettings(s, s.NodeID, s.NodeIDs, keys, logger)
 	if err != nil {
 		return err
 	}

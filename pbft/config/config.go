@@ -15,9 +15,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go"
 
-	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
-	"github.com/pbft-nats/pbft/pbft/node"
 	"github.com/pbft-nats/pbft/pbft/trace"
 )
 
@@ -85,7 +83,7 @@ func (s Settings) Validate() error {
 	case strings.ContainsAny(s.Cluster, ".*> ") || s.Cluster == "":
 		return fmt.Errorf("%w: PBFT_CLUSTER %q must be one NATS subject token", ErrInvalid, s.Cluster)
 	}
-	if _, err := node.ParseFault(s.Fault); err != nil {
+	if _, err := pbft.ParseFault(s.Fault); err != nil {
 		return fmt.Errorf("%w: PBFT_FAULT: %v", ErrInvalid, err)
 	}
 	if _, err := ParseLevel(s.LogLevel); err != nil {
@@ -129,16 +127,6 @@ func (s Settings) Protocol() pbft.Config {
 	p.ViewChangeTicks = ticks(s.ViewChangeTimeout, s.Tick)
 	p.StatusTicks = ticks(s.StatusInterval, s.Tick)
 	return p
-}
-
-// Node returns the configuration of the replica id among ids, authenticated by keys.
-func (s Settings) Node(id string, ids []string, keys *auth.Keyring, logger *slog.Logger) (node.Config, error) {
-	f, err := node.ParseFault(s.Fault)
-	if err != nil {
-		return node.Config{}, err
-	}
-	c := node.Config{ID: id, NodeIDs: ids, Protocol: s.Protocol(), Tick: s.Tick, Fault: f, Keys: keys, Logger: logger, Trace: bool(s.Trace), DataDir: s.DataDir, BatchTimeout: s.BatchTimeout}
-	return c, c.Validate()
 }
 
 func ticks(d, tick time.Duration) int {

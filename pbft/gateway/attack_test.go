@@ -158,7 +158,7 @@ func TestAttackerOnTheBusIsRejected(t *testing.T) {
 	publish(prefix+"viewchange.n4", n4.Seal("", "viewchange", pbft.Marshal(vc)))
 	// ... and a request in the gateway's name, which a primary could try to slip in.
 	req := &pbft.Request{Gateway: "gateway", Client: "c1", Timestamp: 99, Op: []byte("set x=666")}
-	req.Auth = n4.RequestTags(node.RequestDigest(req))
+	req.Auth = n4.RequestTags(pbft.RequestDigest(req))
 	publish(prefix+"preprepare.n4", n4.Seal("", "preprepare", pbft.Marshal(&pbft.PrePrepare{View: 0, Seq: 3,
 		Digest: pbft.BatchDigest([]*pbft.Request{req}), Batch: []*pbft.Request{req}})))
 	if err := attacker.Flush(); err != nil {

@@ -154,7 +154,7 @@ func (c *Client) Send(replica string, req *pbft.Request) error {
 // replica, so that a primary relaying it cannot alter it unnoticed.
 func (c *Client) NewRequest(client string, t uint64, op []byte) *pbft.Request {
 	req := &pbft.Request{Gateway: c.id, Client: client, Timestamp: t, Op: op}
-	req.Auth = c.keys.RequestTags(node.RequestDigest(req))
+	req.Auth = c.keys.RequestTags(pbft.RequestDigest(req))
 	return req
 }
 

@@ -70,7 +70,7 @@ func StartEmbedded(ids []string, s config.Settings, logger *slog.Logger) (*Embed
 	}
 	e.keys, e.cluster = keys, s.Cluster
 	for _, id := range ids {
-		cfg, err := s.Node(id, ids, keys[id], logger.With("replica", id))
+		cfg, err := node.FromSettings(s, id, ids, keys[id], logger.With("replica", id))
 		if err != nil {
 			return fail(err)
 		}
