@@ -14,6 +14,7 @@ import (
 
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/gateway"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 	"github.com/pbft-nats/pbft/pbft/loadgen"
 )
 
@@ -46,7 +47,7 @@ func run() error {
 		if s.NATSURL != "" {
 			return gateway.ConnectExternal(s.NATSURL, ids, s)
 		}
-		return gateway.StartEmbedded(ids, s, logger)
+		return embedded.Start(ids, s, logger)
 	})
 	defer svc.Close()
 	if s.HTTPAddr == "" {
@@ -94,5 +95,7 @@ func traceCmd(s config.Settings, args []string, logger *slog.Logger) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return gateway.RunTrace(ctx, s, o, os.Stdout, logger)
+	return gateway.RunTrace(ctx, s, o, os.Stdout, logger, func(ids []string, s config.Settings) (gateway.Backend, error) {
+		return embedded.Start(ids, s, logger)
+	})
 }

@@ -365,7 +365,7 @@ func (a *httpAPI) metrics(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Unlock()
 
-	if e, ok := a.svc.Backend().(*Embedded); ok && e != nil {
+	if e, ok := a.svc.Backend().(replicaCounters); ok && e != nil {
 		a.svc.mu.Lock()
 		ids := slices.Clone(a.svc.ids)
 		a.svc.mu.Unlock()
@@ -375,12 +375,11 @@ func (a *httpAPI) metrics(w http.ResponseWriter, r *http.Request) {
 		}
 		per := map[string]struct{ in, out, rej map[string]uint64 }{}
 		for _, id := range ids {
-			n := e.Node(id)
-			if n == nil {
+			in, out, rej, ok := e.ReplicaCounters(id)
+			if !ok {
 				continue
 			}
-			st := n.Stats()
-			per[id] = struct{ in, out, rej map[string]uint64 }{st.In, st.Out, st.Rejected}
+			per[id] = struct{ in, out, rej map[string]uint64 }{in, out, rej}
 		}
 		fams := []family{
 			{"pbft_messages_in_total", "Protocol messages stepped by a replica, by kind.", "kind",

@@ -9,7 +9,7 @@ import (
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/pbft"
-	"github.com/pbft-nats/pbft/pbft/gateway"
+	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/node"
 	"github.com/pbft-nats/pbft/pbft/trace"
 )
@@ -38,7 +38,7 @@ type traceCluster struct {
 	mu     sync.Mutex
 	events []trace.Event
 	err    error
-	client *gateway.Client
+	client *client.Client
 	stop   func()
 }
 

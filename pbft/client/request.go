@@ -1,0 +1,257 @@
+package client
+
+import (
+	"context"
+	"time"
+
+	"github.com/pbft-nats/pbft/pbft"
+)
+
+// Request is one operation of a client: Client is whose it is (the name replicas
+// deduplicate and cache replies by), Timestamp orders the client's requests.
+type Request struct {
+	Client    string
+	Timestamp uint64
+	Op        []byte
+	// To is the replica the request goes to first; empty: the primary of the latest
+	// view seen.
+	To string
+}
+
+// Assignment is where the cluster ordered a request.
+type Assignment struct {
+	Seq, View uint64
+}
+
+// minRetransmit keeps retransmissions from flooding the bus when the view-change timeout
+// is tiny (tests).
+const minRetransmit = 20 * time.Millisecond
+
+// RetransmitAfter is how long a client waits for an outcome before it sends the request
+// to every replica: well under the view-change timeout, so backups start timing it early.
+func RetransmitAfter(viewChangeTimeout time.Duration) time.Duration {
+	return max(viewChangeTimeout/4, minRetransmit)
+}
+
+// progress is what a wait learns each time it looks at its outcome.
+type progress struct {
+	done   bool
+	wake   <-chan struct{}  // closes when there may be news
+	expire <-chan time.Time // fires when the wait ends with what it has (a grace), if set
+}
+
+// retransmit is the client's one retransmission loop (Castro & Liskov §4.1): it looks at
+// the outcome whenever there may be news and, each Retransmit delay without one, sends
+// req to every replica and calls resent (if set). It returns nil once look reports done
+// or its expiry fires, ctx's error if ctx ends first.
+func (c *Client) retransmit(ctx context.Context, req *pbft.Request, look func() progress, resent func()) error {
+	timer := time.NewTimer(c.cfg.Retransmit)
+	defer timer.Stop()
+	for {
+		p := look()
+		if p.done {
+			return nil
+		}
+		select {
+		case <-p.wake:
+		case <-p.expire:
+			return nil
+		case <-timer.C:
+			_ = c.Broadcast(req)
+			timer.Reset(c.cfg.Retransmit)
+			if resent != nil {
+				resent()
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// build checks r and makes its authenticated request. An operation larger than the bus
+// can carry in a pre-prepare is refused: sent anyway, it would never be ordered.
+func (c *Client) build(r Request) (*pbft.Request, error) {
+	if limit := c.MaxOperation(); len(r.Op) > limit {
+		return nil, fail(ErrTooLarge, "operation is %d bytes; this cluster takes at most %d", len(r.Op), limit)
+	}
+	return c.NewRequest(r.Client, r.Timestamp, r.Op), nil
+}
+
+func (c *Client) first(r Request) string {
+	if r.To != "" {
+		return r.To
+	}
+	return c.Primary()
+}
+
+// Invoke is the PBFT client's own path: send the request to the primary of the latest
+// view seen (or r.To), accept the result once f+1 replicas reply with the same one, and
+// retransmit the request to every replica while that takes too long. It asks no replica
+// where the request was ordered, so it costs the replicas nothing but the request.
+func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
+	req, err := c.build(r)
+	if err != nil {
+		return Result{}, err
+	}
+	set := c.Watch(r.Client, r.Timestamp)
+	defer c.Unwatch(r.Client, r.Timestamp)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	if err := c.Send(c.first(r), req); err != nil {
+		return Result{}, fail(ErrUnavailable, "send: %v", err)
+	}
+	var best Result
+	err = c.retransmit(ctx, req, func() progress {
+		changed := set.Changed()
+		if b, ok := set.Agreed(c.q.Weak()); ok {
+			best = b
+			return progress{done: true}
+		}
+		return progress{wake: changed}
+	}, nil)
+	if err != nil {
+		return Result{}, fail(ErrTimeout, "no f+1 matching replies within %v", c.cfg.Timeout)
+	}
+	c.NoteView(best.View)
+	return best, nil
+}
+
+// Route says whom a Submit asks where its request was ordered, beyond r.To.
+type Route struct {
+	// Broadcast sends the request to every replica at once as well: the replica asked
+	// stands in for one that cannot pass the request on.
+	Broadcast bool
+	// Fallback are asked too once the request is retransmitted: the replica asked may be
+	// behind (catching up after a restart) and see the ordering late.
+	Fallback []string
+}
+
+// Submit hands r to replica r.To (a backup forwards it to the primary) and waits until a
+// pre-prepare orders it, retransmitting it to every replica when that takes too long.
+func (c *Client) Submit(ctx context.Context, r Request, route Route) (Assignment, error) {
+	req, err := c.build(r)
+	if err != nil {
+		return Assignment{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	wait := int(c.cfg.Timeout / time.Millisecond)
+	type result struct {
+		a   *pbft.Answer
+		err error
+	}
+	size := len(c.cfg.Replicas) + 1
+	done, news := make(chan result, size), make(chan struct{}, size)
+	asked := map[string]bool{}
+	ask := func(id string) {
+		asked[id] = true
+		go func() {
+			a, err := c.Query(ctx, id, &pbft.Query{Op: pbft.OpSubmit, Request: pbft.Marshal(req), WaitMillis: wait})
+			done <- result{a, err}
+			news <- struct{}{}
+		}()
+	}
+	ask(c.first(r))
+	if route.Broadcast {
+		_ = c.Broadcast(req)
+	}
+	var (
+		asg     Assignment
+		outcome error
+		last    result
+		answers int
+	)
+	look := func() progress {
+		for {
+			select {
+			case res := <-done:
+				answers++
+				last = res
+				if res.err != nil || !res.a.Ordered && res.a.Error != pbft.ErrStale {
+					continue // another replica asked may still see it ordered
+				}
+				if res.a.Error == pbft.ErrStale {
+					outcome = fail(ErrStale, "request %d of client %s is older than the replicas' reply cache remembers", r.Timestamp, r.Client)
+				} else {
+					asg = Assignment{Seq: res.a.Seq, View: res.a.View}
+				}
+				return progress{done: true}
+			default:
+			}
+			if answers < len(asked) {
+				return progress{wake: news}
+			}
+			outcome = c.notOrdered(last.err)
+			return progress{done: true}
+		}
+	}
+	if err := c.retransmit(ctx, req, look, func() {
+		for _, id := range route.Fallback {
+			if !asked[id] {
+				ask(id)
+			}
+		}
+	}); err != nil {
+		return Assignment{}, c.notOrdered(last.err)
+	}
+	if outcome != nil {
+		return Assignment{}, outcome
+	}
+	c.NoteView(asg.View)
+	return asg, nil
+}
+
+func (c *Client) notOrdered(last error) error {
+	if last != nil {
+		return fail(ErrTimeout, "request not ordered in time: %v", last)
+	}
+	return fail(ErrTimeout, "request not ordered within %v", c.cfg.Timeout)
+}
+
+// Settle says when an answer on replies may go beyond f+1 matching ones; a gateway's
+// settle policy decides it.
+type Settle struct {
+	// Need are replicas whose replies are awaited (until ctx ends).
+	Need []string
+	// Late are replicas whose replies are awaited at most Grace once Need replied.
+	Late  []string
+	Grace time.Duration
+}
+
+// Await waits for the replies to r in set (watched before r was sent), retransmitting r
+// to every replica while they are missing: a request that executed before (through
+// another client, say) is answered from each replica's reply cache only when that replica
+// receives it. It returns the largest group of matching replies once f+1 match and s
+// lets the answer go, or when ctx ends with f+1 matching.
+func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) (Result, error) {
+	req := c.NewRequest(r.Client, r.Timestamp, r.Op)
+	weak := c.q.Weak()
+	var grace <-chan time.Time
+	err := c.retransmit(ctx, req, func() progress {
+		changed := set.Changed()
+		best, all := set.Best()
+		if best.Replies >= weak && coversAll(all, s.Need) {
+			if coversAll(all, s.Late) {
+				return progress{done: true}
+			}
+			if grace == nil {
+				grace = time.After(s.Grace)
+			}
+		}
+		return progress{wake: changed, expire: grace}
+	}, nil)
+	best, _ := set.Best()
+	if err != nil && best.Replies < weak {
+		return Result{}, fail(ErrTimeout, "only %d matching replies, need %d", best.Replies, weak)
+	}
+	return best, nil
+}
+
+func coversAll(have map[string]bool, want []string) bool {
+	for _, id := range want {
+		if !have[id] {
+			return false
+		}
+	}
+	return true
+}
