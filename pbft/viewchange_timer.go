@@ -21,8 +21,9 @@ func (vc *viewChangeState) noteProgress(r *Replica) {
 	vc.noteWork(r)
 }
 
-func (vc *viewChangeState) noteStable(uint64) {}
-
+// tickViewChange advances the view-change timer by one tick; when it runs out, the
+// replica suspects the primary (or the view it is changing to) and moves to the next view.
+// Each status interval it also resends what a stalled view change needs.
 func (r *Replica) tickViewChange() {
 	vc := r.vc
 	if nv := vc.pendingNV; nv != nil && r.statusTimer == 0 {
