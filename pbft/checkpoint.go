@@ -346,7 +346,7 @@ func (r *Replica) stepState(from int, m *State) error {
 			delete(r.inflight, k)
 		}
 	}
-	r.flags.StateInstalled = true
+	r.nextReady.StateInstalled = true
 	r.makeStable(m.Seq)
 	r.vc.noteProgress(r)
 	r.executeReady()

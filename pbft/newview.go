@@ -131,7 +131,7 @@ func (r *Replica) enterView(nv *NewView, d decision) {
 	r.persist(nv)
 	r.viewActive = true
 	r.followView = r.view
-	r.flags.ViewChanged = true
+	r.nextReady.ViewChanged = true
 	vc.accepted, vc.mine = nv, nil
 	vc.changes++
 	clear(r.peerExec) // progress reports of the old view say nothing about this one

@@ -53,7 +53,7 @@ func (r *Replica) startViewChange(v uint64) {
 		return
 	}
 	r.view, r.viewActive = v, false
-	r.flags.ViewChanged = true
+	r.nextReady.ViewChanged = true
 	r.vc.timer = 0
 	m := &ViewChange{NewView: v, Replica: r.id, LowWater: r.lowWater}
 	budget := r.cfg.ViewChangeBatchBytes
