@@ -5,6 +5,11 @@ import (
 	"sort"
 )
 
+// The NEW-VIEW decision of Castro & Liskov (TOCS 2002 §4.5.1). It is a pure function of
+// the quorum, the log window, the new view and the view-change messages: the new primary
+// runs it to build NEW-VIEW and every backup runs it again to check the primary's choice.
+// "A quorum" below is Quorum.Commit() (2f+1 when n = 3f+1) and "f+1" is Quorum.Weak().
+
 // decision is the outcome of the new-view decision procedure.
 type decision struct {
 	checkpoint  CheckpointClaim
@@ -12,16 +17,40 @@ type decision struct {
 	prePrepares []*PrePrepare
 }
 
-// decideNewView is Castro & Liskov's decision procedure (TOCS §4.5.1): pick the latest
-// checkpoint that 2f+1 view-changes allow and f+1 vouch for, then for each later number
-// either the batch that may have committed in an earlier view or a null request. It is a
-// pure function of the view-changes, so backups re-run it to check the primary.
+// decideNewView picks the latest checkpoint that a quorum of view-changes allow and f+1
+// vouch for, then for each later number up to the highest prepared one either the batch
+// that may have committed in an earlier view or a null request. It reports false when
+// the view-changes do not decide yet (more must come).
 func decideNewView(q Quorum, window, view uint64, vcs []*ViewChange) (decision, bool) {
 	var d decision
+	var found bool
+	d.checkpoint, d.vouchers, found = chooseCheckpoint(q, vcs)
+	if !found {
+		return d, false
+	}
+	h := d.checkpoint.Seq
+	last := lastPrepared(vcs, h+window)
+	for n := h + 1; n <= last; n++ {
+		pp, ok := decideSeq(q, view, n, vcs)
+		if !ok {
+			return d, false
+		}
+		d.prePrepares = append(d.prePrepares, pp)
+	}
+	return d, true
+}
+
+// chooseCheckpoint returns the highest checkpoint claim that a quorum of view-changes
+// allow (their low-water mark is at or below it) and f+1 vouch for (they claim the same
+// state at that number), with the replicas that vouch for it. Of equal numbers, the first
+// claim in vcs order wins.
+func chooseCheckpoint(q Quorum, vcs []*ViewChange) (CheckpointClaim, []int, bool) {
+	var best CheckpointClaim
+	var bestVouchers []int
 	found := false
 	for _, m := range vcs {
 		for _, c := range m.Checkpoints {
-			if found && c.Seq <= d.checkpoint.Seq {
+			if found && c.Seq <= best.Seq {
 				continue
 			}
 			low, vouch := 0, []int(nil)
@@ -37,32 +66,28 @@ func decideNewView(q Quorum, window, view uint64, vcs []*ViewChange) (decision, 
 				}
 			}
 			if low >= q.Commit() && len(vouch) >= q.Weak() {
-				d.checkpoint, d.vouchers, found = c, vouch, true
+				best, bestVouchers, found = c, vouch, true
 			}
 		}
 	}
-	if !found {
-		return d, false
-	}
-	h := d.checkpoint.Seq
-	var maxSeq uint64
-	for _, m := range vcs {
-		for _, p := range m.P {
-			if p.Seq > maxSeq && p.Seq <= h+window {
-				maxSeq = p.Seq
-			}
-		}
-	}
-	for n := h + 1; n <= maxSeq; n++ {
-		pp, ok := decideSeq(q, view, n, vcs)
-		if !ok {
-			return d, false
-		}
-		d.prePrepares = append(d.prePrepares, pp)
-	}
-	return d, true
+	return best, bestVouchers, found
 }
 
+// lastPrepared is the highest number at or below limit that some view-change's P set
+// holds: past it the new view re-issues nothing.
+func lastPrepared(vcs []*ViewChange, limit uint64) uint64 {
+	var last uint64
+	for _, m := range vcs {
+		for _, p := range m.P {
+			if p.Seq > last && p.Seq <= limit {
+				last = p.Seq
+			}
+		}
+	}
+	return last
+}
+
+// findP returns m's P entry for n, or nil.
 func findP(m *ViewChange, n uint64) *Prepared {
 	for i := range m.P {
 		if m.P[i].Seq == n {
@@ -72,9 +97,14 @@ func findP(m *ViewChange, n uint64) *Prepared {
 	return nil
 }
 
-// decideSeq chooses sequence number n's batch in the new view (conditions A and B).
+// decideSeq chooses sequence number n's batch in the new view. Condition A: a batch
+// prepared in view v is re-issued when a quorum of view-changes (A1) do not contradict it
+// (nothing prepared at n, or prepared in an older view, or the same batch in v) and f+1
+// (A2) pre-prepared it in v or later. Condition B: otherwise, when a quorum prepared
+// nothing at n, a null request. Only view-changes whose low-water mark is below n count
+// for A1 and B. It reports false when neither holds yet.
 func decideSeq(q Quorum, view, n uint64, vcs []*ViewChange) (*PrePrepare, bool) {
-	// Candidates in a fixed order so every replica picks the same one.
+	// Candidates in a fixed order, the highest view first, so every replica picks the same.
 	var cands []*Prepared
 	for _, m := range vcs {
 		if p := findP(m, n); p != nil {
