@@ -5,7 +5,7 @@ import (
 	"sort"
 )
 
-// The NEW-VIEW decision of Castro & Liskov (TOCS 2002 §4.5.1). It is a pure function of
+// The NEW-VIEW decision of Castro & Liskov (TOCS 2002 §4.5). It is a pure function of
 // the quorum, the log window, the new view and the view-change messages: the new primary
 // runs it to build NEW-VIEW and every backup runs it again to check the primary's choice.
 // "A quorum" below is Quorum.Commit() (2f+1 when n = 3f+1) and "f+1" is Quorum.Weak().

@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// The NEW-VIEW decision, case by case as Castro & Liskov state it (TOCS 2002 §4.5.1;
-// Castro's thesis §2.3.5): the checkpoint is the highest that a quorum of view-changes
+// The NEW-VIEW decision, case by case as Castro & Liskov state it (TOCS 2002 §4.5, and
+// Castro's thesis): the checkpoint is the highest that a quorum of view-changes
 // allow (low-water mark at or below it) and f+1 vouch for; then, for each number up to
 // the highest prepared one, condition A (A1: a quorum does not contradict a prepared
 // certificate; A2: f+1 pre-prepared it in its view or later) re-issues the batch, else
