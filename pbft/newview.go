@@ -49,6 +49,9 @@ func (r *Replica) tryNewView() {
 	r.enterView(nv, d)
 }
 
+// stepNewView takes a NEW-VIEW from the new primary: it checks the view-changes in it,
+// re-runs the decision on them, requires the primary's pre-prepares to match, and enters
+// the view once it holds every batch they name (asking peers for those it lacks).
 func (r *Replica) stepNewView(from int, m *NewView) error {
 	if m.Replica != r.q.Primary(m.View) {
 		return fmt.Errorf("%w: new-view for view %d from non-primary %d", ErrRejected, m.View, m.Replica)
@@ -112,6 +115,8 @@ func (r *Replica) stepNewView(from int, m *NewView) error {
 	return nil
 }
 
+// samePrePrepares reports whether a and b assign the same digests to the same numbers in
+// the same views (batches aside).
 func samePrePrepares(a, b []*PrePrepare) bool {
 	if len(a) != len(b) {
 		return false

@@ -39,6 +39,8 @@ func batchSize(b []*Request) int {
 	return n
 }
 
+// newViewChangeState returns the state of a replica in view 0: no timer running, the
+// timeout at its base.
 func newViewChangeState(base int) *viewChangeState {
 	return &viewChangeState{base: base, timeout: base, received: make(map[uint64]map[int]*ViewChange)}
 }
@@ -90,6 +92,7 @@ func (r *Replica) startViewChange(v uint64) {
 	r.afterViewChangeVote(v)
 }
 
+// sortedSeqs returns the sequence numbers in the log in ascending order.
 func (r *Replica) sortedSeqs() []uint64 {
 	seqs := make([]uint64, 0, len(r.log))
 	for s := range r.log {
@@ -99,6 +102,8 @@ func (r *Replica) sortedSeqs() []uint64 {
 	return seqs
 }
 
+// recordViewChange keeps m unless its sender already has a view-change for that view:
+// the first one counts.
 func (r *Replica) recordViewChange(m *ViewChange) {
 	byRep := r.vc.received[m.NewView]
 	if byRep == nil {
@@ -156,6 +161,9 @@ func (r *Replica) validViewChange(m *ViewChange, stripped bool) error {
 	return nil
 }
 
+// stepViewChange takes a peer's VIEW-CHANGE: a sender behind gets the NEW-VIEW of the
+// current view; otherwise it is recorded, f+1 asking for later views make this replica
+// join, and the new primary tries to start the view.
 func (r *Replica) stepViewChange(from int, m *ViewChange) error {
 	if m.Replica != from {
 		return fmt.Errorf("%w: view-change names replica %d, sent by %d", ErrRejected, m.Replica, from)
