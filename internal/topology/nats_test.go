@@ -15,10 +15,7 @@ import (
 func TestNATSStartRetriesOnNewPorts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bins, err := Build(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bins := mustBuild(t)
 	dir := t.TempDir()
 	failedOnce := filepath.Join(dir, "failed-once")
 	script := filepath.Join(dir, "nats-server")

@@ -26,15 +26,23 @@ func get(url string, timeout time.Duration) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
-// One NATS server, four replicas behind proxies: every fault switch does what it says.
-func TestTopologyFaultSwitches(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+// mustBuild builds the binaries (once per test binary run).
+func mustBuild(t *testing.T) Binaries {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bins, err := Build(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	top, err := Start(ctx, bins, Options{Replicas: []string{"n1", "n2", "n3", "n4"}, ProxyNATS: true, DataDirs: true,
+	return bins
+}
+
+// One NATS server, four replicas behind proxies: every fault switch does what it says.
+func TestTopologyFaultSwitches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	top, err := Start(ctx, mustBuild(t), Options{Replicas: []string{"n1", "n2", "n3", "n4"}, ProxyNATS: true, DataDirs: true,
 		Clients: []string{"probe"}, Env: []string{"PBFT_VIEW_CHANGE_TIMEOUT=300ms"}, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
@@ -184,11 +192,7 @@ func TestStartRejectsBadOptions(t *testing.T) {
 	} {
 		if name == "auth, cluster" || name == "auth, replicas" {
 			// These need keygen from a built replica before the check: build it.
-			bins, err := Build(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if top, err := Start(ctx, bins, o); err == nil {
+			if top, err := Start(ctx, mustBuild(t), o); err == nil {
 				top.Close()
 				t.Errorf("%s: started", name)
 			}
