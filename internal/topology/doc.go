@@ -28,9 +28,10 @@
 // its exit (WaitExit, Err), its log since it started (Log), Kill. Proxy (NewProxy) is
 // usable on its own. ModuleRoot finds this module's directory; a TestMain is
 // os.Exit(topology.RunAndRemoveBuilds(m.Run)). Ports are picked free on 127.0.0.1 just
-// before use; another process could take one in between: a NATS server that exits at
-// start gets new ports (three attempts), any other process fails Start with its log in
-// the error.
+// before use; another process could take one in between: during Start, a NATS server,
+// replica or gateway that ends saying "address already in use" gets new ports (three
+// attempts in all); any other failure fails Start with the process's log in the error.
+// A replica restarted with StartReplica keeps its port.
 //
 // What Start does:
 //   - Keys: `replica keygen` writes a key pair for every replica id, for the gateway

@@ -13,10 +13,27 @@ import (
 	"github.com/pbft-nats/pbft/internal/poll"
 )
 
+// startGateway starts the gateway in network mode and waits until it is ready; one that
+// ended at start because its port was taken gets a new port.
 func (t *Topology) startGateway(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		p, err := t.tryGateway(ctx)
+		if err == nil {
+			t.o.Logf("topology: gateway ready at %s", t.GatewayURL())
+			return nil
+		}
+		if p == nil || attempt == portAttempts || !portTaken(p) {
+			return err
+		}
+		t.o.Logf("topology: gateway lost its HTTP port: %v", err)
+	}
+}
+
+// tryGateway starts the gateway on a free port and waits until /readyz answers 200.
+func (t *Topology) tryGateway(ctx context.Context) (*Process, error) {
 	ports, err := freePorts(1)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	env := append([]string{
 		"PBFT_HTTP_ADDR=" + fmt.Sprintf("127.0.0.1:%d", ports[0]),
@@ -28,7 +45,7 @@ func (t *Topology) startGateway(ctx context.Context) error {
 	}, t.o.Env...)
 	p, err := spawn(GatewayID, t.b.Gateway, nil, env, filepath.Join(t.logsDir, "gateway.log"), nil, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	t.mu.Lock()
 	t.gateway, t.gwPort = p, ports[0]
@@ -41,10 +58,9 @@ func (t *Topology) startGateway(ctx context.Context) error {
 		return err == nil && code == 200, nil
 	})
 	if err != nil {
-		return fmt.Errorf("topology: gateway not ready: %w", err)
+		return p, fmt.Errorf("topology: gateway not ready: %w", err)
 	}
-	t.o.Logf("topology: gateway ready at %s", t.GatewayURL())
-	return nil
+	return p, nil
 }
 
 // GatewayURL is the gateway's base URL (http://127.0.0.1:port), or "" without GatewayHTTP.

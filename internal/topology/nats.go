@@ -18,20 +18,15 @@ type natsServer struct {
 	p                        *Process
 }
 
-// natsStartAttempts is how often Start picks new ports for the NATS servers: a port
-// picked free can be taken by another process before the server binds it, and then the
-// server exits at once.
-const natsStartAttempts = 3
-
 func (t *Topology) startNATSServers(ctx context.Context) error {
 	var err error
-	for attempt := 1; attempt <= natsStartAttempts; attempt++ {
+	for attempt := 1; attempt <= portAttempts; attempt++ {
 		if err = t.tryNATSServers(ctx); err == nil {
 			t.o.Logf("topology: %d NATS servers up", len(t.nats))
 			return nil
 		}
-		if !t.natsExited() {
-			return err // up but not answering: new ports would not help
+		if !t.natsPortTaken() {
+			return err // new ports would not help
 		}
 		t.o.Logf("topology: NATS start attempt %d failed: %v", attempt, err)
 		t.mu.Lock()
@@ -47,12 +42,12 @@ func (t *Topology) startNATSServers(ctx context.Context) error {
 	return err
 }
 
-// natsExited reports whether a NATS server process has ended.
-func (t *Topology) natsExited() bool {
+// natsPortTaken reports whether a NATS server ended because a port was taken.
+func (t *Topology) natsPortTaken() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, s := range t.nats {
-		if s.p != nil && s.p.Exited() {
+		if s.p != nil && portTaken(s.p) {
 			return true
 		}
 	}

@@ -32,6 +32,15 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// portAttempts is how often a process that lost a port picked for it gets new ones: a
+// port is free when picked, but another process can take it before ours binds it.
+const portAttempts = 3
+
+// portTaken reports whether p ended at start because a port it was given was taken.
+func portTaken(p *Process) bool {
+	return p.Exited() && strings.Contains(p.Log(), "address already in use")
+}
+
 var probeClient = &http.Client{Timeout: 2 * time.Second}
 
 // httpGet GETs url and returns the status and the body.

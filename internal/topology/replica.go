@@ -61,6 +61,34 @@ func (t *Topology) addReplica(id string) error {
 	return nil
 }
 
+// waitStarted waits until replica id, just started, is ready; one that ended at start
+// because its HTTP port was taken gets a new port and starts again.
+func (t *Topology) waitStarted(ctx context.Context, id string) error {
+	for attempt := 1; ; attempt++ {
+		err := t.WaitReplicaReady(ctx, id)
+		if p, perr := t.ReplicaProcess(id); err == nil || attempt == portAttempts || perr != nil || !portTaken(p) {
+			return err
+		}
+		ports, err := freePorts(1)
+		if err != nil {
+			return err
+		}
+		t.o.Logf("topology: replica %s lost its HTTP port; starting it on %d", id, ports[0])
+		t.mu.Lock()
+		r := t.replicas[id]
+		r.httpPort = ports[0]
+		for i, kv := range r.env {
+			if strings.HasPrefix(kv, "PBFT_HTTP_ADDR=") {
+				r.env[i] = fmt.Sprintf("PBFT_HTTP_ADDR=127.0.0.1:%d", r.httpPort)
+			}
+		}
+		t.mu.Unlock()
+		if err := t.StartReplica(id); err != nil {
+			return err
+		}
+	}
+}
+
 // DataDir is replica id's PBFT_DATA_DIR with Options.DataDirs: Dir/data/<id>.
 func (t *Topology) DataDir(id string) string { return filepath.Join(t.dir, "data", id) }
 

@@ -147,7 +147,7 @@ func Start(ctx context.Context, b Binaries, o Options) (t *Topology, err error) 
 		}
 	}
 	for _, id := range o.Replicas {
-		if err := t.WaitReplicaReady(ctx, id); err != nil {
+		if err := t.waitStarted(ctx, id); err != nil {
 			return t, err
 		}
 	}
