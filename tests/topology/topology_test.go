@@ -19,14 +19,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/pbft-nats/pbft/internal/poll"
 	"github.com/pbft-nats/pbft/internal/topology"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	_ = topology.RemoveBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(topology.RunAndRemoveBuilds(m.Run)) }
 
 var replicas = []string{"replica-0", "replica-1", "replica-2", "replica-3"}
 
@@ -245,7 +242,7 @@ func testFaultsUnderLoad(t *testing.T, ctx context.Context, top *topology.Topolo
 	}
 	defer stopLoad()
 
-	waitFor(t, 30*time.Second, "30 acknowledged writes before the faults", func() bool { return acks.Load() >= 30 })
+	poll.Eventually(t, 30*time.Second, "30 acknowledged writes before the faults", func() bool { return acks.Load() >= 30 })
 	if err := top.KillNATS(1); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +264,7 @@ func testFaultsUnderLoad(t *testing.T, ctx context.Context, top *topology.Topolo
 		}
 		return n
 	}
-	waitFor(t, 60*time.Second, "every client's writes succeed after the faults", func() bool {
+	poll.Eventually(t, 60*time.Second, "every client's writes succeed after the faults", func() bool {
 		n := ackedAfter()
 		if len(n) < clients {
 			return false
@@ -492,17 +489,5 @@ func testPermissions(t *testing.T, top *topology.Topology) {
 		if m.Subject == "pbft.pbft.probe.replica-0" && string(m.Data) == "own" {
 			break
 		}
-	}
-}
-
-// waitFor polls cond every 50ms until it holds, failing after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
 	}
 }
