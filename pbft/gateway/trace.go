@@ -74,9 +74,7 @@ type traceHello struct {
 const traceByReplicas = "replicas"
 
 func (a *httpAPI) traceStream(relay *traceRelay, w http.ResponseWriter, r *http.Request) {
-	a.mu.Lock()
-	a.requests[reqKey{"/v1/trace", http.StatusOK}]++
-	a.mu.Unlock()
+	a.metrics.requests.WithLabelValues("/v1/trace", "200").Inc()
 	b := a.svc.Backend()
 	if b == nil {
 		a.writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "cluster not initialised")
