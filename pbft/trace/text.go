@@ -51,6 +51,7 @@ type faultSwitch struct {
 type pendingRequest struct {
 	from, to, client string
 	at               time.Time
+	epoch            int // of its delivery: a request delivered before a switch is not drawn after it
 }
 
 type block struct {
@@ -139,7 +140,7 @@ func (d *Diagram) message(e Event, now time.Time) {
 	switch e.Kind {
 	case "request":
 		if e.Type == Recv {
-			d.pending = append(d.pending, pendingRequest{from: e.From, to: e.Node, client: e.Client, at: now})
+			d.pending = append(d.pending, pendingRequest{from: e.From, to: e.Node, client: e.Client, at: now, epoch: d.epoch(e.T)})
 		}
 		return
 	case "preprepare", "prepare", "commit", "reply":
@@ -196,8 +197,11 @@ func (d *Diagram) order(b *block, client string, now time.Time) {
 		return
 	}
 	d.pending = slices.DeleteFunc(d.pending, func(p pendingRequest) bool {
-		if now.Sub(p.at) > d.MaxAge {
+		if now.Sub(p.at) > d.MaxAge || p.epoch < b.epoch {
 			return true
+		}
+		if p.epoch > b.epoch {
+			return false
 		}
 		if p.client != client {
 			return false

@@ -128,9 +128,12 @@ func TestDiagramFaultSwitches(t *testing.T) {
 	now := time.Unix(100, 0)
 	dg := Short{1, 2, 3, 4}
 	d.Switch("n1", "crash", "» crash n1", time.Unix(0, 10))
-	d.Add(Event{T: 20, Node: "n2", Type: Send, Kind: "preprepare", View: 1, Seq: 3, Digest: dg, From: "n2", To: Broadcast, Count: 1}, now)
+	// Delivered before the crash and never ordered there: not drawn in a later round.
+	d.Add(Event{T: 5, Node: "n1", Type: Recv, Kind: "request", From: "gw", To: "n1", Client: "c"}, now)
+	d.Add(Event{T: 19, Node: "n2", Type: Recv, Kind: "request", From: "gw", To: "n2", Client: "c"}, now)
+	d.Add(Event{T: 20, Node: "n2", Type: Send, Kind: "preprepare", View: 1, Seq: 3, Digest: dg, From: "n2", To: Broadcast, Client: "c", Count: 1}, now)
 	for i, n := range []string{"n3", "n4"} {
-		d.Add(Event{T: int64(21 + i), Node: n, Type: Recv, Kind: "preprepare", View: 1, Seq: 3, Digest: dg, From: "n2", To: n, Count: 1}, now)
+		d.Add(Event{T: int64(21 + i), Node: n, Type: Recv, Kind: "preprepare", View: 1, Seq: 3, Digest: dg, From: "n2", To: n, Client: "c", Count: 1}, now)
 	}
 	// Stamped while n1 is crashed: not drawn.
 	d.Add(Event{T: 25, Node: "n1", Type: Send, Kind: "commit", View: 1, Seq: 3, Digest: dg, From: "n1", To: Broadcast}, now)
