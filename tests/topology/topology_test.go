@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -401,9 +402,15 @@ func testMetrics(t *testing.T, top *topology.Topology) {
 	}
 }
 
-// metric returns the value of the sample named exactly series in a Prometheus text body.
+// metric returns the value of the sample series in a Prometheus text body. Its labels
+// may come in any order: Prometheus' client writes them sorted by name.
 func metric(t *testing.T, body, series string) float64 {
 	t.Helper()
+	if name, labels, ok := strings.Cut(strings.TrimSuffix(series, "}"), "{"); ok {
+		pairs := strings.Split(labels, ",") // no label value here holds a comma
+		slices.Sort(pairs)
+		series = name + "{" + strings.Join(pairs, ",") + "}"
+	}
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
 	m := re.FindStringSubmatch(body)
 	if m == nil {
