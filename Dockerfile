@@ -4,8 +4,12 @@
 # user 65532 on distroless/static: no shell, no package manager, nothing but the binaries,
 # CA certificates and time zone data.
 #
+# Needs BuildKit (RUN --mount=type=cache): the default builder since Docker 23; with an
+# older docker, set DOCKER_BUILDKIT=1. The entrypoint is /replica, so arguments go to it
+# (--user lets it write into your directory):
+#
 #   docker build -t pbft:latest .
-#   docker run --rm -v "$PWD/keys:/keys" pbft:latest /replica keygen -dir /keys replica-0 replica-1 replica-2 replica-3 gateway
+#   mkdir -p keys && docker run --rm --user "$(id -u):$(id -g)" -v "$PWD/keys:/keys" pbft:latest keygen -dir /keys replica-0 replica-1 replica-2 replica-3 gateway
 
 ARG GO_VERSION=1.26.8
 

@@ -104,20 +104,22 @@ type Workload struct {
 func KeyName(i int) string { return "k" + strconv.Itoa(i) }
 
 // runClients runs w.Clients closed-loop clients until ctx ends, recording into h.
-// Each client has its own random source derived from seed.
-func runClients(ctx context.Context, c *KVClient, w Workload, seed uint64, h *History) {
+// Each client has its own random source derived from seed. A request in flight when
+// ctx ends completes, unless abort ends too (the run was interrupted): then it is
+// cancelled and recorded as indeterminate.
+func runClients(ctx, abort context.Context, c *KVClient, w Workload, seed uint64, h *History) {
 	var wg sync.WaitGroup
 	for i := range w.Clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			runClient(ctx, c, w, i, seed, h)
+			runClient(ctx, abort, c, w, i, seed, h)
 		}()
 	}
 	wg.Wait()
 }
 
-func runClient(ctx context.Context, c *KVClient, w Workload, id int, seed uint64, h *History) {
+func runClient(ctx, abort context.Context, c *KVClient, w Workload, id int, seed uint64, h *History) {
 	rng := rand.New(rand.NewPCG(seed, uint64(id)+1))
 	process := id
 	for n := 0; ctx.Err() == nil; n++ {
@@ -136,9 +138,9 @@ func runClient(ctx context.Context, c *KVClient, w Workload, id int, seed uint64
 			value = fmt.Sprintf("c%d-%d", id, n)
 		}
 		invoke := h.Now()
-		// A request in flight when the run ends is not cancelled with ctx: its
+		// A request in flight when the clients' time is up is not cancelled: its
 		// outcome is still part of the history.
-		r := c.Do(context.WithoutCancel(ctx), kind, key, value)
+		r := c.Do(abort, kind, key, value)
 		op := Op{Process: process, Client: id, Kind: kind, Key: key, Value: value, Status: r.Status,
 			Invoke: invoke, Complete: h.Now(), HTTP: r.HTTP, Error: r.Err, Seq: r.Seq, Replies: r.Replies}
 		if kind == KindGet {

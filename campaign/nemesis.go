@@ -91,7 +91,10 @@ type NemesisConfig struct {
 	// bounded by SettleTimeout.
 	Settle        func(ctx context.Context, id string) error
 	SettleTimeout time.Duration
-	Logf          func(format string, args ...any)
+	// Abort cuts settling short when it ends (an interrupted run has nothing to wait
+	// for); nil: settling is bounded by SettleTimeout only.
+	Abort context.Context
+	Logf  func(format string, args ...any)
 	// Cluster is PBFT_CLUSTER, for forgers (default "pbft").
 	Cluster string
 }
@@ -326,6 +329,9 @@ func (n *Nemesis) inject(ctx context.Context, kind FaultKind, target string, hol
 	ev.Healed = n.since()
 	if restarted && n.cfg.Settle != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), n.cfg.SettleTimeout)
+		if n.cfg.Abort != nil {
+			defer context.AfterFunc(n.cfg.Abort, cancel)()
+		}
 		if err := n.cfg.Settle(sctx, target); err != nil {
 			note(fmt.Errorf("not caught up: %w", err))
 		}

@@ -123,10 +123,14 @@ type Report struct {
 	// PBFT tolerates.
 	Problems []string `json:"problems"`
 	// Notes are observations that do not fail a run (e.g. replicas left in different views).
-	Notes   []string `json:"notes,omitempty"`
-	Verdict string   `json:"verdict"`
-	Why     string   `json:"why"`
-	Dir     string   `json:"dir,omitempty"`
+	Notes []string `json:"notes,omitempty"`
+	// Interrupted is why the run was cut short ("" when it ran to its end), and
+	// InterruptedAt when: the report then covers the history gathered until then.
+	Interrupted   string        `json:"interrupted,omitempty"`
+	InterruptedAt time.Duration `json:"interrupted_at_ns,omitempty"`
+	Verdict       string        `json:"verdict"`
+	Why           string        `json:"why"`
+	Dir           string        `json:"dir,omitempty"`
 }
 
 // Write stores report.json, report.txt and history.json in dir.
@@ -203,9 +207,14 @@ func (r *Report) Text() string {
 		}
 		fmt.Fprintf(&b, "  %8.3fs %-10s %-8s healed %.3fs%s%s\n", f.Start.Seconds(), f.Kind, f.Target, f.Healed.Seconds(), settled, errSuffix(f.Error))
 	}
+	if r.Interrupted != "" {
+		fmt.Fprintf(&b, "\nInterrupted at %.3fs (%s): the report covers the history gathered until then\n", r.InterruptedAt.Seconds(), r.Interrupted)
+	}
 	fmt.Fprintf(&b, "\nConvergence: %v", r.Converged)
 	if r.ConvergeError != "" {
 		fmt.Fprintf(&b, " (%s)", r.ConvergeError)
+	} else if r.Interrupted != "" && !r.Converged {
+		b.WriteString(" (not checked: interrupted)")
 	}
 	b.WriteString("\n")
 	for _, s := range r.ClusterState.Replicas {

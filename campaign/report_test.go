@@ -88,3 +88,39 @@ func TestCompareDigests(t *testing.T) {
 		t.Fatalf("judge with different digests: %s %q", r.Verdict, r.Why)
 	}
 }
+
+// An interrupted run is judged by its history only: "interrupted" when what it gathered
+// is linearizable (whatever convergence says), "fail" when it is not; in byzantine mode
+// a history caught not linearizable still passes. The text says it was interrupted.
+func TestJudgeInterrupted(t *testing.T) {
+	interrupted := func() *Report {
+		return &Report{Mode: "faults", Nodes: 4, F: 1, Duration: time.Minute, Ops: Counts{Total: 10, OK: 10},
+			Interrupted: "interrupt signal received", InterruptedAt: 12 * time.Second,
+			ConvergeError: "context canceled", Linearizable: Linearizability{Result: "Ok", Ops: 10}}
+	}
+	r := interrupted()
+	judge(r, Config{Nodes: 4})
+	if r.Verdict != VerdictInterrupted || len(r.Problems) != 0 || !strings.Contains(r.Why, "interrupt signal received") {
+		t.Fatalf("interrupted, linearizable: %s %q %v", r.Verdict, r.Why, r.Problems)
+	}
+	if txt := r.Text(); !strings.Contains(txt, "PBFT fault campaign: INTERRUPTED") || !strings.Contains(txt, "Interrupted at 12.000s") {
+		t.Fatalf("text:\n%s", txt)
+	}
+	r = interrupted()
+	r.Linearizable.Result = "Illegal"
+	judge(r, Config{Nodes: 4})
+	if r.Verdict != "fail" || !strings.Contains(r.Why, "not linearizable") {
+		t.Fatalf("interrupted, not linearizable: %s %q", r.Verdict, r.Why)
+	}
+	r = interrupted()
+	r.Linearizable.Result = "Illegal"
+	judge(r, Config{Nodes: 4, Byzantine: true})
+	if r.Verdict != "pass" {
+		t.Fatalf("interrupted byzantine run, caught: %s %q", r.Verdict, r.Why)
+	}
+	r = interrupted()
+	judge(r, Config{Nodes: 4, Byzantine: true})
+	if r.Verdict != VerdictInterrupted {
+		t.Fatalf("interrupted byzantine run, nothing caught yet: %s %q", r.Verdict, r.Why)
+	}
+}

@@ -95,6 +95,10 @@ func (c *Config) defaults() {
 	}
 }
 
+// VerdictInterrupted is the verdict of a run cut short (a signal, its output closed)
+// whose history shows nothing wrong so far.
+const VerdictInterrupted = "interrupted"
+
 // ErrSetup reports a run that could not start: the cluster never served.
 var ErrSetup = errors.New("campaign: setup")
 
@@ -142,8 +146,9 @@ func Run(ctx context.Context, cfg Config, gatewayURL string, cluster Cluster) (*
 	clientsDone := make(chan struct{})
 	go func() {
 		defer close(clientsDone)
-		runClients(clientsCtx, kv, cfg.Workload, cfg.Seed, h)
+		runClients(clientsCtx, ctx, kv, cfg.Workload, cfg.Seed, h)
 	}()
+	go progress(clientsCtx, cfg.Logf, h)
 
 	var nem *Nemesis
 	if cfg.settle == nil {
@@ -152,7 +157,7 @@ func Run(ctx context.Context, cfg Config, gatewayURL string, cluster Cluster) (*
 	if cluster != nil && len(cfg.Faults) > 0 && !cfg.Byzantine {
 		nem = NewNemesis(cluster, NemesisConfig{Seed: cfg.Seed, Faults: cfg.Faults, F: cfg.F,
 			MinGap: cfg.MinGap, MaxGap: cfg.MaxGap, MinHold: cfg.MinHold, MaxHold: cfg.MaxHold,
-			Settle: cfg.settle, SettleTimeout: cfg.SettleTimeout, Logf: cfg.Logf}, h.Now)
+			Settle: cfg.settle, SettleTimeout: cfg.SettleTimeout, Abort: ctx, Logf: cfg.Logf}, h.Now)
 		faultCtx, stopFaults := context.WithTimeout(ctx, cfg.Duration-cfg.After)
 		nem.Run(faultCtx) // returns once every fault has healed
 		stopFaults()
@@ -173,18 +178,28 @@ func Run(ctx context.Context, cfg Config, gatewayURL string, cluster Cluster) (*
 	<-clientsDone
 	cfg.Logf("campaign %8.3fs: clients done, %d operations", h.Now().Seconds(), len(h.Ops()))
 
-	// Convergence, then a read of every key that every replica must answer alike.
-	st, err := kv.WaitConverged(ctx, cfg.ConvergeTimeout)
-	rep.ClusterState, rep.Converged = st, err == nil
-	if err != nil {
-		rep.ConvergeError = err.Error()
-	}
-	if note := viewNote(st); note != "" {
-		rep.Notes = append(rep.Notes, note)
-	}
-	rep.FinalReads = finalReads(ctx, kv, cfg, h)
-	if cfg.Digests != nil {
-		rep.Digests = cfg.Digests(ctx)
+	if ctx.Err() != nil {
+		// Interrupted: the cluster is going away, so convergence and the final reads
+		// would only report the interruption; the history gathered is still checked.
+		rep.Interrupted, rep.InterruptedAt = context.Cause(ctx).Error(), h.Now()
+		cfg.Logf("campaign %8.3fs: interrupted (%s): checking the %d operations gathered", h.Now().Seconds(), rep.Interrupted, len(h.Ops()))
+	} else {
+		// Convergence, then a read of every key that every replica must answer alike.
+		st, err := kv.WaitConverged(ctx, cfg.ConvergeTimeout)
+		rep.ClusterState, rep.Converged = st, err == nil
+		if err != nil {
+			rep.ConvergeError = err.Error()
+		}
+		if note := viewNote(st); note != "" {
+			rep.Notes = append(rep.Notes, note)
+		}
+		rep.FinalReads = finalReads(ctx, kv, cfg, h)
+		if cfg.Digests != nil {
+			rep.Digests = cfg.Digests(ctx)
+		}
+		if ctx.Err() != nil { // interrupted during the checks: what they found is incomplete
+			rep.Interrupted, rep.InterruptedAt = context.Cause(ctx).Error(), h.Now()
+		}
 	}
 	ops := h.Ops()
 	rep.Ops = CountOps(ops)
@@ -242,8 +257,20 @@ func finalReads(ctx context.Context, kv *KVClient, cfg Config, h *History) []Fin
 	return out
 }
 
+// progress logs the number of operations every few seconds until ctx ends.
+func progress(ctx context.Context, logf func(string, ...any), h *History) {
+	for wait(ctx, 5*time.Second) {
+		c := CountOps(h.Ops())
+		logf("campaign %8.3fs: %d operations (%d ok, %d failed, %d indeterminate)", h.Now().Seconds(), c.Total, c.OK, c.Fail, c.Indeterminate)
+	}
+}
+
 // judge fills in Problems, StateCompare and the verdict.
 func judge(rep *Report, cfg Config) {
+	if rep.Interrupted != "" {
+		judgeInterrupted(rep, cfg)
+		return
+	}
 	var problems []string
 	agree := 0
 	for _, f := range rep.FinalReads {
@@ -307,4 +334,29 @@ func judge(rep *Report, cfg Config) {
 		rep.Verdict, rep.Why = "pass", fmt.Sprintf("linearizable, converged, %sall %d keys read identically on every replica, %d faults within f=%d",
 			digests, len(rep.FinalReads), len(rep.Faults), rep.F)
 	}
+}
+
+// judgeInterrupted judges an interrupted run by the history it gathered: only a
+// history that is not linearizable is a finding (a failure, or in byzantine mode the
+// checks catching the colluders); anything else is "interrupted", never "fail", since
+// convergence and the final reads were cut short.
+func judgeInterrupted(rep *Report, cfg Config) {
+	rep.StateCompare = "not compared: the run was interrupted"
+	rep.Problems = nil
+	if rep.Linearizable.Result == "Illegal" {
+		rep.Problems = []string{"history is not linearizable: " + rep.Linearizable.Detail}
+		if cfg.Byzantine {
+			rep.Verdict, rep.Why = "pass", "f+1 Byzantine replicas broke linearizability, and the checker caught it (before the run was interrupted)"
+		} else {
+			rep.Verdict, rep.Why = "fail", "history is not linearizable (the run was interrupted, but what it gathered already fails): "+rep.Linearizable.Detail
+		}
+		return
+	}
+	lin := "the operations gathered are linearizable"
+	if rep.Linearizable.Result != "Ok" {
+		lin = "the linearizability check of the operations gathered did not finish"
+	}
+	rep.Verdict = VerdictInterrupted
+	rep.Why = fmt.Sprintf("interrupted (%s) at %.3fs of %v: %s (%d operations); convergence and final reads were not checked",
+		rep.Interrupted, rep.InterruptedAt.Seconds(), rep.Duration, lin, rep.Ops.Total)
 }

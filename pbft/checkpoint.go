@@ -160,7 +160,6 @@ func (r *Replica) makeStable(seq uint64) {
 	if r.transfer != nil && r.transfer.seq <= seq {
 		r.transfer = nil
 	}
-	r.vc.noteStable(seq)
 }
 
 // stateTransfer is an ongoing fetch of the state at a certified checkpoint. The snapshot
@@ -347,7 +346,7 @@ func (r *Replica) stepState(from int, m *State) error {
 			delete(r.inflight, k)
 		}
 	}
-	r.flags.StateInstalled = true
+	r.nextReady.StateInstalled = true
 	r.makeStable(m.Seq)
 	r.vc.noteProgress(r)
 	r.executeReady()

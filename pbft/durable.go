@@ -144,7 +144,7 @@ func (r *Replica) Restore(records []Message) error {
 			}
 		}
 	}
-	r.flags.ViewChanged = r.view != 0
+	r.nextReady.ViewChanged = r.view != 0
 	r.out = nil // restoring sends nothing; status exchange resends what peers lack
 	r.vc.noteWork(r)
 	return nil

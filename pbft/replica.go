@@ -94,7 +94,9 @@ type Replica struct {
 
 	out      []Outbound
 	executed []Executed
-	flags    Ready
+	// nextReady holds the ViewChanged and StateInstalled signals of the next Ready; its
+	// messages, executed batches and records are gathered in out, executed and persistQ.
+	nextReady Ready
 
 	persistQ            []Message
 	compactPending      bool
@@ -152,20 +154,20 @@ func (r *Replica) StableCheckpoint() uint64 { return r.lowWater }
 
 // Ready returns what the driver must do now and clears it.
 func (r *Replica) Ready() Ready {
-	rd := r.flags
+	rd := r.nextReady
 	rd.Messages, rd.Executed = r.out, r.executed
 	if r.compactPending {
 		rd.Compact = r.durableState()
 	}
 	rd.Persist = r.persistQ
-	r.out, r.executed, r.flags = nil, nil, Ready{}
+	r.out, r.executed, r.nextReady = nil, nil, Ready{}
 	r.persistQ, r.compactPending = nil, false
 	return rd
 }
 
 // HasReady reports whether Ready has anything.
 func (r *Replica) HasReady() bool {
-	return len(r.out) > 0 || len(r.executed) > 0 || r.flags.ViewChanged || r.flags.StateInstalled ||
+	return len(r.out) > 0 || len(r.executed) > 0 || r.nextReady.ViewChanged || r.nextReady.StateInstalled ||
 		len(r.persistQ) > 0 || r.compactPending
 }
 

@@ -7,7 +7,8 @@
 //	campaign -byzantine -duration 20s   # f+1 colluding replicas: the checks must notice
 //
 // It exits 0 when the verdict is pass, 1 when it is fail, 2 when the run could not be
-// carried out. The report (report.txt, report.json, history.json, and on failure
+// carried out, 3 when it was interrupted (Ctrl-C, SIGTERM, SIGHUP, its output closed)
+// and the history gathered until then showed nothing wrong. The report (report.txt, report.json, history.json, and on failure
 // porcupine's linearizability.html and the processes' logs) goes to -out.
 package main
 
@@ -18,10 +19,8 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pbft-nats/pbft/campaign"
@@ -65,7 +64,7 @@ func run() int {
 	logger := log.New(os.Stderr, "", log.Ltime|log.Lmicroseconds)
 	logger.Printf("campaign: seed %d (rerun with -seed %d), report in %s", *seed, *seed, *out)
 	defer func() { _ = topology.RemoveBuilds() }()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := interruptContext(logger)
 	defer stop()
 	o := campaign.TopologyOptions{Nodes: *nodes, NATSServers: *natsServers, Logf: logger.Printf}
 	if *keep {
@@ -78,14 +77,21 @@ func run() int {
 	}
 	if err != nil {
 		logger.Printf("campaign: %v", err)
+		if rep == nil && ctx.Err() != nil {
+			logger.Printf("campaign: interrupted (%v) before the clients ran: nothing to check", context.Cause(ctx))
+			return exitInterrupted
+		}
 		if errors.Is(err, campaign.ErrSetup) || rep == nil {
 			return 2
 		}
 	}
-	if rep.Verdict != "pass" {
-		return 1
+	switch rep.Verdict {
+	case "pass":
+		return 0
+	case campaign.VerdictInterrupted:
+		return exitInterrupted
 	}
-	return 0
+	return 1
 }
 
 func faultNames(ks []campaign.FaultKind) string {

@@ -2,30 +2,30 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/pbft-nats/pbft/pbft/node"
 	"github.com/pbft-nats/pbft/pbft/node/nodehttp"
+	"github.com/pbft-nats/pbft/pbft/obs"
 )
 
-// startHTTP serves the replica's /healthz, /readyz and /metrics (package nodehttp) on
-// addr. It listens before it returns, so a bad or taken address stops the replica at
-// start; stop shuts the server down and waits for it.
-func startHTTP(addr string, n *node.Node, nc *nats.Conn, logger *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
+// startHTTP serves the replica's /healthz, /readyz, /metrics and, with pprof,
+// /debug/pprof/ (package nodehttp) on addr. It listens before it returns, so a bad or
+// taken address stops the replica at start; stop shuts the server down and waits for it.
+func startHTTP(addr string, pprof bool, n *node.Node, nc *nats.Conn, logger *slog.Logger) (stop func(), err error) {
+	ln, err := obs.Listen(addr)
 	if err != nil {
-		return nil, fmt.Errorf("PBFT_HTTP_ADDR: %w", err)
+		return nil, err
 	}
-	h := nodehttp.NewHandler(n, nodehttp.Options{Connected: nc.IsConnected})
+	h := nodehttp.NewHandler(n, nodehttp.Options{Connected: nc.IsConnected, Pprof: pprof, Logger: logger})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := nodehttp.Serve(ctx, ln, h, logger); err != nil {
+		if err := obs.Serve(ctx, ln, h, logger, 2*time.Second); err != nil {
 			logger.Error("replica http server", "err", err)
 		}
 	}()

@@ -1,7 +1,8 @@
 // Command replica runs one PBFT replica against a NATS server, configured by the PBFT_
 // environment variables (see README): PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_NATS_URL and
-// PBFT_KEYS_DIR are required. With PBFT_HTTP_ADDR it serves /healthz, /readyz and /metrics
-// there (package nodehttp). It exits cleanly on SIGINT or SIGTERM.
+// PBFT_KEYS_DIR are required. With PBFT_HTTP_ADDR it serves /healthz, /readyz, /metrics
+// and, with PBFT_PPROF=on, /debug/pprof/ there (package nodehttp). It exits cleanly on
+// SIGINT or SIGTERM.
 //
 //	replica keygen -dir DIR ID...
 //
@@ -77,7 +78,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if s.HTTPAddr != "" {
-		stopHTTP, err := startHTTP(s.HTTPAddr, n, nc, logger)
+		stopHTTP, err := startHTTP(s.HTTPAddr, bool(s.Pprof), n, nc, logger)
 		if err != nil {
 			return err
 		}

@@ -60,7 +60,9 @@ func (c *checker) checkNATS() {
 		if n := int(s.w.replicas); s.w.kind == "StatefulSet" && n > 1 && len(s.opts.Routes) != n {
 			c.reportf("%s: %d routes for %d servers", where, len(s.opts.Routes), n)
 		}
+		c.checkRouteAuth(where, s)
 	}
+	c.checkNetworkPolicies(servers)
 	for _, w := range c.workloads {
 		for _, ctr := range w.tmpl.Spec.Containers {
 			if !hasEnv(ctr, "PBFT_NATS_URL") {

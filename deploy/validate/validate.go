@@ -29,7 +29,7 @@ import (
 
 // Object is one decoded manifest.
 type Object struct {
-	APIVersion, Kind, Name string
+	APIVersion, Kind, Name, Namespace string
 	// Obj is a pointer to the k8s.io/api type of Kind (*appsv1.StatefulSet, ...).
 	Obj any
 }
@@ -92,11 +92,12 @@ func Decode(doc []byte) (Object, error) {
 	}
 	var meta struct {
 		Metadata struct {
-			Name string `json:"name"`
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
 		} `json:"metadata"`
 	}
 	_ = yaml.Unmarshal(doc, &meta)
-	o := Object{APIVersion: tm.APIVersion, Kind: tm.Kind, Name: meta.Metadata.Name}
+	o := Object{APIVersion: tm.APIVersion, Kind: tm.Kind, Name: meta.Metadata.Name, Namespace: meta.Metadata.Namespace}
 	mk, ok := kinds[tm.APIVersion+"/"+tm.Kind]
 	if !ok {
 		return o, fmt.Errorf("%s: unknown kind %s/%s", o, tm.APIVersion, tm.Kind)
@@ -153,6 +154,7 @@ func Check(objs []Object) []string {
 	c.checkServices()
 	c.checkPDBs()
 	c.checkNATS()
+	c.checkNamespaces()
 	sort.Strings(c.problems)
 	return slices.Compact(c.problems)
 }
@@ -195,6 +197,7 @@ type checker struct {
 	workloads  []*workload
 	services   []*corev1.Service
 	pdbs       []*policyv1.PodDisruptionBudget
+	netpols    []*networkingv1.NetworkPolicy
 	configMaps map[string]*corev1.ConfigMap
 	problems   []string
 	pods       map[string]*podFS // simulated pods, by workload/pod (podFiles)
@@ -219,6 +222,8 @@ func (c *checker) index() {
 			c.services = append(c.services, v)
 		case *policyv1.PodDisruptionBudget:
 			c.pdbs = append(c.pdbs, v)
+		case *networkingv1.NetworkPolicy:
+			c.netpols = append(c.netpols, v)
 		case *corev1.ConfigMap:
 			c.configMaps[v.Name] = v
 		}
@@ -263,6 +268,7 @@ func (c *checker) checkWorkload(w *workload) {
 		c.checkMounts(where, w, ctr)
 		c.checkProbes(where, ctr)
 		c.checkEnv(where, w, ctr)
+		c.checkImagePull(where, ctr)
 	}
 	if len(pod.Containers) == 0 {
 		c.reportf("%s: no containers", w)

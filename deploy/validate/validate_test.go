@@ -83,7 +83,7 @@ func TestManifestsAreValid(t *testing.T) {
 	for _, o := range objs {
 		kinds[o.Kind]++
 	}
-	want := map[string]int{"StatefulSet": 2, "Deployment": 1, "Service": 4, "PodDisruptionBudget": 2, "ConfigMap": 1}
+	want := map[string]int{"StatefulSet": 2, "Deployment": 1, "Service": 4, "PodDisruptionBudget": 2, "ConfigMap": 1, "NetworkPolicy": 1}
 	for k, n := range want {
 		if kinds[k] != n {
 			t.Errorf("%d objects of kind %s, want %d (all: %v)", kinds[k], k, n, kinds)
@@ -166,6 +166,12 @@ func TestNATSConfig(t *testing.T) {
 		}
 	}
 	t.Setenv("SERVER_NAME", "nats-1")
+	t.Setenv("NATS_ROUTE_PASSWORD", "routepw")
+	var routes []string
+	for i := range 3 {
+		routes = append(routes, fmt.Sprintf(`"nats://route:routepw@nats-%d.nats-headless:6222"`, i))
+	}
+	t.Setenv("NATS_ROUTES", "["+strings.Join(routes, ", ")+"]")
 	for _, u := range natsUsers {
 		t.Setenv(strings.ToUpper(strings.ReplaceAll(u, "-", "_"))+"_PASSWORD", "secret-"+u)
 	}
@@ -175,6 +181,14 @@ func TestNATSConfig(t *testing.T) {
 	}
 	if opts.ServerName != "nats-1" || opts.Port != 4222 || opts.HTTPPort != 8222 || opts.Cluster.Port != 6222 || len(opts.Routes) != 3 {
 		t.Errorf("server %q port %d http %d cluster %d routes %v", opts.ServerName, opts.Port, opts.HTTPPort, opts.Cluster.Port, opts.Routes)
+	}
+	if opts.Cluster.Username != "route" || opts.Cluster.Password != "routepw" {
+		t.Errorf("route authorization: user %q password %q, want route and $NATS_ROUTE_PASSWORD", opts.Cluster.Username, opts.Cluster.Password)
+	}
+	for _, r := range opts.Routes {
+		if pw, _ := r.User.Password(); r.User.Username() != "route" || pw != "routepw" {
+			t.Errorf("route %s does not carry the route credentials", r.Redacted())
+		}
 	}
 	got := map[string]string{}
 	for _, u := range opts.Users {
@@ -246,9 +260,22 @@ func TestChecksBite(t *testing.T) {
 		{"failing init script", "replica/statefulset.yaml", `test -f "/secrets/keys/$id.key"`, `test -f "/secrets/keys/$id.secret"`, `init container "identity" (pod replica-0): script fails in the simulated pod: exit status 1: secret pbft-keys has no replica-0.key`},
 		{"NATS URL to an unknown host", "replica/statefulset.yaml", "nats://nats-2.nats-headless:4222", "nats://nats-3.nats-headless:4222", "nats-3 is not a pod of StatefulSet/nats"},
 		{"NATS URL on the wrong port", "gateway/deployment.yaml", "nats://nats-0.nats-headless:4222", "nats://nats-0.nats-headless:6222", "port 6222, but NATS listens on 4222"},
-		{"broken nats.conf", "nats/nats.conf", "  ]\n}\n", "  ]\n", "nats config /etc/nats-config/nats.conf"},
+		{"broken nats.conf", "nats/nats.conf", "  routes: $NATS_ROUTES\n}\n", "  routes: $NATS_ROUTES\n", "nats config /etc/nats-config/nats.conf"},
 		{"nats.conf variable not in the environment", "nats/statefulset.yaml", "- name: GATEWAY_PASSWORD", "- name: GATEWAY_PASSWD", "GATEWAY_PASSWORD"},
-		{"NATS route to a missing server", "nats/nats.conf", `"nats://nats-2.nats-headless:6222"`, `"nats://nats-3.nats-headless:6222"`, "route nats://nats-3.nats-headless:6222"},
+		{"NATS route to a missing server", "nats/statefulset.yaml", `@nats-2.nats-headless:6222"]`, `@nats-3.nats-headless:6222"]`, "@nats-3.nats-headless:6222: nats-3 is not a pod of StatefulSet/nats"},
+		{"container without imagePullPolicy", "replica/statefulset.yaml", "          imagePullPolicy: IfNotPresent\n          command: [\"/replica\"]", "          command: [\"/replica\"]", `StatefulSet/replica container "replica": no imagePullPolicy (image pbft:latest)`},
+		{"init container without imagePullPolicy", "replica/statefulset.yaml", "image: busybox\n          imagePullPolicy: IfNotPresent\n", "image: busybox\n", `container "identity": no imagePullPolicy`},
+		{"object in another namespace", "gateway/service.yaml", "name: gateway\n", "name: gateway\n  namespace: other\n", "objects in different namespaces"},
+		{"no NATS route authorization", "nats/nats.conf", "  authorization {\n    user: route\n    password: $NATS_ROUTE_PASSWORD\n    timeout: 2\n  }\n", "", "cluster has no route authorization"},
+		{"route password not from a Secret", "nats/statefulset.yaml", "- name: NATS_ROUTE_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: pbft-nats-auth\n                  key: nats-route", "- name: NATS_ROUTE_PASSWORD\n              value: hunter2", "the route password does not come from a Secret"},
+		{"route without the route credentials", "nats/statefulset.yaml", `"nats://route:$(NATS_ROUTE_PASSWORD)@nats-1.nats-headless:6222"`, `"nats://nats-1.nats-headless:6222"`, "route nats://nats-1.nats-headless:6222 does not authenticate as the cluster's route user"},
+		{"no NetworkPolicy on NATS", "kustomization.yaml", "  - nats/networkpolicy.yaml\n", "", "no NetworkPolicy (policyTypes Ingress) selects the NATS pods"},
+		{"NetworkPolicy admits every pod", "nats/networkpolicy.yaml", "        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: pbft-gateway\n", "        - podSelector: {}\n", "an empty podSelector admits every pod of the namespace"},
+		{"NetworkPolicy admits an address block", "nats/networkpolicy.yaml", "    - from:\n", "    - from:\n        - ipBlock:\n            cidr: 0.0.0.0/0\n", "an ipBlock peer admits addresses outside the project"},
+		{"NetworkPolicy admits other namespaces", "nats/networkpolicy.yaml", "    - from:\n", "    - from:\n        - namespaceSelector: {}\n", "a namespaceSelector peer admits pods of other namespaces"},
+		{"route port open to the replicas", "nats/networkpolicy.yaml", "        - port: client\n", "        - port: client\n        - port: cluster\n", "the route port 6222 admits StatefulSet/replica, not only the NATS servers"},
+		{"NetworkPolicy rule on every port", "nats/networkpolicy.yaml", "      ports:\n        - port: cluster\n        - port: monitor\n", "", "no ports: admits its sources on every port"},
+		{"gateway shut out of NATS", "nats/networkpolicy.yaml", "        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: pbft-gateway\n", "", "Deployment/gateway may not reach the client port 4222"},
 		{"NATS user may impersonate", authConf, "", "", "impersonating"},
 		{"cluster name the NATS permissions do not allow", "gateway/deployment.yaml", "- name: PBFT_CLUSTER\n              value: pbft", "- name: PBFT_CLUSTER\n              value: other", `NATS user "gateway" may not publish pbft.other.to.replica-0.query.gateway`},
 		{"unknown kind", "kustomization.yaml", "resources:\n", "resources:\n  - extra.yaml\n", "unknown kind example.com/v1/Widget"},

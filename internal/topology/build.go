@@ -1,20 +1,14 @@
 package topology
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 )
-
-// ModulePath is the module whose commands Build builds.
-const ModulePath = "github.com/pbft-nats/pbft"
 
 // Binaries are the paths of the built executables.
 type Binaries struct {
@@ -87,62 +81,10 @@ func RemoveBuilds() error {
 	return err
 }
 
-// ModuleRoot returns the directory of this module's go.mod: the first one above the
-// working directory that declares ModulePath, or else the one above this package's
-// source file.
-func ModuleRoot() (string, error) {
-	if wd, err := os.Getwd(); err == nil {
-		if root, ok := findModule(wd); ok {
-			return root, nil
-		}
-	}
-	if _, file, _, ok := runtime.Caller(0); ok {
-		if root, ok := findModule(filepath.Dir(file)); ok {
-			return root, nil
-		}
-	}
-	return "", errors.New("topology: no go.mod of " + ModulePath + " above the working directory")
-}
-
-func findModule(dir string) (string, bool) {
-	for {
-		if modulePathOf(filepath.Join(dir, "go.mod")) == ModulePath {
-			return dir, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
-}
-
-func modulePathOf(gomod string) string {
-	f, err := os.Open(gomod)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "module "); ok {
-			return strings.Trim(strings.TrimSpace(rest), `"`)
-		}
-	}
-	return ""
-}
-
-// AuthConfPath returns the path of deploy/k8s/nats/auth.conf in this module.
-func AuthConfPath() (string, error) {
-	root, err := ModuleRoot()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(root, "deploy", "k8s", "nats", "auth.conf"), nil
-}
-
-// PasswordEnv is the environment variable auth.conf reads id's NATS password from:
-// replica-0 -> REPLICA_0_PASSWORD, gateway -> GATEWAY_PASSWORD.
-func PasswordEnv(id string) string {
-	return strings.ToUpper(strings.ReplaceAll(id, "-", "_")) + "_PASSWORD"
+// RunAndRemoveBuilds runs a test binary's tests (m.Run) and then RemoveBuilds, and
+// returns run's exit code: TestMain is os.Exit(topology.RunAndRemoveBuilds(m.Run)).
+func RunAndRemoveBuilds(run func() int) int {
+	code := run()
+	_ = RemoveBuilds()
+	return code
 }

@@ -1,7 +1,9 @@
 // Package topology runs a PBFT deployment as real processes on 127.0.0.1, for tests and
 // for fault campaigns: one or three nats-server processes (three are clustered with
 // routes), one cmd/replica process per replica id and, optionally, cmd/gateway in network
-// mode.
+// mode and any number of cmd/gateway runs in stdio mode. It is the one process harness of
+// the repository: the integration, topology, campaign and multi-process benchmark tests
+// start their processes through it.
 //
 // Usage:
 //
@@ -19,15 +21,22 @@
 // The API (Build, Binaries, Options, Start and the methods of Topology) is stable:
 // tests and the fault-campaign runner depend on it. Additions are fine; changes are not.
 //
-// Other methods: WaitReplicaReady, ReplicaRunning, StartNATSContext, NATSAddr, NATSURL,
-// Password, KeysDir, Dir, Replicas, NATSServers, GatewayLog. Proxy (NewProxy) is usable
-// on its own. Ports are picked free on 127.0.0.1 just before use; another process could
-// take one in between, which fails Start with the process's log in the error.
+// Other methods: WaitReplicaReady, ReplicaRunning, ReplicaProcess, KillReplicas,
+// StartNATSContext, NATSAddr, NATSURL, Password, KeysDir, Dir, DataDir, Replicas,
+// NATSServers, GatewayLog, StartStdioGateway (a gateway in stdio mode whose stdin and
+// stdout the caller gives, as one of Options.Clients). A Process is one run of a child:
+// its exit (WaitExit, Err), its log since it started (Log), Kill. Proxy (NewProxy) is
+// usable on its own. ModuleRoot finds this module's directory; a TestMain is
+// os.Exit(topology.RunAndRemoveBuilds(m.Run)). Ports are picked free on 127.0.0.1 just
+// before use; another process could take one in between: during Start, a NATS server,
+// replica or gateway that ends saying "address already in use" gets new ports (three
+// attempts in all); any other failure fails Start with the process's log in the error.
+// A replica restarted with StartReplica keeps its port.
 //
 // What Start does:
-//   - Keys: `replica keygen` writes a key pair for every replica id and for the gateway
-//     (id "gateway") into Dir/keys, unless Dir/keys already has it; every process gets
-//     PBFT_KEYS_DIR.
+//   - Keys: `replica keygen` writes a key pair for every replica id, for the gateway
+//     (id "gateway") and for every id of Options.Clients into Dir/keys, unless Dir/keys
+//     already has it; every process gets PBFT_KEYS_DIR.
 //   - NATS: server i gets a config file Dir/nats/nats-<i>.conf, a client port, a route
 //     port and a monitoring port, all free ports on 127.0.0.1 picked at start and kept
 //     across KillNATS/StartNATS. Servers do not advertise their client URLs
@@ -48,6 +57,7 @@
 //     Options.Env; Start waits until its /readyz answers 200.
 //
 // Every process's stdout and stderr go to Dir/logs: nats-<i>.log, replica-<id>.log,
-// gateway.log, appended across restarts (ReplicaLog, GatewayLog). Processes get SIGKILL from Close (on Linux also when the process
+// gateway.log, stdio-<client id>.log (stderr only), appended across restarts
+// (ReplicaLog, GatewayLog; Process.Log for one run). Processes get SIGKILL from Close (on Linux also when the process
 // that started them dies). Close removes Dir if Start created it.
 package topology

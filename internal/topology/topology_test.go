@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -8,13 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pbft-nats/pbft/internal/poll"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	_ = RemoveBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(RunAndRemoveBuilds(m.Run)) }
 
 func get(url string, timeout time.Duration) (int, string, error) {
 	c := &http.Client{Timeout: timeout}
@@ -27,28 +26,24 @@ func get(url string, timeout time.Duration) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
-// waitFor polls cond every 20ms until it holds, failing after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// mustBuild builds the binaries (once per test binary run).
+func mustBuild(t *testing.T) Binaries {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bins, err := Build(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return bins
 }
 
 // One NATS server, four replicas behind proxies: every fault switch does what it says.
 func TestTopologyFaultSwitches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bins, err := Build(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, err := Start(ctx, bins, Options{Replicas: []string{"n1", "n2", "n3", "n4"}, ProxyNATS: true, DataDirs: true,
-		Env: []string{"PBFT_VIEW_CHANGE_TIMEOUT=300ms"}, Logf: t.Logf})
+	top, err := Start(ctx, mustBuild(t), Options{Replicas: []string{"n1", "n2", "n3", "n4"}, ProxyNATS: true, DataDirs: true,
+		Clients: []string{"probe"}, Env: []string{"PBFT_VIEW_CHANGE_TIMEOUT=300ms"}, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +76,7 @@ func TestTopologyFaultSwitches(t *testing.T) {
 	if err := top.CutReplica("n4"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "n4 unready after Cut", func() bool {
+	poll.Eventually(t, 10*time.Second, "n4 unready after Cut", func() bool {
 		code, body := readyz("n4")
 		return code == 503 && strings.Contains(body, "not connected to NATS")
 	})
@@ -93,6 +88,10 @@ func TestTopologyFaultSwitches(t *testing.T) {
 	}
 
 	// Kill and restart.
+	first, err := top.ReplicaProcess("n3")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := top.KillReplica("n3"); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +113,14 @@ func TestTopologyFaultSwitches(t *testing.T) {
 	if n := strings.Count(top.ReplicaLog("n3"), "=== topology: start n3"); n != 2 {
 		t.Errorf("n3's log shows %d starts, want 2", n)
 	}
+	// Each run's own log: the restart's header and output are in neither.
+	second, err := top.ReplicaProcess("n3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Err() == nil || first.Log() == "" || strings.Contains(first.Log(), "=== topology") || strings.Contains(second.Log(), "=== topology") {
+		t.Errorf("first run of n3 (pid %d, exit %v) logged:\n%s\nsecond run (pid %d):\n%s", first.Pid(), first.Err(), first.Log(), second.Pid(), second.Log())
+	}
 
 	// Stop freezes the process (its HTTP server does not answer); Cont resumes it.
 	if err := top.StopReplica("n2"); err != nil {
@@ -125,7 +132,7 @@ func TestTopologyFaultSwitches(t *testing.T) {
 	if err := top.ContReplica("n2"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "n2 answers after SIGCONT", func() bool {
+	poll.Eventually(t, 10*time.Second, "n2 answers after SIGCONT", func() bool {
 		code, body, err := get(top.ReplicaHTTP("n2")+"/healthz", 2*time.Second)
 		return err == nil && code == 200 && body == "ok\n"
 	})
@@ -134,7 +141,7 @@ func TestTopologyFaultSwitches(t *testing.T) {
 	if err := top.KillNATS(0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "n1 unready without NATS", func() bool { code, _ := readyz("n1"); return code == 503 })
+	poll.Eventually(t, 10*time.Second, "n1 unready without NATS", func() bool { code, _ := readyz("n1"); return code == 503 })
 	if err := top.StartNATS(0); err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +152,33 @@ func TestTopologyFaultSwitches(t *testing.T) {
 	}
 	if err := top.CutReplica("nobody"); err == nil {
 		t.Error("cutting an unknown replica succeeded")
+	}
+
+	// A gateway in stdio mode, as a client of its own, sees every replica.
+	if _, err := top.StartStdioGateway(StdioGateway{ClientID: "stranger"}); err == nil {
+		t.Error("a stdio gateway without a key pair started")
+	}
+	var out bytes.Buffer
+	gw, err := top.StartStdioGateway(StdioGateway{ClientID: "probe", Stdout: &out, Stdin: strings.NewReader(
+		`{"src":"c","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}` + "\n" +
+			`{"src":"c","dest":"n1","body":{"type":"pbft_cluster","msg_id":2}}` + "\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !gw.WaitExit(30*time.Second) || gw.Err() != nil {
+		t.Fatalf("stdio gateway: exited %v, %v; log:\n%s", gw.Exited(), gw.Err(), gw.Log())
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 ||
+		!strings.Contains(lines[1], `"type": "pbft_cluster_ok"`) || strings.Count(lines[1], `"fault": "none"`) != 4 {
+		t.Errorf("stdio gateway answered:\n%s", out.String())
+	}
+
+	// KillReplicas kills several at once.
+	if err := top.KillReplicas("n1", "n2"); err != nil {
+		t.Fatal(err)
+	}
+	if top.ReplicaRunning("n1") || top.ReplicaRunning("n2") {
+		t.Error("n1 or n2 running after KillReplicas")
 	}
 }
 
@@ -158,11 +192,7 @@ func TestStartRejectsBadOptions(t *testing.T) {
 	} {
 		if name == "auth, cluster" || name == "auth, replicas" {
 			// These need keygen from a built replica before the check: build it.
-			bins, err := Build(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if top, err := Start(ctx, bins, o); err == nil {
+			if top, err := Start(ctx, mustBuild(t), o); err == nil {
 				top.Close()
 				t.Errorf("%s: started", name)
 			}

@@ -46,6 +46,7 @@ type Settings struct {
 	Fault              string        `envconfig:"FAULT" default:"none"`
 	LogLevel           string        `envconfig:"LOG_LEVEL" default:"info"`
 	Trace              trace.Switch  `envconfig:"TRACE" default:"off"`
+	Pprof              trace.Switch  `envconfig:"PPROF" default:"off"`
 }
 
 // Default returns the settings with every default applied and nothing read from the

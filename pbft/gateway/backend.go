@@ -36,11 +36,6 @@ type traceConner interface {
 	TraceConn() (*nats.Conn, error)
 }
 
-// replicaCounters is a backend that can count its replicas' messages (in-process ones).
-type replicaCounters interface {
-	ReplicaCounters(id string) (in, out, rejected map[string]uint64, ok bool)
-}
-
 // External is a gateway client of replicas run elsewhere, over a NATS server at a URL.
 type External struct {
 	nc     *nats.Conn

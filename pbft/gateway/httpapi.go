@@ -9,16 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
+	"github.com/pbft-nats/pbft/pbft/obs"
 )
 
 // maxHTTPBody bounds a request body of the network API.
@@ -55,22 +54,17 @@ type httpAPI struct {
 	msgID atomic.Int64  // the process's reply counter, like stdio's
 	ts    atomic.Uint64 // timestamps of the key-value facade's requests
 
-	mu       sync.Mutex
-	requests map[reqKey]uint64 // HTTP requests served, by route and status code
-}
-
-type reqKey struct {
-	route string
-	code  int
+	metrics *httpMetrics // metrics.go
 }
 
 // NewHTTPHandler returns the network API over svc: POST /v1/messages, the key-value
-// facade /v1/kv/{key}, /healthz, /readyz and /metrics.
+// facade /v1/kv/{key}, /healthz, /readyz, /metrics and, with PBFT_PPROF=on,
+// /debug/pprof/.
 func NewHTTPHandler(svc *Service, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &httpAPI{svc: svc, log: logger, requests: map[reqKey]uint64{}}
+	a := &httpAPI{svc: svc, log: logger, metrics: newHTTPMetrics(svc)}
 	a.ts.Store(uint64(time.Now().UnixNano()))
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/messages", a.count("/v1/messages", a.messages))
@@ -82,7 +76,10 @@ func NewHTTPHandler(svc *Service, logger *slog.Logger) http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	}))
 	mux.Handle("GET /readyz", a.count("/readyz", a.readyz))
-	mux.Handle("GET /metrics", a.count("/metrics", a.metrics))
+	mux.Handle("GET /metrics", a.count("/metrics", obs.MetricsHandler(a.metrics.reg, logger).ServeHTTP))
+	if svc.settings.Pprof {
+		obs.MountPprof(mux) // not counted: a profile takes its time on purpose
+	}
 	a.traceRoutes(mux) // trace.go: the live page and its event stream
 	unmatched := a.count("unmatched", func(w http.ResponseWriter, r *http.Request) { a.noRoute(mux, w, r) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -137,16 +134,18 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
+// count instruments h as route: requests by status, latency by outcome, in flight.
 func (a *httpAPI) count(route string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.metrics.inFlight.Inc()
+		defer a.metrics.inFlight.Dec()
+		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		h(rec, r)
 		if rec.code == 0 {
 			rec.code = http.StatusOK
 		}
-		a.mu.Lock()
-		a.requests[reqKey{route, rec.code}]++
-		a.mu.Unlock()
+		a.metrics.observe(route, rec.code, time.Since(start))
 	})
 }
 
@@ -344,108 +343,13 @@ func (a *httpAPI) readyz(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ready\n")
 }
 
-// metrics writes Prometheus' text format.
-func (a *httpAPI) metrics(w http.ResponseWriter, r *http.Request) {
-	var b strings.Builder
-	b.WriteString("# HELP pbft_http_requests_total HTTP requests served, by route and status code.\n")
-	b.WriteString("# TYPE pbft_http_requests_total counter\n")
-	a.mu.Lock()
-	keys := make([]reqKey, 0, len(a.requests))
-	for k := range a.requests {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(x, y reqKey) int {
-		if c := strings.Compare(x.route, y.route); c != 0 {
-			return c
-		}
-		return x.code - y.code
-	})
-	for _, k := range keys {
-		fmt.Fprintf(&b, "pbft_http_requests_total{path=%s,code=\"%d\"} %d\n", promLabel(k.route), k.code, a.requests[k])
-	}
-	a.mu.Unlock()
-
-	if e, ok := a.svc.Backend().(replicaCounters); ok && e != nil {
-		a.svc.mu.Lock()
-		ids := slices.Clone(a.svc.ids)
-		a.svc.mu.Unlock()
-		type family struct {
-			name, help, label string
-			get               func(id string) map[string]uint64
-		}
-		per := map[string]struct{ in, out, rej map[string]uint64 }{}
-		for _, id := range ids {
-			in, out, rej, ok := e.ReplicaCounters(id)
-			if !ok {
-				continue
-			}
-			per[id] = struct{ in, out, rej map[string]uint64 }{in, out, rej}
-		}
-		fams := []family{
-			{"pbft_messages_in_total", "Protocol messages stepped by a replica, by kind.", "kind",
-				func(id string) map[string]uint64 { return per[id].in }},
-			{"pbft_messages_out_total", "Protocol messages sent by a replica, by kind.", "kind",
-				func(id string) map[string]uint64 { return per[id].out }},
-			{"pbft_messages_rejected_total", "Messages dropped by a replica, by reason.", "reason",
-				func(id string) map[string]uint64 { return per[id].rej }},
-		}
-		for _, f := range fams {
-			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n", f.name, f.help, f.name)
-			for _, id := range ids {
-				if _, ok := per[id]; !ok {
-					continue
-				}
-				m := f.get(id)
-				names := make([]string, 0, len(m))
-				for k := range m {
-					names = append(names, k)
-				}
-				slices.Sort(names)
-				for _, k := range names {
-					fmt.Fprintf(&b, "%s{replica=%s,%s=%s} %d\n", f.name, promLabel(id), f.label, promLabel(k), m[k])
-				}
-			}
-		}
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	_, _ = io.WriteString(w, b.String())
-}
-
-// promLabel quotes a label value for Prometheus' text format.
-func promLabel(v string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return `"` + r.Replace(v) + `"`
-}
-
 // ListenAndServe serves NewHTTPHandler(svc) on addr until ctx is done, then shuts the
 // server down gracefully (waiting at most the request timeout plus a second for
 // requests in flight).
 func ListenAndServe(ctx context.Context, addr string, svc *Service, logger *slog.Logger) error {
-	srv := &http.Server{
-		Addr:              addr,
-		Handler:           NewHTTPHandler(svc, logger),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	logger.Info("gateway network mode listening", "addr", addr)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	logger.Info("gateway network mode shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), svc.settings.RequestTimeout+time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
+	ln, err := obs.Listen(addr)
+	if err != nil {
 		return err
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return obs.Serve(ctx, ln, NewHTTPHandler(svc, logger), logger.With("server", "gateway"), svc.settings.RequestTimeout+time.Second)
 }

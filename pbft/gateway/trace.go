@@ -63,14 +63,18 @@ type traceHello struct {
 	Prepare  int      `json:"prepare_quorum"` // 2f
 	Commit   int      `json:"commit_quorum"`  // 2f+1
 	Embedded bool     `json:"embedded"`
-	Trace    string   `json:"trace"` // this gateway's PBFT_TRACE (the replicas' own when embedded)
-	Client   string   `json:"client"`
+	// Trace is the embedded replicas' PBFT_TRACE (the gateway's own), or traceByReplicas
+	// for external replicas, whose own PBFT_TRACE decides what they publish.
+	Trace  string `json:"trace"`
+	Client string `json:"client"`
 }
 
+// traceByReplicas is the hello's Trace against external replicas: the page draws
+// whatever they publish, whatever this gateway's PBFT_TRACE.
+const traceByReplicas = "replicas"
+
 func (a *httpAPI) traceStream(relay *traceRelay, w http.ResponseWriter, r *http.Request) {
-	a.mu.Lock()
-	a.requests[reqKey{"/v1/trace", http.StatusOK}]++
-	a.mu.Unlock()
+	a.metrics.requests.WithLabelValues("/v1/trace", "200").Inc()
 	b := a.svc.Backend()
 	if b == nil {
 		a.writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "cluster not initialised")
@@ -85,8 +89,12 @@ func (a *httpAPI) traceStream(relay *traceRelay, w http.ResponseWriter, r *http.
 	a.svc.mu.Lock()
 	ids, q := slices.Clone(a.svc.ids), a.svc.q
 	a.svc.mu.Unlock()
+	tracing := traceByReplicas
+	if b.InProcess() {
+		tracing = a.svc.settings.Trace.String()
+	}
 	hello, _ := json.Marshal(traceHello{Cluster: a.svc.settings.Cluster, Nodes: ids, N: q.N, F: q.F,
-		Prepare: 2 * q.F, Commit: 2*q.F + 1, Embedded: b.InProcess(), Trace: a.svc.settings.Trace.String(),
+		Prepare: 2 * q.F, Commit: 2*q.F + 1, Embedded: b.InProcess(), Trace: tracing,
 		Client: a.svc.settings.ClientID})
 
 	rc := http.NewResponseController(w)

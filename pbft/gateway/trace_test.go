@@ -158,6 +158,19 @@ func TestTraceCommandDemo(t *testing.T) {
 			t.Errorf("output lacks %s", want)
 		}
 	}
+	// Nothing of the crashed n1 between its crash and its recovery: what it did when it
+	// caught up afterwards is drawn after "» recover n1".
+	_, crashed, _ := strings.Cut(text, "» crash n1 (the primary)\n")
+	crashed, _, recovered := strings.Cut(crashed, "» recover n1\n")
+	if !recovered {
+		t.Errorf("output lacks the recovery of n1")
+	}
+	for _, l := range strings.Split(crashed, "\n") {
+		// Column n1 is the second, after the label (13) and the client (11): its centre.
+		if r := []rune(l); len(r) > 29 && strings.ContainsRune("●◀▶◆■◉", r[29]) {
+			t.Errorf("crashed n1 drawn: %q", l)
+		}
+	}
 	if t.Failed() {
 		t.Logf("output:\n%s", text)
 	}

@@ -154,6 +154,20 @@ func pump(ctx context.Context, d *trace.Diagram, events <-chan trace.Event, done
 		case <-ctx.Done():
 			return d.Flush(time.Now(), true)
 		case e := <-events:
+			// A note sent before the event was emitted goes first: a fault switch must
+			// divide the events at the point it happened.
+			for drained := false; !drained && noteCh != nil; {
+				select {
+				case n, ok := <-noteCh:
+					if !ok {
+						noteCh = nil
+						continue
+					}
+					n.addTo(d)
+				default:
+					drained = true
+				}
+			}
 			now := time.Now()
 			if e.Type != trace.Replica { // summaries never stop
 				last = now
@@ -164,7 +178,7 @@ func pump(ctx context.Context, d *trace.Diagram, events <-chan trace.Event, done
 				noteCh = nil
 				continue
 			}
-			d.Note(n.text, n.at)
+			n.addTo(d)
 		case demoErr = <-done:
 			finished, done = true, nil
 		case now := <-tick.C:
@@ -184,16 +198,26 @@ func pump(ctx context.Context, d *trace.Diagram, events <-chan trace.Event, done
 	}
 }
 
-// traceNote is a line the demo prints among the rounds, at the time it happened.
+// traceNote is a line the demo prints among the rounds, at the time it happened; with a
+// node, a fault switch of that replica.
 type traceNote struct {
-	text string
-	at   time.Time
+	text        string
+	at          time.Time
+	node, fault string
+}
+
+func (n traceNote) addTo(d *trace.Diagram) {
+	if n.node != "" {
+		d.Switch(n.node, n.fault, n.text, n.at)
+		return
+	}
+	d.Note(n.text, n.at)
 }
 
 // demo sends the demo requests, crashing the primary (and recovering it) half way.
 func demo(ctx context.Context, svc *Service, o TraceOptions, out chan<- traceNote) error {
 	defer close(out)
-	note := func(format string, args ...any) { out <- traceNote{fmt.Sprintf(format, args...), time.Now()} }
+	note := func(format string, args ...any) { out <- traceNote{text: fmt.Sprintf(format, args...), at: time.Now()} }
 	b := svc.Backend()
 	crashAt := -1
 	if o.Crash && o.Requests > 1 {
@@ -207,7 +231,7 @@ func demo(ctx context.Context, svc *Service, o TraceOptions, out chan<- traceNot
 				return err
 			}
 			crashed = cl.Primary
-			note("» crash %s (the primary)", crashed)
+			out <- traceNote{fmt.Sprintf("» crash %s (the primary)", crashed), time.Now(), crashed, string(pbft.FaultCrash)}
 			if err := b.SetFault(crashed, pbft.FaultCrash); err != nil {
 				return err
 			}
@@ -221,7 +245,7 @@ func demo(ctx context.Context, svc *Service, o TraceOptions, out chan<- traceNot
 		note("» %s: %s at #%d in view %d (%d replies)", op, res.Result, res.Seq, res.View, res.Replies)
 	}
 	if crashed != "" {
-		note("» recover %s", crashed)
+		out <- traceNote{fmt.Sprintf("» recover %s", crashed), time.Now(), crashed, string(pbft.FaultNone)}
 		return b.SetFault(crashed, pbft.FaultNone)
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -14,8 +13,10 @@ import (
 // round (view, sequence number) with a line per message sender and phase, and marks
 // where replicas prepared, committed and executed. Events of a round are held until the
 // round has been quiet for Quiet (or is older than MaxAge), so that its lines come out
-// in protocol order although the replicas' events arrive interleaved. It is not safe for
-// concurrent use.
+// in protocol order although the replicas' events arrive interleaved. A fault switch
+// (Switch) divides time: events after it go into new blocks printed after it, so a round
+// held open across a crash or a recovery does not show what came later as if it came
+// before. It is not safe for concurrent use.
 type Diagram struct {
 	// Quiet is how long a block waits for more events before it is printed; MaxAge
 	// prints it anyway.
@@ -31,15 +32,32 @@ type Diagram struct {
 	pending []pendingRequest
 	faults  map[string]string
 	printed int
+
+	// switches are the fault switches, in time order: a block holds the events of one
+	// epoch, between two switches.
+	switches []faultSwitch
+	// carried are the rounds held open at the last switch, by key without epoch: their
+	// continuation after it keeps their title.
+	carried map[string]*block
+	at      int64 // the time of the block being printed, for the lifelines
+}
+
+// faultSwitch is a replica's behaviour from time t (Unix nanoseconds) on.
+type faultSwitch struct {
+	t           int64
+	node, fault string
 }
 
 type pendingRequest struct {
 	from, to, client string
 	at               time.Time
+	epoch            int // of its delivery: a request delivered before a switch is not drawn after it
 }
 
 type block struct {
 	key        string
+	epoch      int
+	cont       bool // continues a round held open across a fault switch
 	first, upd time.Time
 	t          int64 // replica time of the first event, to order blocks
 	round      bool
@@ -68,26 +86,19 @@ func NewDiagram(w io.Writer, client string, nodes []string, color bool) *Diagram
 	return d
 }
 
-// Phases in the order a round's lines are printed.
-var roundOrder = []string{"request", "preprepare", "prepare", Prepared, "commit", Committed, Executed, "reply"}
-
-const (
-	labelWidth = 13
-	colWidth   = 11
-)
-
-var ansi = map[string]string{
-	"request": "\x1b[35m", "preprepare": "\x1b[33m", "prepare": "\x1b[34m", Prepared: "\x1b[34m",
-	"commit": "\x1b[32m", Committed: "\x1b[32m", Executed: "\x1b[1m", "reply": "\x1b[31m",
-	"checkpoint": "\x1b[36m", "viewchange": "\x1b[95m", "newview": "\x1b[95m",
-}
-
 // Add takes one event, received at now.
 func (d *Diagram) Add(e Event, now time.Time) {
 	switch e.Type {
 	case Replica:
 		d.faults[e.Node] = e.Fault
 		return
+	}
+	// Nothing of a crashed replica is drawn while it is crashed: neither what it stamped
+	// (late events of the switch) nor what others received from it (in flight then).
+	if d.crashedAt(e.Node, e.T) || (e.Type == Recv && d.crashedAt(e.From, e.T)) {
+		return
+	}
+	switch e.Type {
 	case Recv, Send:
 		if e.Fault != "" && e.Type == Send {
 			d.faults[e.Node] = e.Fault
@@ -114,11 +125,7 @@ func (d *Diagram) Add(e Event, now time.Time) {
 			b.bandTo[e.Node] = "installed"
 		}
 	case ViewChange, NewView:
-		p := ""
-		if n := len(d.cols) - 1; n > 0 {
-			p = d.cols[1+int(e.View%uint64(n))]
-		}
-		b := d.band(fmt.Sprintf("vc:%d", e.View), fmt.Sprintf("view change to view %d (primary %s)", e.View, p), e, now)
+		b := d.band(fmt.Sprintf("vc:%d", e.View), d.viewChangeTitle(e.View), e, now)
 		if e.Type == ViewChange {
 			if b.bandTo[e.Node] == "" {
 				b.bandTo[e.Node] = "started"
@@ -133,13 +140,13 @@ func (d *Diagram) message(e Event, now time.Time) {
 	switch e.Kind {
 	case "request":
 		if e.Type == Recv {
-			d.pending = append(d.pending, pendingRequest{from: e.From, to: e.Node, client: e.Client, at: now})
+			d.pending = append(d.pending, pendingRequest{from: e.From, to: e.Node, client: e.Client, at: now, epoch: d.epoch(e.T)})
 		}
 		return
 	case "preprepare", "prepare", "commit", "reply":
 	case "viewchange", "newview":
 		if e.Type == Recv {
-			b := d.band(fmt.Sprintf("vc:%d", e.View), "", e, now)
+			b := d.band(fmt.Sprintf("vc:%d", e.View), d.viewChangeTitle(e.View), e, now)
 			b.deliver(e.Kind, e.From, e.Node)
 		}
 		return
@@ -168,6 +175,14 @@ func (d *Diagram) message(e Event, now time.Time) {
 	}
 }
 
+func (d *Diagram) viewChangeTitle(view uint64) string {
+	p := ""
+	if n := len(d.cols) - 1; n > 0 {
+		p = d.cols[1+int(view%uint64(n))]
+	}
+	return fmt.Sprintf("view change to view %d (primary %s)", view, p)
+}
+
 func (d *Diagram) clientCol(name string) string {
 	if _, ok := d.col[name]; ok {
 		return name
@@ -182,8 +197,11 @@ func (d *Diagram) order(b *block, client string, now time.Time) {
 		return
 	}
 	d.pending = slices.DeleteFunc(d.pending, func(p pendingRequest) bool {
-		if now.Sub(p.at) > d.MaxAge {
+		if now.Sub(p.at) > d.MaxAge || p.epoch < b.epoch {
 			return true
+		}
+		if p.epoch > b.epoch {
+			return false
 		}
 		if p.client != client {
 			return false
@@ -206,20 +224,24 @@ func (b *block) deliver(kind, from, to string) {
 	b.msgs[kind][from][to] = true
 }
 
+// newBlock starts the block key of the epoch of e.
 func (d *Diagram) newBlock(key string, e Event, now time.Time) *block {
-	b := &block{key: key, first: now, upd: now, t: e.T, msgs: map[string]map[string]map[string]bool{},
+	b := &block{key: key, epoch: d.epoch(e.T), first: now, upd: now, t: e.T, msgs: map[string]map[string]map[string]bool{},
 		marks: map[string]map[string]int{}, bandTo: map[string]string{}}
-	d.byKey[key] = b
+	d.byKey[d.epochKey(key, b.epoch)] = b
 	d.blocks = append(d.blocks, b)
 	return b
 }
 
 func (d *Diagram) roundBlock(e Event, now time.Time) *block {
 	key := fmt.Sprintf("r:%d:%d", e.View, e.Seq)
-	b := d.byKey[key]
+	b := d.byKey[d.epochKey(key, d.epoch(e.T))]
 	if b == nil {
 		b = d.newBlock(key, e, now)
 		b.round, b.view, b.seq = true, e.View, e.Seq
+		if old := d.carried[key]; old != nil && old.epoch < b.epoch {
+			b.cont, b.digest, b.batch, b.primary = true, old.digest, old.batch, old.primary
+		}
 	}
 	b.upd = now
 	return b
@@ -228,7 +250,7 @@ func (d *Diagram) roundBlock(e Event, now time.Time) *block {
 func (d *Diagram) latestRound(seq uint64, def *block) *block {
 	best := def
 	for _, b := range d.blocks {
-		if b.round && b.seq == seq && b.view > best.view && len(b.msgs) > 0 {
+		if b.round && b.seq == seq && b.epoch == def.epoch && b.view > best.view && len(b.msgs) > 0 {
 			best = b
 		}
 	}
@@ -239,12 +261,12 @@ func (d *Diagram) latestRound(seq uint64, def *block) *block {
 }
 
 func (d *Diagram) drop(b *block) {
-	delete(d.byKey, b.key)
+	delete(d.byKey, d.epochKey(b.key, b.epoch))
 	d.blocks = slices.DeleteFunc(d.blocks, func(x *block) bool { return x == b })
 }
 
 func (d *Diagram) band(key, title string, e Event, now time.Time) *block {
-	b := d.byKey[key]
+	b := d.byKey[d.epochKey(key, d.epoch(e.T))]
 	if b == nil {
 		b = d.newBlock(key, e, now)
 	}
@@ -262,6 +284,60 @@ func (d *Diagram) Note(text string, now time.Time) {
 	b.upd = now.Add(-d.Quiet) // nothing more will come
 }
 
+// Switch records that replica node switched to behaviour fault ("none" when it
+// recovers) at now, with text printed at that point of the sequence. Events of node
+// stamped while it is crashed are not drawn, and events stamped after the switch go into
+// blocks of their own, printed after text.
+func (d *Diagram) Switch(node, fault, text string, now time.Time) {
+	d.carried = map[string]*block{}
+	for _, b := range d.blocks {
+		if b.round {
+			d.carried[b.key] = b
+		}
+	}
+	t := now.UnixNano()
+	i := len(d.switches)
+	for i > 0 && d.switches[i-1].t > t {
+		i--
+	}
+	d.switches = slices.Insert(d.switches, i, faultSwitch{t: t, node: node, fault: fault})
+	d.faults[node] = fault
+	d.Note(text, now)
+}
+
+// epoch is the number of fault switches at or before t.
+func (d *Diagram) epoch(t int64) int {
+	n := 0
+	for _, s := range d.switches {
+		if s.t <= t {
+			n++
+		}
+	}
+	return n
+}
+
+func (d *Diagram) epochKey(key string, epoch int) string {
+	if epoch == 0 {
+		return key
+	}
+	return fmt.Sprintf("%s@%d", key, epoch)
+}
+
+// faultAt is node's behaviour at t by the switches; false if none was recorded.
+func (d *Diagram) faultAt(node string, t int64) (string, bool) {
+	for i := len(d.switches) - 1; i >= 0; i-- {
+		if s := d.switches[i]; s.node == node && s.t <= t {
+			return s.fault, true
+		}
+	}
+	return "", false
+}
+
+func (d *Diagram) crashedAt(node string, t int64) bool {
+	f, ok := d.faultAt(node, t)
+	return ok && f == "crash"
+}
+
 // Flush prints the blocks that are complete: quiet for Quiet, or older than MaxAge, or
 // all of them if force is set. Blocks come out in the order of their first event.
 func (d *Diagram) Flush(now time.Time, force bool) error {
@@ -274,245 +350,11 @@ func (d *Diagram) Flush(now time.Time, force bool) error {
 		if err := d.print(b); err != nil {
 			return err
 		}
-		delete(d.byKey, b.key)
+		if d.byKey[d.epochKey(b.key, b.epoch)] == b {
+			delete(d.byKey, d.epochKey(b.key, b.epoch))
+		}
 		n++
 	}
 	d.blocks = slices.Delete(d.blocks, 0, n)
 	return nil
-}
-
-func (d *Diagram) paint(kind, s string) string {
-	if !d.color || ansi[kind] == "" {
-		return s
-	}
-	return ansi[kind] + s + "\x1b[0m"
-}
-
-func (d *Diagram) lifeline(i int) rune {
-	if i > 0 && d.faults[d.cols[i]] == "crash" {
-		return '┊'
-	}
-	return '│'
-}
-
-// row draws one line: symbols at some columns, a dash between the leftmost and the
-// rightmost of them, lifelines elsewhere, then a note.
-func (d *Diagram) row(label string, sym map[int]string, kind, note string) string {
-	lo, hi := len(d.cols), -1
-	for i := range sym {
-		lo, hi = min(lo, i), max(hi, i)
-	}
-	var sb strings.Builder
-	fmt.Fprintf(&sb, " %-*s", labelWidth-1, label)
-	for i := range d.cols {
-		cell := []rune(strings.Repeat(" ", colWidth))
-		if i > lo && i <= hi {
-			for j := 0; j < colWidth/2; j++ {
-				cell[j] = '─'
-			}
-		}
-		if i >= lo && i < hi {
-			for j := colWidth / 2; j < colWidth; j++ {
-				cell[j] = '─'
-			}
-		}
-		s, ok := sym[i]
-		if ok {
-			r := []rune(s)
-			copy(cell[colWidth/2:], r)
-		} else if i < lo || i > hi {
-			cell[colWidth/2] = d.lifeline(i)
-		} else {
-			cell[colWidth/2] = '┼'
-		}
-		part := string(cell)
-		if i >= lo && i <= hi {
-			part = d.paint(kind, part)
-		}
-		sb.WriteString(part)
-	}
-	if note != "" {
-		sb.WriteString(" ")
-		sb.WriteString(note)
-	}
-	return strings.TrimRight(sb.String(), " ") + "\n"
-}
-
-func (d *Diagram) header() string {
-	var sb strings.Builder
-	fmt.Fprintf(&sb, " %-*s", labelWidth-1, "")
-	for i, c := range d.cols {
-		name := c
-		if i > 0 && d.faults[c] != "" {
-			name += "!"
-		}
-		pad := colWidth/2 - len([]rune(name))/2
-		sb.WriteString(strings.Repeat(" ", max(pad, 0)))
-		sb.WriteString(name)
-		sb.WriteString(strings.Repeat(" ", max(colWidth-pad-len([]rune(name)), 0)))
-	}
-	return strings.TrimRight(sb.String(), " ") + "\n"
-}
-
-var phaseLabel = map[string]string{"request": "request", "preprepare": "pre-prepare", "prepare": "prepare",
-	Prepared: "prepared", "commit": "commit", Committed: "committed", Executed: "executed", "reply": "reply",
-	"viewchange": "view-change", "newview": "new-view"}
-
-func (d *Diagram) print(b *block) error {
-	var out strings.Builder
-	if d.printed%8 == 0 {
-		out.WriteString(d.header())
-	}
-	if b.note {
-		if d.printed == 0 {
-			d.printed++
-		}
-		_, err := io.WriteString(d.w, out.String()+b.title+"\n")
-		return err
-	}
-	d.printed++
-	if !b.round {
-		out.WriteString(d.paint("viewchange", "═══ "+b.title) + "\n")
-		for _, k := range []string{"viewchange", "newview"} {
-			out.WriteString(d.senders(b, k))
-		}
-		sym := map[int]string{}
-		var notes []string
-		for _, c := range sortedCols(d, b.bandTo) {
-			sym[d.col[c]] = "◉"
-			notes = append(notes, c+" "+b.bandTo[c])
-		}
-		if len(sym) > 0 {
-			out.WriteString(d.row("", sym, "newview", strings.Join(notes, ", ")))
-		}
-		_, err := io.WriteString(d.w, out.String())
-		return err
-	}
-	title := fmt.Sprintf("─── #%d view %d", b.seq, b.view)
-	if b.digest != (Short{}) {
-		title += " d=" + b.digest.String()
-	}
-	if b.batch > 0 {
-		title += fmt.Sprintf(" (%d request", b.batch)
-		if b.batch > 1 {
-			title += "s"
-		}
-		title += ")"
-	}
-	if b.primary != "" {
-		title += " primary " + b.primary
-	}
-	if b.digest == (Short{}) && b.view > 0 {
-		title += " (pre-prepared by the new-view)"
-	}
-	out.WriteString(title + "\n")
-	for _, k := range roundOrder {
-		switch k {
-		case Prepared, Committed, Executed:
-			m := b.marks[k]
-			if len(m) == 0 {
-				continue
-			}
-			sym := map[int]string{}
-			for c, n := range m {
-				if _, ok := d.col[c]; !ok {
-					continue
-				}
-				s := map[string]string{Prepared: "◆", Committed: "●", Executed: "■"}[k]
-				if q := d.quorum(k); q > 0 && n > 0 {
-					s += fmt.Sprintf("%d/%d", n, q)
-				}
-				sym[d.col[c]] = s
-			}
-			out.WriteString(d.marks(k, sym))
-		default:
-			out.WriteString(d.senders(b, k))
-		}
-	}
-	_, err := io.WriteString(d.w, out.String())
-	return err
-}
-
-func (d *Diagram) quorum(k string) int {
-	switch k {
-	case Prepared:
-		return 2 * d.f
-	case Committed:
-		return 2*d.f + 1
-	}
-	return 0
-}
-
-// marks draws marks without the dash between them.
-func (d *Diagram) marks(kind string, sym map[int]string) string {
-	var sb strings.Builder
-	fmt.Fprintf(&sb, " %-*s", labelWidth-1, phaseLabel[kind])
-	for i := range d.cols {
-		cell := []rune(strings.Repeat(" ", colWidth))
-		if s, ok := sym[i]; ok {
-			copy(cell[colWidth/2:], []rune(s))
-			sb.WriteString(d.paint(kind, string(cell)))
-			continue
-		}
-		cell[colWidth/2] = d.lifeline(i)
-		sb.WriteString(string(cell))
-	}
-	return strings.TrimRight(sb.String(), " ") + "\n"
-}
-
-// senders draws one line per sender of kind in b: ● at the sender, an arrowhead at each
-// receiver it reached.
-func (d *Diagram) senders(b *block, kind string) string {
-	m := b.msgs[kind]
-	if len(m) == 0 {
-		return ""
-	}
-	var out strings.Builder
-	if kind == "reply" {
-		// All replies go to the client: one line.
-		sym := map[int]string{}
-		for from, tos := range m {
-			if _, ok := d.col[from]; ok {
-				sym[d.col[from]] = "●"
-			}
-			for to := range tos {
-				sym[d.col[d.clientCol(to)]] = "◀"
-			}
-		}
-		out.WriteString(d.row(phaseLabel[kind], sym, kind, fmt.Sprintf("%d replies", len(m))))
-		return out.String()
-	}
-	for _, from := range sortedCols(d, m) {
-		sym := map[int]string{d.col[from]: "●"}
-		for to := range m[from] {
-			i, ok := d.col[to]
-			if !ok {
-				continue
-			}
-			if i > d.col[from] {
-				sym[i] = "▶"
-			} else {
-				sym[i] = "◀"
-			}
-		}
-		label := phaseLabel[kind]
-		note := ""
-		if kind == "request" && len(b.clients) > 0 {
-			note = strings.Join(b.clients, ",")
-		}
-		out.WriteString(d.row(label, sym, kind, note))
-	}
-	return out.String()
-}
-
-// sortedCols lists the keys of m that are columns, in column order.
-func sortedCols[V any](d *Diagram, m map[string]V) []string {
-	var out []string
-	for k := range m {
-		if _, ok := d.col[k]; ok {
-			out = append(out, k)
-		}
-	}
-	slices.SortFunc(out, func(a, b string) int { return cmp.Compare(d.col[a], d.col[b]) })
-	return out
 }

@@ -110,3 +110,67 @@ func TestDiagramViewChange(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", out.String(), want)
 	}
 }
+
+// n1Drawn reports whether a diagram line of replicas n1.. (client column first) has a
+// message, certificate or band mark in n1's column.
+func n1Drawn(line string) bool {
+	r := []rune(line)
+	i := labelWidth + colWidth + colWidth/2 // the centre of column 1
+	return i < len(r) && strings.ContainsRune("●◀▶◆■◉", r[i])
+}
+
+// A fault switch divides the sequence: nothing of a crashed replica is drawn while it is
+// crashed, and what it does after it recovers comes after the recovery, in a block of
+// its own, although its round was still held open when the switch came.
+func TestDiagramFaultSwitches(t *testing.T) {
+	var out strings.Builder
+	d := NewDiagram(&out, "gw", []string{"n1", "n2", "n3", "n4"}, false)
+	now := time.Unix(100, 0)
+	dg := Short{1, 2, 3, 4}
+	d.Switch("n1", "crash", "» crash n1", time.Unix(0, 10))
+	// Delivered before the crash and never ordered there: not drawn in a later round.
+	d.Add(Event{T: 5, Node: "n1", Type: Recv, Kind: "request", From: "gw", To: "n1", Client: "c"}, now)
+	d.Add(Event{T: 19, Node: "n2", Type: Recv, Kind: "request", From: "gw", To: "n2", Client: "c"}, now)
+	d.Add(Event{T: 20, Node: "n2", Type: Send, Kind: "preprepare", View: 1, Seq: 3, Digest: dg, From: "n2", To: Broadcast, Client: "c", Count: 1}, now)
+	for i, n := range []string{"n3", "n4"} {
+		d.Add(Event{T: int64(21 + i), Node: n, Type: Recv, Kind: "preprepare", View: 1, Seq: 3, Digest: dg, From: "n2", To: n, Client: "c", Count: 1}, now)
+	}
+	// Stamped while n1 is crashed: not drawn.
+	d.Add(Event{T: 25, Node: "n1", Type: Send, Kind: "commit", View: 1, Seq: 3, Digest: dg, From: "n1", To: Broadcast}, now)
+	d.Add(Event{T: 26, Node: "n2", Type: Recv, Kind: "commit", View: 1, Seq: 3, Digest: dg, From: "n1", To: "n2"}, now)
+	d.Switch("n1", "none", "» recover n1", time.Unix(0, 30))
+	d.Add(Event{T: 40, Node: "n1", Type: Recv, Kind: "preprepare", View: 1, Seq: 3, Digest: dg, From: "n2", To: "n1", Count: 1}, now)
+	d.Add(Event{T: 41, Node: "n2", Type: Recv, Kind: "prepare", View: 1, Seq: 3, Digest: dg, From: "n1", To: "n2"}, now)
+	d.Add(Event{T: 42, Node: "n1", Type: Prepared, View: 1, Seq: 3, Digest: dg, Count: 2}, now)
+	if err := d.Flush(now, true); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	before, after, ok := strings.Cut(text, "» recover n1\n")
+	if !ok || !strings.Contains(before, "» crash n1\n") {
+		t.Fatalf("switches missing:\n%s", text)
+	}
+	for _, l := range strings.Split(before, "\n") {
+		if n1Drawn(l) {
+			t.Errorf("n1 drawn while crashed: %q", l)
+		}
+	}
+	if !strings.Contains(before, "─── #3 view 1 d=01020304 (1 request) primary n2\n") {
+		t.Errorf("the round before the recovery is missing")
+	}
+	if !strings.HasPrefix(after, "─── #3 view 1 d=01020304 (1 request) primary n2 (continued)\n") {
+		t.Errorf("no continuation of the round after the recovery")
+	}
+	drawn := 0
+	for _, l := range strings.Split(after, "\n") {
+		if n1Drawn(l) {
+			drawn++
+		}
+	}
+	if drawn < 3 { // pre-prepare received, prepare sent, prepared
+		t.Errorf("n1's lines after its recovery: %d, want 3", drawn)
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", text)
+	}
+}

@@ -119,7 +119,7 @@ func Decode(data []byte) ([]Event, error) {
 	return out, nil
 }
 
-// Switch is an on/off setting (PBFT_TRACE): on, off, true, false, 1, 0, yes, no.
+// Switch is an on/off setting (PBFT_TRACE, PBFT_PPROF): on, off, true, false, 1, 0, yes, no.
 type Switch bool
 
 // Decode implements envconfig.Decoder.

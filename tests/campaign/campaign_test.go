@@ -20,11 +20,7 @@ import (
 	"github.com/pbft-nats/pbft/internal/topology"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	_ = topology.RemoveBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(topology.RunAndRemoveBuilds(m.Run)) }
 
 // seed is PBFT_CAMPAIGN_SEED, or else from the clock; it is logged either way.
 func seed(t *testing.T) uint64 {

@@ -6,13 +6,17 @@ package deploy
 import (
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
+
+	"github.com/pbft-nats/pbft/internal/topology"
 )
 
 func TestDeployManifestsValidate(t *testing.T) {
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "deploy", "validate", "run.sh")
+	root, err := topology.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(root, "deploy", "validate", "run.sh")
 	cmd := exec.CommandContext(t.Context(), "bash", script)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

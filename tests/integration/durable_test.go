@@ -9,20 +9,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pbft-nats/pbft/internal/poll"
+	"github.com/pbft-nats/pbft/internal/topology"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/gateway"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
-// durableEnv gives every replica a data dir of its own, and checkpoints often enough
-// that a run goes through many compactions of the durable log.
-func durableEnv(dir string) []string {
-	return []string{
-		"PBFT_DATA_DIR=" + filepath.Join(dir, "data", "{id}"),
-		"PBFT_CHECKPOINT_INTERVAL=16", "PBFT_LOG_WINDOW=32",
-		"PBFT_VIEW_CHANGE_TIMEOUT=300ms", "PBFT_REQUEST_TIMEOUT=5s",
-	}
-}
+// durable gives every replica a data dir of its own, and checkpoints often enough that
+// a run goes through many compactions of the durable log.
+var durable = topology.Options{Replicas: fourNodes, DataDirs: true, Env: []string{
+	"PBFT_CHECKPOINT_INTERVAL=16", "PBFT_LOG_WINDOW=32",
+	"PBFT_VIEW_CHANGE_TIMEOUT=300ms", "PBFT_REQUEST_TIMEOUT=5s",
+}}
 
 // inspector queries replicas directly over the bus, as a tool comparing them would.
 type inspector struct {
@@ -33,10 +32,10 @@ type inspector struct {
 
 func (c *cluster) inspector() *inspector {
 	c.t.Helper()
-	n := c.gateways.Add(1)
+	id := c.nextGatewayID()
 	s := config.Default()
-	s.KeysDir, s.ClientID, s.Cluster = filepath.Join(c.dir, "keys"), c.gatewayID(int(n)), c.name
-	gw, err := gateway.ConnectExternal(c.natsURL, c.ids, s)
+	s.KeysDir, s.ClientID, s.Cluster = c.top.KeysDir(), id, c.name
+	gw, err := gateway.ConnectExternal(c.top.NATSURL(id), c.ids, s)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -50,7 +49,7 @@ func (in *inspector) converged(min uint64, timeout time.Duration) (uint64, strin
 	in.t.Helper()
 	var exec uint64
 	var digest, last string
-	err := poll(timeout, 100*time.Millisecond, func() (bool, error) {
+	err := poll.Within(timeout, 100*time.Millisecond, func() (bool, error) {
 		var states []string
 		exec, digest = 0, ""
 		same := true
@@ -78,6 +77,19 @@ func (in *inspector) converged(min uint64, timeout time.Duration) (uint64, strin
 	}
 	in.t.Logf("converged: %s", last)
 	return exec, digest
+}
+
+// startDurable starts a durable cluster, an inspector of it and a session that has
+// sent init (msg_id 1).
+func startDurable(t *testing.T) (*cluster, *inspector, *session) {
+	t.Helper()
+	c := startCluster(t, buildBinaries(t), durable)
+	in := c.inspector()
+	s := c.startSession()
+	if r := s.roundTrip(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}`, 1, 10*time.Second); r.Body.Type != "init_ok" {
+		t.Fatalf("init: %+v", r.Body)
+	}
+	return c, in, s
 }
 
 // loadResult is what one pipelined burst of sets got back.
@@ -119,39 +131,19 @@ func pipelinedSets(t *testing.T, s *session, from, to int, msgID *int64, during 
 	return res
 }
 
-func (c *cluster) killAll() {
-	c.t.Helper()
-	for _, id := range c.ids {
-		c.replicas[id].kill()
-	}
-	for _, id := range c.ids {
-		if !c.replicas[id].waitExit(5 * time.Second) {
-			c.t.Fatalf("replica %s did not die", id)
-		}
-	}
-}
-
 // TestKillAllReplicasDuringLoad kills -9 every replica process in the middle of a burst
 // of requests and starts them again on their data dirs: every request a client saw
 // answered is still executed at the same number, every replica has the same state, and
 // the cluster serves again. Then one replica loses its data dir and rebuilds from peers.
 func TestKillAllReplicasDuringLoad(t *testing.T) {
-	b := buildBinaries(t)
-	natsURL := startNATS(t, b)
-	dir := t.TempDir()
-	c := startCluster(t, b, natsURL, fourNodes, durableEnv(dir)...)
-	in := c.inspector()
-	s := c.startSession()
+	c, in, s := startDurable(t)
 	var msgID int64 = 1
-	if r := s.roundTrip(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}`, 1, 10*time.Second); r.Body.Type != "init_ok" {
-		t.Fatalf("init: %+v", r.Body)
-	}
 
 	// 1. A burst of 200 sets; after 80 answers, the whole cluster dies and comes back.
 	killedAt := time.Time{}
 	res := pipelinedSets(t, s, 0, 200, &msgID, func(k int) {
 		if k == 80 {
-			c.killAll()
+			c.kill(c.ids...)
 			killedAt = time.Now()
 			for _, id := range c.ids {
 				c.startReplica(id)
@@ -177,10 +169,8 @@ func TestKillAllReplicasDuringLoad(t *testing.T) {
 	}
 
 	// 3. n3 loses its data dir while down; it rebuilds from its peers.
-	n3 := c.replicas["n3"]
-	n3.kill()
-	n3.waitExit(5 * time.Second)
-	if err := os.RemoveAll(filepath.Join(dir, "data", "n3")); err != nil {
+	c.kill("n3")
+	if err := os.RemoveAll(c.top.DataDir("n3")); err != nil {
 		t.Fatal(err)
 	}
 	c.startReplica("n3")
@@ -222,24 +212,14 @@ func checkReads(t *testing.T, s *session, answered map[int]uint64, msgID *int64)
 // replica must refuse to start, saying why, rather than serve from it; moved away, the
 // replica rebuilds from its peers.
 func TestDamagedDataDirStopsTheReplica(t *testing.T) {
-	b := buildBinaries(t)
-	natsURL := startNATS(t, b)
-	dir := t.TempDir()
-	c := startCluster(t, b, natsURL, fourNodes, durableEnv(dir)...)
-	in := c.inspector()
-	s := c.startSession()
+	c, in, s := startDurable(t)
 	var msgID int64 = 1
-	if r := s.roundTrip(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}`, 1, 10*time.Second); r.Body.Type != "init_ok" {
-		t.Fatalf("init: %+v", r.Body)
-	}
 	res := pipelinedSets(t, s, 0, 50, &msgID, nil)
 	if len(res.answered) != 50 {
 		t.Fatalf("%d of 50 answered", len(res.answered))
 	}
-	n4 := c.replicas["n4"]
-	n4.kill()
-	n4.waitExit(5 * time.Second)
-	logPath := filepath.Join(dir, "data", "n4", "log")
+	c.kill("n4")
+	logPath := filepath.Join(c.top.DataDir("n4"), "log")
 	data, err := os.ReadFile(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -249,15 +229,15 @@ func TestDamagedDataDirStopsTheReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := c.startReplica("n4")
-	if !p.waitExit(10 * time.Second) {
+	if !p.WaitExit(10 * time.Second) {
 		t.Fatal("replica n4 runs on a damaged log")
 	}
-	if p.waitErr == nil || !strings.Contains(p.stderr(), "damaged log") || !strings.Contains(p.stderr(), "rebuild this replica from its peers") {
-		t.Fatalf("n4 exit %v, stderr:\n%s", p.waitErr, p.stderr())
+	if p.Err() == nil || !strings.Contains(p.Log(), "damaged log") || !strings.Contains(p.Log(), "rebuild this replica from its peers") {
+		t.Fatalf("n4 exit %v, stderr:\n%s", p.Err(), p.Log())
 	}
-	t.Logf("n4 refused its damaged log: %s", strings.TrimSpace(p.stderr()))
+	t.Logf("n4 refused its damaged log: %s", strings.TrimSpace(p.Log()))
 
-	if err := os.Rename(filepath.Join(dir, "data", "n4"), filepath.Join(dir, "damaged-n4")); err != nil {
+	if err := os.Rename(c.top.DataDir("n4"), filepath.Join(c.top.Dir(), "damaged-n4")); err != nil {
 		t.Fatal(err)
 	}
 	c.startReplica("n4")
@@ -269,10 +249,8 @@ func TestDamagedDataDirStopsTheReplica(t *testing.T) {
 
 	// A log cut in the middle of its last record (what a machine crash during an append
 	// leaves) loses only that unsynced record: the replica starts from the rest.
-	n2 := c.replicas["n2"]
-	n2.kill()
-	n2.waitExit(5 * time.Second)
-	logPath = filepath.Join(dir, "data", "n2", "log")
+	c.kill("n2")
+	logPath = filepath.Join(c.top.DataDir("n2"), "log")
 	st, err := os.Stat(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -286,8 +264,8 @@ func TestDamagedDataDirStopsTheReplica(t *testing.T) {
 		t.Fatalf("%d of 10 answered", len(more.answered))
 	}
 	in.converged(exec+10, 30*time.Second)
-	if !strings.Contains(p.stderr(), "cut an incomplete last record") {
-		t.Errorf("n2 did not report the torn record:\n%s", p.stderr())
+	if !strings.Contains(p.Log(), "cut an incomplete last record") {
+		t.Errorf("n2 did not report the torn record:\n%s", p.Log())
 	}
 	s.close(10 * time.Second)
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/pbft-nats/pbft/internal/topology"
 	"github.com/pbft-nats/pbft/tests/golden"
 
 	"bufio"
@@ -41,7 +42,6 @@ func TestGoldenCasesAgainstExternalReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	natsURL := startNATS(t, b)
 	ran := 0
 	for _, in := range ins {
 		name := strings.TrimSuffix(filepath.Base(in), ".in")
@@ -61,7 +61,7 @@ func TestGoldenCasesAgainstExternalReplicas(t *testing.T) {
 		}
 		ran++
 		t.Run(name, func(t *testing.T) {
-			c := startCluster(t, b, natsURL, fourNodes)
+			c := startCluster(t, b, topology.Options{Replicas: fourNodes})
 			run := c.runGateway(input, 10*time.Second)
 			t.Logf("gateway ran %v", run.elapsed.Round(time.Millisecond))
 			if run.exitErr != nil {
@@ -77,7 +77,7 @@ func TestGoldenCasesAgainstExternalReplicas(t *testing.T) {
 	}
 
 	t.Run("pbft_fault-is-embedded-only", func(t *testing.T) {
-		c := startCluster(t, b, natsURL, fourNodes)
+		c := startCluster(t, b, topology.Options{Replicas: fourNodes})
 		input := `{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}
 {"src":"c0","dest":"n1","body":{"type":"pbft_fault","msg_id":2,"node":"n3","fault":"crash"}}
 {"src":"c1","dest":"n1","body":{"type":"pbft_execute","msg_id":3,"operation":"set x=1","client":"c1"}}

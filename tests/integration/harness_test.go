@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/pbft-nats/pbft/internal/poll"
 	"github.com/pbft-nats/pbft/internal/topology"
 	"github.com/pbft-nats/pbft/tests/golden"
 
@@ -10,29 +11,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// binaries are the commands under test, built once per test run (internal/topology).
-type binaries struct {
-	replica, gateway, natsServer string
-}
+func TestMain(m *testing.M) { os.Exit(topology.RunAndRemoveBuilds(m.Run)) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	_ = topology.RemoveBuilds()
-	os.Exit(code)
-}
-
-func buildBinaries(t *testing.T) binaries {
+// buildBinaries builds the commands under test, once per test run (internal/topology).
+func buildBinaries(t *testing.T) topology.Binaries {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -40,19 +30,7 @@ func buildBinaries(t *testing.T) binaries {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return binaries{replica: b.Replica, gateway: b.Gateway, natsServer: b.NATSServer}
-}
-
-// baseEnv is this process's environment without PBFT_ variables, so a developer's
-// settings never leak into the processes under test.
-func baseEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PBFT_") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return b
 }
 
 var uniq atomic.Int64
@@ -74,217 +52,86 @@ func uniqueName(prefix string, t *testing.T) string {
 	return fmt.Sprintf("%s-%d-%d-%s", prefix, os.Getpid(), uniq.Add(1), name)
 }
 
-// proc is one process started by a test; t.Cleanup kills it by PID.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	waitErr error // set before done is closed
-}
-
-// startProc starts bin with args and env (on top of baseEnv), stderr to a file in dir.
-// setup may set stdin and stdout. On failure, the stderr file is printed if dump is set.
-func startProc(t *testing.T, dir, name, bin string, args, env []string, dump bool, setup func(*exec.Cmd)) *proc {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".stderr")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close() // the child has its own descriptor
-	cmd := exec.CommandContext(t.Context(), bin, args...)
-	cmd.Env = append(baseEnv(), env...)
-	cmd.Stderr = logFile
-	cmd.WaitDelay = 5 * time.Second
-	if setup != nil {
-		setup(cmd)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%s (pid %d) did not end after kill", name, cmd.Process.Pid)
-		}
-		if dump && t.Failed() {
-			t.Logf("stderr of %s:\n%s", name, p.stderr())
-		}
-	})
-	return p
-}
-
-// kill sends SIGKILL to the process (by its PID) unless it has already ended.
-func (p *proc) kill() {
-	if !p.exited() {
-		_ = p.cmd.Process.Kill()
-	}
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stderr returns the tail of what the process wrote on stderr.
-func (p *proc) stderr() string {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	const keep = 32 << 10
-	if len(b) > keep {
-		b = append([]byte("...\n"), b[len(b)-keep:]...)
-	}
-	return string(b)
-}
-
-// waitExit waits up to d for the process to end.
-func (p *proc) waitExit(d time.Duration) bool {
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
-
-// poll calls cond every interval until it reports done, returns an error, or the deadline
-// passes.
-func poll(timeout, interval time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not done after %v", timeout)
-		}
-		time.Sleep(interval)
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startNATS starts a nats-server on a free 127.0.0.1 port and returns its URL once it
-// accepts connections and greets with INFO.
-func startNATS(t *testing.T, b binaries) string {
-	t.Helper()
-	dir := t.TempDir()
-	var lastErr error
-	for attempt := 1; attempt <= 3; attempt++ { // a free port can be taken before the server binds it
-		port := freePort(t)
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		p := startProc(t, dir, fmt.Sprintf("nats-server-%d", attempt), b.natsServer,
-			[]string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}, nil, true, nil)
-		lastErr = poll(10*time.Second, 20*time.Millisecond, func() (bool, error) {
-			if p.exited() {
-				return false, fmt.Errorf("nats-server exited: %v\n%s", p.waitErr, p.stderr())
-			}
-			return natsGreets(addr), nil
-		})
-		if lastErr == nil && !p.exited() {
-			return "nats://" + addr
-		}
-		if !p.exited() {
-			break // up but not answering: retrying would not help
-		}
-		t.Logf("nats-server attempt %d on port %d failed: %v", attempt, port, lastErr)
-	}
-	t.Fatalf("nats-server did not start: %v", lastErr)
-	return ""
-}
-
-// natsGreets reports whether a NATS server answers on addr (it sends INFO on connect).
-func natsGreets(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "INFO ")
-}
-
-// cluster is N replica processes on one NATS server, under a cluster name of their own.
+// cluster is N replica processes on a NATS server of their own (internal/topology),
+// under a cluster name of their own, driven through gateways in stdio mode.
 type cluster struct {
 	t        *testing.T
-	b        binaries
-	dir      string
-	natsURL  string
+	top      *topology.Topology
 	name     string // PBFT_CLUSTER
 	ids      []string
-	env      []string // extra PBFT_ settings for replicas and gateways
-	replicas map[string]*proc
-	starts   int // replica processes started
 	gateways atomic.Int64
+
+	mu     sync.Mutex
+	dumped []*topology.Process // gateways whose log is printed if the test fails
 }
 
-// startCluster starts one replica process per id and waits until all of them answer.
-func startCluster(t *testing.T, b binaries, natsURL string, ids []string, env ...string) *cluster {
+// startCluster starts a topology of o.Replicas (its cluster name, directory, gateway
+// keys and logger are set here) and waits until every replica answers a gateway.
+func startCluster(t *testing.T, b topology.Binaries, o topology.Options) *cluster {
 	t.Helper()
-	c := &cluster{t: t, b: b, dir: t.TempDir(), natsURL: natsURL, name: uniqueName("it", t), ids: ids,
-		env: env, replicas: map[string]*proc{}}
-	// Keys for every replica and for the gateways this cluster will run: replicas accept
-	// requests only from clients whose public keys they loaded at start.
-	keysDir := filepath.Join(c.dir, "keys")
-	principals := append([]string(nil), ids...)
+	c := &cluster{t: t, name: uniqueName("it", t), ids: o.Replicas}
+	o.Dir, o.Cluster, o.Logf = t.TempDir(), c.name, t.Logf
+	// Keys for the gateways this cluster will run: replicas accept requests only from
+	// clients whose public keys they loaded at start.
 	for n := 1; n <= maxGateways; n++ {
-		principals = append(principals, c.gatewayID(n))
+		o.Clients = append(o.Clients, c.gatewayID(n))
 	}
-	if out, err := exec.Command(b.replica, append([]string{"keygen", "-dir", keysDir}, principals...)...).CombinedOutput(); err != nil {
-		t.Fatalf("keygen: %v\n%s", err, out)
+	top, err := topology.Start(t.Context(), b, o)
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.env = append([]string{"PBFT_KEYS_DIR=" + keysDir}, c.env...)
-	for _, id := range ids {
-		c.startReplica(id)
-	}
+	c.top = top
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, id := range c.ids {
+				t.Logf("log of replica %s (tail):\n%s", id, tailString(top.ReplicaLog(id), 32<<10))
+			}
+			c.mu.Lock()
+			for _, p := range c.dumped {
+				t.Logf("stderr of gateway pid %d (tail):\n%s", p.Pid(), tailString(p.Log(), 32<<10))
+			}
+			c.mu.Unlock()
+		}
+		if err := top.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
 	c.waitReady()
 	return c
 }
 
-// startReplica starts (or starts again) replica id's process. "{id}" in a setting of the
-// cluster's environment stands for the replica's id (PBFT_DATA_DIR=.../{id}).
-func (c *cluster) startReplica(id string) *proc {
+func tailString(s string, n int) string {
+	if len(s) > n {
+		return "...\n" + s[len(s)-n:]
+	}
+	return s
+}
+
+// startReplica starts replica id's process again and returns it.
+func (c *cluster) startReplica(id string) *topology.Process {
 	c.t.Helper()
-	renv := []string{
-		"PBFT_NODE_ID=" + id,
-		"PBFT_NODE_IDS=" + strings.Join(c.ids, ","),
-		"PBFT_NATS_URL=" + c.natsURL,
-		"PBFT_CLUSTER=" + c.name,
+	if err := c.top.StartReplica(id); err != nil {
+		c.t.Fatal(err)
 	}
-	for _, kv := range c.env {
-		renv = append(renv, strings.ReplaceAll(kv, "{id}", id))
+	return c.process(id)
+}
+
+// process is replica id's latest process.
+func (c *cluster) process(id string) *topology.Process {
+	c.t.Helper()
+	p, err := c.top.ReplicaProcess(id)
+	if err != nil {
+		c.t.Fatal(err)
 	}
-	c.starts++
-	p := startProc(c.t, c.dir, fmt.Sprintf("replica-%s-%d", id, c.starts), c.b.replica, nil, renv, true, nil)
-	c.replicas[id] = p
 	return p
+}
+
+// kill sends SIGKILL to the replicas (by PID) at once and waits until they are dead.
+func (c *cluster) kill(ids ...string) {
+	c.t.Helper()
+	if err := c.top.KillReplicas(ids...); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // maxGateways is how many gateway runs one cluster has keys for.
@@ -292,20 +139,29 @@ const maxGateways = 32
 
 func (c *cluster) gatewayID(n int) string { return fmt.Sprintf("gw-%s-%d", c.name, n) }
 
-// gatewayEnv is the environment of a new gateway process: a client id of its own, so
-// that no two gateways ever share one on the bus.
-func (c *cluster) gatewayEnv(extra []string) (name string, env []string) {
+// nextGatewayID is the client id of a new gateway: one of its own, so that no two
+// gateways ever share one on the bus.
+func (c *cluster) nextGatewayID() string {
 	n := c.gateways.Add(1)
 	if n > maxGateways {
 		c.t.Fatalf("more than %d gateway runs on one cluster: raise maxGateways", maxGateways)
 	}
-	name = fmt.Sprintf("gateway-%d", n)
-	env = append([]string{
-		"PBFT_NATS_URL=" + c.natsURL,
-		"PBFT_CLUSTER=" + c.name,
-		"PBFT_CLIENT_ID=" + c.gatewayID(int(n)),
-	}, c.env...)
-	return name, append(env, extra...)
+	return c.gatewayID(int(n))
+}
+
+// startGateway starts a gateway in stdio mode.
+func (c *cluster) startGateway(dump bool, stdin io.Reader, stdout io.Writer, extraEnv []string) *topology.Process {
+	c.t.Helper()
+	p, err := c.top.StartStdioGateway(topology.StdioGateway{ClientID: c.nextGatewayID(), Stdin: stdin, Stdout: stdout, Env: extraEnv})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if dump {
+		c.mu.Lock()
+		c.dumped = append(c.dumped, p)
+		c.mu.Unlock()
+	}
+	return p
 }
 
 // gatewayRun is one finished stdio run of the gateway.
@@ -326,19 +182,14 @@ func (c *cluster) runGateway(input []byte, timeout time.Duration, extraEnv ...st
 // runGatewayDump is runGateway; dump says whether the stderr is printed if the test fails.
 func (c *cluster) runGatewayDump(dump bool, input []byte, timeout time.Duration, extraEnv ...string) gatewayRun {
 	c.t.Helper()
-	name, env := c.gatewayEnv(extraEnv)
 	var stdout bytes.Buffer
 	start := time.Now()
-	p := startProc(c.t, c.dir, name, c.b.gateway, nil, env, dump, func(cmd *exec.Cmd) {
-		cmd.Stdin = bytes.NewReader(input)
-		cmd.Stdout = &stdout
-	})
-	if !p.waitExit(timeout) {
-		p.kill()
-		<-p.done
-		c.t.Fatalf("%s did not exit within %v of the end of its input; stdout so far:\n%s", name, timeout, stdout.String())
+	p := c.startGateway(dump, bytes.NewReader(input), &stdout, extraEnv)
+	if !p.WaitExit(timeout) {
+		_ = p.Kill()
+		c.t.Fatalf("gateway pid %d did not exit within %v of the end of its input; stdout so far:\n%s", p.Pid(), timeout, stdout.String())
 	}
-	return gatewayRun{stdout: stdout.Bytes(), exitErr: p.waitErr, elapsed: time.Since(start), stderr: p.stderr()}
+	return gatewayRun{stdout: stdout.Bytes(), exitErr: p.Err(), elapsed: time.Since(start), stderr: p.Log()}
 }
 
 // waitReady polls until every replica answers a pbft_cluster query through a gateway.
@@ -351,10 +202,10 @@ func (c *cluster) waitReady() {
 			`{"src":"probe","dest":%q,"body":{"type":"pbft_cluster","msg_id":2}}`+"\n",
 		c.ids[0], c.ids[0], ids, c.ids[0]))
 	last := "no probe ran"
-	err := poll(10*time.Second, 50*time.Millisecond, func() (bool, error) {
-		for id, p := range c.replicas {
-			if p.exited() {
-				return false, fmt.Errorf("replica %s exited: %v\n%s", id, p.waitErr, p.stderr())
+	err := poll.Within(10*time.Second, 50*time.Millisecond, func() (bool, error) {
+		for _, id := range c.ids {
+			if p := c.process(id); p.Exited() {
+				return false, fmt.Errorf("replica %s exited: %v\n%s", id, p.Err(), p.Log())
 			}
 		}
 		// A short request timeout: a replica not up yet costs the probe little.
@@ -420,7 +271,7 @@ func parseReply(line string) (*reply, error) {
 // session is a gateway in stdio mode driven line by line.
 type session struct {
 	t     *testing.T
-	p     *proc
+	p     *topology.Process
 	stdin io.WriteCloser
 	lines chan string // stdout lines; closed at EOF
 }
@@ -429,27 +280,24 @@ type session struct {
 // reads concurrently.
 func (c *cluster) startSession(extraEnv ...string) *session {
 	c.t.Helper()
-	name, env := c.gatewayEnv(extraEnv)
-	r, w, err := os.Pipe()
+	inR, inW, err := os.Pipe()
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	var stdin io.WriteCloser
-	p := startProc(c.t, c.dir, name, c.b.gateway, nil, env, true, func(cmd *exec.Cmd) {
-		cmd.Stdout = w // the child's own descriptor: Wait does not wait for our reads
-		stdin, err = cmd.StdinPipe()
-		if err != nil {
-			c.t.Fatal(err)
-		}
-	})
-	_ = w.Close()
-	s := &session{t: c.t, p: p, stdin: stdin, lines: make(chan string, 1024)}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	// The child gets its own descriptors: Wait does not wait for our reads.
+	p := c.startGateway(true, inR, outW, extraEnv)
+	_, _ = inR.Close(), outW.Close()
+	s := &session{t: c.t, p: p, stdin: inW, lines: make(chan string, 1024)}
 	stop := make(chan struct{})
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
 		defer close(s.lines)
-		sc := bufio.NewScanner(r)
+		sc := bufio.NewScanner(outR)
 		sc.Buffer(make([]byte, 64<<10), 16<<20)
 		for sc.Scan() {
 			select {
@@ -459,12 +307,12 @@ func (c *cluster) startSession(extraEnv ...string) *session {
 			}
 		}
 	}()
-	c.t.Cleanup(func() { // runs before the process's own cleanup (LIFO)
-		_ = stdin.Close()
-		p.kill()
+	c.t.Cleanup(func() { // runs before the topology's Close (LIFO)
+		_ = inW.Close()
+		_ = p.Kill()
 		close(stop)
 		<-readerDone
-		_ = r.Close()
+		_ = outR.Close()
 	})
 	return s
 }
@@ -473,7 +321,7 @@ func (c *cluster) startSession(extraEnv ...string) *session {
 func (s *session) send(line string) {
 	s.t.Helper()
 	if _, err := io.WriteString(s.stdin, line+"\n"); err != nil {
-		s.t.Fatalf("write to gateway: %v (gateway exited: %v)", err, s.p.exited())
+		s.t.Fatalf("write to gateway: %v (gateway exited: %v)", err, s.p.Exited())
 	}
 }
 
@@ -483,7 +331,7 @@ func (s *session) next(timeout time.Duration) *reply {
 	select {
 	case line, ok := <-s.lines:
 		if !ok {
-			s.t.Fatalf("gateway stdout closed (exited: %v, %v)", s.p.exited(), s.p.waitErr)
+			s.t.Fatalf("gateway stdout closed (exited: %v, %v)", s.p.Exited(), s.p.Err())
 		}
 		r, err := parseReply(line)
 		if err != nil {
@@ -511,11 +359,11 @@ func (s *session) roundTrip(line string, id int64, timeout time.Duration) *reply
 func (s *session) close(timeout time.Duration) {
 	s.t.Helper()
 	_ = s.stdin.Close()
-	if !s.p.waitExit(timeout) {
+	if !s.p.WaitExit(timeout) {
 		s.t.Fatalf("gateway did not exit within %v of stdin closing", timeout)
 	}
-	if s.p.waitErr != nil {
-		s.t.Errorf("gateway exit: %v", s.p.waitErr)
+	if err := s.p.Err(); err != nil {
+		s.t.Errorf("gateway exit: %v", err)
 	}
 	for line := range s.lines {
 		s.t.Errorf("unexpected extra output: %s", line)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,14 +20,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/pbft-nats/pbft/internal/poll"
 	"github.com/pbft-nats/pbft/internal/topology"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	_ = topology.RemoveBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(topology.RunAndRemoveBuilds(m.Run)) }
 
 var replicas = []string{"replica-0", "replica-1", "replica-2", "replica-3"}
 
@@ -245,7 +243,7 @@ func testFaultsUnderLoad(t *testing.T, ctx context.Context, top *topology.Topolo
 	}
 	defer stopLoad()
 
-	waitFor(t, 30*time.Second, "30 acknowledged writes before the faults", func() bool { return acks.Load() >= 30 })
+	poll.Eventually(t, 30*time.Second, "30 acknowledged writes before the faults", func() bool { return acks.Load() >= 30 })
 	if err := top.KillNATS(1); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +265,7 @@ func testFaultsUnderLoad(t *testing.T, ctx context.Context, top *topology.Topolo
 		}
 		return n
 	}
-	waitFor(t, 60*time.Second, "every client's writes succeed after the faults", func() bool {
+	poll.Eventually(t, 60*time.Second, "every client's writes succeed after the faults", func() bool {
 		n := ackedAfter()
 		if len(n) < clients {
 			return false
@@ -404,9 +402,15 @@ func testMetrics(t *testing.T, top *topology.Topology) {
 	}
 }
 
-// metric returns the value of the sample named exactly series in a Prometheus text body.
+// metric returns the value of the sample series in a Prometheus text body. Its labels
+// may come in any order: Prometheus' client writes them sorted by name.
 func metric(t *testing.T, body, series string) float64 {
 	t.Helper()
+	if name, labels, ok := strings.Cut(strings.TrimSuffix(series, "}"), "{"); ok {
+		pairs := strings.Split(labels, ",") // no label value here holds a comma
+		slices.Sort(pairs)
+		series = name + "{" + strings.Join(pairs, ",") + "}"
+	}
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
 	m := re.FindStringSubmatch(body)
 	if m == nil {
@@ -492,17 +496,5 @@ func testPermissions(t *testing.T, top *topology.Topology) {
 		if m.Subject == "pbft.pbft.probe.replica-0" && string(m.Data) == "own" {
 			break
 		}
-	}
-}
-
-// waitFor polls cond every 50ms until it holds, failing after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
 	}
 }

@@ -15,12 +15,14 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/node"
+	"github.com/pbft-nats/pbft/pbft/node/nodehttp"
 )
 
 // Cluster is the replicas ids in this process and the gateway's client of them.
@@ -36,6 +38,7 @@ type Cluster struct {
 	faults  map[string]node.Fault
 	keys    map[string]*auth.Keyring // kept for tests that play a Byzantine replica
 	cluster string
+	metrics *nodehttp.Collector
 }
 
 // Start starts the cluster of replicas ids with settings s.
@@ -78,6 +81,13 @@ func Start(ids []string, s config.Settings, logger *slog.Logger) (*Cluster, erro
 		return fail(err)
 	}
 	e.client = c
+	e.metrics = nodehttp.NewCollector(func() []nodehttp.Replica {
+		out := make([]nodehttp.Replica, 0, len(e.ids))
+		for _, id := range e.ids {
+			out = append(out, nodehttp.Replica{Source: e.nodes[id]})
+		}
+		return out
+	})
 	return e, nil
 }
 
@@ -122,16 +132,12 @@ func (e *Cluster) InProcess() bool { return true }
 // TraceConn returns a new in-process connection that sees the cluster's trace subject.
 func (e *Cluster) TraceConn() (*nats.Conn, error) { return e.Connect("trace-relay") }
 
-// ReplicaCounters returns replica id's message counters: stepped and sent by kind,
-// rejected by reason.
-func (e *Cluster) ReplicaCounters(id string) (in, out, rejected map[string]uint64, ok bool) {
-	n := e.nodes[id]
-	if n == nil {
-		return nil, nil, nil, false
-	}
-	st := n.Stats()
-	return st.In, st.Out, st.Rejected, true
-}
+// Describe and Collect make the cluster a Prometheus collector of its replicas' metrics,
+// under the names and labels a replica process exports (nodehttp).
+func (e *Cluster) Describe(ch chan<- *prometheus.Desc) { e.metrics.Describe(ch) }
+
+// Collect reads the replicas' metrics.
+func (e *Cluster) Collect(ch chan<- prometheus.Metric) { e.metrics.Collect(ch) }
 
 // SetFault switches replica id's behaviour.
 func (e *Cluster) SetFault(id string, f node.Fault) error {

@@ -81,8 +81,11 @@ function setup(h) {
   $("f").textContent = h.f;
   $("q-prepare").textContent = h.prepare_quorum;
   $("q-commit").textContent = h.commit_quorum;
+  // Embedded replicas trace as the gateway's PBFT_TRACE says; external ones publish (or
+  // not) by their own PBFT_TRACE, and whatever they publish is drawn.
   $("tracing").textContent = h.trace === "off" && h.embedded ?
-    "off (start the gateway with PBFT_TRACE=on to see rounds)" : h.trace;
+    "off (start the gateway with PBFT_TRACE=on to see rounds)" :
+    h.trace === "replicas" ? "as the replicas publish (their PBFT_TRACE=on)" : h.trace;
   $("tracing").dataset.state = h.trace;
   if (!first) return;
   S.cols = ["client"].concat(h.nodes);

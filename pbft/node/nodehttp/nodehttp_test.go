@@ -1,9 +1,6 @@
 package nodehttp_test
 
 import (
-	"context"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/pbft-nats/pbft/pbft/node"
 	"github.com/pbft-nats/pbft/pbft/node/nodehttp"
+	"github.com/pbft-nats/pbft/pbft/obs/obstest"
 )
 
 type fakeSource struct {
@@ -89,15 +87,16 @@ func TestMetricsText(t *testing.T) {
 		t.Fatalf("metrics: %d %q", rec.Code, rec.Header().Get("Content-Type"))
 	}
 	body := rec.Body.String()
+	// Prometheus writes a sample's labels in name order, le last.
 	for _, want := range []string{
 		"# TYPE pbft_replica_view gauge\npbft_replica_view{replica=\"r\\\"0\"} 3\n",
 		"pbft_replica_ready{replica=\"r\\\"0\"} 1\n",
 		"pbft_replica_view_changes_total{replica=\"r\\\"0\"} 2\n",
 		"pbft_replica_last_executed{replica=\"r\\\"0\"} 130\n",
 		"pbft_replica_stable_checkpoint{replica=\"r\\\"0\"} 128\n",
-		"pbft_messages_in_total{replica=\"r\\\"0\",kind=\"commit\"} 10\npbft_messages_in_total{replica=\"r\\\"0\",kind=\"prepare\"} 9\n",
-		"pbft_messages_out_total{replica=\"r\\\"0\",kind=\"commit\"} 4\n",
-		"pbft_messages_rejected_total{replica=\"r\\\"0\",reason=\"bad_mac\"} 1\n",
+		"pbft_messages_in_total{kind=\"commit\",replica=\"r\\\"0\"} 10\npbft_messages_in_total{kind=\"prepare\",replica=\"r\\\"0\"} 9\n",
+		"pbft_messages_out_total{kind=\"commit\",replica=\"r\\\"0\"} 4\n",
+		"pbft_messages_rejected_total{reason=\"bad_mac\",replica=\"r\\\"0\"} 1\n",
 		"# TYPE pbft_request_latency_seconds histogram\n" +
 			"pbft_request_latency_seconds_bucket{replica=\"r\\\"0\",le=\"0.01\"} 1\n" +
 			"pbft_request_latency_seconds_bucket{replica=\"r\\\"0\",le=\"0.1\"} 3\n" +
@@ -105,50 +104,39 @@ func TestMetricsText(t *testing.T) {
 			"pbft_request_latency_seconds_sum{replica=\"r\\\"0\"} 0.75\n" +
 			"pbft_request_latency_seconds_count{replica=\"r\\\"0\"} 4\n",
 		"pbft_batch_size_bucket{replica=\"r\\\"0\",le=\"2\"} 7\npbft_batch_size_bucket{replica=\"r\\\"0\",le=\"+Inf\"} 7\npbft_batch_size_sum{replica=\"r\\\"0\"} 12\n",
+		// The Go runtime and the process.
+		"\ngo_goroutines ", "\nprocess_resident_memory_bytes ",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
 	}
-	// Every line is a comment or "name{labels} value".
-	for _, line := range strings.Split(strings.TrimSuffix(body, "\n"), "\n") {
-		if strings.HasPrefix(line, "# HELP ") || strings.HasPrefix(line, "# TYPE ") {
-			continue
-		}
-		if i := strings.LastIndexByte(line, ' '); i < 0 || !strings.Contains(line[:i], "{") || !strings.HasSuffix(line[:i], "}") {
-			t.Errorf("bad sample line %q", line)
-		}
+	obstest.Lint(t, body)
+}
+
+// Two handlers, as two replicas of one process would have, do not share metrics.
+func TestMetricsPerHandler(t *testing.T) {
+	a := nodehttp.NewHandler(&fakeSource{m: node.MetricsSnapshot{ID: "a", View: 1}}, nodehttp.Options{})
+	b := nodehttp.NewHandler(&fakeSource{m: node.MetricsSnapshot{ID: "b", View: 2}}, nodehttp.Options{})
+	_, bodyA := get(t, a, "/metrics")
+	_, bodyB := get(t, b, "/metrics")
+	if !strings.Contains(bodyA, `pbft_replica_view{replica="a"} 1`) || strings.Contains(bodyA, `replica="b"`) ||
+		!strings.Contains(bodyB, `pbft_replica_view{replica="b"} 2`) || strings.Contains(bodyB, `replica="a"`) {
+		t.Fatalf("metrics mixed up:\n%s\n---\n%s", bodyA, bodyB)
 	}
 }
 
-// Serve answers on a real listener and stops when its context ends.
-func TestServe(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// pprof is served with Options.Pprof only.
+func TestPprof(t *testing.T) {
+	off := nodehttp.NewHandler(&fakeSource{}, nodehttp.Options{})
+	if code, _ := get(t, off, "/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("pprof off: %d, want 404", code)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- nodehttp.Serve(ctx, ln, nodehttp.NewHandler(&fakeSource{}, nodehttp.Options{}), nil) }()
-	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
-	if err != nil {
-		t.Fatal(err)
+	on := nodehttp.NewHandler(&fakeSource{}, nodehttp.Options{Pprof: true})
+	if code, body := get(t, on, "/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("pprof index: %d %.200s", code, body)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(b) != "ok\n" {
-		t.Fatalf("healthz: %d %q", resp.StatusCode, b)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return after its context ended")
-	}
-	if err := nodehttp.ListenAndServe(context.Background(), "256.0.0.1:1", nil, nil); err == nil {
-		t.Fatal("ListenAndServe on a bad address succeeded")
+	if code, body := get(t, on, "/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile:") {
+		t.Fatalf("pprof goroutine: %d %.200s", code, body)
 	}
 }
