@@ -8,9 +8,25 @@ import (
 // ErrConfig reports an invalid Config.
 var ErrConfig = errors.New("pbft: invalid config")
 
-// Application is the replicated state machine. It must be deterministic: the same
-// operations in the same order give the same results and the same snapshot on every
-// replica. The Replica calls it only from Step and Tick, never concurrently.
+// Application is the replicated state machine: the service a cluster replicates (pbft/kv
+// is one; examples/bank another; pbft/replica runs any). Its contract:
+//
+//   - Determinism. Every replica executes the same operations in the same order, and
+//     each must get the same results and reach the same state: Execute may depend only
+//     on the state and op, never on clocks, randomness, map iteration order, the
+//     environment or I/O. A malformed op is not a Go error: it gets a result (the same
+//     on every replica) and leaves the state as it was.
+//   - Canonical snapshots. Snapshot of equal states gives equal bytes (checkpoints
+//     compare their digests across replicas), and Restore(Snapshot()) gives back that
+//     state. Restore must check what it is given (a snapshot travels between replicas)
+//     and return an error, never panic, on bytes Snapshot did not produce.
+//   - One goroutine. The Replica calls Execute, Snapshot and Restore only from Step and
+//     Tick, which a driver (pbft/node) calls from one event-loop goroutine: never
+//     concurrently, so the application needs no locks of its own. Another goroutine
+//     must not read or change the state while the replica runs.
+//
+// Every operation, reads too, is ordered and executed like any other: classing an
+// operation as read-only is the business of an optional interface, not of this one.
 type Application interface {
 	// Execute applies op and returns its result. The replica keeps the result (its reply
 	// cache) and sends it: the application must not modify it afterwards.

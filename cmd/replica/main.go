@@ -23,6 +23,7 @@ import (
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/kv"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
@@ -60,6 +61,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	cfg.App = kv.New()
 	natsOpts, err := s.NATSOptions()
 	if err != nil {
 		return err

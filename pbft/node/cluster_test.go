@@ -10,6 +10,7 @@ import (
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/client"
+	"github.com/pbft-nats/pbft/pbft/kv"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
@@ -33,7 +34,7 @@ func newMemCluster(t *testing.T, adjust func(*node.Config), wrap func(bus.Transp
 	}
 	c := &memCluster{ids: ids, nodes: map[string]*node.Node{}, hub: bus.NewHub("test")}
 	for _, id := range ids {
-		cfg := node.Config{ID: id, NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: 5 * time.Millisecond, Keys: keys[id]}
+		cfg := node.Config{ID: id, NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: 5 * time.Millisecond, Keys: keys[id], App: kv.New()}
 		if adjust != nil {
 			adjust(&cfg)
 		}

@@ -1,5 +1,5 @@
 // Package node runs one PBFT replica: it owns a pbft.Replica on one goroutine and
-// connects it to the bus, a clock and the key-value application. Every input (protocol
+// connects it to the bus, a clock and the replicated application (any pbft.Application). Every input (protocol
 // messages, gateway queries, ticks, fault switches) goes through one ordered queue, so
 // the replica sees one sequence of events, as the deterministic core requires.
 package node
@@ -16,7 +16,6 @@ import (
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
-	"github.com/pbft-nats/pbft/pbft/kv"
 	"github.com/pbft-nats/pbft/pbft/wal"
 )
 
@@ -31,6 +30,9 @@ type Config struct {
 	NodeIDs []string
 	// Protocol holds the protocol settings; ID, N and App are filled in by New.
 	Protocol pbft.Config
+	// App is the replicated state machine (required). The node calls it only from its
+	// own goroutine, never concurrently; see pbft.Application for its contract.
+	App pbft.Application
 	// Tick is the length of one protocol tick.
 	Tick time.Duration
 	// Fault is a built-in Byzantine behaviour, for tests and demos.
@@ -78,7 +80,7 @@ type Node struct {
 	index map[string]int
 	self  int
 	r     *pbft.Replica
-	app   *kv.Store
+	app   pbft.Application
 	tr    bus.Transport
 	keys  *auth.Keyring
 	logs  rateLog
@@ -114,13 +116,16 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.App == nil {
+		return nil, fmt.Errorf("%w: replica %s has no application", ErrConfig, cfg.ID)
+	}
 	n := &Node{
 		cfg:      cfg,
 		keys:     cfg.Keys,
 		log:      cfg.Logger,
 		ids:      cfg.NodeIDs,
 		index:    make(map[string]int, len(cfg.NodeIDs)),
-		app:      kv.New(),
+		app:      cfg.App,
 		submits:  make(map[submitKey][]*waiter),
 		closedCh: make(chan struct{}),
 		stats:    Stats{In: map[string]uint64{}, Out: map[string]uint64{}, Rejected: map[string]uint64{}},

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -59,5 +60,18 @@ func TestConfigNeedsOwnKeys(t *testing.T) {
 	cfg.Keys = keys["n1"]
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The driver runs any application, but never none: a missing one is a configuration
+// error, not a crash at the first request.
+func TestNewNeedsAnApplication(t *testing.T) {
+	ids := []string{"n1"}
+	keys, _ := auth.GenerateKeyrings(ids, ids, 1)
+	cfg := node.Config{ID: "n1", NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: time.Millisecond, Keys: keys["n1"]}
+	connected := false
+	_, err := node.New(cfg, func(bus.Handler) (bus.Transport, error) { connected = true; return nil, nil })
+	if !errors.Is(err, node.ErrConfig) || connected {
+		t.Fatalf("New without an application: err %v, connected %v; want ErrConfig before connecting", err, connected)
 	}
 }

@@ -1,8 +1,8 @@
 // Package embedded runs a whole PBFT cluster in one process: an in-process NATS server,
-// one replica (pbft/node) per id, each on its own connection, and a client for the
-// gateway. It is the gateway's backend in stdio mode and in tests, and its settle policy:
-// since it injects the replicas' faults, it knows them, and answers wait for exactly the
-// replicas that can answer.
+// one key-value replica (pbft/node running pbft/kv) per id, each on its own connection,
+// and a client for the gateway. It is the gateway's backend in stdio mode and in tests,
+// and its settle policy: since it injects the replicas' faults, it knows them, and
+// answers wait for exactly the replicas that can answer.
 package embedded
 
 import (
@@ -21,6 +21,7 @@ import (
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/kv"
 	"github.com/pbft-nats/pbft/pbft/node"
 	"github.com/pbft-nats/pbft/pbft/node/nodehttp"
 )
@@ -66,6 +67,7 @@ func Start(ids []string, s config.Settings, logger *slog.Logger) (*Cluster, erro
 		if err != nil {
 			return fail(err)
 		}
+		cfg.App = kv.New()
 		n, err := node.New(cfg, e.connect(s.Cluster, id, bus.RoleReplica))
 		if err != nil {
 			return fail(fmt.Errorf("replica %s: %w", id, err))
