@@ -1,4 +1,5 @@
-// Command replica runs one PBFT replica against a NATS server, configured by the PBFT_
+// Command replica runs one PBFT replica of the key-value store (pbft/kv) through the
+// replica library (pbft/replica) against a NATS server, configured by the PBFT_
 // environment variables (see README): PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_NATS_URL and
 // PBFT_KEYS_DIR are required. With PBFT_HTTP_ADDR it serves /healthz, /readyz, /metrics
 // and, with PBFT_PPROF=on, /debug/pprof/ there (package nodehttp). It exits cleanly on
@@ -14,17 +15,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
-	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/kv"
-	"github.com/pbft-nats/pbft/pbft/node"
+	"github.com/pbft-nats/pbft/pbft/replica"
 )
 
 func main() {
@@ -45,51 +43,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if s.NodeID == "" || len(s.NodeIDs) == 0 {
-		return errors.New("PBFT_NODE_ID and PBFT_NODE_IDS are required")
-	}
-	if s.NATSURL == "" {
-		return errors.New("PBFT_NATS_URL is required: replicas of a cluster meet on a shared NATS server")
-	}
-	level, _ := config.ParseLevel(s.LogLevel)
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("replica", s.NodeID)
-	keys, err := auth.LoadKeyring(s.KeysDir, s.NodeID, s.NodeIDs, uint64(time.Now().UnixNano()))
-	if err != nil {
-		return err
-	}
-	cfg, err := node.FromSettings(s, s.NodeID, s.NodeIDs, keys, logger)
-	if err != nil {
-		return err
-	}
-	cfg.App = kv.New()
-	natsOpts, err := s.NATSOptions()
-	if err != nil {
-		return err
-	}
-	nc, err := bus.Connect(s.NATSURL, s.NodeID, natsOpts...)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	n, err := node.New(cfg, func(h bus.Handler) (bus.Transport, error) {
-		return bus.NewNATS(nc, s.Cluster, s.NodeID, bus.RoleReplica, h)
-	})
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if s.HTTPAddr != "" {
-		stopHTTP, err := startHTTP(s.HTTPAddr, bool(s.Pprof), n, nc, logger)
-		if err != nil {
-			return err
-		}
-		defer stopHTTP()
-	}
-	logger.Info("replica started", "nodes", s.NodeIDs, "nats", bus.RedactURLs(s.NATSURL), "cluster", s.Cluster)
-	err = n.Run(ctx)
-	logger.Info("replica stopped")
-	return err
+	return replica.Run(ctx, s, kv.New())
 }
 
 func keygen(args []string) error {

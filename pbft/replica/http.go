@@ -1,8 +1,9 @@
-package main
+package replica
 
 import (
 	"context"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,14 +13,10 @@ import (
 	"github.com/pbft-nats/pbft/pbft/obs"
 )
 
-// startHTTP serves the replica's /healthz, /readyz, /metrics and, with pprof,
-// /debug/pprof/ (package nodehttp) on addr. It listens before it returns, so a bad or
-// taken address stops the replica at start; stop shuts the server down and waits for it.
-func startHTTP(addr string, pprof bool, n *node.Node, nc *nats.Conn, logger *slog.Logger) (stop func(), err error) {
-	ln, err := obs.Listen(addr)
-	if err != nil {
-		return nil, err
-	}
+// serveHTTP serves the replica's /healthz, /readyz, /metrics and, with pprof,
+// /debug/pprof/ (package nodehttp) on ln, which New opened so that a bad or taken
+// address stops the replica at start; stop shuts the server down and waits for it.
+func serveHTTP(ln net.Listener, pprof bool, n *node.Node, nc *nats.Conn, logger *slog.Logger) (stop func()) {
 	h := nodehttp.NewHandler(n, nodehttp.Options{Connected: nc.IsConnected, Pprof: pprof, Logger: logger})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -29,5 +26,5 @@ func startHTTP(addr string, pprof bool, n *node.Node, nc *nats.Conn, logger *slo
 			logger.Error("replica http server", "err", err)
 		}
 	}()
-	return func() { cancel(); <-done }, nil
+	return func() { cancel(); <-done }
 }

@@ -1,0 +1,156 @@
+// Package replica is the library a Go program uses to replicate its own service: from the
+// PBFT_ settings (pbft/config) and its own pbft.Application it builds and runs one PBFT
+// replica with everything cmd/replica has: the NATS transport, the keys from
+// PBFT_KEYS_DIR, the durable log (PBFT_DATA_DIR), the built-in faults (PBFT_FAULT),
+// tracing (PBFT_TRACE) and, on PBFT_HTTP_ADDR, /healthz, /readyz, /metrics and pprof.
+// cmd/replica is this library running the key-value store; examples/bank runs a ledger.
+//
+// The package is named for what a program gets from it, a replica of its service
+// (replica.Run), beside the protocol core's pbft.Replica, which it drives through
+// pbft/node.
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/bus/auth"
+	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/node"
+	"github.com/pbft-nats/pbft/pbft/obs"
+)
+
+// Option changes how New builds a replica.
+type Option func(*options)
+
+type options struct {
+	logger *slog.Logger
+}
+
+// WithLogger sends the replica's logs to logger instead of text on stderr at
+// PBFT_LOG_LEVEL.
+func WithLogger(logger *slog.Logger) Option { return func(o *options) { o.logger = logger } }
+
+// Replica is one replica of an application, connected and ready to Run.
+type Replica struct {
+	s    config.Settings
+	node *node.Node
+	nc   *nats.Conn
+	http net.Listener // nil without PBFT_HTTP_ADDR
+	log  *slog.Logger
+}
+
+// Run builds the replica s describes around app (New) and runs it until ctx ends (Run).
+func Run(ctx context.Context, s config.Settings, app pbft.Application, opts ...Option) error {
+	r, err := New(ctx, s, app, opts...)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx)
+}
+
+// New checks the settings (from config.Load, or config.Default with fields set;
+// PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_NATS_URL and PBFT_KEYS_DIR are required), loads the
+// replica's keys, connects to NATS and builds the replica around app, restoring it from
+// PBFT_DATA_DIR if that holds a log. app must be fresh: the replica owns it from now on
+// (see pbft.Application). Run releases what New holds.
+func New(ctx context.Context, s config.Settings, app pbft.Application, opts ...Option) (*Replica, error) {
+	if app == nil {
+		return nil, errors.New("replica: no application")
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if s.NodeID == "" || len(s.NodeIDs) == 0 {
+		return nil, errors.New("PBFT_NODE_ID and PBFT_NODE_IDS are required")
+	}
+	if s.NATSURL == "" {
+		return nil, errors.New("PBFT_NATS_URL is required: replicas of a cluster meet on a shared NATS server")
+	}
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		level, _ := config.ParseLevel(s.LogLevel)
+		o.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("replica", s.NodeID)
+	}
+	keys, err := auth.LoadKeyring(s.KeysDir, s.NodeID, s.NodeIDs, uint64(time.Now().UnixNano()))
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := node.FromSettings(s, s.NodeID, s.NodeIDs, keys, o.logger)
+	if err != nil {
+		return nil, err
+	}
+	cfg.App = app
+	natsOpts, err := s.NATSOptions()
+	if err != nil {
+		return nil, err
+	}
+	r := &Replica{s: s, log: o.logger}
+	if s.HTTPAddr != "" {
+		if r.http, err = obs.Listen(s.HTTPAddr); err != nil {
+			return nil, err
+		}
+	}
+	r.nc, err = bus.Connect(s.NATSURL, s.NodeID, natsOpts...)
+	if err != nil {
+		r.release()
+		return nil, err
+	}
+	r.node, err = node.New(cfg, func(h bus.Handler) (bus.Transport, error) {
+		return bus.NewNATS(r.nc, s.Cluster, s.NodeID, bus.RoleReplica, h)
+	})
+	if err != nil {
+		r.release()
+		return nil, fmt.Errorf("replica %s: %w", s.NodeID, err)
+	}
+	return r, nil
+}
+
+// release closes what New opened, for a replica that will not run.
+func (r *Replica) release() {
+	if r.nc != nil {
+		r.nc.Close()
+	}
+	if r.http != nil {
+		_ = r.http.Close()
+	}
+}
+
+// Node is the replica's driver: its status, counters and built-in fault switch.
+func (r *Replica) Node() *node.Node { return r.node }
+
+// HTTPAddr is where the replica serves HTTP (the port chosen for PBFT_HTTP_ADDR
+// 127.0.0.1:0), nil without PBFT_HTTP_ADDR.
+func (r *Replica) HTTPAddr() net.Addr {
+	if r.http == nil {
+		return nil
+	}
+	return r.http.Addr()
+}
+
+// Run serves the replica's HTTP endpoints if PBFT_HTTP_ADDR is set and runs the replica
+// until ctx ends; then it stops the server and closes the NATS connection. It returns nil
+// on a clean stop, an error if the replica could not keep its durable log. Call it once.
+func (r *Replica) Run(ctx context.Context) error {
+	defer r.nc.Close()
+	if r.http != nil {
+		stopHTTP := serveHTTP(r.http, bool(r.s.Pprof), r.node, r.nc, r.log)
+		defer stopHTTP()
+	}
+	r.log.Info("replica started", "nodes", r.s.NodeIDs, "nats", bus.RedactURLs(r.s.NATSURL), "cluster", r.s.Cluster)
+	err := r.node.Run(ctx)
+	r.log.Info("replica stopped")
+	return err
+}

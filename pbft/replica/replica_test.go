@@ -1,0 +1,148 @@
+package replica_test
+
+import (
+	"context"
+		"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/bus/auth"
+	"github.com/pbft-nats/pbft/internal/poll"
+	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/client"
+	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/replica"
+)
+
+var quiet = replica.WithLogger(slog.New(slog.DiscardHandler))
+
+// counter is an application of the test's own: "add N" adds to a sum and answers it.
+type counter struct{ sum int }
+
+func (c *counter) Execute(op []byte) []byte {
+	n, err := strconv.Atoi(strings.TrimPrefix(string(op), "add "))
+	if err != nil || !strings.HasPrefix(string(op), "add ") {
+		return []byte("error: want add N")
+	}
+	c.sum += n
+	return []byte(strconv.Itoa(c.sum))
+}
+func (c *counter) Snapshot() []byte { return []byte(strconv.Itoa(c.sum)) }
+func (c *counter) Restore(b []byte) error {
+	n, err := strconv.Atoi(string(b))
+	c.sum = n
+	return err
+}
+
+// Four replicas of an application that is not the key-value store, built by the library
+// from settings alone (keys from a directory, NATS by URL), order and execute a client's
+// operations; one serves its health endpoints.
+func TestRunsAnApplicationOfItsOwn(t *testing.T) {
+	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	ids := []string{"r1", "r2", "r3", "r4"}
+	dir := t.TempDir()
+	for _, id := range append([]string{"teller"}, ids...) {
+		if err := auth.WriteKeyPair(dir, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var health string
+	for _, id := range ids {
+		s := config.Default()
+		s.NodeID, s.NodeIDs, s.NATSURL, s.KeysDir = id, ids, srv.ClientURL(), dir
+		if id == "r2" {
+			s.HTTPAddr = "127.0.0.1:0"
+		}
+		r, err := replica.New(ctx, s, &counter{}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id == "r2" {
+			health = "http://" + r.HTTPAddr().String() + "/readyz"
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = r.Run(ctx) }()
+	}
+	keys, err := auth.LoadKeyring(dir, "teller", ids, uint64(time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := bus.Connect(srv.ClientURL(), "teller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c, err := client.New(client.Config{Keys: keys, Replicas: ids, Timeout: 10 * time.Second,
+		Retransmit: client.RetransmitAfter(500 * time.Millisecond),
+		Connect: func(h bus.Handler) (bus.Transport, error) {
+			return bus.NewNATS(nc, "pbft", "teller", bus.RoleClient, h)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i, want := range []string{"5", "12", "error: want add N"} {
+		op := []string{"add 5", "add 7", "sub 1"}[i]
+		res, err := c.Invoke(ctx, client.Request{Client: "alice", Timestamp: uint64(i + 1), Op: []byte(op)})
+		if err != nil || string(res.Value) != want {
+			t.Fatalf("%s: %q %v, want %q", op, res.Value, err, want)
+		}
+	}
+	poll.Eventually(t, 10*time.Second, "r2's /readyz answers 200", func() bool {
+		resp, err := http.Get(health)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// Bad settings are errors at start, never a crash.
+func TestNewRefusesBadSettings(t *testing.T) {
+	dir := t.TempDir()
+	if err := auth.WriteKeyPair(dir, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	good := config.Default()
+	good.NodeID, good.NodeIDs, good.NATSURL, good.KeysDir = "r1", []string{"r1"}, "nats://127.0.0.1:1", dir
+	cases := map[string]func(*config.Settings){
+		"no node id":      func(s *config.Settings) { s.NodeID = "" },
+		"no NATS":         func(s *config.Settings) { s.NATSURL = "" },
+		"no keys":         func(s *config.Settings) { s.KeysDir = "" },
+		"not in the ids":  func(s *config.Settings) { s.NodeIDs = []string{"r2"} },
+		"a bad tick":      func(s *config.Settings) { s.Tick = 0 },
+		"a bad fault":     func(s *config.Settings) { s.Fault = "byzantine" },
+		"a bad HTTP addr": func(s *config.Settings) { s.HTTPAddr = "127.0.0.1:http-nope" },
+	}
+	for name, change := range cases {
+		s := good
+		change(&s)
+		if _, err := replica.New(context.Background(), s, &counter{}, quiet); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	var app pbft.Application
+	if _, err := replica.New(context.Background(), good, app); err == nil || !strings.Contains(err.Error(), "no application") {
+		t.Errorf("no application: %v", err)
+	}
+	// A NATS server that is not there, and a start given up: New says so.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := replica.New(ctx, good, &counter{}, quiet); err == nil {
+		t.Error("unreachable NATS: accepted")
+	}
+}
