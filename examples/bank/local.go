@@ -112,16 +112,21 @@ func (l *local) crash(id string) {
 	}
 }
 
-// snapshot is replica id's ledger as it is now, read on the replica's own goroutine.
-func (l *local) snapshot(ctx context.Context, id string) (*ledger.Ledger, error) {
+// do runs fn on running replica id's own goroutine, between two of its events.
+func (l *local) do(ctx context.Context, id string, fn func(*pbft.Replica, *ledger.Ledger)) error {
 	l.mu.Lock()
 	run := l.running[id]
 	l.mu.Unlock()
 	if run == nil {
-		return nil, fmt.Errorf("replica %s is not running", id)
+		return fmt.Errorf("replica %s is not running", id)
 	}
+	return run.r.Node().Do(ctx, func(r *pbft.Replica) { fn(r, run.app) })
+}
+
+// snapshot is replica id's ledger as it is now.
+func (l *local) snapshot(ctx context.Context, id string) (*ledger.Ledger, error) {
 	var snap []byte
-	if err := run.r.Node().Do(ctx, func(*pbft.Replica) { snap = run.app.Snapshot() }); err != nil {
+	if err := l.do(ctx, id, func(_ *pbft.Replica, app *ledger.Ledger) { snap = app.Snapshot() }); err != nil {
 		return nil, err
 	}
 	led := ledger.New()
