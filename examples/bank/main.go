@@ -7,6 +7,8 @@
 //	               and the invariant (the balances sum to the deposits)
 //	bank replica   one ledger replica, configured like cmd/replica by the PBFT_
 //	               variables, until SIGINT or SIGTERM
+//	bank send OP   one operation (e.g. deposit alice 100) to running replicas, as the
+//	               client PBFT_CLIENT_ID; prints the result f+1 of them agree on
 package main
 
 import (
@@ -32,14 +34,17 @@ func run(args []string) error {
 	switch {
 	case len(args) == 0:
 		return demo(os.Stdout)
-	case len(args) == 1 && args[0] == "replica":
-		s, err := config.Load()
-		if err != nil {
-			return err
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-		defer stop()
-		return replica.Run(ctx, s, ledger.New())
+	case args[0] != "replica" && args[0] != "send" || args[0] == "replica" && len(args) > 1:
+		return fmt.Errorf("unknown arguments %q (usage: bank [replica | send OPERATION])", args)
 	}
-	return fmt.Errorf("unknown arguments %q (usage: bank [replica])", args)
+	s, err := config.Load()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if args[0] == "send" {
+		return send(ctx, s, args[1:], os.Stdout)
+	}
+	return replica.Run(ctx, s, ledger.New())
 }
