@@ -171,3 +171,32 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// `bank send` reaches running replicas as a client of its own, from PBFT_ settings.
+func TestSendAgainstRunningReplicas(t *testing.T) {
+	ids := []string{"r1", "r2", "r3", "r4"}
+	dir := t.TempDir()
+	l, err := startLocal(ids, []string{"teller"}, dir, config.Default(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	s := l.settings("r1", "")
+	s.NodeID, s.DataDir, s.ClientID = "", "", "teller"
+	var out bytes.Buffer
+	for _, op := range []string{"open alice", "deposit alice 7", "balance alice", "withdraw alice 1"} {
+		if err := send(context.Background(), s, strings.Fields(op), &out); err != nil {
+			t.Fatalf("%s: %v", op, err)
+		}
+	}
+	if want := "ok\nok\n7\nerror: unknown operation (open, deposit, transfer, balance)\n"; out.String() != want {
+		t.Fatalf("got %q, want %q", out.String(), want)
+	}
+	if err := send(context.Background(), s, nil, &out); err == nil {
+		t.Error("no operation: accepted")
+	}
+	s.NATSURL = ""
+	if err := send(context.Background(), s, []string{"balance", "alice"}, &out); err == nil {
+		t.Error("no NATS URL: accepted")
+	}
+}
