@@ -2,7 +2,7 @@ package replica_test
 
 import (
 	"context"
-		"log/slog"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
