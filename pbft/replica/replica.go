@@ -13,7 +13,6 @@ package replica
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -113,7 +112,7 @@ func New(ctx context.Context, s config.Settings, app pbft.Application, opts ...O
 	})
 	if err != nil {
 		r.release()
-		return nil, fmt.Errorf("replica %s: %w", s.NodeID, err)
+		return nil, err
 	}
 	return r, nil
 }
