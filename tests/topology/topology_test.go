@@ -497,4 +497,33 @@ func testPermissions(t *testing.T, top *topology.Topology) {
 			break
 		}
 	}
+
+	// Trace events: a replica may publish its own, and the gateway (which relays them to
+	// the live page) may read every replica's.
+	gw, err := nats.Connect("nats://"+addr, nats.UserInfo(topology.GatewayID, top.Password(topology.GatewayID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	events, err := gw.SubscribeSync("pbft.pbft.trace.*.events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish("pbft.pbft.trace.replica-0.events", []byte("event")); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := events.NextMsg(10 * time.Second); err != nil || m.Subject != "pbft.pbft.trace.replica-0.events" {
+		t.Fatalf("the gateway did not receive replica-0's trace event: %v", err)
+	}
+	select {
+	case err := <-asyncErrs:
+		t.Fatalf("trace events: %v", err)
+	default:
+	}
 }
