@@ -1,17 +1,20 @@
 // Command gateway is the client front end of the PBFT cluster. With no arguments it runs
-// stdio mode: JSON lines on stdin, replies on stdout (PROTOCOL.md). Without PBFT_NATS_URL
+// stdio mode: JSON lines on stdin, replies on stdout (docs/protocol.md). Without PBFT_NATS_URL
 // it starts an embedded NATS server and one replica per node id named by init; with it,
 // it talks to replicas run by cmd/replica.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/pbft-nats/pbft/internal/cli"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/gateway"
 	"github.com/pbft-nats/pbft/pbft/loadgen"
@@ -25,20 +28,34 @@ func main() {
 }
 
 func run() error {
-	s, err := config.Load()
+	// Help and version work whatever the environment holds, so they come before Load.
+	if len(os.Args) > 1 {
+		switch arg := os.Args[1]; {
+		case cli.IsHelp(arg):
+			usage(os.Stdout)
+			return nil
+		case cli.IsVersion(arg):
+			cli.WriteVersion(os.Stdout, "gateway")
+			return nil
+		case arg != "bench" && arg != "trace":
+			return fmt.Errorf("unknown command %q (commands: bench, trace, version, help; none runs stdio mode)", arg)
+		}
+	}
+	var sub []string
+	if len(os.Args) > 1 {
+		sub = subArgs(os.Args[2:])
+	}
+	s, err := settingsFor(sub)
 	if err != nil {
 		return err
 	}
 	level, _ := config.ParseLevel(s.LogLevel)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if len(os.Args) > 1 && os.Args[1] == "bench" {
-		return bench(s, os.Args[2:])
+		return bench(s, sub)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "trace" {
-		return traceCmd(s, os.Args[2:], logger)
-	}
-	if len(os.Args) > 1 {
-		return fmt.Errorf("unknown command %q (commands: bench, trace; none runs stdio mode)", os.Args[1])
+		return traceCmd(s, sub, logger)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -66,6 +83,11 @@ func run() error {
 // bench runs the load tool: gateway bench -clients C -duration D -size BYTES [-nodes N] [-json].
 func bench(s config.Settings, args []string) error {
 	o, err := loadgen.ParseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		loadgen.Usage(os.Stdout)
+		cli.WriteEnvironment(os.Stdout)
+		return nil
+	}
 	if err != nil {
 		loadgen.Usage(os.Stderr)
 		return err
@@ -89,6 +111,10 @@ func bench(s config.Settings, args []string) error {
 // [-nodes ...] [-requests N] [-crash=false] [-color ...] [-duration D].
 func traceCmd(s config.Settings, args []string, logger *slog.Logger) error {
 	o, err := gateway.ParseTraceFlags(args, s, os.Stdout)
+	if errors.Is(err, flag.ErrHelp) { // ParseTraceFlags has printed the flags
+		cli.WriteEnvironment(os.Stdout)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
 )
 
-// knownTypes are the message types of the client protocol (PROTOCOL.md).
+// knownTypes are the message types of the client protocol (docs/protocol.md).
 var knownTypes = []string{"init", "pbft_request", "pbft_status", "pbft_execute", "pbft_fault", "pbft_cluster"}
 
 // handleHooks let a caller fit Handle into its own ordering; stdio needs them, the

@@ -4,7 +4,7 @@ import "sync"
 
 // requestIDs gives each (client, msg_id) of a stdio session the PBFT timestamp its
 // request carries: 1, 2, 3, ... per client in the order msg_ids first appear, the same
-// one again for a retransmission. PROTOCOL.md lets msg_ids come in any order (and be
+// one again for a retransmission. docs/protocol.md lets msg_ids come in any order (and be
 // negative); PBFT's at-most-once execution with a bounded reply cache needs timestamps
 // that grow. A stdio session is the only client of its embedded cluster, so its own
 // numbering cannot collide with another gateway's (against external replicas it is not

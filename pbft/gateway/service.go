@@ -37,7 +37,7 @@ func protoErr(code int, format string, args ...any) *ProtoError {
 	return &ProtoError{Code: code, Text: fmt.Sprintf(format, args...)}
 }
 
-// Service answers the messages of the client protocol (PROTOCOL.md) against a cluster.
+// Service answers the messages of the client protocol (docs/protocol.md) against a cluster.
 // The stdio mode and the network API both use it.
 type Service struct {
 	settings config.Settings

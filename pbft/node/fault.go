@@ -9,7 +9,7 @@ import (
 // Fault is a built-in behaviour of a replica, for tests and demonstrations.
 type Fault string
 
-// The behaviours PROTOCOL.md names.
+// The behaviours docs/protocol.md names.
 const (
 	FaultNone       Fault = "none"       // honest
 	FaultCrash      Fault = "crash"      // neither receives nor sends protocol messages

@@ -145,7 +145,7 @@ func postMessage(t *testing.T, top *topology.Topology, body string) reply {
 	return r
 }
 
-// (a) curl-style requests: the message bodies of PROTOCOL.md and the key-value facade.
+// (a) curl-style requests: the message bodies of docs/protocol.md and the key-value facade.
 func testHTTP(t *testing.T, top *topology.Topology) {
 	gw := top.GatewayURL()
 	r := postMessage(t, top, `{"type":"pbft_execute","msg_id":1,"operation":"set greeting=hello","client":"c1"}`)
