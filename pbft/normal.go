@@ -118,7 +118,7 @@ func (r *Replica) Propose() {
 		}
 		r.nextSeq++
 		pp := &PrePrepare{View: r.view, Seq: r.nextSeq, Digest: BatchDigest(batch), Batch: batch}
-		r.acceptPrePrepare(pp)
+		_ = r.acceptPrePrepare(pp) // a fresh number above lastExec: nothing executed to refuse
 		r.broadcast(pp)
 	}
 }
@@ -151,21 +151,24 @@ func (r *Replica) stepPrePrepare(from int, m *PrePrepare) error {
 	if BatchDigest(m.Batch) != m.Digest {
 		return fmt.Errorf("%w: pre-prepare digest does not match its batch", ErrRejected)
 	}
-	if e := r.log[m.Seq]; e != nil && e.executed {
-		// Executed here already (a new view re-issuing it, or retransmission): agree again.
-		if e.pp != nil && e.pp.Digest != m.Digest {
-			return fmt.Errorf("%w: seq %d executed with another digest", ErrRejected, m.Seq)
-		}
+	if err := r.acceptPrePrepare(m); err != nil {
+		return err
 	}
-	r.acceptPrePrepare(m)
 	p := &Prepare{View: m.View, Seq: m.Seq, Digest: m.Digest, Replica: r.id}
 	r.broadcast(p)
 	r.addPrepare(r.entryAt(m.Seq), p)
 	return nil
 }
 
-// acceptPrePrepare logs pp as the entry's pre-prepare (at the primary too).
-func (r *Replica) acceptPrePrepare(pp *PrePrepare) {
+// acceptPrePrepare logs pp as the entry's pre-prepare (at the primary too). It refuses a
+// pre-prepare for a number this replica executed with another digest, on every path (a
+// backup's, a new view's): what executed is never overwritten, whatever a primary or a
+// NEW-VIEW decided from more than f faulty view-changes says.
+func (r *Replica) acceptPrePrepare(pp *PrePrepare) error {
+	if e := r.log[pp.Seq]; e != nil && e.executed && e.pp != nil && e.pp.Digest != pp.Digest {
+		r.refusedReissues++
+		return fmt.Errorf("%w: seq %d executed with another digest", ErrRejected, pp.Seq)
+	}
 	e := r.entryAt(pp.Seq)
 	if e.pp == nil || e.pp.View != pp.View {
 		e.prepared = false
@@ -193,10 +196,15 @@ func (r *Replica) acceptPrePrepare(pp *PrePrepare) {
 		r.persist(c)
 		r.broadcast(c)
 		vv.commits.add(r.id, c.Digest)
-		return
+		return nil
 	}
 	r.checkPrepared(e)
+	return nil
 }
+
+// RefusedReissues counts pre-prepares refused because this replica executed their number
+// with another digest: never under at most f faults, so the driver reports it loudly.
+func (r *Replica) RefusedReissues() uint64 { return r.refusedReissues }
 
 func (r *Replica) voteCheck(view, seq uint64, replica, from int) error {
 	switch {
