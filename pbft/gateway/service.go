@@ -13,6 +13,7 @@ import (
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
+	"github.com/pbft-nats/pbft/pbft/kv"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
@@ -22,6 +23,7 @@ const (
 	CodeNotSupported     = 10
 	CodeUnavailable      = 11
 	CodeMalformed        = 12
+	CodeKeyNotFound      = 20 // the HTTP facade's GET of a key that is not set
 	CodePreconditionFail = 22
 )
 
@@ -301,6 +303,9 @@ type ExecuteResult struct {
 	Seq, View uint64
 	Result    string
 	Replies   int
+	// Absent is set when the result is a get of a key that is not set (Result is then
+	// "", as the client protocol answers it; the HTTP API answers 404).
+	Absent bool
 }
 
 // Invoke is the PBFT client's own path (Castro & Liskov §4.1): send the request to the
@@ -328,7 +333,7 @@ func (s *Service) Invoke(ctx context.Context, a RequestArgs) (ExecuteResult, err
 		changed := set.Changed()
 		if best, ok := set.Agreed(s.q.Weak()); ok {
 			s.noteAssigned(best.Seq, best.View)
-			return ExecuteResult{Seq: best.Seq, View: best.View, Result: string(best.Value), Replies: best.Replies}, nil
+			return executeResult(best, Assignment{}), nil
 		}
 		select {
 		case <-changed:
@@ -423,7 +428,11 @@ func executeResult(best Result, asg Assignment) ExecuteResult {
 	if asg.View > view {
 		view = asg.View
 	}
-	return ExecuteResult{Seq: best.Seq, View: view, Result: string(best.Value), Replies: best.Replies}
+	res := ExecuteResult{Seq: best.Seq, View: view, Result: string(best.Value), Replies: best.Replies}
+	if res.Result == kv.Absent {
+		res.Result, res.Absent = "", true
+	}
+	return res
 }
 
 func coversAll(have map[string]bool, want []string) bool {
