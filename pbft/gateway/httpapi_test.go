@@ -228,3 +228,29 @@ func TestHTTPTimeoutIs504(t *testing.T) {
 		t.Fatalf("execute without a quorum: %d %s", resp.StatusCode, body)
 	}
 }
+
+// A request id used again with another operation is refused with 409 and error 22 (by
+// f+1 replicas' conflict replies), as pbft_execute and as pbft_request, and the write is
+// not executed.
+func TestHTTPConflictingRetransmissionIsRefused(t *testing.T) {
+	srv := startHTTP(t)
+	resp, body := httpDo(t, "POST", srv.URL+"/v1/messages", `{"type":"pbft_execute","msg_id":1,"operation":"get x","client":"c1"}`)
+	if resp.StatusCode != 200 || httpJSON(t, body)["type"] != "pbft_execute_ok" {
+		t.Fatalf("first: %d %s", resp.StatusCode, body)
+	}
+	for _, typ := range []string{"pbft_execute", "pbft_request"} {
+		resp, body = httpDo(t, "POST", srv.URL+"/v1/messages", `{"type":"`+typ+`","msg_id":1,"operation":"set x=7","client":"c1"}`)
+		m := httpJSON(t, body)
+		if resp.StatusCode != 409 || m["code"] != 22.0 || !strings.Contains(m["text"].(string), "another operation") {
+			t.Fatalf("%s with a used msg_id and another operation: %d %s", typ, resp.StatusCode, body)
+		}
+	}
+	// The retransmission of the first request is still answered as before.
+	resp, body = httpDo(t, "POST", srv.URL+"/v1/messages", `{"type":"pbft_execute","msg_id":1,"operation":"get x","client":"c1"}`)
+	if m := httpJSON(t, body); resp.StatusCode != 200 || m["sequence_number"] != 1.0 {
+		t.Fatalf("retransmission: %d %s", resp.StatusCode, body)
+	}
+	if resp, body = httpDo(t, "GET", srv.URL+"/v1/kv/x", ""); resp.StatusCode != 404 {
+		t.Fatalf("the refused write was executed: GET x = %d %q", resp.StatusCode, body)
+	}
+}
