@@ -52,6 +52,9 @@ func run() error {
 	level, _ := config.ParseLevel(s.LogLevel)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if len(os.Args) > 1 && os.Args[1] == "bench" {
+		if err := requireNodeIDs(s, "gateway bench"); err != nil {
+			return err
+		}
 		return bench(s, sub)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "trace" {
@@ -61,7 +64,7 @@ func run() error {
 	defer stop()
 	svc := gateway.NewService(s, logger, func(ids []string) (gateway.Backend, error) {
 		if s.NATSURL != "" {
-			return gateway.ConnectExternal(s.NATSURL, ids, s)
+			return gateway.ConnectExternalWaiting(ctx, s.NATSURL, ids, s, logger)
 		}
 		return gateway.StartEmbedded(ids, s, logger)
 	})
@@ -69,15 +72,40 @@ func run() error {
 	if s.HTTPAddr == "" {
 		return gateway.NewStdio(svc, logger).Run(ctx, os.Stdin, os.Stdout)
 	}
-	// Network mode: the cluster is started at once, as init would start it.
+	// Network mode: the cluster is started (or joined) at once, as init would. It may
+	// wait for NATS: meanwhile the API answers 503 and /readyz is not ready.
+	if err := requireNodeIDs(s, "network mode (PBFT_HTTP_ADDR)"); err != nil {
+		return err
+	}
 	ids := s.NodeIDs
 	if len(ids) == 0 {
 		ids = []string{"n1", "n2", "n3", "n4"}
 	}
-	if err := gateway.InitCluster(svc, ids); err != nil {
-		return fmt.Errorf("starting the cluster %v: %w", ids, err)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		if err := gateway.InitCluster(svc, ids); err != nil {
+			what := "starting the embedded cluster"
+			if s.NATSURL != "" {
+				what = "joining the replicas"
+			}
+			cancel(fmt.Errorf("%s %v: %w", what, ids, err))
+		}
+	}()
+	err = gateway.ListenAndServe(ctx, s.HTTPAddr, svc, logger)
+	if cause := context.Cause(ctx); err == nil && cause != nil && cause != context.Canceled {
+		return cause
 	}
-	return gateway.ListenAndServe(ctx, s.HTTPAddr, svc, logger)
+	return err
+}
+
+// requireNodeIDs refuses external mode without PBFT_NODE_IDS: the gateway starts no
+// replicas there and cannot know their ids (stdio mode takes them from init).
+func requireNodeIDs(s config.Settings, mode string) error {
+	if s.NATSURL != "" && len(s.NodeIDs) == 0 {
+		return fmt.Errorf("%s with PBFT_NATS_URL needs PBFT_NODE_IDS: the replicas run elsewhere and the gateway cannot guess their ids (e.g. PBFT_NODE_IDS=replica-0,replica-1,replica-2,replica-3)", mode)
+	}
+	return nil
 }
 
 // bench runs the load tool: gateway bench -clients C -duration D -size BYTES [-nodes N] [-json].

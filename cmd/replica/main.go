@@ -73,7 +73,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	nc, err := bus.Connect(s.NATSURL, s.NodeID, natsOpts...)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// A pod may start before NATS: wait for it (logged, capped backoff) rather than exit.
+	nc, err := bus.ConnectWaiting(ctx, s.NATSURL, s.NodeID, logger, natsOpts...)
 	if err != nil {
 		return err
 	}
@@ -84,8 +87,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if s.HTTPAddr != "" {
 		stopHTTP, err := startHTTP(s.HTTPAddr, bool(s.Pprof), n, nc, logger)
 		if err != nil {

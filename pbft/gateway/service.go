@@ -13,6 +13,7 @@ import (
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
+	"github.com/pbft-nats/pbft/pbft/kv"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
@@ -22,6 +23,7 @@ const (
 	CodeNotSupported     = 10
 	CodeUnavailable      = 11
 	CodeMalformed        = 12
+	CodeKeyNotFound      = 20 // the HTTP facade's GET of a key that is not set
 	CodePreconditionFail = 22
 )
 
@@ -29,6 +31,9 @@ const (
 type ProtoError struct {
 	Code int
 	Text string
+	// conflict marks error 22 for a request id used with another operation (not a
+	// stale one, which stdio may still answer from its own record).
+	conflict bool
 }
 
 func (e *ProtoError) Error() string { return fmt.Sprintf("error %d: %s", e.Code, e.Text) }
@@ -249,6 +254,9 @@ func (s *Service) submit(ctx context.Context, target string, req *pbft.Request) 
 				return Assignment{}, protoErr(CodePreconditionFail,
 					"request %d of client %s is older than the replicas' reply cache remembers; send a new msg_id", req.Timestamp, req.Client)
 			}
+			if r.a.Conflict {
+				return s.confirmConflict(ctx, req)
+			}
 			s.noteAssigned(r.a.Seq, r.a.View)
 			return Assignment{Seq: r.a.Seq, View: r.a.View}, nil
 		case <-retransmit.C:
@@ -264,9 +272,9 @@ func (s *Service) submit(ctx context.Context, target string, req *pbft.Request) 
 		}
 	}
 	if last.err != nil {
-		return Assignment{}, protoErr(CodeTimeout, "request not ordered in time: %v", last.err)
+		return Assignment{}, s.noReplies("request not ordered: no answer", s.askedIDs(asked))
 	}
-	return Assignment{}, protoErr(CodeTimeout, "request not ordered within %v", s.settings.RequestTimeout)
+	return Assignment{}, s.noReplies("request not ordered: no pre-prepare seen", s.askedIDs(asked))
 }
 
 // retransmitDelay is how long a client waits for ordering before it sends the request to
@@ -301,6 +309,9 @@ type ExecuteResult struct {
 	Seq, View uint64
 	Result    string
 	Replies   int
+	// Absent is set when the result is a get of a key that is not set (Result is then
+	// "", as the client protocol answers it; the HTTP API answers 404).
+	Absent bool
 }
 
 // Invoke is the PBFT client's own path (Castro & Liskov §4.1): send the request to the
@@ -314,7 +325,10 @@ func (s *Service) Invoke(ctx context.Context, a RequestArgs) (ExecuteResult, err
 		return ExecuteResult{}, err
 	}
 	c := s.backend.Client()
-	set := c.Watch(a.Client, a.Timestamp)
+	set, ok := c.Watch(a.Client, a.Timestamp, []byte(a.Operation))
+	if !ok {
+		return ExecuteResult{}, inFlightConflict(a)
+	}
 	defer c.Unwatch(a.Client, a.Timestamp)
 	ctx, cancel := context.WithTimeout(ctx, s.settings.RequestTimeout)
 	defer cancel()
@@ -327,8 +341,11 @@ func (s *Service) Invoke(ctx context.Context, a RequestArgs) (ExecuteResult, err
 	for {
 		changed := set.Changed()
 		if best, ok := set.Agreed(s.q.Weak()); ok {
+			if isConflict(best, s.q.Weak()) {
+				return ExecuteResult{}, conflictError(a.Client, a.Timestamp, best.Seq)
+			}
 			s.noteAssigned(best.Seq, best.View)
-			return ExecuteResult{Seq: best.Seq, View: best.View, Result: string(best.Value), Replies: best.Replies}, nil
+			return executeResult(best, Assignment{}), nil
 		}
 		select {
 		case <-changed:
@@ -336,7 +353,7 @@ func (s *Service) Invoke(ctx context.Context, a RequestArgs) (ExecuteResult, err
 			_ = c.Broadcast(req)
 			retransmit.Reset(s.retransmitDelay())
 		case <-ctx.Done():
-			return ExecuteResult{}, protoErr(CodeTimeout, "no f+1 matching replies within %v", s.settings.RequestTimeout)
+			return ExecuteResult{}, s.noReplies(fmt.Sprintf("no f+1 (%d) matching replies", s.q.Weak()), s.ids)
 		}
 	}
 }
@@ -352,7 +369,13 @@ func (s *Service) Execute(ctx context.Context, dest string, a RequestArgs) (Exec
 // is ordered or has failed to be.
 func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs, ordered func()) (ExecuteResult, error) {
 	c := s.backend.Client()
-	set := c.Watch(a.Client, a.Timestamp)
+	set, ok := c.Watch(a.Client, a.Timestamp, []byte(a.Operation))
+	if !ok {
+		if ordered != nil {
+			ordered()
+		}
+		return ExecuteResult{}, inFlightConflict(a)
+	}
 	defer c.Unwatch(a.Client, a.Timestamp)
 	deadline := time.Now().Add(s.settings.RequestTimeout)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
@@ -380,6 +403,9 @@ func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs
 	for {
 		changed := set.Changed()
 		best, all := set.Best()
+		if isConflict(best, s.q.Weak()) {
+			return ExecuteResult{}, conflictError(a.Client, a.Timestamp, best.Seq)
+		}
 		if best.Replies >= s.q.Weak() {
 			if s.backend.Embedded() && coversAll(all, live) {
 				// An equivocating replica still executes and replies like the others, a
@@ -413,7 +439,7 @@ func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs
 			if best.Replies >= s.q.Weak() {
 				return executeResult(best, asg), nil
 			}
-			return ExecuteResult{}, protoErr(CodeTimeout, "only %d matching replies, need %d", best.Replies, s.q.Weak())
+			return ExecuteResult{}, s.noReplies(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, s.q.Weak()), s.ids)
 		}
 	}
 }
@@ -423,7 +449,11 @@ func executeResult(best Result, asg Assignment) ExecuteResult {
 	if asg.View > view {
 		view = asg.View
 	}
-	return ExecuteResult{Seq: best.Seq, View: view, Result: string(best.Value), Replies: best.Replies}
+	res := ExecuteResult{Seq: best.Seq, View: view, Result: string(best.Value), Replies: best.Replies}
+	if res.Result == kv.Absent {
+		res.Result, res.Absent = "", true
+	}
+	return res
 }
 
 func coversAll(have map[string]bool, want []string) bool {
