@@ -60,7 +60,7 @@ func TestEveryVariableIsNamedAndDescribed(t *testing.T) {
 
 // Each variable can be set, and the help shows each with its default.
 func TestEveryVariableIsReadAndListed(t *testing.T) {
-	values := map[string]string{"PBFT_NODE_IDS": "a,b,c,d", "PBFT_TRACE": "on", "PBFT_FAULT": "silent",
+	values := map[string]string{"PBFT_NODE_IDS": "a,b,c,d", "PBFT_TRACE": "on", "PBFT_PPROF": "on", "PBFT_FAULT": "silent",
 		"PBFT_LOG_LEVEL": "debug", "PBFT_CHECKPOINT_INTERVAL": "64", "PBFT_LOG_WINDOW": "128", "PBFT_BATCH_MAX": "3",
 		"PBFT_BATCH_TIMEOUT": "1ms", "PBFT_VIEW_CHANGE_TIMEOUT": "2s", "PBFT_STATUS_INTERVAL": "200ms",
 		"PBFT_TICK": "20ms", "PBFT_REQUEST_TIMEOUT": "9s", "PBFT_EMBEDDED_MAX_PAYLOAD": "1048576"}
