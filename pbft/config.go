@@ -13,7 +13,8 @@ var ErrConfig = errors.New("pbft: invalid config")
 // replica. The Replica calls it only from Step and Tick, never concurrently.
 type Application interface {
 	// Execute applies op and returns its result. The replica keeps the result (its reply
-	// cache) and sends it: the application must not modify it afterwards.
+	// cache) and sends it: the application must not modify it afterwards. No result may
+	// equal ConflictResult, which the replica sends for a conflicting request id.
 	Execute(op []byte) []byte
 	// Snapshot encodes the whole state canonically (equal states, equal bytes).
 	Snapshot() []byte

@@ -4,15 +4,15 @@
 // and, with PBFT_PPROF=on, /debug/pprof/ there (package nodehttp). It exits cleanly on
 // SIGINT or SIGTERM.
 //
-//	replica keygen -dir DIR ID...
+//	replica keygen [-force] -dir DIR ID...
 //
-// writes a key pair (<id>.key, <id>.pub) for each id: replicas and gateways alike.
+// writes a key pair (<id>.key, <id>.pub) for each id: replicas and gateways alike. It
+// replaces no existing key without -force.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,6 +22,7 @@ import (
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
+	"github.com/pbft-nats/pbft/internal/cli"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
@@ -34,11 +35,19 @@ func main() {
 }
 
 func run() error {
-	if len(os.Args) > 1 && os.Args[1] == "keygen" {
-		return keygen(os.Args[2:])
-	}
 	if len(os.Args) > 1 {
-		return fmt.Errorf("unknown command %q (commands: keygen; none runs the replica)", os.Args[1])
+		switch arg := os.Args[1]; {
+		case arg == "keygen":
+			return keygen(os.Args[2:], os.Stdout)
+		case cli.IsHelp(arg):
+			usage(os.Stdout)
+			return nil
+		case cli.IsVersion(arg):
+			cli.WriteVersion(os.Stdout, "replica")
+			return nil
+		default:
+			return fmt.Errorf("unknown command %q (commands: keygen, version, help; none runs the replica)", arg)
+		}
 	}
 	s, err := config.Load()
 	if err != nil {
@@ -64,7 +73,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	nc, err := bus.Connect(s.NATSURL, s.NodeID, natsOpts...)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// A pod may start before NATS: wait for it (logged, capped backoff) rather than exit.
+	nc, err := bus.ConnectWaiting(ctx, s.NATSURL, s.NodeID, logger, natsOpts...)
 	if err != nil {
 		return err
 	}
@@ -75,8 +87,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if s.HTTPAddr != "" {
 		stopHTTP, err := startHTTP(s.HTTPAddr, bool(s.Pprof), n, nc, logger)
 		if err != nil {
@@ -88,21 +98,4 @@ func run() error {
 	err = n.Run(ctx)
 	logger.Info("replica stopped")
 	return err
-}
-
-func keygen(args []string) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	dir := fs.String("dir", ".", "directory to write <id>.key and <id>.pub into")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return errors.New("usage: replica keygen -dir DIR ID...")
-	}
-	for _, id := range fs.Args() {
-		if err := auth.WriteKeyPair(*dir, id); err != nil {
-			return err
-		}
-	}
-	return nil
 }
