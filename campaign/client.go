@@ -81,6 +81,8 @@ func (c *KVClient) Do(ctx context.Context, kind Kind, key, value string) Result 
 		if kind == KindGet {
 			r.Value = string(body)
 		}
+	case kind == KindGet && resp.StatusCode == http.StatusNotFound:
+		r.Status = StatusOK // the key is not set: the model reads it as ""
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
 		r.Status, r.Err = StatusFail, strings.TrimSpace(string(body))
 	default:

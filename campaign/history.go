@@ -13,7 +13,7 @@ type Kind string
 // The operations of the gateway's key-value facade.
 const (
 	KindSet Kind = "set" // PUT /v1/kv/{key}: 204
-	KindGet Kind = "get" // GET /v1/kv/{key}: 200 and the value, "" when absent
+	KindGet Kind = "get" // GET /v1/kv/{key}: 200 and the value; 404 when absent (recorded as "")
 	KindDel Kind = "del" // DELETE /v1/kv/{key}: 204, also when absent
 )
 

@@ -1,6 +1,7 @@
 package pbft
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -22,6 +23,41 @@ type cachedReply struct {
 	seq    uint64
 	view   uint64
 	result []byte
+	// op is the digest of the operation that executed: a retransmission must repeat it,
+	// and a request with the same id and another operation is answered as a conflict.
+	op opDigest
+}
+
+// ConflictResult is the reply's result for a request whose (client, timestamp) was
+// ordered with another operation: a retransmission must repeat its request, so this one
+// is neither ordered nor executed. Its Seq is the number the other operation has, so
+// every correct replica answers alike and a gateway needs f+1 matching ones, as for any
+// result. It is not UTF-8 (results of the key-value store are text), so no application
+// result equals it.
+const ConflictResult = "\xffconflict: this client and timestamp were used with another operation"
+
+// opDigest is the first half of an operation's SHA-256: collision-resistant enough
+// (only a client could gain from a collision, and only a wrong answer to itself), and
+// the client table in every checkpoint holds one per cached reply.
+type opDigest [16]byte
+
+func digestOp(op []byte) opDigest {
+	h := sha256.Sum256(op)
+	return opDigest(h[:16])
+}
+
+func (d *decoder) opDigest() opDigest {
+	var x opDigest
+	if d.err != nil {
+		return x
+	}
+	if len(d.buf) < len(x) {
+		d.fail("short operation digest")
+		return x
+	}
+	copy(x[:], d.buf)
+	d.buf = d.buf[len(x):]
+	return x
 }
 
 // clientRecord is the part of the replicated state that makes execution at-most-once:
@@ -134,6 +170,7 @@ func (rec *clientRecord) add(t uint64, rep cachedReply) {
 	rec.enc = appendUvarint(rec.enc, t)
 	rec.enc = appendUvarint(rec.enc, rep.seq)
 	rec.enc = appendBytes(rec.enc, rep.result)
+	rec.enc = append(rec.enc, rep.op[:]...)
 }
 
 // sortedNames returns the client names in order, cached between new clients.
@@ -179,7 +216,9 @@ func (c *clientTable) restore(d *decoder) error {
 		rec.newest = rec.evicted
 		for j, m := 0, d.count(); j < m && d.err == nil; j++ {
 			t := d.uvarint()
-			rec.add(t, cachedReply{seq: d.uvarint(), result: append([]byte(nil), d.bytes()...)})
+			rep := cachedReply{seq: d.uvarint(), result: append([]byte(nil), d.bytes()...)}
+			rep.op = d.opDigest()
+			rec.add(t, rep)
 		}
 		records[name] = rec
 	}

@@ -77,6 +77,9 @@ type Answer struct {
 	// OpSubmit
 	Seq     uint64 `json:"seq,omitempty"`
 	Ordered bool   `json:"ordered,omitempty"`
+	// Conflict: Seq orders this request's id with another operation (the gateway
+	// believes it once f+1 replicas reply ConflictResult).
+	Conflict bool `json:"conflict,omitempty"`
 	// OpStatus
 	Phase    string `json:"phase,omitempty"`
 	Prepares int    `json:"prepares,omitempty"`

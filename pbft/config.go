@@ -29,7 +29,8 @@ var ErrConfig = errors.New("pbft: invalid config")
 // operation as read-only is the business of an optional interface, not of this one.
 type Application interface {
 	// Execute applies op and returns its result. The replica keeps the result (its reply
-	// cache) and sends it: the application must not modify it afterwards.
+	// cache) and sends it: the application must not modify it afterwards. No result may
+	// equal ConflictResult, which the replica sends for a conflicting request id.
 	Execute(op []byte) []byte
 	// Snapshot encodes the whole state canonically (equal states, equal bytes).
 	Snapshot() []byte

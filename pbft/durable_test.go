@@ -175,7 +175,7 @@ func TestForgedStateIsNotInstalled(t *testing.T) {
 		if !s.run() {
 			s.converge(1)
 		}
-		s.converge(3000)
+		s.converge(6000) // pieces of a few bytes of a 5 KB snapshot take thousands of ticks
 		s.checkSafety()
 		if s.reps[3].StateDigest() != s.reps[1].StateDigest() {
 			t.Fatalf("seed %d: recovered replica's state differs", seed)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -126,6 +127,17 @@ func (c *fzCluster) collect(i int) {
 			if rep, ok := o.Msg.(*Reply); ok && c.honest(i) {
 				k := reqKey{rep.Client, rep.Timestamp}
 				got := fmt.Sprintf("seq %d result %x", rep.Seq, rep.Result)
+				if string(rep.Result) == ConflictResult {
+					// The answer to another operation under the same id: it names the
+					// number the executed one has, and every honest replica says so.
+					k.client += "\x00conflict"
+					got = fmt.Sprintf("seq %d ", rep.Seq)
+					if want, ok := c.replies[reqKey{rep.Client, rep.Timestamp}]; ok && !strings.HasPrefix(want, got) {
+						c.t.Fatalf("replica %d answered a conflict at %s to %v, honest replicas executed it as %s", i, got, k, want)
+					}
+				} else if want, ok := c.replies[reqKey{k.client + "\x00conflict", k.t}]; ok && !strings.HasPrefix(got, want) {
+					c.t.Fatalf("replica %d replied %s to %v, an honest replica answered a conflict at %s", i, got, k, want)
+				}
 				if want, ok := c.replies[k]; ok && want != got {
 					c.t.Fatalf("replica %d replied %s to %v, another honest replica %s", i, got, k, want)
 				}

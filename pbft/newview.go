@@ -191,7 +191,9 @@ func (r *Replica) enterView(nv *NewView, d decision) {
 		if pp.Seq <= r.lowWater {
 			continue
 		}
-		r.acceptPrePrepare(pp)
+		if r.acceptPrePrepare(pp) != nil {
+			continue // executed here with another digest: agree to nothing about it
+		}
 		if !isPrimary {
 			p := &Prepare{View: pp.View, Seq: pp.Seq, Digest: pp.Digest, Replica: r.id}
 			r.broadcast(p)

@@ -1,6 +1,9 @@
 package pbft
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+)
 
 // requestQueue holds requests a replica knows of that no accepted pre-prepare carries
 // yet, in arrival order: the primary orders them; a backup times them.
@@ -75,16 +78,29 @@ func (r *Replica) stepRequest(from int, m *Request) error {
 	k := keyOf(m)
 	if rep, ok := r.clients.lookup(k); ok {
 		// A retransmission of an executed request: answer from the cache, run nothing.
+		if rep.op != digestOp(m.Op) {
+			r.sendConflict(m.Gateway, k, rep.seq, rep.view)
+			return nil
+		}
 		r.sendReply(m.Gateway, k, rep)
 		return nil
 	}
 	if r.clients.stale(k) {
 		return fmt.Errorf("%w: request %s/%d older than the client's reply cache", ErrRejected, k.client, k.t)
 	}
-	if _, ok := r.inflight[k]; ok {
+	if seq, ok := r.inflight[k]; ok {
+		if e := r.log[seq]; e != nil && e.pp != nil && !sameOp(e.pp.Batch, k, m.Op) {
+			r.sendConflict(m.Gateway, k, seq, e.pp.View)
+		}
 		return nil // already ordered; its reply will come
 	}
-	if !r.pending.has(k) {
+	if q, ok := r.pending.byKey[k]; ok {
+		if !bytes.Equal(q.Op, m.Op) {
+			// The first one the replica saw stays queued; this one is answered as a
+			// conflict once that one is ordered and the client retransmits.
+			return fmt.Errorf("%w: request %s/%d queued with another operation", ErrRejected, k.client, k.t)
+		}
+	} else {
 		r.pending.push(m)
 	}
 	if !r.IsPrimary() && from == FromClient && r.viewActive {
@@ -118,7 +134,7 @@ func (r *Replica) Propose() {
 		}
 		r.nextSeq++
 		pp := &PrePrepare{View: r.view, Seq: r.nextSeq, Digest: BatchDigest(batch), Batch: batch}
-		r.acceptPrePrepare(pp)
+		_ = r.acceptPrePrepare(pp) // a fresh number above lastExec: nothing executed to refuse
 		r.broadcast(pp)
 	}
 }
@@ -151,21 +167,24 @@ func (r *Replica) stepPrePrepare(from int, m *PrePrepare) error {
 	if BatchDigest(m.Batch) != m.Digest {
 		return fmt.Errorf("%w: pre-prepare digest does not match its batch", ErrRejected)
 	}
-	if e := r.log[m.Seq]; e != nil && e.executed {
-		// Executed here already (a new view re-issuing it, or retransmission): agree again.
-		if e.pp != nil && e.pp.Digest != m.Digest {
-			return fmt.Errorf("%w: seq %d executed with another digest", ErrRejected, m.Seq)
-		}
+	if err := r.acceptPrePrepare(m); err != nil {
+		return err
 	}
-	r.acceptPrePrepare(m)
 	p := &Prepare{View: m.View, Seq: m.Seq, Digest: m.Digest, Replica: r.id}
 	r.broadcast(p)
 	r.addPrepare(r.entryAt(m.Seq), p)
 	return nil
 }
 
-// acceptPrePrepare logs pp as the entry's pre-prepare (at the primary too).
-func (r *Replica) acceptPrePrepare(pp *PrePrepare) {
+// acceptPrePrepare logs pp as the entry's pre-prepare (at the primary too). It refuses a
+// pre-prepare for a number this replica executed with another digest, on every path (a
+// backup's, a new view's): what executed is never overwritten, whatever a primary or a
+// NEW-VIEW decided from more than f faulty view-changes says.
+func (r *Replica) acceptPrePrepare(pp *PrePrepare) error {
+	if e := r.log[pp.Seq]; e != nil && e.executed && e.pp != nil && e.pp.Digest != pp.Digest {
+		r.refusedReissues++
+		return fmt.Errorf("%w: seq %d executed with another digest", ErrRejected, pp.Seq)
+	}
 	e := r.entryAt(pp.Seq)
 	if e.pp == nil || e.pp.View != pp.View {
 		e.prepared = false
@@ -193,10 +212,15 @@ func (r *Replica) acceptPrePrepare(pp *PrePrepare) {
 		r.persist(c)
 		r.broadcast(c)
 		vv.commits.add(r.id, c.Digest)
-		return
+		return nil
 	}
 	r.checkPrepared(e)
+	return nil
 }
+
+// RefusedReissues counts pre-prepares refused because this replica executed their number
+// with another digest: never under at most f faults, so the driver reports it loudly.
+func (r *Replica) RefusedReissues() uint64 { return r.refusedReissues }
 
 func (r *Replica) voteCheck(view, seq uint64, replica, from int) error {
 	switch {
@@ -334,11 +358,17 @@ func (r *Replica) executeBatch(e *entry) {
 		delete(r.inflight, k)
 		r.pending.remove(k)
 		rep, done := r.clients.lookup(k)
+		if done && rep.op != digestOp(req.Op) {
+			// A faulty primary ordered a second operation under one request id: it does
+			// not execute, on any replica (the cache is replicated state).
+			r.sendConflict(req.Gateway, k, rep.seq, rep.view)
+			continue
+		}
 		if !done {
 			if r.clients.stale(k) {
 				continue // identically refused on every replica: the cache is replicated state
 			}
-			rep = cachedReply{seq: e.seq, view: e.pp.View, result: r.app.Execute(req.Op)}
+			rep = cachedReply{seq: e.seq, view: e.pp.View, result: r.app.Execute(req.Op), op: digestOp(req.Op)}
 			r.clients.record(k, rep)
 		}
 		r.sendReply(req.Gateway, k, rep)
@@ -356,6 +386,36 @@ func (r *Replica) sendReply(gateway string, k reqKey, rep cachedReply) {
 	r.out = append(r.out, Outbound{To: ToGateway, Gateway: gateway, Msg: &Reply{
 		View: rep.view, Seq: rep.seq, Client: k.client, Timestamp: k.t, Replica: r.id, Result: rep.result,
 	}})
+}
+
+// sendConflict answers a request whose id was ordered at seq with another operation.
+func (r *Replica) sendConflict(gateway string, k reqKey, seq, view uint64) {
+	r.sendReply(gateway, k, cachedReply{seq: seq, view: view, result: []byte(ConflictResult)})
+}
+
+// sameOp reports whether batch orders the request k with operation op (or not at all).
+func sameOp(batch []*Request, k reqKey, op []byte) bool {
+	for _, req := range batch {
+		if keyOf(req) == k {
+			return bytes.Equal(req.Op, op)
+		}
+	}
+	return true
+}
+
+// Conflicting reports whether this replica executed or ordered the request (client,
+// timestamp) with an operation other than op.
+func (r *Replica) Conflicting(client string, timestamp uint64, op []byte) bool {
+	k := reqKey{client, timestamp}
+	if rep, ok := r.clients.lookup(k); ok {
+		return rep.op != digestOp(op)
+	}
+	if s, ok := r.inflight[k]; ok {
+		if e := r.log[s]; e != nil && e.pp != nil {
+			return !sameOp(e.pp.Batch, k, op)
+		}
+	}
+	return false
 }
 
 // Stale reports a request this replica will refuse: not in the client's reply cache, but

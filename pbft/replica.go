@@ -80,6 +80,8 @@ type Replica struct {
 	pending  *requestQueue
 	inflight map[reqKey]uint64 // requests in accepted pre-prepares, not yet executed
 	clients  *clientTable
+	// refusedReissues counts pre-prepares for executed numbers with another digest.
+	refusedReissues uint64
 
 	checkpoints *checkpointState
 	history     *statusHistory

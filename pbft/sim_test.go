@@ -85,6 +85,7 @@ type sim struct {
 	clients   []*simClient
 	done      int
 	answered  map[reqKey]string
+	replies   []*Reply // every reply the gateway received
 	seqOf     map[reqKey]uint64
 	delivered int64
 	// disk[i] is replica i's durable log, as its driver would keep it (cfg.durable).
@@ -334,6 +335,7 @@ func (s *sim) deliver(m simMsg) {
 	}
 	s.delivered++
 	if m.to == -1 {
+		s.replies = append(s.replies, msg.(*Reply))
 		s.gatewayReceive(msg.(*Reply))
 		return
 	}

@@ -48,6 +48,15 @@ func Generate(name string) (*Identity, error) {
 func pubFile(dir, id string) string { return filepath.Join(dir, id+".pub") }
 func keyFile(dir, id string) string { return filepath.Join(dir, id+".key") }
 
+// KeyPairFiles returns the paths WriteKeyPair writes for id in dir: <id>.key and
+// <id>.pub, or an error for an id that cannot name a key file.
+func KeyPairFiles(dir, id string) (key, pub string, err error) {
+	if err := checkID(id); err != nil {
+		return "", "", err
+	}
+	return keyFile(dir, id), pubFile(dir, id), nil
+}
+
 // WriteKeyPair generates an identity and writes <id>.key (the 32-byte seed, base64, mode
 // 0600) and <id>.pub (the public key, base64) into dir. Both are one line of text, so a
 // Kubernetes Secret or ConfigMap can carry them.

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/campaign"
+	"github.com/pbft-nats/pbft/internal/cli"
 	"github.com/pbft-nats/pbft/internal/topology"
 )
 
@@ -45,7 +47,26 @@ func run() int {
 	byzFault := fs.String("byzantine-fault", "forge", "what the f+1 replicas do: forge (colluding forged replies), equivocate or silent")
 	faults := fs.String("faults", "", "comma-separated faults to draw from (default all: "+faultNames(campaign.AllFaults)+")")
 	keep := fs.Bool("keep", false, "keep the topology's directory (keys, data, logs) under -out/topology")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	args := os.Args[1:]
+	if len(args) > 0 && cli.IsVersion(args[0]) {
+		cli.WriteVersion(os.Stdout, "campaign")
+		return 0
+	}
+	if len(args) > 0 && args[0] == "help" {
+		args = []string{"-h"}
+	}
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(os.Stdout, fs)
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "campaign: %v\n", err)
+		usage(os.Stderr, fs)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "campaign: unexpected argument %q (see campaign -h)\n", fs.Arg(0))
 		return 2
 	}
 	if *seed == 0 {
@@ -100,4 +121,24 @@ func faultNames(ks []campaign.FaultKind) string {
 		s[i] = string(k)
 	}
 	return strings.Join(s, ",")
+}
+
+// usage is `campaign -h`: the flags, the exit codes and what the environment does.
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `usage: campaign [flags]
+       campaign version
+
+A fault campaign against a real multi-process deployment on 127.0.0.1: concurrent
+clients, a seeded nemesis, convergence, final reads and a linearizability check.
+Exit status: 0 the verdict is pass, 1 it is fail, 2 the run could not be carried out.
+
+Flags:
+`)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	fmt.Fprint(w, `
+Environment: the campaign reads no PBFT_ variable and passes none of those in its
+environment to the processes it starts; it configures them itself (campaign/README.md).
+`)
 }

@@ -1,17 +1,20 @@
 // Command gateway is the client front end of the PBFT cluster. With no arguments it runs
-// stdio mode: JSON lines on stdin, replies on stdout (PROTOCOL.md). Without PBFT_NATS_URL
+// stdio mode: JSON lines on stdin, replies on stdout (docs/protocol.md). Without PBFT_NATS_URL
 // it starts an embedded NATS server and one replica per node id named by init; with it,
 // it talks to replicas run by cmd/replica.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/pbft-nats/pbft/internal/cli"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/gateway"
 	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
@@ -26,26 +29,43 @@ func main() {
 }
 
 func run() error {
-	s, err := config.Load()
+	// Help and version work whatever the environment holds, so they come before Load.
+	if len(os.Args) > 1 {
+		switch arg := os.Args[1]; {
+		case cli.IsHelp(arg):
+			usage(os.Stdout)
+			return nil
+		case cli.IsVersion(arg):
+			cli.WriteVersion(os.Stdout, "gateway")
+			return nil
+		case arg != "bench" && arg != "trace":
+			return fmt.Errorf("unknown command %q (commands: bench, trace, version, help; none runs stdio mode)", arg)
+		}
+	}
+	var sub []string
+	if len(os.Args) > 1 {
+		sub = subArgs(os.Args[2:])
+	}
+	s, err := settingsFor(sub)
 	if err != nil {
 		return err
 	}
 	level, _ := config.ParseLevel(s.LogLevel)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if len(os.Args) > 1 && os.Args[1] == "bench" {
-		return bench(s, os.Args[2:])
+		if err := requireNodeIDs(s, "gateway bench"); err != nil {
+			return err
+		}
+		return bench(s, sub)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "trace" {
-		return traceCmd(s, os.Args[2:], logger)
-	}
-	if len(os.Args) > 1 {
-		return fmt.Errorf("unknown command %q (commands: bench, trace; none runs stdio mode)", os.Args[1])
+		return traceCmd(s, sub, logger)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	svc := gateway.NewService(s, logger, func(ids []string) (gateway.Backend, error) {
 		if s.NATSURL != "" {
-			return gateway.ConnectExternal(s.NATSURL, ids, s)
+			return gateway.ConnectExternalWaiting(ctx, s.NATSURL, ids, s, logger)
 		}
 		return embedded.Start(ids, s, logger)
 	})
@@ -53,20 +73,50 @@ func run() error {
 	if s.HTTPAddr == "" {
 		return gateway.NewStdio(svc, logger).Run(ctx, os.Stdin, os.Stdout)
 	}
-	// Network mode: the cluster is started at once, as init would start it.
+	// Network mode: the cluster is started (or joined) at once, as init would. It may
+	// wait for NATS: meanwhile the API answers 503 and /readyz is not ready.
+	if err := requireNodeIDs(s, "network mode (PBFT_HTTP_ADDR)"); err != nil {
+		return err
+	}
 	ids := s.NodeIDs
 	if len(ids) == 0 {
 		ids = []string{"n1", "n2", "n3", "n4"}
 	}
-	if err := gateway.InitCluster(svc, ids); err != nil {
-		return fmt.Errorf("starting the cluster %v: %w", ids, err)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		if err := gateway.InitCluster(svc, ids); err != nil {
+			what := "starting the embedded cluster"
+			if s.NATSURL != "" {
+				what = "joining the replicas"
+			}
+			cancel(fmt.Errorf("%s %v: %w", what, ids, err))
+		}
+	}()
+	err = gateway.ListenAndServe(ctx, s.HTTPAddr, svc, logger)
+	if cause := context.Cause(ctx); err == nil && cause != nil && cause != context.Canceled {
+		return cause
 	}
-	return gateway.ListenAndServe(ctx, s.HTTPAddr, svc, logger)
+	return err
+}
+
+// requireNodeIDs refuses external mode without PBFT_NODE_IDS: the gateway starts no
+// replicas there and cannot know their ids (stdio mode takes them from init).
+func requireNodeIDs(s config.Settings, mode string) error {
+	if s.NATSURL != "" && len(s.NodeIDs) == 0 {
+		return fmt.Errorf("%s with PBFT_NATS_URL needs PBFT_NODE_IDS: the replicas run elsewhere and the gateway cannot guess their ids (e.g. PBFT_NODE_IDS=replica-0,replica-1,replica-2,replica-3)", mode)
+	}
+	return nil
 }
 
 // bench runs the load tool: gateway bench -clients C -duration D -size BYTES [-nodes N] [-json].
 func bench(s config.Settings, args []string) error {
 	o, err := loadgen.ParseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		loadgen.Usage(os.Stdout)
+		cli.WriteEnvironment(os.Stdout)
+		return nil
+	}
 	if err != nil {
 		loadgen.Usage(os.Stderr)
 		return err
@@ -90,6 +140,10 @@ func bench(s config.Settings, args []string) error {
 // [-nodes ...] [-requests N] [-crash=false] [-color ...] [-duration D].
 func traceCmd(s config.Settings, args []string, logger *slog.Logger) error {
 	o, err := gateway.ParseTraceFlags(args, s, os.Stdout)
+	if errors.Is(err, flag.ErrHelp) { // ParseTraceFlags has printed the flags
+		cli.WriteEnvironment(os.Stdout)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -5,21 +5,20 @@
 // and, with PBFT_PPROF=on, /debug/pprof/ there (package nodehttp). It exits cleanly on
 // SIGINT or SIGTERM.
 //
-//	replica keygen -dir DIR ID...
+//	replica keygen [-force] -dir DIR ID...
 //
-// writes a key pair (<id>.key, <id>.pub) for each id: replicas and gateways alike.
+// writes a key pair (<id>.key, <id>.pub) for each id: replicas and gateways alike. It
+// replaces no existing key without -force.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/pbft-nats/pbft/bus/auth"
+	"github.com/pbft-nats/pbft/internal/cli"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/kv"
 	"github.com/pbft-nats/pbft/pbft/replica"
@@ -33,11 +32,19 @@ func main() {
 }
 
 func run() error {
-	if len(os.Args) > 1 && os.Args[1] == "keygen" {
-		return keygen(os.Args[2:])
-	}
 	if len(os.Args) > 1 {
-		return fmt.Errorf("unknown command %q (commands: keygen; none runs the replica)", os.Args[1])
+		switch arg := os.Args[1]; {
+		case arg == "keygen":
+			return keygen(os.Args[2:], os.Stdout)
+		case cli.IsHelp(arg):
+			usage(os.Stdout)
+			return nil
+		case cli.IsVersion(arg):
+			cli.WriteVersion(os.Stdout, "replica")
+			return nil
+		default:
+			return fmt.Errorf("unknown command %q (commands: keygen, version, help; none runs the replica)", arg)
+		}
 	}
 	s, err := config.Load()
 	if err != nil {
@@ -46,21 +53,4 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return replica.Run(ctx, s, kv.New())
-}
-
-func keygen(args []string) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	dir := fs.String("dir", ".", "directory to write <id>.key and <id>.pub into")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return errors.New("usage: replica keygen -dir DIR ID...")
-	}
-	for _, id := range fs.Args() {
-		if err := auth.WriteKeyPair(*dir, id); err != nil {
-			return err
-		}
-	}
-	return nil
 }

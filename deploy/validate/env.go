@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"path"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -16,21 +15,11 @@ import (
 	"github.com/pbft-nats/pbft/pbft/config"
 )
 
-// SettingsVariables returns every PBFT_ variable config.Settings reads, from its
-// envconfig struct tags.
+// SettingsVariables returns every PBFT_ variable config.Settings reads.
 func SettingsVariables() map[string]bool {
 	vars := map[string]bool{}
-	t := reflect.TypeOf(config.Settings{})
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() || f.Tag.Get("ignored") == "true" {
-			continue
-		}
-		name := f.Tag.Get("envconfig")
-		if name == "" {
-			name = strings.ToUpper(f.Name)
-		}
-		vars["PBFT_"+name] = true
+	for _, v := range config.Variables() {
+		vars[v.Name] = true
 	}
 	return vars
 }
@@ -38,7 +27,7 @@ func SettingsVariables() map[string]bool {
 // varRef matches Kubernetes' dependent variable references $(NAME); $$ escapes a $.
 var varRef = regexp.MustCompile(`\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
 
-// envMu serializes the use of the process environment by envconfig and the NATS
+// envMu serializes the use of the process environment by config.Load and the NATS
 // configuration parser.
 var envMu sync.Mutex
 

@@ -59,18 +59,20 @@ func TestAuthConfParses(t *testing.T) {
 			t.Errorf("%s: permissions %+v", u.Username, p)
 			continue
 		}
-		// Every publish permission ends in the user's own id: it can speak only for itself.
+		// Every publish permission names the user's own id as the sender (the last token;
+		// a trace subject's fourth): it can speak only for itself.
 		for _, subj := range p.Publish.Allow {
-			if !strings.HasSuffix(subj, "."+u.Username) || !strings.HasPrefix(subj, "pbft.pbft.") {
+			own := strings.HasSuffix(subj, "."+u.Username) || subj == "pbft.pbft.trace."+u.Username+".events"
+			if !own || !strings.HasPrefix(subj, "pbft.pbft.") {
 				t.Errorf("%s may publish %q", u.Username, subj)
 			}
 		}
 		var wantPub, wantSub []string
 		if u.Username == "gateway" {
 			wantPub = []string{"pbft.pbft.request.gateway", "pbft.pbft.to.*.*.gateway"}
-			wantSub = []string{"pbft.pbft.to.gateway.*.*"}
+			wantSub = []string{"pbft.pbft.to.gateway.*.*", "pbft.pbft.trace.*.events"}
 		} else {
-			wantPub = []string{"pbft.pbft.*." + u.Username, "pbft.pbft.to.*.*." + u.Username}
+			wantPub = []string{"pbft.pbft.*." + u.Username, "pbft.pbft.to.*.*." + u.Username, "pbft.pbft.trace." + u.Username + ".events"}
 			wantSub = []string{"pbft.pbft.*.*", "pbft.pbft.to." + u.Username + ".*.*"}
 		}
 		if !slices.Equal(p.Publish.Allow, wantPub) || !slices.Equal(p.Subscribe.Allow, wantSub) {

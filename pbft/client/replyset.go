@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"sync"
 
 	"github.com/pbft-nats/pbft/pbft"
@@ -12,22 +13,34 @@ type ReplySet struct {
 	mu       sync.Mutex
 	byRep    map[string]*pbft.Reply
 	waiting  []chan struct{}
-	watchers int // guarded by Client.mu
+	watchers int      // guarded by Client.mu
+	op       [32]byte // the operation's digest, guarded by Client.mu
 }
 
-// Watch starts collecting replies to (client, t); call Unwatch when done. Watchers of
-// the same request (a retransmission) share one set.
-func (c *Client) Watch(client string, t uint64) *ReplySet {
+// Watch starts collecting replies to (client, t) with operation op; call Unwatch when
+// done. Watchers of the same request (a retransmission) share one set. Replies name no
+// operation, so a request with another operation under an id being watched cannot be
+// told apart: ok is false and nothing is watched.
+func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := replyKey{client, t}
+	d := sha256.Sum256(op)
 	s := c.replies[k]
 	if s == nil {
-		s = &ReplySet{byRep: map[string]*pbft.Reply{}}
+		s = &ReplySet{byRep: map[string]*pbft.Reply{}, op: d}
 		c.replies[k] = s
+	} else if s.op != d {
+		return nil, false
 	}
 	s.watchers++
-	return s
+	return s, true
+}
+
+// isConflict reports a result f+1 replicas agree is pbft.ConflictResult: the request's
+// id was used with another operation.
+func isConflict(best Result, quorum int) bool {
+	return best.Replies >= quorum && bytes.Equal(best.Value, []byte(pbft.ConflictResult))
 }
 
 // Unwatch stops one watcher of (client, t).

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/pbft-nats/pbft/pbft"
@@ -37,6 +38,7 @@ func RetransmitAfter(viewChangeTimeout time.Duration) time.Duration {
 type progress struct {
 	done   bool
 	wake   <-chan struct{}  // closes when there may be news
+	news   <-chan struct{}  // receives when there may be news (answers to queries), if set
 	expire <-chan time.Time // fires when the wait ends with what it has (a grace), if set
 }
 
@@ -54,6 +56,7 @@ func (c *Client) retransmit(ctx context.Context, req *pbft.Request, look func() 
 		}
 		select {
 		case <-p.wake:
+		case <-p.news:
 		case <-p.expire:
 			return nil
 		case <-timer.C:
@@ -93,15 +96,31 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	set := c.Watch(r.Client, r.Timestamp)
+	set, ok := c.Watch(r.Client, r.Timestamp, r.Op)
+	if !ok {
+		return Result{}, inFlight(r)
+	}
 	defer c.Unwatch(r.Client, r.Timestamp)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	if err := c.Send(c.first(r), req); err != nil {
 		return Result{}, fail(ErrUnavailable, "send: %v", err)
 	}
+	best, err := c.agreed(ctx, req, set)
+	if err != nil {
+		return Result{}, c.timeout(fmt.Sprintf("no f+1 (%d) matching replies", c.q.Weak()), c.cfg.Replicas)
+	}
+	if isConflict(best, c.q.Weak()) {
+		return Result{}, conflict(r, best.Seq)
+	}
+	c.NoteView(best.View)
+	return best, nil
+}
+
+// agreed waits for f+1 matching replies in set, retransmitting req while they are missing.
+func (c *Client) agreed(ctx context.Context, req *pbft.Request, set *ReplySet) (Result, error) {
 	var best Result
-	err = c.retransmit(ctx, req, func() progress {
+	err := c.retransmit(ctx, req, func() progress {
 		changed := set.Changed()
 		if b, ok := set.Agreed(c.q.Weak()); ok {
 			best = b
@@ -109,11 +128,41 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 		}
 		return progress{wake: changed}
 	}, nil)
+	return best, err
+}
+
+func inFlight(r Request) *Error {
+	return fail(ErrInFlight, "client %s has request id %d in flight with another operation", r.Client, r.Timestamp)
+}
+
+func conflict(r Request, seq uint64) *Error {
+	e := fail(ErrConflict, "client %s used request id %d before with another operation (ordered at %d)", r.Client, r.Timestamp, seq)
+	e.Seq = seq
+	return e
+}
+
+// confirmConflict follows a replica's claim that req's id was ordered with another
+// operation: it sends req to every replica and waits for f+1 matching replies. Matching
+// conflicts refuse it; anything else (the claim was false: a faulty replica) is where the
+// request was ordered.
+func (c *Client) confirmConflict(ctx context.Context, r Request, req *pbft.Request) (Assignment, error) {
+	set, ok := c.Watch(r.Client, r.Timestamp, r.Op)
+	if !ok {
+		return Assignment{}, inFlight(r)
+	}
+	defer c.Unwatch(r.Client, r.Timestamp)
+	_ = c.Broadcast(req)
+	best, err := c.agreed(ctx, req, set)
 	if err != nil {
-		return Result{}, fail(ErrTimeout, "no f+1 matching replies within %v", c.cfg.Timeout)
+		return Assignment{}, fail(ErrTimeout,
+			"replica said request %d of client %s conflicts with another operation, but f+1 replicas did not confirm it within %v",
+			r.Timestamp, r.Client, c.cfg.Timeout)
+	}
+	if isConflict(best, c.q.Weak()) {
+		return Assignment{}, conflict(r, best.Seq)
 	}
 	c.NoteView(best.View)
-	return best, nil
+	return Assignment{Seq: best.Seq, View: best.View}, nil
 }
 
 // Route says whom a Submit asks where its request was ordered, beyond r.To.
@@ -156,10 +205,11 @@ func (c *Client) Submit(ctx context.Context, r Request, route Route) (Assignment
 		_ = c.Broadcast(req)
 	}
 	var (
-		asg     Assignment
-		outcome error
-		last    result
-		answers int
+		asg       Assignment
+		outcome   error
+		last      result
+		answers   int
+		conflicts bool
 	)
 	look := func() progress {
 		for {
@@ -170,9 +220,12 @@ func (c *Client) Submit(ctx context.Context, r Request, route Route) (Assignment
 				if res.err != nil || !res.a.Ordered && res.a.Error != pbft.ErrStale {
 					continue // another replica asked may still see it ordered
 				}
-				if res.a.Error == pbft.ErrStale {
+				switch {
+				case res.a.Error == pbft.ErrStale:
 					outcome = fail(ErrStale, "request %d of client %s is older than the replicas' reply cache remembers", r.Timestamp, r.Client)
-				} else {
+				case res.a.Conflict:
+					conflicts = true
+				default:
 					asg = Assignment{Seq: res.a.Seq, View: res.a.View}
 				}
 				return progress{done: true}
@@ -181,7 +234,7 @@ func (c *Client) Submit(ctx context.Context, r Request, route Route) (Assignment
 			if answers < len(asked) {
 				return progress{wake: news}
 			}
-			outcome = c.notOrdered(last.err)
+			outcome = c.notOrdered(last.err, asked)
 			return progress{done: true}
 		}
 	}
@@ -192,20 +245,23 @@ func (c *Client) Submit(ctx context.Context, r Request, route Route) (Assignment
 			}
 		}
 	}); err != nil {
-		return Assignment{}, c.notOrdered(last.err)
+		return Assignment{}, c.notOrdered(last.err, asked)
 	}
 	if outcome != nil {
 		return Assignment{}, outcome
+	}
+	if conflicts {
+		return c.confirmConflict(ctx, r, req)
 	}
 	c.NoteView(asg.View)
 	return asg, nil
 }
 
-func (c *Client) notOrdered(last error) error {
+func (c *Client) notOrdered(last error, asked map[string]bool) error {
 	if last != nil {
-		return fail(ErrTimeout, "request not ordered in time: %v", last)
+		return c.timeout("request not ordered: no answer", c.inClusterOrder(asked))
 	}
-	return fail(ErrTimeout, "request not ordered within %v", c.cfg.Timeout)
+	return c.timeout("request not ordered: no pre-prepare seen", c.inClusterOrder(asked))
 }
 
 // Settle says when an answer on replies may go beyond f+1 matching ones; a gateway's
@@ -216,6 +272,11 @@ type Settle struct {
 	// Late are replicas whose replies are awaited at most Grace once Need replied.
 	Late  []string
 	Grace time.Duration
+	// AskLate waits for each Late replica on what it reports instead of a fixed Grace: it
+	// is asked whether it executed the request, and answers once it has (or after Grace).
+	// A replica sends its reply before that answer on the same connection, and the client
+	// handles both in order, so the answer settles whether the reply counts.
+	AskLate bool
 }
 
 // Await waits for the replies to r in set (watched before r was sent), retransmitting r
@@ -227,12 +288,24 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 	req := c.NewRequest(r.Client, r.Timestamp, r.Op)
 	weak := c.q.Weak()
 	var grace <-chan time.Time
+	var conflicting Result
+	late := c.lateReports(ctx, s)
 	err := c.retransmit(ctx, req, func() progress {
 		changed := set.Changed()
 		best, all := set.Best()
+		if isConflict(best, weak) {
+			conflicting = best
+			return progress{done: true}
+		}
 		if best.Replies >= weak && coversAll(all, s.Need) {
 			if coversAll(all, s.Late) {
 				return progress{done: true}
+			}
+			if s.AskLate {
+				if late.settled(all, best.Seq) {
+					return progress{done: true}
+				}
+				return progress{wake: changed, news: late.news}
 			}
 			if grace == nil {
 				grace = time.After(s.Grace)
@@ -240,11 +313,67 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 		}
 		return progress{wake: changed, expire: grace}
 	}, nil)
+	if conflicting.Replies > 0 {
+		return Result{}, conflict(r, conflicting.Seq)
+	}
 	best, _ := set.Best()
 	if err != nil && best.Replies < weak {
-		return Result{}, fail(ErrTimeout, "only %d matching replies, need %d", best.Replies, weak)
+		return Result{}, c.timeout(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, weak), c.cfg.Replicas)
 	}
 	return best, nil
+}
+
+// lateReports asks the Late replicas of s, once, whether they executed a sequence number,
+// and collects who answered.
+type lateReports struct {
+	c        *Client
+	ctx      context.Context
+	s        Settle
+	asked    bool
+	news     chan struct{}
+	answered chan string
+	reported map[string]bool
+}
+
+func (c *Client) lateReports(ctx context.Context, s Settle) *lateReports {
+	n := len(s.Late)
+	return &lateReports{c: c, ctx: ctx, s: s, news: make(chan struct{}, n), answered: make(chan string, n), reported: map[string]bool{}}
+}
+
+// settled reports whether every Late replica replied or reported (having executed seq, or
+// not within Grace); the first call asks those that have not replied.
+func (l *lateReports) settled(replied map[string]bool, seq uint64) bool {
+	if !l.asked {
+		l.asked = true
+		for _, id := range l.s.Late {
+			if replied[id] {
+				l.reported[id] = true
+				continue
+			}
+			go func() {
+				// Whatever the answer, the replica has reported: a reply it sent came first.
+				_, _ = l.c.Query(l.ctx, id, &pbft.Query{Op: pbft.OpInfo, Wait: &pbft.Wait{MinExecuted: seq},
+					WaitMillis: int(l.s.Grace / time.Millisecond)})
+				l.answered <- id
+				l.news <- struct{}{}
+			}()
+		}
+	}
+	for {
+		select {
+		case id := <-l.answered:
+			l.reported[id] = true
+			continue
+		default:
+		}
+		break
+	}
+	for _, id := range l.s.Late {
+		if !replied[id] && !l.reported[id] {
+			return false
+		}
+	}
+	return true
 }
 
 func coversAll(have map[string]bool, want []string) bool {

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,6 +48,20 @@ type External struct {
 // ConnectExternal joins the cluster of replicas ids behind the NATS server at url, with
 // the gateway's keys from PBFT_KEYS_DIR.
 func ConnectExternal(url string, ids []string, s config.Settings) (*External, error) {
+	return connectExternal(ids, s, func(opts []nats.Option) (*nats.Conn, error) {
+		return bus.Connect(url, s.ClientID, opts...)
+	})
+}
+
+// ConnectExternalWaiting is ConnectExternal for a gateway that may start before NATS
+// is reachable: it waits for NATS (bus.ConnectWaiting) until ctx ends.
+func ConnectExternalWaiting(ctx context.Context, url string, ids []string, s config.Settings, logger *slog.Logger) (*External, error) {
+	return connectExternal(ids, s, func(opts []nats.Option) (*nats.Conn, error) {
+		return bus.ConnectWaiting(ctx, url, s.ClientID, logger, opts...)
+	})
+}
+
+func connectExternal(ids []string, s config.Settings, connect func([]nats.Option) (*nats.Conn, error)) (*External, error) {
 	keys, err := auth.LoadKeyring(s.KeysDir, s.ClientID, ids, uint64(time.Now().UnixNano()))
 	if err != nil {
 		return nil, err
@@ -54,7 +70,7 @@ func ConnectExternal(url string, ids []string, s config.Settings) (*External, er
 	if err != nil {
 		return nil, err
 	}
-	nc, err := bus.Connect(url, s.ClientID, natsOpts...)
+	nc, err := connect(natsOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -1,5 +1,5 @@
 // Package gateway is the client front end of the cluster: the handler of the JSON-line
-// client protocol (PROTOCOL.md). Service answers one message at a time (Handle); Stdio
+// client protocol (docs/protocol.md). Service answers one message at a time (Handle); Stdio
 // runs it over standard input and output, NewHTTPHandler over HTTP. It reaches the
 // replicas only through a Backend: a PBFT client (pbft/client) and a settle policy
 // (pbft/gateway/settle) that it asks once per answer how long to wait and for whom. The

@@ -107,7 +107,7 @@ func get(o jsonl.Object, k string) any {
 }
 
 // replyFields are the body fields of each reply, between in_reply_to and msg_id, in order
-// (PROTOCOL.md).
+// (docs/protocol.md).
 var replyFields = map[string][]string{
 	"init_ok":         nil,
 	"pbft_request_ok": {"sequence_number", "view", "phase"},
@@ -133,7 +133,7 @@ func isInt(v any, lo, hi int64) bool {
 	return ok && n >= lo && n <= hi
 }
 
-// checkReply checks that out is exactly one reply line to in, as PROTOCOL.md words it:
+// checkReply checks that out is exactly one reply line to in, as docs/protocol.md words it:
 // json.dumps formatting, key order, src/dest swapped, in_reply_to, msg_id 0 (the first
 // line this Stdio writes), and the fields and value types of the reply type, which must
 // be the answer to the line's type or an error. initialised tells whether the service had
@@ -183,7 +183,7 @@ func checkReply(t *testing.T, in *jsonl.Line, out []byte, initialised bool) json
 	case typ == "error":
 		code := get(body, "code")
 		if !slices.Contains([]any{int64(0), int64(10), int64(11), int64(12), int64(22)}, code) {
-			t.Fatalf("error code %v is not one of PROTOCOL.md's: %s", code, line)
+			t.Fatalf("error code %v is not one of docs/protocol.md's: %s", code, line)
 		}
 		if text, ok := get(body, "text").(string); !ok || text == "" {
 			t.Fatalf("error without text: %s", line)
@@ -373,7 +373,7 @@ func (g *fuzzGateway) line(t *testing.T, line []byte) {
 
 // FuzzLine: one arbitrary input line, run end to end through the stdio engine of a
 // Service over an embedded 4-replica cluster (and of one that was never initialised),
-// produces exactly one well-formed reply line as PROTOCOL.md specifies — the reply to
+// produces exactly one well-formed reply line as docs/protocol.md specifies — the reply to
 // the line's type or an error with the right code — or, if the line is not a JSON object
 // with an object body, nothing at all. Never a panic, never a hang. The cluster is shared
 // by all inputs of a run; faults a line injects are cleared after it.

@@ -8,7 +8,7 @@ import (
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
 )
 
-// knownTypes are the message types of the client protocol (PROTOCOL.md).
+// knownTypes are the message types of the client protocol (docs/protocol.md).
 var knownTypes = []string{"init", "pbft_request", "pbft_status", "pbft_execute", "pbft_fault", "pbft_cluster"}
 
 // handleHooks let a caller fit Handle into its own ordering; stdio needs them, the
@@ -127,7 +127,8 @@ func requestOf(l *jsonl.Line, msgID int64, ids *requestIDs) (RequestArgs, *reque
 	if ids == nil && msgID < 1 {
 		return args, nil, errTimestamp
 	}
-	return args, ids.stamp(&args, msgID), nil
+	id, err := ids.stamp(&args, msgID)
+	return args, id, err
 }
 
 // errTimestamp refuses a request whose msg_id cannot be its PBFT timestamp (over HTTP,
@@ -137,7 +138,7 @@ var errTimestamp = protoErr(CodeMalformed, "msg_id of a request must be a positi
 // isStale reports the replicas' refusal of a request older than their reply cache.
 func isStale(err error) bool {
 	var pe *ProtoError
-	return errors.As(err, &pe) && pe.Code == CodePreconditionFail
+	return errors.As(err, &pe) && pe.Code == CodePreconditionFail && !pe.conflict
 }
 
 // errorBody is the body of an error reply to l (in_reply_to is null when l's msg_id is

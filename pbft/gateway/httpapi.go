@@ -301,6 +301,10 @@ func (a *httpAPI) kvGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res, ok := a.kvExecute(w, r, "get "+key); ok {
+		if res.Absent {
+			a.writeError(w, http.StatusNotFound, CodeKeyNotFound, fmt.Sprintf("key %q is not set", key))
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Content-Length", strconv.Itoa(len(res.Result)))
 		w.WriteHeader(http.StatusOK)

@@ -110,7 +110,7 @@ func TestHTTPKVRoundTrip(t *testing.T) {
 		t.Fatalf("delete: %d %s", resp.StatusCode, body)
 	}
 	resp, body = httpDo(t, "GET", srv.URL+"/v1/kv/greeting", "")
-	if resp.StatusCode != 200 || body != "" {
+	if resp.StatusCode != 404 || httpJSON(t, body)["code"] != 20.0 {
 		t.Fatalf("get after delete: %d %q", resp.StatusCode, body)
 	}
 	resp, body = httpDo(t, "PUT", srv.URL+"/v1/kv/a=b", "x")
@@ -120,6 +120,27 @@ func TestHTTPKVRoundTrip(t *testing.T) {
 	resp, body = httpDo(t, "GET", srv.URL+"/v1/kv/a%20b", "")
 	if resp.StatusCode != 400 || httpJSON(t, body)["type"] != "error" {
 		t.Fatalf("key with a space: %d %s", resp.StatusCode, body)
+	}
+}
+
+// A key never set answers 404; one set to the empty string answers 200 with an empty
+// body. The client protocol's get still answers "" for both.
+func TestHTTPKVAbsentIsNotEmpty(t *testing.T) {
+	srv := startHTTP(t)
+	resp, body := httpDo(t, "GET", srv.URL+"/v1/kv/never", "")
+	if resp.StatusCode != 404 || httpJSON(t, body)["code"] != 20.0 || !strings.Contains(body, `never`) {
+		t.Fatalf("get of a key never set: %d %q", resp.StatusCode, body)
+	}
+	if resp, body = httpDo(t, "PUT", srv.URL+"/v1/kv/empty", ""); resp.StatusCode != 204 {
+		t.Fatalf("put of an empty value: %d %q", resp.StatusCode, body)
+	}
+	resp, body = httpDo(t, "GET", srv.URL+"/v1/kv/empty", "")
+	if resp.StatusCode != 200 || body != "" || resp.Header.Get("X-PBFT-Replies") != "4" {
+		t.Fatalf("get of an empty value: %d %q", resp.StatusCode, body)
+	}
+	resp, body = httpDo(t, "POST", srv.URL+"/v1/messages", `{"type":"pbft_execute","msg_id":1,"operation":"get never","client":"c1"}`)
+	if resp.StatusCode != 200 || httpJSON(t, body)["result"] != "" {
+		t.Fatalf("pbft_execute of get of a key never set: %d %s", resp.StatusCode, body)
 	}
 }
 
@@ -206,5 +227,31 @@ func TestHTTPTimeoutIs504(t *testing.T) {
 	resp, body = httpDo(t, "POST", srv.URL+"/v1/messages", `{"type":"pbft_execute","msg_id":9,"operation":"get k"}`)
 	if resp.StatusCode != 504 || httpJSON(t, body)["in_reply_to"] != 9.0 {
 		t.Fatalf("execute without a quorum: %d %s", resp.StatusCode, body)
+	}
+}
+
+// A request id used again with another operation is refused with 409 and error 22 (by
+// f+1 replicas' conflict replies), as pbft_execute and as pbft_request, and the write is
+// not executed.
+func TestHTTPConflictingRetransmissionIsRefused(t *testing.T) {
+	srv := startHTTP(t)
+	resp, body := httpDo(t, "POST", srv.URL+"/v1/messages", `{"type":"pbft_execute","msg_id":1,"operation":"get x","client":"c1"}`)
+	if resp.StatusCode != 200 || httpJSON(t, body)["type"] != "pbft_execute_ok" {
+		t.Fatalf("first: %d %s", resp.StatusCode, body)
+	}
+	for _, typ := range []string{"pbft_execute", "pbft_request"} {
+		resp, body = httpDo(t, "POST", srv.URL+"/v1/messages", `{"type":"`+typ+`","msg_id":1,"operation":"set x=7","client":"c1"}`)
+		m := httpJSON(t, body)
+		if resp.StatusCode != 409 || m["code"] != 22.0 || !strings.Contains(m["text"].(string), "another operation") {
+			t.Fatalf("%s with a used msg_id and another operation: %d %s", typ, resp.StatusCode, body)
+		}
+	}
+	// The retransmission of the first request is still answered as before.
+	resp, body = httpDo(t, "POST", srv.URL+"/v1/messages", `{"type":"pbft_execute","msg_id":1,"operation":"get x","client":"c1"}`)
+	if m := httpJSON(t, body); resp.StatusCode != 200 || m["sequence_number"] != 1.0 {
+		t.Fatalf("retransmission: %d %s", resp.StatusCode, body)
+	}
+	if resp, body = httpDo(t, "GET", srv.URL+"/v1/kv/x", ""); resp.StatusCode != 404 {
+		t.Fatalf("the refused write was executed: GET x = %d %q", resp.StatusCode, body)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
 	"github.com/pbft-nats/pbft/pbft/gateway/settle"
+	"github.com/pbft-nats/pbft/pbft/kv"
 )
 
 // RequestArgs are the fields of pbft_request and pbft_execute.
@@ -47,6 +48,9 @@ type ExecuteResult struct {
 	Seq, View uint64
 	Result    string
 	Replies   int
+	// Absent is set when the result is a get of a key that is not set (Result is then
+	// "", as the client protocol answers it; the HTTP API answers 404).
+	Absent bool
 }
 
 // Submit hands a request to replica dest (or, if the gateway knows dest is faulty, to a
@@ -65,7 +69,7 @@ func (s *Service) submit(ctx context.Context, p settle.Plan, dest string, a Requ
 	// to every replica at once.
 	asg, err := s.backend.Client().Submit(ctx, a.request(to), client.Route{Broadcast: to != target, Fallback: p.Live})
 	if err != nil {
-		return Assignment{}, fromClient(err)
+		return Assignment{}, s.requestError(err, a)
 	}
 	storeMax(&s.maxSeq, asg.Seq)
 	return asg, nil
@@ -88,10 +92,10 @@ func (s *Service) pickLive(p settle.Plan) string {
 func (s *Service) Invoke(ctx context.Context, a RequestArgs) (ExecuteResult, error) {
 	res, err := s.backend.Client().Invoke(ctx, a.request(s.pickLive(s.backend.Plan())))
 	if err != nil {
-		return ExecuteResult{}, fromClient(err)
+		return ExecuteResult{}, s.requestError(err, a)
 	}
 	storeMax(&s.maxSeq, res.Seq)
-	return ExecuteResult{Seq: res.Seq, View: res.View, Result: string(res.Value), Replies: res.Replies}, nil
+	return executeResult(res, Assignment{}), nil
 }
 
 // Execute orders and executes a request and waits for its replies: f+1 matching ones
@@ -106,7 +110,13 @@ func (s *Service) Execute(ctx context.Context, dest string, a RequestArgs) (Exec
 func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs, ordered func()) (ExecuteResult, error) {
 	p := s.backend.Plan()
 	c := s.backend.Client()
-	set := c.Watch(a.Client, a.Timestamp)
+	set, ok := c.Watch(a.Client, a.Timestamp, []byte(a.Operation))
+	if !ok {
+		if ordered != nil {
+			ordered()
+		}
+		return ExecuteResult{}, inFlightConflict(a)
+	}
 	defer c.Unwatch(a.Client, a.Timestamp)
 	ctx, cancel := context.WithDeadline(ctx, time.Now().Add(s.settings.RequestTimeout))
 	defer cancel()
@@ -124,17 +134,25 @@ func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs
 	}
 	best, err := c.Await(ctx, a.request(""), set, s.replySettle(p))
 	if err != nil {
-		return ExecuteResult{}, fromClient(err)
+		return ExecuteResult{}, s.requestError(err, a)
 	}
-	return ExecuteResult{Seq: best.Seq, View: max(best.View, asg.View), Result: string(best.Value), Replies: best.Replies}, nil
+	return executeResult(best, asg), nil
+}
+
+func executeResult(best client.Result, asg Assignment) ExecuteResult {
+	res := ExecuteResult{Seq: best.Seq, View: max(best.View, asg.View), Result: string(best.Value), Replies: best.Replies}
+	if res.Result == kv.Absent {
+		res.Result, res.Absent = "", true
+	}
+	return res
 }
 
 // replySettle is whose replies, beyond f+1 matching ones, an execution waits for: every
-// live replica and a grace for the faulty ones that still reply; or, with faults not
-// known, a grace for all.
+// live replica, and the faulty ones that still reply until they report whether they
+// executed it (at most the late grace); or, with faults not known, a grace for all.
 func (s *Service) replySettle(p settle.Plan) client.Settle {
 	if p.FaultsKnown {
-		return client.Settle{Need: p.Live, Late: p.Replying, Grace: p.LateGrace}
+		return client.Settle{Need: p.Live, Late: p.Replying, Grace: p.LateGrace, AskLate: true}
 	}
 	return client.Settle{Late: s.ids, Grace: p.Grace}
 }

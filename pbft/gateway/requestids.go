@@ -1,10 +1,13 @@
 package gateway
 
-import "sync"
+import (
+	"crypto/sha256"
+	"sync"
+)
 
 // requestIDs gives each (client, msg_id) of a stdio session the PBFT timestamp its
 // request carries: 1, 2, 3, ... per client in the order msg_ids first appear, the same
-// one again for a retransmission. PROTOCOL.md lets msg_ids come in any order (and be
+// one again for a retransmission. docs/protocol.md lets msg_ids come in any order (and be
 // negative); PBFT's at-most-once execution with a bounded reply cache needs timestamps
 // that grow. A stdio session is the only client of its embedded cluster, so its own
 // numbering cannot collide with another gateway's (against external replicas it is not
@@ -24,6 +27,7 @@ type clientIDs struct {
 // requestID is one request of the session.
 type requestID struct {
 	ts       uint64
+	op       [sha256.Size]byte // the operation's digest: a retransmission must repeat it
 	mu       sync.Mutex
 	assigned *Assignment
 	executed *ExecuteResult
@@ -36,10 +40,11 @@ func newRequestIDs() *requestIDs { return &requestIDs{clients: map[string]*clien
 
 // stamp sets a.Timestamp for (a.Client, msgID) and returns the request's record; with no
 // requestIDs (the HTTP API, where several gateways may serve one client and msg_id is the
-// timestamp) it changes nothing and returns nil.
-func (ids *requestIDs) stamp(a *RequestArgs, msgID int64) *requestID {
+// timestamp) it changes nothing and returns nil. A msg_id used before with another
+// operation is refused here (error 22), before anything is sent to the replicas.
+func (ids *requestIDs) stamp(a *RequestArgs, msgID int64) (*requestID, error) {
 	if ids == nil {
-		return nil
+		return nil, nil
 	}
 	if ids.clients == nil {
 		ids.clients = map[string]*clientIDs{}
@@ -51,14 +56,21 @@ func (ids *requestIDs) stamp(a *RequestArgs, msgID int64) *requestID {
 		c = &clientIDs{byMsg: map[int64]*requestID{}}
 		ids.clients[a.Client] = c
 	}
+	op := sha256.Sum256([]byte(a.Operation))
 	id := c.byMsg[msgID]
 	if id == nil {
 		c.last++
-		id = &requestID{ts: c.last}
+		id = &requestID{ts: c.last, op: op}
 		c.byMsg[msgID] = id
+	} else if id.op != op {
+		pe := protoErr(CodePreconditionFail,
+			"client %s used msg_id %d before with another operation: a retransmission must repeat its request; nothing was ordered or executed; send a new msg_id",
+			a.Client, msgID)
+		pe.conflict = true
+		return nil, pe
 	}
 	a.Timestamp = id.ts
-	return id
+	return id, nil
 }
 
 func (id *requestID) noteAssigned(a Assignment) {

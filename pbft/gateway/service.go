@@ -11,7 +11,7 @@ import (
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
 )
 
-// Service answers the messages of the client protocol (PROTOCOL.md) against a cluster,
+// Service answers the messages of the client protocol (docs/protocol.md) against a cluster,
 // through the PBFT client of its backend; the backend's settle policy says how long each
 // answer waits and for whom. The stdio mode and the network API both use it.
 type Service struct {

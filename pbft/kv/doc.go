@@ -10,7 +10,7 @@
 // Operations are opaque bytes to the protocol. The store understands
 //
 //	set K=V   -> "OK"
-//	get K     -> the value, or "" if K is absent
+//	get K     -> the value, or Absent if K is not set ("" is a value)
 //	del K     -> "OK" (also when K is absent)
 //
 // Anything else yields a result starting with "error: " and leaves the state

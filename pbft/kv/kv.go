@@ -21,6 +21,11 @@ const snapshotMagic = "pbft-kv/1\n"
 // result, so a huge garbage operation cannot produce a huge reply.
 const maxQuoted = 64
 
+// Absent is the result of get for a key that is not set. It is not UTF-8, so no value
+// (values are text) and no error result equals it: clients tell an absent key from one
+// set to "". Every replica returns the same bytes, so replies still match.
+const Absent = "\xffabsent"
+
 // Store is the key-value state machine. The zero value is not usable; call New.
 type Store struct {
 	m map[string]string
@@ -76,7 +81,10 @@ func (s *Store) Execute(op []byte) []byte {
 		if len(arg) == 0 {
 			return []byte("error: empty key")
 		}
-		v := s.m[string(arg)] // lookup with string(bytes) does not allocate
+		v, ok := s.m[string(arg)] // lookup with string(bytes) does not allocate
+		if !ok {
+			return []byte(Absent)
+		}
 		return []byte(v)
 	default: // del
 		if len(arg) == 0 {

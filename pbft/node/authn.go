@@ -18,6 +18,7 @@ const (
 	RejectReplayed       = "stale or replayed"
 	RejectMalformed      = "malformed"
 	RejectProtocol       = "protocol"
+	RejectReissue        = "executed number re-issued"
 )
 
 func rejectReason(err error) string {

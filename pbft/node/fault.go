@@ -9,7 +9,7 @@ import (
 // Fault is a built-in behaviour of a replica (pbft.Fault: gateways switch it too).
 type Fault = pbft.Fault
 
-// The behaviours PROTOCOL.md names.
+// The behaviours docs/protocol.md names.
 const (
 	FaultNone       = pbft.FaultNone
 	FaultCrash      = pbft.FaultCrash

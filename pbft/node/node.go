@@ -97,6 +97,8 @@ type Node struct {
 	failed   error       // a durable-log failure: the node stops
 	trace    *tracer     // trace.go; nil unless tracing
 	metrics  nodeMetrics // metrics.go
+	// reissues is the replica's RefusedReissues already reported.
+	reissues uint64
 }
 
 // Stats counts what the node did with messages.
@@ -304,7 +306,12 @@ func (n *Node) handle(it *item) {
 	}
 	n.count(n.stats.In, m.Kind)
 	n.metrics.noteStepped(from, msg, time.Now())
-	if err := n.r.Step(from, msg); err != nil {
+	err = n.r.Step(from, msg)
+	if c := n.r.RefusedReissues(); c > n.reissues {
+		// More than f faulty replicas: say so loudly, whichever path it came by.
+		n.reissues = c
+		n.reject(RejectReissue, m.From, m.Kind, errors.New("a pre-prepare for an executed number with another digest"))
+	} else if err != nil {
 		n.count(n.stats.Rejected, RejectProtocol)
 		n.log.Debug("rejected", "kind", m.Kind, "from", m.From, "err", err)
 	}

@@ -12,6 +12,7 @@ type waiter struct {
 	from     string
 	q        *Query
 	key      submitKey
+	op       []byte // OpSubmit: the request's operation
 	deadline time.Time
 	done     bool
 }
@@ -31,7 +32,7 @@ func (n *Node) handleQuery(from string, q *Query) {
 			n.answer(w, &Answer{Error: "request not authenticated"})
 			return
 		}
-		w.key = submitKey{req.Client, req.Timestamp}
+		w.key, w.op = submitKey{req.Client, req.Timestamp}, req.Op
 		if n.r.Stale(req.Client, req.Timestamp) {
 			n.answer(w, &Answer{Error: ErrStale})
 			return
@@ -64,7 +65,8 @@ func (n *Node) tryAnswer(w *waiter, force bool) bool {
 		if !ordered && !force {
 			return false
 		}
-		n.answer(w, &Answer{Seq: seq, View: view, Ordered: ordered, TimedOut: !ordered})
+		conflict := ordered && r.Conflicting(w.key.client, w.key.t, w.op)
+		n.answer(w, &Answer{Seq: seq, View: view, Ordered: ordered, TimedOut: !ordered, Conflict: conflict})
 		return true
 	case OpStatus:
 		met := n.waitMet(q)

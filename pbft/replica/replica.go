@@ -59,9 +59,10 @@ func Run(ctx context.Context, s config.Settings, app pbft.Application, opts ...O
 
 // New checks the settings (from config.Load, or config.Default with fields set;
 // PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_NATS_URL and PBFT_KEYS_DIR are required), loads the
-// replica's keys, connects to NATS and builds the replica around app, restoring it from
-// PBFT_DATA_DIR if that holds a log. app must be fresh: the replica owns it from now on
-// (see pbft.Application). Run releases what New holds.
+// replica's keys, connects to NATS (waiting for it, with backoff, until ctx ends) and
+// builds the replica around app, restoring it from PBFT_DATA_DIR if that holds a log. app
+// must be fresh: the replica owns it from now on (see pbft.Application). Run releases
+// what New holds.
 func New(ctx context.Context, s config.Settings, app pbft.Application, opts ...Option) (*Replica, error) {
 	if app == nil {
 		return nil, errors.New("replica: no application")
@@ -102,7 +103,8 @@ func New(ctx context.Context, s config.Settings, app pbft.Application, opts ...O
 			return nil, err
 		}
 	}
-	r.nc, err = bus.Connect(s.NATSURL, s.NodeID, natsOpts...)
+	// A pod may start before NATS: wait for it (logged, capped backoff) until ctx ends.
+	r.nc, err = bus.ConnectWaiting(ctx, s.NATSURL, s.NodeID, o.logger, natsOpts...)
 	if err != nil {
 		r.release()
 		return nil, err

@@ -122,7 +122,7 @@ func Decode(data []byte) ([]Event, error) {
 // Switch is an on/off setting (PBFT_TRACE, PBFT_PPROF): on, off, true, false, 1, 0, yes, no.
 type Switch bool
 
-// Decode implements envconfig.Decoder.
+// Decode parses a PBFT_TRACE value (package config calls it).
 func (s *Switch) Decode(v string) error {
 	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "on", "true", "1", "yes":

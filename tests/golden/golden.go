@@ -1,6 +1,7 @@
-// Package golden compares a gateway's stdout with a golden .out file exactly as the
-// shared tools/run-cases does: line by line, where a "…" string stands for any JSON
-// string. Both the in-process and the multi-process tests use it.
+// Package golden compares a gateway's stdout with a golden .out file: line by line,
+// where a "…" string stands for any JSON string. The in-process and multi-process tests
+// use it, and Run drives a built gateway binary through the cases (cmd/run-cases, which
+// CI runs).
 package golden
 
 import (
@@ -11,7 +12,6 @@ import (
 )
 
 // anyString is the pattern that a "…" in a golden .out line stands for: one JSON string.
-// It is tools/run-cases' ANY.
 const anyString = `"(?:[^"\\]|\\.)*"`
 
 // wildcard is how a golden line writes "any string here".
@@ -83,9 +83,9 @@ func lineMatches(want, got string) bool {
 	return re.MatchString(got)
 }
 
-// Diff compares a gateway's whole stdout with a golden .out file the way
-// tools/run-cases does: the same number of lines, each matching, and a non-empty output
-// must end with a newline. It returns "" on a match, else what differs.
+// Diff compares a gateway's whole stdout with a golden .out file: the same number of
+// lines, each matching, and a non-empty output must end with a newline. It returns ""
+// on a match, else what differs.
 func Diff(want string, gotBytes []byte) string {
 	got := decodeReplace(gotBytes)
 	w, g := SplitLines(want), SplitLines(got)

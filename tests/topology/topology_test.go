@@ -145,7 +145,7 @@ func postMessage(t *testing.T, top *topology.Topology, body string) reply {
 	return r
 }
 
-// (a) curl-style requests: the message bodies of PROTOCOL.md and the key-value facade.
+// (a) curl-style requests: the message bodies of docs/protocol.md and the key-value facade.
 func testHTTP(t *testing.T, top *topology.Topology) {
 	gw := top.GatewayURL()
 	r := postMessage(t, top, `{"type":"pbft_execute","msg_id":1,"operation":"set greeting=hello","client":"c1"}`)
@@ -496,5 +496,34 @@ func testPermissions(t *testing.T, top *topology.Topology) {
 		if m.Subject == "pbft.pbft.probe.replica-0" && string(m.Data) == "own" {
 			break
 		}
+	}
+
+	// Trace events: a replica may publish its own, and the gateway (which relays them to
+	// the live page) may read every replica's.
+	gw, err := nats.Connect("nats://"+addr, nats.UserInfo(topology.GatewayID, top.Password(topology.GatewayID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	events, err := gw.SubscribeSync("pbft.pbft.trace.*.events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish("pbft.pbft.trace.replica-0.events", []byte("event")); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := events.NextMsg(10 * time.Second); err != nil || m.Subject != "pbft.pbft.trace.replica-0.events" {
+		t.Fatalf("the gateway did not receive replica-0's trace event: %v", err)
+	}
+	select {
+	case err := <-asyncErrs:
+		t.Fatalf("trace events: %v", err)
+	default:
 	}
 }
