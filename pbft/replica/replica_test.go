@@ -2,11 +2,14 @@ package replica_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,5 +147,65 @@ func TestNewRefusesBadSettings(t *testing.T) {
 	cancel()
 	if _, err := replica.New(ctx, good, &counter{}, quiet); err == nil {
 		t.Error("unreachable NATS: accepted")
+	}
+}
+
+// warnCounter counts the records logged at warn level.
+type warnCounter struct{ warns atomic.Int64 }
+
+func (h *warnCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h *warnCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		h.warns.Add(1)
+	}
+	return nil
+}
+func (h *warnCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *warnCounter) WithGroup(string) slog.Handler      { return h }
+
+// A replica started before NATS waits for it (as a pod may start before the NATS pods)
+// and runs once NATS is up, instead of exiting.
+func TestWaitsForNATS(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	if err := auth.WriteKeyPair(dir, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	s := config.Default()
+	s.NodeID, s.NodeIDs, s.KeysDir = "r1", []string{"r1"}, dir
+	s.NATSURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	logs := &warnCounter{}
+	type started struct {
+		r   *replica.Replica
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		r, err := replica.New(ctx, s, &counter{}, replica.WithLogger(slog.New(logs)))
+		done <- started{r, err}
+	}()
+	poll.Eventually(t, 10*time.Second, "a failed attempt to reach NATS is logged", func() bool { return logs.warns.Load() > 0 })
+	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	got := <-done
+	if got.err != nil {
+		t.Fatalf("New after NATS came up: %v", got.err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- got.r.Run(runCtx) }()
+	stop()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
 	}
 }
