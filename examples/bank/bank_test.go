@@ -200,3 +200,12 @@ func TestSendAgainstRunningReplicas(t *testing.T) {
 		t.Error("no NATS URL: accepted")
 	}
 }
+
+// Unknown arguments are an error with the usage, before anything starts.
+func TestRunRefusesUnknownArguments(t *testing.T) {
+	for _, args := range [][]string{{"foo"}, {"replica", "extra"}, {"-x"}} {
+		if err := run(args); err == nil || !strings.Contains(err.Error(), "usage: bank") {
+			t.Errorf("%q: %v", args, err)
+		}
+	}
+}

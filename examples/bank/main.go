@@ -19,9 +19,15 @@ import (
 	"syscall"
 
 	"github.com/pbft-nats/pbft/examples/bank/ledger"
+	"github.com/pbft-nats/pbft/internal/cli"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/replica"
 )
+
+const usage = `usage: bank [replica | send OPERATION]
+  (none)     the demo: four ledger replicas in this process, operations, a crash, the invariant
+  replica    one ledger replica, configured by the PBFT_ variables like cmd/replica
+  send OP    one operation (open A, deposit A N, transfer A B N, balance A) to running replicas`
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -34,8 +40,11 @@ func run(args []string) error {
 	switch {
 	case len(args) == 0:
 		return demo(os.Stdout)
+	case len(args) == 1 && cli.IsHelp(args[0]):
+		_, err := fmt.Println(usage)
+		return err
 	case args[0] != "replica" && args[0] != "send" || args[0] == "replica" && len(args) > 1:
-		return fmt.Errorf("unknown arguments %q (usage: bank [replica | send OPERATION])", args)
+		return fmt.Errorf("unknown arguments %q\n%s", args, usage)
 	}
 	s, err := config.Load()
 	if err != nil {
