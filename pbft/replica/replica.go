@@ -25,7 +25,6 @@ import (
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/node"
-	"github.com/pbft-nats/pbft/pbft/obs"
 )
 
 // Option changes how New builds a replica.
@@ -44,7 +43,7 @@ type Replica struct {
 	s    config.Settings
 	node *node.Node
 	nc   *nats.Conn
-	http net.Listener // nil without PBFT_HTTP_ADDR
+	web  *httpServer // nil without PBFT_HTTP_ADDR
 	log  *slog.Logger
 }
 
@@ -61,8 +60,10 @@ func Run(ctx context.Context, s config.Settings, app pbft.Application, opts ...O
 // PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_NATS_URL and PBFT_KEYS_DIR are required), loads the
 // replica's keys, connects to NATS (waiting for it, with backoff, until ctx ends) and
 // builds the replica around app, restoring it from PBFT_DATA_DIR if that holds a log. app
-// must be fresh: the replica owns it from now on (see pbft.Application). Run releases
-// what New holds.
+// must be fresh: the replica owns it from now on (see pbft.Application). With
+// PBFT_HTTP_ADDR it serves HTTP from before it waits for NATS: /healthz alive, /readyz
+// 503 saying what it waits for, then the replica's endpoints (package nodehttp). Run
+// releases what New holds.
 func New(ctx context.Context, s config.Settings, app pbft.Application, opts ...Option) (*Replica, error) {
 	if app == nil {
 		return nil, errors.New("replica: no application")
@@ -99,7 +100,8 @@ func New(ctx context.Context, s config.Settings, app pbft.Application, opts ...O
 	}
 	r := &Replica{s: s, log: o.logger}
 	if s.HTTPAddr != "" {
-		if r.http, err = obs.Listen(s.HTTPAddr); err != nil {
+		// Serve /healthz while waiting for NATS, so that a liveness probe keeps the pod.
+		if r.web, err = startHTTP(s.HTTPAddr, bool(s.Pprof), "NATS at "+bus.RedactURLs(s.NATSURL), o.logger); err != nil {
 			return nil, err
 		}
 	}
@@ -116,16 +118,19 @@ func New(ctx context.Context, s config.Settings, app pbft.Application, opts ...O
 		r.release()
 		return nil, err
 	}
+	if r.web != nil {
+		r.web.serveNode(r.node, r.nc)
+	}
 	return r, nil
 }
 
-// release closes what New opened, for a replica that will not run.
+// release closes what New opened: the NATS connection and the HTTP server.
 func (r *Replica) release() {
+	if r.web != nil {
+		r.web.stop()
+	}
 	if r.nc != nil {
 		r.nc.Close()
-	}
-	if r.http != nil {
-		_ = r.http.Close()
 	}
 }
 
@@ -135,21 +140,17 @@ func (r *Replica) Node() *node.Node { return r.node }
 // HTTPAddr is where the replica serves HTTP (the port chosen for PBFT_HTTP_ADDR
 // 127.0.0.1:0), nil without PBFT_HTTP_ADDR.
 func (r *Replica) HTTPAddr() net.Addr {
-	if r.http == nil {
+	if r.web == nil {
 		return nil
 	}
-	return r.http.Addr()
+	return r.web.addr
 }
 
-// Run serves the replica's HTTP endpoints if PBFT_HTTP_ADDR is set and runs the replica
-// until ctx ends; then it stops the server and closes the NATS connection. It returns nil
+// Run runs the replica until ctx ends; then it stops the HTTP server and closes the NATS
+// connection. It returns nil
 // on a clean stop, an error if the replica could not keep its durable log. Call it once.
 func (r *Replica) Run(ctx context.Context) error {
-	defer r.nc.Close()
-	if r.http != nil {
-		stopHTTP := serveHTTP(r.http, bool(r.s.Pprof), r.node, r.nc, r.log)
-		defer stopHTTP()
-	}
+	defer r.release()
 	r.log.Info("replica started", "nodes", r.s.NodeIDs, "nats", bus.RedactURLs(r.s.NATSURL), "cluster", r.s.Cluster)
 	err := r.node.Run(ctx)
 	r.log.Info("replica stopped")

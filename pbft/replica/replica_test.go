@@ -3,6 +3,7 @@ package replica_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -163,15 +164,32 @@ func (h *warnCounter) Handle(_ context.Context, r slog.Record) error {
 func (h *warnCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *warnCounter) WithGroup(string) slog.Handler      { return h }
 
-// A replica started before NATS waits for it (as a pod may start before the NATS pods)
-// and runs once NATS is up, instead of exiting.
-func TestWaitsForNATS(t *testing.T) {
+// freePort returns a port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func get(url string) (int, string) {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// A replica started before NATS waits for it (as a pod may start before the NATS pods),
+// alive but not ready on HTTP meanwhile, and runs once NATS is up, instead of exiting.
+func TestWaitsForNATS(t *testing.T) {
+	port, httpPort := freePort(t), freePort(t)
+	web := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	dir := t.TempDir()
 	if err := auth.WriteKeyPair(dir, "r1"); err != nil {
 		t.Fatal(err)
@@ -179,6 +197,7 @@ func TestWaitsForNATS(t *testing.T) {
 	s := config.Default()
 	s.NodeID, s.NodeIDs, s.KeysDir = "r1", []string{"r1"}, dir
 	s.NATSURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
+	s.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", httpPort)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	logs := &warnCounter{}
@@ -192,6 +211,12 @@ func TestWaitsForNATS(t *testing.T) {
 		done <- started{r, err}
 	}()
 	poll.Eventually(t, 10*time.Second, "a failed attempt to reach NATS is logged", func() bool { return logs.warns.Load() > 0 })
+	if code, _ := get(web + "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz while waiting for NATS: %d", code)
+	}
+	if code, body := get(web + "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "waiting for NATS") {
+		t.Fatalf("/readyz while waiting for NATS: %d %q", code, body)
+	}
 	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{Port: port})
 	if err != nil {
 		t.Fatal(err)
@@ -204,6 +229,11 @@ func TestWaitsForNATS(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	ran := make(chan error, 1)
 	go func() { ran <- got.r.Run(runCtx) }()
+	// One replica (f = 0) is ready as soon as it runs: no peers to hear from.
+	poll.Eventually(t, 10*time.Second, "/readyz 200 once NATS is up", func() bool {
+		code, _ := get(web + "/readyz")
+		return code == http.StatusOK
+	})
 	stop()
 	if err := <-ran; err != nil {
 		t.Fatal(err)
