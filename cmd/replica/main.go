@@ -1,7 +1,8 @@
 // Command replica runs one PBFT replica against a NATS server, configured by the PBFT_
 // environment variables (see README): PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_NATS_URL and
 // PBFT_KEYS_DIR are required. With PBFT_HTTP_ADDR it serves /healthz, /readyz, /metrics
-// and, with PBFT_PPROF=on, /debug/pprof/ there (package nodehttp). It exits cleanly on
+// and, with PBFT_PPROF=on, /debug/pprof/ there (package nodehttp). It registers with the
+// NATS services framework as pbft-replica (package nodemicro). It exits cleanly on
 // SIGINT or SIGTERM.
 //
 //	replica keygen [-force] -dir DIR ID...
@@ -25,6 +26,7 @@ import (
 	"github.com/pbft-nats/pbft/internal/cli"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/node"
+	"github.com/pbft-nats/pbft/pbft/node/nodemicro"
 )
 
 func main() {
@@ -87,6 +89,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	ms, err := nodemicro.Register(nc, n, s.Cluster, s.NodeIDs)
+	if err != nil {
+		return fmt.Errorf("registering with the NATS services framework: %w", err)
+	}
+	defer func() { _ = ms.Stop() }()
 	if s.HTTPAddr != "" {
 		stopHTTP, err := startHTTP(s.HTTPAddr, bool(s.Pprof), n, nc, logger)
 		if err != nil {
