@@ -65,7 +65,7 @@ func TestAuthConfParses(t *testing.T) {
 		switch u.Username {
 		case ClientUser:
 		case MonitorUser:
-			wantPub = []string{"$SRV.>"}
+			wantPub = []string{"$SRV.>", "pbft.pbft.replica.*.status"}
 		default:
 			// Every protocol publish permission names the user's own id as the sender (the
 			// last token; a trace subject's fourth): it can speak only for itself.
