@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,7 +142,9 @@ func (a *NATSAPI) answer(reply string, raw []byte) {
 	msg := &nats.Msg{Subject: reply, Data: jsonl.Append(nil, body)}
 	if pe != nil {
 		a.errors.Add(1)
-		msg.Header = nats.Header{micro.ErrorHeader: {pe.Text}, micro.ErrorCodeHeader: {strconv.Itoa(pe.Code)}}
+		// A header value ends at a line break, so the text loses its line breaks there.
+		text := strings.NewReplacer("\r", " ", "\n", " ").Replace(pe.Text)
+		msg.Header = nats.Header{micro.ErrorHeader: {text}, micro.ErrorCodeHeader: {strconv.Itoa(pe.Code)}}
 	}
 	if err := a.nc.PublishMsg(msg); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		a.log.Warn("NATS API: cannot answer", "err", err)
