@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 )
 
 // startNATSAPI serves the NATS API over a fresh embedded 4-replica cluster, and returns
@@ -19,14 +19,14 @@ func startNATSAPI(t *testing.T) (client *nats.Conn, api *NATSAPI) {
 	t.Helper()
 	s := testSettings()
 	logger := slog.New(slog.DiscardHandler)
-	svc := NewService(s, logger, func(ids []string) (Backend, error) { return StartEmbedded(ids, s, logger) })
+	svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
 	t.Cleanup(svc.Close)
 	if err := InitCluster(svc, []string{"n1", "n2", "n3", "n4"}); err != nil {
 		t.Fatal(err)
 	}
-	e := svc.Backend().(*Embedded)
+	e := svc.Backend().(*embedded.Cluster)
 	conn := func(name string) *nats.Conn {
-		nc, err := bus.ConnectInProcess(e.srv, name)
+		nc, err := e.Connect(name)
 		if err != nil {
 			t.Fatal(err)
 		}
