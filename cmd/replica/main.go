@@ -2,7 +2,8 @@
 // environment variables (see README): PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_NATS_URL and
 // PBFT_KEYS_DIR are required. With PBFT_HTTP_ADDR it serves /healthz, /readyz, /metrics
 // and, with PBFT_PPROF=on, /debug/pprof/ there (package nodehttp), from before it has
-// reached NATS (not ready until then). It exits cleanly on SIGINT or SIGTERM.
+// reached NATS (not ready until then). It registers with the NATS services framework as
+// pbft-replica (package nodemicro). It exits cleanly on SIGINT or SIGTERM.
 //
 //	replica keygen [-force] -dir DIR ID...
 //
@@ -25,6 +26,7 @@ import (
 	"github.com/pbft-nats/pbft/internal/cli"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/node"
+	"github.com/pbft-nats/pbft/pbft/node/nodemicro"
 )
 
 func main() {
@@ -95,6 +97,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	ms, err := nodemicro.Register(nc, n, s.Cluster, s.NodeIDs)
+	if err != nil {
+		return fmt.Errorf("registering with the NATS services framework: %w", err)
+	}
+	defer func() { _ = ms.Stop() }()
 	if web != nil {
 		web.serveNode(n, nc)
 	}

@@ -223,19 +223,30 @@ func (a *httpAPI) messages(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	l, err := parseMessage(raw)
-	if err != nil {
-		a.writeError(w, http.StatusBadRequest, CodeMalformed, fmt.Sprintf("malformed message: %v", err))
-		return
-	}
 	ctx, cancel := a.ctx(r)
 	defer cancel()
-	body, perr := a.svc.Handle(ctx, l, handleHooks{})
+	body, perr := a.svc.handleRaw(ctx, raw)
+	status := http.StatusOK
 	if perr != nil {
-		a.writeJSON(w, httpStatus(perr.Code), errorBody(l, perr))
-		return
+		status = httpStatus(perr.Code)
 	}
-	a.writeJSON(w, http.StatusOK, body)
+	a.writeJSON(w, status, body)
+}
+
+// handleRaw answers one message as POST /v1/messages and the NATS API (natsapi.go) take
+// it, a body or a whole line (parseMessage), through Handle: the answer body without
+// msg_id, and the protocol error when the answer is one.
+func (s *Service) handleRaw(ctx context.Context, raw []byte) (jsonl.Object, *ProtoError) {
+	l, err := parseMessage(raw)
+	if err != nil {
+		pe := protoErr(CodeMalformed, "malformed message: %v", err)
+		return errorBody(nil, pe), pe
+	}
+	body, pe := s.Handle(ctx, l, handleHooks{})
+	if pe != nil {
+		return errorBody(l, pe), pe
+	}
+	return body, nil
 }
 
 // kvKey validates the key of /v1/kv/{key}; false means an error was already written.
