@@ -75,7 +75,7 @@ func TestWaitCaughtUpWaitsForTheOthersProgressAtTheStart(t *testing.T) {
 		t.Fatalf("WaitCaughtUp: %v after %d queries, want success at the third", err, queries.Load())
 	}
 	c, _ = fakeGateway(t, 0, state(7, 2, 7, 7))
-	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
 	if err := c.WaitCaughtUp(ctx, "n2"); err == nil || !strings.Contains(err.Error(), "n2 did not reach 7") {
 		t.Fatalf("never catching up: %v", err)
