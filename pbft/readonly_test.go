@@ -162,6 +162,15 @@ func appendRequestDigestInput(r *Request) []byte {
 	return appendBytes(b, r.Op)
 }
 
+// readOnlySamples are fuzz seeds: a read-only request and reply. (They are not among
+// sampleMessages: without its last byte, the flag, each is a valid ordered message.)
+func readOnlySamples() []Message {
+	return []Message{
+		&Request{Gateway: "gw", Client: "c1", Timestamp: 8, Op: []byte("get x"), Auth: []byte{1, 2}, ReadOnly: true},
+		&Reply{View: 1, Seq: 2, Client: "c1", Timestamp: 8, Replica: 1, Result: []byte("1"), ReadOnly: true},
+	}
+}
+
 func isReadOnly(m Message) bool {
 	switch m := m.(type) {
 	case *Request:
