@@ -8,7 +8,7 @@ import (
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
-	"github.com/pbft-nats/pbft/pbft/gateway"
+	pbftclient "github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
@@ -48,9 +48,9 @@ func QueryDigests(ctx context.Context, natsURL, cluster, keysDir, client string,
 		return fail(err)
 	}
 	defer nc.Close()
-	c, err := gateway.NewClient(keys, func(h bus.Handler) (bus.Transport, error) {
+	c, err := pbftclient.New(pbftclient.Config{Keys: keys, Connect: func(h bus.Handler) (bus.Transport, error) {
 		return bus.NewNATS(nc, cluster, client, bus.RoleClient, h)
-	})
+	}})
 	if err != nil {
 		return fail(err)
 	}

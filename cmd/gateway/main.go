@@ -17,6 +17,7 @@ import (
 	"github.com/pbft-nats/pbft/internal/cli"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/gateway"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 	"github.com/pbft-nats/pbft/pbft/loadgen"
 )
 
@@ -66,7 +67,7 @@ func run() error {
 		if s.NATSURL != "" {
 			return gateway.ConnectExternalWaiting(ctx, s.NATSURL, ids, s, logger)
 		}
-		return gateway.StartEmbedded(ids, s, logger)
+		return embedded.Start(ids, s, logger)
 	})
 	defer svc.Close()
 	if s.HTTPAddr == "" {
@@ -148,5 +149,7 @@ func traceCmd(s config.Settings, args []string, logger *slog.Logger) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return gateway.RunTrace(ctx, s, o, os.Stdout, logger)
+	return gateway.RunTrace(ctx, s, o, os.Stdout, logger, func(ids []string, s config.Settings) (gateway.Backend, error) {
+		return embedded.Start(ids, s, logger)
+	})
 }

@@ -3,12 +3,10 @@ package config
 import (
 	"errors"
 	"testing"
-
-	"github.com/pbft-nats/pbft/bus/auth"
 )
 
-// PBFT_TRACE is off by default, turns tracing on in every replica's node config, and
-// refuses what is neither on nor off.
+// PBFT_TRACE is off by default, on when set so, and refuses what is neither on nor off
+// (node.FromSettings passes it to every replica: TestFromSettingsTrace).
 func TestTraceSetting(t *testing.T) {
 	if Default().Trace {
 		t.Fatal("tracing on by default")
@@ -17,15 +15,6 @@ func TestTraceSetting(t *testing.T) {
 	s, err := Load()
 	if err != nil || !s.Trace {
 		t.Fatalf("PBFT_TRACE=on: %v %v", s.Trace, err)
-	}
-	ids := []string{"n1"}
-	keys, err := auth.GenerateKeyrings(ids, ids, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.Node("n1", ids, keys["n1"], nil)
-	if err != nil || !c.Trace {
-		t.Fatalf("node config Trace = %v, %v", c.Trace, err)
 	}
 	t.Setenv("PBFT_TRACE", "sometimes")
 	if _, err := Load(); !errors.Is(err, ErrInvalid) {

@@ -60,7 +60,7 @@ func TestEveryVariableIsNamedAndDescribed(t *testing.T) {
 
 // Each variable can be set, and the help shows each with its default.
 func TestEveryVariableIsReadAndListed(t *testing.T) {
-	values := map[string]string{"PBFT_NODE_IDS": "a,b,c,d", "PBFT_TRACE": "on", "PBFT_FAULT": "silent",
+	values := map[string]string{"PBFT_NODE_IDS": "a,b,c,d", "PBFT_TRACE": "on", "PBFT_PPROF": "on", "PBFT_FAULT": "silent",
 		"PBFT_LOG_LEVEL": "debug", "PBFT_CHECKPOINT_INTERVAL": "64", "PBFT_LOG_WINDOW": "128", "PBFT_BATCH_MAX": "3",
 		"PBFT_BATCH_TIMEOUT": "1ms", "PBFT_VIEW_CHANGE_TIMEOUT": "2s", "PBFT_STATUS_INTERVAL": "200ms",
 		"PBFT_TICK": "20ms", "PBFT_REQUEST_TIMEOUT": "9s", "PBFT_EMBEDDED_MAX_PAYLOAD": "1048576"}
@@ -109,5 +109,27 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
 			t.Errorf("README.md's configuration table lacks %s", v.Name)
 		}
+	}
+}
+
+// Load in an environment without any PBFT_ variable is Default: envconfig's defaults
+// and Default's own applier read the same tags.
+func TestLoadWithoutVariablesIsDefault(t *testing.T) {
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "PBFT_") {
+			t.Setenv(name, "") // restores it when the test ends
+			os.Unsetenv(name)
+		}
+	}
+	for _, v := range Variables() {
+		t.Setenv(v.Name, "")
+		os.Unsetenv(v.Name)
+	}
+	s, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(s, Default()) {
+		t.Fatalf("Load without PBFT_ variables:\n got %+v\nwant %+v", s, Default())
 	}
 }

@@ -12,11 +12,12 @@ import (
 
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
 // startService starts an embedded 4-replica cluster behind a Service.
-func startService(t *testing.T) (*Service, *Embedded) {
+func startService(t *testing.T) (*Service, *embedded.Cluster) {
 	t.Helper()
 	return startServiceWith(t, testSettings())
 }
@@ -31,7 +32,7 @@ func execute(t *testing.T, svc *Service, dest, op string, ts uint64) ExecuteResu
 }
 
 // stateDigests returns each replica's state digest and last executed number.
-func stateDigests(t *testing.T, e *Embedded) map[string]string {
+func stateDigests(t *testing.T, e *embedded.Cluster) map[string]string {
 	out := map[string]string{}
 	for _, id := range []string{"n1", "n2", "n3", "n4"} {
 		if err := e.Node(id).Do(context.Background(), func(r *pbft.Replica) {
@@ -44,7 +45,7 @@ func stateDigests(t *testing.T, e *Embedded) map[string]string {
 	return out
 }
 
-func rejected(e *Embedded, reason string) uint64 {
+func rejected(e *embedded.Cluster, reason string) uint64 {
 	var n uint64
 	for _, id := range []string{"n1", "n2", "n3", "n4"} {
 		n += e.Node(id).Stats().Rejected[reason]
@@ -58,14 +59,14 @@ func rejected(e *Embedded, reason string) uint64 {
 // happened, and each attempt is counted under its reason.
 func TestAttackerOnTheBusIsRejected(t *testing.T) {
 	svc, e := startService(t)
-	attacker, err := nats.Connect("", nats.InProcessServer(e.srv))
+	attacker, err := e.Connect("attacker")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer attacker.Close()
 	var mu sync.Mutex
 	var captured []*nats.Msg
-	sub, err := attacker.Subscribe("pbft."+e.cluster+".>", func(m *nats.Msg) {
+	sub, err := attacker.Subscribe("pbft."+e.Name()+".>", func(m *nats.Msg) {
 		mu.Lock()
 		captured = append(captured, m)
 		mu.Unlock()
@@ -78,7 +79,7 @@ func TestAttackerOnTheBusIsRejected(t *testing.T) {
 	}
 	execute(t, svc, "n1", "set x=1", 2)
 	execute(t, svc, "n2", "set y=2", 3)
-	prefix := "pbft." + e.cluster + "."
+	prefix := "pbft." + e.Name() + "."
 	var broadcasts, directs []*nats.Msg
 	// The attacker's copies arrive asynchronously: wait for both shapes before leaving.
 	deadline := time.Now().Add(10 * time.Second)
@@ -152,13 +153,13 @@ func TestAttackerOnTheBusIsRejected(t *testing.T) {
 	}
 	publish(prefix+"commit.mallory", malloryRing.Seal("", "commit", forgedCommit))
 	// A Byzantine replica (n4, with its real keys) signs a view-change in n2's name.
-	n4 := e.keys["n4"]
+	n4 := e.Keyring("n4")
 	vc := &pbft.ViewChange{NewView: 1, Replica: 1}
 	vc.Sig = n4.Sign(pbft.SignedBytes(vc))
 	publish(prefix+"viewchange.n4", n4.Seal("", "viewchange", pbft.Marshal(vc)))
 	// ... and a request in the gateway's name, which a primary could try to slip in.
 	req := &pbft.Request{Gateway: "gateway", Client: "c1", Timestamp: 99, Op: []byte("set x=666")}
-	req.Auth = n4.RequestTags(node.RequestDigest(req))
+	req.Auth = n4.RequestTags(pbft.RequestDigest(req))
 	publish(prefix+"preprepare.n4", n4.Seal("", "preprepare", pbft.Marshal(&pbft.PrePrepare{View: 0, Seq: 3,
 		Digest: pbft.BatchDigest([]*pbft.Request{req}), Batch: []*pbft.Request{req}})))
 	if err := attacker.Flush(); err != nil {

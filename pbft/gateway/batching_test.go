@@ -9,15 +9,16 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
 )
 
-func startServiceWith(t *testing.T, s config.Settings) (*Service, *Embedded) {
+func startServiceWith(t *testing.T, s config.Settings) (*Service, *embedded.Cluster) {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
-	var emb *Embedded
+	var emb *embedded.Cluster
 	svc := NewService(s, logger, func(ids []string) (Backend, error) {
-		e, err := StartEmbedded(ids, s, logger)
+		e, err := embedded.Start(ids, s, logger)
 		emb = e
 		return e, err
 	})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
 )
 
@@ -37,10 +38,10 @@ func benchClosedLoop(b *testing.B, clients int, op func(*Service, RequestArgs) e
 	s := config.Default()
 	s.RequestTimeout = 10 * time.Second
 	logger := slog.New(slog.DiscardHandler)
-	if os.Getenv("BENCH_LOG") != "" {
+	if os.Getenv("PBFT_BENCH_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	svc := NewService(s, logger, func(ids []string) (Backend, error) { return StartEmbedded(ids, s, logger) })
+	svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
 	defer svc.Close()
 	l, err := jsonl.Parse([]byte(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}`))
 	if err != nil {

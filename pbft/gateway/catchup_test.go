@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
@@ -21,7 +22,7 @@ type progress struct {
 	StateDigest                    string
 }
 
-func replicaProgress(t *testing.T, e *Embedded, id string) progress {
+func replicaProgress(t *testing.T, e *embedded.Cluster, id string) progress {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -36,7 +37,7 @@ func replicaProgress(t *testing.T, e *Embedded, id string) progress {
 
 // waitCaughtUp polls until replica id has executed as far as ref, with the same state
 // digest, and cond holds for it; it fails at the deadline.
-func waitCaughtUp(t *testing.T, e *Embedded, id, ref string, timeout time.Duration, cond func(p progress) bool) progress {
+func waitCaughtUp(t *testing.T, e *embedded.Cluster, id, ref string, timeout time.Duration, cond func(p progress) bool) progress {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

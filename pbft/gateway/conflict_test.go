@@ -11,17 +11,23 @@ import (
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
-	"github.com/pbft-nats/pbft/pbft/node"
+	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/client"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
+	"github.com/pbft-nats/pbft/pbft/gateway/settle"
 )
 
 // asExternal makes the gateway treat an embedded cluster as replicas run elsewhere: stdio
 // then takes msg_id as the timestamp, and only the replicas can tell a conflict.
-type asExternal struct{ e *Embedded }
+type asExternal struct {
+	e      *embedded.Cluster
+	policy settle.Policy
+}
 
-func (x asExternal) Client() *Client                        { return x.e.Client() }
-func (x asExternal) SetFault(id string, f node.Fault) error { return x.e.SetFault(id, f) }
-func (x asExternal) Fault(id string) node.Fault             { return x.e.Fault(id) }
-func (x asExternal) Embedded() bool                         { return false }
+func (x asExternal) Client() *client.Client                 { return x.e.Client() }
+func (x asExternal) Plan() settle.Plan                      { return x.policy.Plan() }
+func (x asExternal) SetFault(id string, f pbft.Fault) error { return x.e.SetFault(id, f) }
+func (x asExternal) InProcess() bool                        { return false }
 func (x asExternal) Close()                                 { x.e.Close() }
 
 // Stdio against external replicas: a msg_id used again with another operation gets error
@@ -30,11 +36,11 @@ func TestStdioExternalConflictingRetransmission(t *testing.T) {
 	s := testSettings()
 	logger := slog.New(slog.DiscardHandler)
 	svc := NewService(s, logger, func(ids []string) (Backend, error) {
-		e, err := StartEmbedded(ids, s, logger)
+		e, err := embedded.Start(ids, s, logger)
 		if err != nil {
 			return nil, err
 		}
-		return asExternal{e}, nil
+		return asExternal{e, settle.AfterQuorum(ids, s.RequestTimeout)}, nil
 	})
 	defer svc.Close()
 	input := `{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}

@@ -17,8 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
-	"github.com/pbft-nats/pbft/pbft/node"
 )
 
 // orderedValue decodes one JSON value keeping the order of object keys, into the types
@@ -311,7 +312,7 @@ func (g *fuzzGateway) setup(t *testing.T) {
 		s := testSettings()
 		s.RequestTimeout = fuzzTimeout
 		logger := slog.New(slog.DiscardHandler)
-		svc := NewService(s, logger, func(ids []string) (Backend, error) { return StartEmbedded(ids, s, logger) })
+		svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
 		init, err := jsonl.Parse([]byte(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}`))
 		if err != nil {
 			t.Fatal(err)
@@ -362,8 +363,8 @@ func (g *fuzzGateway) line(t *testing.T, line []byte) {
 		checkReply(t, in, out, s == g.svc)
 	}
 	for _, id := range fuzzIDs {
-		if b := g.svc.Backend(); b.Fault(id) != node.FaultNone {
-			if err := b.SetFault(id, node.FaultNone); err != nil {
+		if b := g.svc.Backend(); b.Plan().Faults[id] != string(pbft.FaultNone) {
+			if err := b.SetFault(id, pbft.FaultNone); err != nil {
 				t.Fatal(err)
 			}
 		}

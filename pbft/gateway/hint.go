@@ -10,21 +10,10 @@ import (
 // replicas it says what was waited for and what to check, since the usual causes are
 // replicas not running, on another NATS, or under other ids than PBFT_NODE_IDS says.
 func (s *Service) noReplies(what string, asked []string) *ProtoError {
-	if s.backend.Embedded() {
+	if s.backend.InProcess() {
 		return protoErr(CodeTimeout, "%s from %v within %v", what, asked, s.settings.RequestTimeout)
 	}
 	return protoErr(CodeTimeout,
 		"%s from %v within %v: are the replicas running and connected to %s? is PBFT_NODE_IDS (%v) the cluster's membership?",
 		what, asked, s.settings.RequestTimeout.Round(time.Millisecond), bus.RedactURLs(s.settings.NATSURL), s.ids)
-}
-
-// askedIDs lists the replicas a request was sent to, in cluster order.
-func (s *Service) askedIDs(asked map[string]bool) []string {
-	var out []string
-	for _, id := range s.ids {
-		if asked[id] {
-			out = append(out, id)
-		}
-	}
-	return out
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 )
 
 // startHTTP serves the network API over a fresh embedded 4-replica cluster.
@@ -23,7 +24,7 @@ func startHTTP(t *testing.T) *httptest.Server {
 func startHTTPWith(t *testing.T, s config.Settings) *httptest.Server {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
-	svc := NewService(s, logger, func(ids []string) (Backend, error) { return StartEmbedded(ids, s, logger) })
+	svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
 	t.Cleanup(svc.Close)
 	if err := InitCluster(svc, []string{"n1", "n2", "n3", "n4"}); err != nil {
 		t.Fatal(err)

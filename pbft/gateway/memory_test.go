@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
 )
 
@@ -113,7 +114,7 @@ func startMemService(tb testing.TB, adjust ...func(*config.Settings)) *Service {
 		f(&s)
 	}
 	svc := NewService(s, slog.New(slog.DiscardHandler), func(ids []string) (Backend, error) {
-		return StartEmbedded(ids, s, slog.New(slog.DiscardHandler))
+		return embedded.Start(ids, s, slog.New(slog.DiscardHandler))
 	})
 	tb.Cleanup(svc.Close)
 	l, err := jsonl.Parse([]byte(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}`))

@@ -2,14 +2,11 @@ package gateway
 
 import (
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pbft-nats/pbft/pbft/node"
-	"github.com/pbft-nats/pbft/pbft/node/nodehttp"
 	"github.com/pbft-nats/pbft/pbft/obs"
 )
 
@@ -34,35 +31,28 @@ func newHTTPMetrics(svc *Service) *httpMetrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "pbft_http_request_duration_seconds",
 			Help:    "Time to answer an HTTP request, by route and outcome (ok, client_error, unavailable, timeout, error).",
-			Buckets: node.LatencyBuckets,
+			Buckets: obs.LatencyBuckets,
 		}, []string{"path", "outcome"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pbft_http_requests_in_flight",
 			Help: "HTTP requests being answered (the live page's event streams not included).",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.inFlight, nodehttp.NewCollector(func() []nodehttp.Replica {
-		return embeddedReplicas(svc)
-	}))
+	m.reg.MustRegister(m.requests, m.latency, m.inFlight, backendMetrics{svc})
 	return m
 }
 
-// embeddedReplicas lists the replicas of svc's embedded cluster, if it runs one.
-func embeddedReplicas(svc *Service) []nodehttp.Replica {
-	e, ok := svc.Backend().(*Embedded)
-	if !ok || e == nil {
-		return nil
+// backendMetrics collects, at each scrape, the metrics of the service's backend if it
+// has any: the embedded cluster's replicas, under the names and labels a replica process
+// exports. It describes nothing (an unchecked collector): the backend comes with init.
+type backendMetrics struct{ svc *Service }
+
+func (backendMetrics) Describe(chan<- *prometheus.Desc) {}
+
+func (m backendMetrics) Collect(ch chan<- prometheus.Metric) {
+	if c, ok := m.svc.Backend().(prometheus.Collector); ok {
+		c.Collect(ch)
 	}
-	svc.mu.Lock()
-	ids := slices.Clone(svc.ids)
-	svc.mu.Unlock()
-	var out []nodehttp.Replica
-	for _, id := range ids {
-		if n := e.Node(id); n != nil {
-			out = append(out, nodehttp.Replica{Source: n})
-		}
-	}
-	return out
 }
 
 // outcome classifies an HTTP status for the latency histogram.

@@ -142,7 +142,7 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 	// external replicas other gateways may number theirs too, so msg_id stays the
 	// timestamp there.
 	ids := s.ids
-	if b := s.svc.Backend(); b != nil && !b.Embedded() {
+	if b := s.svc.Backend(); b != nil && !b.InProcess() {
 		ids = nil
 	}
 	answer := func(hooks handleHooks) {

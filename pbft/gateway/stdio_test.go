@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 	"github.com/pbft-nats/pbft/tests/golden"
 )
 
@@ -25,7 +26,7 @@ func runStdio(t *testing.T, input []byte) string {
 	t.Helper()
 	s := testSettings()
 	logger := slog.New(slog.DiscardHandler)
-	svc := NewService(s, logger, func(ids []string) (Backend, error) { return StartEmbedded(ids, s, logger) })
+	svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
 	defer svc.Close()
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -90,11 +90,11 @@ func (a *httpAPI) traceStream(relay *traceRelay, w http.ResponseWriter, r *http.
 	ids, q := slices.Clone(a.svc.ids), a.svc.q
 	a.svc.mu.Unlock()
 	tracing := traceByReplicas
-	if b.Embedded() {
+	if b.InProcess() {
 		tracing = a.svc.settings.Trace.String()
 	}
 	hello, _ := json.Marshal(traceHello{Cluster: a.svc.settings.Cluster, Nodes: ids, N: q.N, F: q.F,
-		Prepare: 2 * q.F, Commit: 2*q.F + 1, Embedded: b.Embedded(), Trace: tracing,
+		Prepare: 2 * q.F, Commit: 2*q.F + 1, Embedded: b.InProcess(), Trace: tracing,
 		Client: a.svc.settings.ClientID})
 
 	rc := http.NewResponseController(w)
@@ -199,18 +199,8 @@ func (t *traceRelay) deliver(_ string, data []byte) {
 // traceConn returns a connection that sees the cluster's trace subject: a new in-process
 // one for the embedded cluster (closed with it), the gateway's own for external replicas.
 func traceConn(b Backend) (*nats.Conn, error) {
-	switch x := b.(type) {
-	case *Embedded:
-		nc, err := bus.ConnectInProcess(x.srv, "trace-relay")
-		if err != nil {
-			return nil, err
-		}
-		x.mu.Lock()
-		x.conns = append(x.conns, nc)
-		x.mu.Unlock()
-		return nc, nil
-	case *External:
-		return x.nc, nil
+	if t, ok := b.(traceConner); ok {
+		return t.TraceConn()
 	}
 	return nil, errors.New("no NATS connection to the cluster")
 }

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/pbft/client"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
+	"github.com/pbft-nats/pbft/pbft/gateway/settle"
 	"github.com/pbft-nats/pbft/pbft/trace"
 )
 
@@ -24,7 +27,7 @@ func startExternalTraced(t *testing.T) *httptest.Server {
 	ids := []string{"n1", "n2", "n3", "n4"}
 	rs := testSettings()
 	rs.Trace = true
-	e, err := StartEmbedded(ids, rs, logger)
+	e, err := embedded.Start(ids, rs, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,18 +35,19 @@ func startExternalTraced(t *testing.T) *httptest.Server {
 	gs := testSettings()
 	gs.Trace = false
 	svc := NewService(gs, logger, func([]string) (Backend, error) {
-		nc, err := bus.ConnectInProcess(e.srv, "external-gateway")
+		nc, err := e.Connect("external-gateway")
 		if err != nil {
 			return nil, err
 		}
-		c, err := NewClient(e.keys[gs.ClientID], func(h bus.Handler) (bus.Transport, error) {
-			return bus.NewNATS(nc, gs.Cluster, gs.ClientID, bus.RoleClient, h)
-		})
+		c, err := client.New(client.Config{Keys: e.Keyring(gs.ClientID), Replicas: ids, Timeout: gs.RequestTimeout,
+			Retransmit: client.RetransmitAfter(gs.ViewChangeTimeout),
+			Connect: func(h bus.Handler) (bus.Transport, error) {
+				return bus.NewNATS(nc, gs.Cluster, gs.ClientID, bus.RoleClient, h)
+			}})
 		if err != nil {
-			nc.Close()
 			return nil, err
 		}
-		return &External{nc: nc, client: c}, nil
+		return &External{nc: nc, client: c, Policy: settle.AfterQuorum(ids, gs.RequestTimeout)}, nil
 	})
 	t.Cleanup(svc.Close)
 	if err := InitCluster(svc, ids); err != nil {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 	"github.com/pbft-nats/pbft/pbft/trace"
 )
 
@@ -136,7 +138,9 @@ func TestTraceCommandDemo(t *testing.T) {
 	var out strings.Builder
 	s := testSettings()
 	o := TraceOptions{Nodes: []string{"n1", "n2", "n3", "n4"}, Requests: 4, Crash: true}
-	if err := RunTrace(context.Background(), s, o, &out, slog.New(slog.DiscardHandler)); err != nil {
+	logger := slog.New(slog.DiscardHandler)
+	start := func(ids []string, s config.Settings) (Backend, error) { return embedded.Start(ids, s, logger) }
+	if err := RunTrace(context.Background(), s, o, &out, logger, start); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	text := out.String()

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/config"
-	"github.com/pbft-nats/pbft/pbft/node"
 	"github.com/pbft-nats/pbft/pbft/trace"
 )
 
@@ -71,8 +71,10 @@ func ParseTraceFlags(args []string, s config.Settings, out io.Writer) (TraceOpti
 // diagram, the terminal twin of the live page. With PBFT_NATS_URL it watches that
 // cluster (whose replicas run with PBFT_TRACE=on) until ctx ends or o.Duration passes.
 // Without it, it starts an embedded cluster with tracing on, sends o.Requests demo
-// requests (crashing the primary half way if o.Crash), prints their rounds and returns.
-func RunTrace(ctx context.Context, s config.Settings, o TraceOptions, out io.Writer, logger *slog.Logger) error {
+// requests (crashing the primary half way if o.Crash), prints their rounds and returns;
+// startEmbedded starts that cluster (embedded.Start, which the gateway does not import).
+func RunTrace(ctx context.Context, s config.Settings, o TraceOptions, out io.Writer, logger *slog.Logger,
+	startEmbedded func(ids []string, s config.Settings) (Backend, error)) error {
 	if len(o.Nodes) == 0 {
 		return errors.New("trace: no replicas named")
 	}
@@ -114,7 +116,7 @@ func RunTrace(ctx context.Context, s config.Settings, o TraceOptions, out io.Wri
 	}
 
 	s.Trace = true
-	svc := NewService(s, logger, func(ids []string) (Backend, error) { return StartEmbedded(ids, s, logger) })
+	svc := NewService(s, logger, func(ids []string) (Backend, error) { return startEmbedded(ids, s) })
 	defer svc.Close()
 	if err := InitCluster(svc, o.Nodes); err != nil {
 		return err
@@ -229,8 +231,8 @@ func demo(ctx context.Context, svc *Service, o TraceOptions, out chan<- traceNot
 				return err
 			}
 			crashed = cl.Primary
-			out <- traceNote{fmt.Sprintf("» crash %s (the primary)", crashed), time.Now(), crashed, string(node.FaultCrash)}
-			if err := b.SetFault(crashed, node.FaultCrash); err != nil {
+			out <- traceNote{fmt.Sprintf("» crash %s (the primary)", crashed), time.Now(), crashed, string(pbft.FaultCrash)}
+			if err := b.SetFault(crashed, pbft.FaultCrash); err != nil {
 				return err
 			}
 		}
@@ -243,8 +245,8 @@ func demo(ctx context.Context, svc *Service, o TraceOptions, out chan<- traceNot
 		note("» %s: %s at #%d in view %d (%d replies)", op, res.Result, res.Seq, res.View, res.Replies)
 	}
 	if crashed != "" {
-		out <- traceNote{fmt.Sprintf("» recover %s", crashed), time.Now(), crashed, string(node.FaultNone)}
-		return b.SetFault(crashed, node.FaultNone)
+		out <- traceNote{fmt.Sprintf("» recover %s", crashed), time.Now(), crashed, string(pbft.FaultNone)}
+		return b.SetFault(crashed, pbft.FaultNone)
 	}
 	return nil
 }

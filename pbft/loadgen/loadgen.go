@@ -20,8 +20,10 @@ import (
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/gateway"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
 )
 
@@ -193,7 +195,7 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 		if o.NATSURL != "" {
 			return gateway.ConnectExternal(o.NATSURL, ids, s)
 		}
-		return gateway.StartEmbedded(ids, s, logger)
+		return embedded.Start(ids, s, logger)
 	})
 	defer svc.Close()
 	initLine, err := json.Marshal(map[string]any{
@@ -219,18 +221,18 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 		clients[c] = fmt.Sprintf("load%d", c)
 	}
 	m := drive(ctx, o.Clients, o.Duration, o.Progress, "", func(ctx context.Context, c int, k uint64) error {
-		args := gateway.RequestArgs{Operation: string(ops[c]), Client: clients[c], Timestamp: base + k}
 		if o.Execute {
+			args := gateway.RequestArgs{Operation: string(ops[c]), Client: clients[c], Timestamp: base + k}
 			_, err := svc.Execute(ctx, dest, args)
 			return err
 		}
-		_, err := svc.Invoke(ctx, args)
+		_, err := svc.Backend().Client().Invoke(ctx, client.Request{Client: clients[c], Timestamp: base + k, Op: ops[c]})
 		return err
 	})
 	res.Requests, res.Errors, res.Seconds = len(m.lat), m.errors, m.elapsed.Seconds()
 	res.ThroughputRPS = m.rps()
 	res.LatencyMS = percentiles(m.lat)
-	if e, ok := svc.Backend().(*gateway.Embedded); ok {
+	if e, ok := svc.Backend().(*embedded.Cluster); ok {
 		vc, err := viewChanges(ctx, e, ids)
 		if err != nil {
 			return res, err
@@ -252,7 +254,7 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 	return res, ctx.Err()
 }
 
-func viewChanges(ctx context.Context, e *gateway.Embedded, ids []string) (uint64, error) {
+func viewChanges(ctx context.Context, e *embedded.Cluster, ids []string) (uint64, error) {
 	var max uint64
 	for _, id := range ids {
 		n := e.Node(id)

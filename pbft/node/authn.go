@@ -37,24 +37,15 @@ func rejectReason(err error) string {
 	return RejectMalformed
 }
 
-// requestDigest is what a client's request authenticator covers.
-func requestDigest(r *pbft.Request) []byte {
-	d := pbft.BatchDigest([]*pbft.Request{r})
-	return d[:]
-}
-
-// RequestDigest exposes the covered digest to gateways, which make the authenticators.
-func RequestDigest(r *pbft.Request) []byte { return requestDigest(r) }
-
 // verifyInner checks what a message carries from third parties: the client authenticators
 // of requests (also inside pre-prepares) and the signatures of view-change evidence.
 func (n *Node) verifyInner(m pbft.Message) error {
 	switch m := m.(type) {
 	case *pbft.Request:
-		return n.keys.VerifyRequest(m.Gateway, requestDigest(m), m.Auth)
+		return n.keys.VerifyRequest(m.Gateway, pbft.RequestDigest(m), m.Auth)
 	case *pbft.PrePrepare:
 		for _, r := range m.Batch {
-			if err := n.keys.VerifyRequest(r.Gateway, requestDigest(r), r.Auth); err != nil {
+			if err := n.keys.VerifyRequest(r.Gateway, pbft.RequestDigest(r), r.Auth); err != nil {
 				return err
 			}
 		}

@@ -9,7 +9,7 @@ import (
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
-	"github.com/pbft-nats/pbft/pbft/gateway"
+	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
@@ -17,7 +17,7 @@ import (
 type memCluster struct {
 	ids    []string
 	nodes  map[string]*node.Node
-	client *gateway.Client
+	client *client.Client
 	hub    *bus.Hub
 	keys   map[string]*auth.Keyring // the replicas', "gw"'s and a spare client "reader"'s
 	stop   func()                   // stops the nodes (if started), the client and the hub; idempotent
@@ -50,7 +50,7 @@ func newMemCluster(t *testing.T, adjust func(*node.Config), wrap func(bus.Transp
 		}
 		c.nodes[id] = n
 	}
-	c.client, err = gateway.NewClient(keys["gw"], func(h bus.Handler) (bus.Transport, error) { return c.hub.Join("gw", bus.RoleClient, h) })
+	c.client, err = client.New(client.Config{Keys: keys["gw"], Connect: func(h bus.Handler) (bus.Transport, error) { return c.hub.Join("gw", bus.RoleClient, h) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,26 +6,24 @@ import (
 	"github.com/pbft-nats/pbft/pbft"
 )
 
-// Fault is a built-in behaviour of a replica, for tests and demonstrations.
-type Fault string
+// Fault is a built-in behaviour of a replica (pbft.Fault: gateways switch it too).
+type Fault = pbft.Fault
 
 // The behaviours docs/protocol.md names.
 const (
-	FaultNone       Fault = "none"       // honest
-	FaultCrash      Fault = "crash"      // neither receives nor sends protocol messages
-	FaultSilent     Fault = "silent"     // receives, sends nothing
-	FaultEquivocate Fault = "equivocate" // conflicting pre-prepares as primary, wrong digests in votes
+	FaultNone       = pbft.FaultNone
+	FaultCrash      = pbft.FaultCrash
+	FaultSilent     = pbft.FaultSilent
+	FaultEquivocate = pbft.FaultEquivocate
 )
 
 // ParseFault checks a behaviour name.
 func ParseFault(s string) (Fault, error) {
-	switch f := Fault(s); f {
-	case FaultNone, FaultCrash, FaultSilent, FaultEquivocate:
-		return f, nil
-	case "":
-		return FaultNone, nil
+	f, err := pbft.ParseFault(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: unknown fault %q", ErrConfig, s)
 	}
-	return "", fmt.Errorf("%w: unknown fault %q", ErrConfig, s)
+	return f, nil
 }
 
 // corruptVote makes a prepare or commit name a digest nobody proposed.

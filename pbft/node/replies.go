@@ -1,63 +1,16 @@
 package node
 
-import (
-	"encoding/binary"
-	"errors"
-	"fmt"
+import "github.com/pbft-nats/pbft/pbft"
 
-	"github.com/pbft-nats/pbft/pbft"
-)
+// KindReplies carries several replies of one replica to one gateway in one bus message
+// (pbft.KindReplies).
+const KindReplies = pbft.KindReplies
 
-// KindReplies carries several replies of one replica to one gateway in one bus message:
-// the replies of a batch to the gateway that sent its requests. A reply is small and a
-// batch may hold hundreds, so one envelope (one MAC, one NATS message) per batch instead
-// of one per request is most of what a replica sends at high load.
-const KindReplies = "replies"
+// EncodeReplies packs replies for KindReplies (pbft.EncodeReplies).
+func EncodeReplies(replies []*pbft.Reply) []byte { return pbft.EncodeReplies(replies) }
 
-// maxRepliesPerMessage bounds what a decoder accepts.
-const maxRepliesPerMessage = 1 << 16
-
-// EncodeReplies packs replies as a count, then each reply's wire encoding with its length.
-func EncodeReplies(replies []*pbft.Reply) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(replies)))
-	var one []byte
-	for _, r := range replies {
-		one = pbft.AppendMessage(one[:0], r)
-		b = binary.AppendUvarint(b, uint64(len(one)))
-		b = append(b, one...)
-	}
-	return b
-}
-
-// DecodeReplies unpacks EncodeReplies.
-func DecodeReplies(b []byte) ([]*pbft.Reply, error) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n == 0 || n > maxRepliesPerMessage {
-		return nil, errors.New("node: bad replies count")
-	}
-	b = b[k:]
-	out := make([]*pbft.Reply, 0, min(n, uint64(len(b))))
-	for i := uint64(0); i < n; i++ {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l > uint64(len(b)-k) {
-			return nil, fmt.Errorf("node: reply %d cut short", i)
-		}
-		m, err := pbft.Unmarshal(b[k : k+int(l)])
-		if err != nil {
-			return nil, err
-		}
-		r, ok := m.(*pbft.Reply)
-		if !ok {
-			return nil, fmt.Errorf("node: %s among replies", m.Kind())
-		}
-		out = append(out, r)
-		b = b[k+int(l):]
-	}
-	if len(b) != 0 {
-		return nil, errors.New("node: trailing bytes after replies")
-	}
-	return out, nil
-}
+// DecodeReplies unpacks EncodeReplies (pbft.DecodeReplies).
+func DecodeReplies(b []byte) ([]*pbft.Reply, error) { return pbft.DecodeReplies(b) }
 
 // replyGroups collects one Ready's replies by gateway, in the order gateways first appear.
 type replyGroups struct {

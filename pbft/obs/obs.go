@@ -22,6 +22,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// LatencyBuckets are the upper bounds, in seconds, of request latency histograms: a
+// gateway's HTTP requests here, a replica's requests in node.LatencyBuckets, which must
+// stay equal (nodehttp's TestLatencyBucketsAgree) so that the two can be compared.
+var LatencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
 // NewRegistry returns a registry with the Go runtime and process collectors.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()

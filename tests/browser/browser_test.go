@@ -22,6 +22,7 @@ import (
 
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/gateway"
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 )
 
 var updateDocs = flag.Bool("update-docs", false, "also write the last screenshot to docs/trace.png")
@@ -52,7 +53,7 @@ func startGateway(t *testing.T) string {
 	s.Trace = true
 	logger := slog.New(slog.DiscardHandler)
 	svc := gateway.NewService(s, logger, func(ids []string) (gateway.Backend, error) {
-		return gateway.StartEmbedded(ids, s, logger)
+		return embedded.Start(ids, s, logger)
 	})
 	t.Cleanup(svc.Close)
 	if err := gateway.InitCluster(svc, []string{"n1", "n2", "n3", "n4"}); err != nil {

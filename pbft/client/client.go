@@ -1,0 +1,208 @@
+// Package client is the PBFT client on the bus (Castro & Liskov §4.1): it sends a request
+// to the primary, retransmits it to every replica when the answer takes too long, and
+// votes on the replies (f+1 matching decide the result). It also asks replicas queries
+// (where a request was ordered, a replica's status). A gateway answers its client
+// protocol through it; it knows nothing of that protocol nor of which replicas are faulty.
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/bus/auth"
+	"github.com/pbft-nats/pbft/pbft"
+)
+
+// Config is what a client needs to join a cluster.
+type Config struct {
+	// Keys hold the client's identity and the replicas' keys.
+	Keys *auth.Keyring
+	// Connect builds the transport; the client's handler receives what replicas send it.
+	Connect func(bus.Handler) (bus.Transport, error)
+	// Replicas are the cluster's replica ids in order: the primary of view v is
+	// Replicas[v mod n]. Empty for a client that only asks queries.
+	Replicas []string
+	// Timeout bounds a request from its sending to its outcome.
+	Timeout time.Duration
+	// Retransmit is how long a request waits for its outcome before the client sends
+	// it to every replica (RetransmitAfter).
+	Retransmit time.Duration
+}
+
+// Client is a PBFT client on the bus: it sends requests and queries to replicas and
+// routes their answers and replies back to whoever waits for them. It is safe for
+// concurrent use.
+type Client struct {
+	id   string
+	tr   bus.Transport
+	keys *auth.Keyring
+	cfg  Config
+	q    pbft.Quorum
+
+	nextID   atomic.Uint64
+	lastView atomic.Uint64 // latest view seen, to guess the primary
+	mu       sync.Mutex
+	queries  map[uint64]chan *pbft.Answer
+	replies  map[replyKey]*ReplySet
+}
+
+type replyKey struct {
+	client string
+	t      uint64
+}
+
+// New joins the bus as the client whose identity cfg.Keys hold.
+func New(cfg Config) (*Client, error) {
+	c := &Client{id: cfg.Keys.Self().ID, keys: cfg.Keys, cfg: cfg,
+		queries: map[uint64]chan *pbft.Answer{}, replies: map[replyKey]*ReplySet{}}
+	if len(cfg.Replicas) > 0 {
+		c.q = pbft.NewQuorum(len(cfg.Replicas))
+	}
+	tr, err := cfg.Connect(c.receive)
+	if err != nil {
+		return nil, err
+	}
+	c.tr = tr
+	return c, nil
+}
+
+// MaxOperation is the largest operation the client sends: half the bus's message
+// limit. The largest message that carries a whole operation is the gateway's submit
+// query (JSON, so base64: 4/3 of it); pre-prepares, view changes and replies carry at
+// most one operation past their own bounds. Without a limit from the bus (in-memory
+// transports), 1 MiB.
+func (c *Client) MaxOperation() int {
+	if t, ok := c.tr.(interface{ MaxPayload() int64 }); ok && t.MaxPayload() > 0 {
+		return int(t.MaxPayload() / 2)
+	}
+	return 1 << 20
+}
+
+// ID is the client's identity on the bus.
+func (c *Client) ID() string { return c.id }
+
+// Close leaves the bus.
+func (c *Client) Close() error { return c.tr.Close() }
+
+func (c *Client) receive(m bus.Message) {
+	data, err := c.keys.Open(m.From, m.Kind, m.Data)
+	if err != nil {
+		return // unauthenticated: not from a replica of this cluster
+	}
+	switch m.Kind {
+	case pbft.KindAnswer:
+		a, err := pbft.DecodeAnswer(data)
+		if err != nil || a.Replica != m.From {
+			return
+		}
+		c.mu.Lock()
+		ch := c.queries[a.ID]
+		delete(c.queries, a.ID)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- a
+		}
+	case pbft.KindReply.String():
+		msg, err := pbft.Unmarshal(data)
+		rep, ok := msg.(*pbft.Reply)
+		if err != nil || !ok || rep.Replica < 0 {
+			return
+		}
+		c.deliver(m.From, rep)
+	case pbft.KindReplies:
+		reps, err := pbft.DecodeReplies(data)
+		if err != nil {
+			return
+		}
+		for _, rep := range reps {
+			if rep.Replica >= 0 {
+				c.deliver(m.From, rep)
+			}
+		}
+	}
+}
+
+func (c *Client) deliver(from string, rep *pbft.Reply) {
+	c.mu.Lock()
+	set := c.replies[replyKey{rep.Client, rep.Timestamp}]
+	c.mu.Unlock()
+	if set != nil {
+		set.add(from, rep)
+	}
+}
+
+// Query sends q to replica and waits for its answer until ctx ends. An answer that shows
+// an active view newer than any seen moves the client's guess of the primary.
+func (c *Client) Query(ctx context.Context, replica string, q *pbft.Query) (*pbft.Answer, error) {
+	q.ID = c.nextID.Add(1)
+	ch := make(chan *pbft.Answer, 1)
+	c.mu.Lock()
+	c.queries[q.ID] = ch
+	c.mu.Unlock()
+	forget := func() {
+		c.mu.Lock()
+		delete(c.queries, q.ID)
+		c.mu.Unlock()
+	}
+	if err := c.tr.Send(replica, pbft.KindQuery, c.keys.Seal(replica, pbft.KindQuery, pbft.EncodeQuery(q))); err != nil {
+		forget()
+		return nil, err
+	}
+	select {
+	case a := <-ch:
+		if a.ViewActive {
+			c.NoteView(a.View)
+		}
+		return a, nil
+	case <-ctx.Done():
+		forget()
+		return nil, fmt.Errorf("%w: %s from %s", ErrTimeout, q.Op, replica)
+	}
+}
+
+// Broadcast sends a request to every replica, as a PBFT client does when the primary
+// seems not to order it.
+func (c *Client) Broadcast(req *pbft.Request) error {
+	kind := pbft.KindRequest.String()
+	return c.tr.Broadcast(kind, c.keys.Seal("", kind, pbft.Marshal(req)))
+}
+
+// Send sends a request to one replica (the primary, normally).
+func (c *Client) Send(replica string, req *pbft.Request) error {
+	kind := pbft.KindRequest.String()
+	return c.tr.Send(replica, kind, c.keys.Seal(replica, kind, pbft.Marshal(req)))
+}
+
+// NewRequest builds a request from this client with its authenticator: a tag for every
+// replica, so that a primary relaying it cannot alter it unnoticed.
+func (c *Client) NewRequest(client string, t uint64, op []byte) *pbft.Request {
+	req := &pbft.Request{Gateway: c.id, Client: client, Timestamp: t, Op: op}
+	req.Auth = c.keys.RequestTags(pbft.RequestDigest(req))
+	return req
+}
+
+// NoteView raises the latest view the client has seen, which names the primary it sends
+// requests to.
+func (c *Client) NoteView(v uint64) { storeMax(&c.lastView, v) }
+
+// Primary is the primary of the latest view seen, or "" when the client knows no replicas.
+func (c *Client) Primary() string {
+	if len(c.cfg.Replicas) == 0 {
+		return ""
+	}
+	return c.cfg.Replicas[c.q.Primary(c.lastView.Load())]
+}
+
+// storeMax sets v to x if x is higher.
+func storeMax(v *atomic.Uint64, x uint64) {
+	for {
+		cur := v.Load()
+		if x <= cur || v.CompareAndSwap(cur, x) {
+			return
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package client
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"sync"
+
+	"github.com/pbft-nats/pbft/pbft"
+)
+
+// ReplySet collects the replies of all replicas to one request.
+type ReplySet struct {
+	mu       sync.Mutex
+	byRep    map[string]*pbft.Reply
+	waiting  []chan struct{}
+	watchers int      // guarded by Client.mu
+	op       [32]byte // the operation's digest, guarded by Client.mu
+}
+
+// Watch starts collecting replies to (client, t) with operation op; call Unwatch when
+// done. Watchers of the same request (a retransmission) share one set. Replies name no
+// operation, so a request with another operation under an id being watched cannot be
+// told apart: ok is false and nothing is watched.
+func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := replyKey{client, t}
+	d := sha256.Sum256(op)
+	s := c.replies[k]
+	if s == nil {
+		s = &ReplySet{byRep: map[string]*pbft.Reply{}, op: d}
+		c.replies[k] = s
+	} else if s.op != d {
+		return nil, false
+	}
+	s.watchers++
+	return s, true
+}
+
+// isConflict reports a result f+1 replicas agree is pbft.ConflictResult: the request's
+// id was used with another operation.
+func isConflict(best Result, quorum int) bool {
+	return best.Replies >= quorum && bytes.Equal(best.Value, []byte(pbft.ConflictResult))
+}
+
+// Unwatch stops one watcher of (client, t).
+func (c *Client) Unwatch(client string, t uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := replyKey{client, t}
+	if s := c.replies[k]; s != nil {
+		s.watchers--
+		if s.watchers <= 0 {
+			delete(c.replies, k)
+		}
+	}
+}
+
+func (s *ReplySet) add(from string, r *pbft.Reply) {
+	s.mu.Lock()
+	if _, ok := s.byRep[from]; !ok {
+		s.byRep[from] = r
+	}
+	waiting := s.waiting
+	s.waiting = nil
+	s.mu.Unlock()
+	for _, ch := range waiting {
+		close(ch)
+	}
+}
+
+// Changed returns a channel closed when the next reply arrives; each watcher asks anew.
+func (s *ReplySet) Changed() <-chan struct{} {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.waiting = append(s.waiting, ch)
+	s.mu.Unlock()
+	return ch
+}
+
+// Result is the outcome the replies agree on.
+type Result struct {
+	Seq     uint64
+	View    uint64
+	Value   []byte
+	Replies int // replies that match Value and Seq
+	From    map[string]bool
+}
+
+// Best returns the largest group of matching replies (same sequence number and result),
+// and the set of replicas that replied at all.
+func (s *ReplySet) Best() (Result, map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	best, members := s.largestGroup()
+	if best.Replies > 0 {
+		best.From = make(map[string]bool, len(members))
+		for _, from := range members {
+			best.From[from] = true
+		}
+	}
+	all := make(map[string]bool, len(s.byRep))
+	for from := range s.byRep {
+		all[from] = true
+	}
+	return best, all
+}
+
+// Agreed returns the largest group of matching replies once it has quorum members; the
+// client's fast path, which needs neither the members nor who else replied.
+func (s *ReplySet) Agreed(quorum int) (Result, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.byRep) < quorum {
+		return Result{}, false
+	}
+	best, _ := s.largestGroup()
+	return best, best.Replies >= quorum
+}
+
+// largestGroup finds the largest group of replies with the same sequence number and
+// result (ties go to the lower sequence number) and its members. There are at most n
+// replies, so comparing pairs beats building maps.
+func (s *ReplySet) largestGroup() (Result, []string) {
+	var buf [16]string
+	froms := buf[:0]
+	for from := range s.byRep {
+		froms = append(froms, from)
+	}
+	var best Result
+	var members []string
+	for i, from := range froms {
+		r := s.byRep[from]
+		group := []string{from}
+		seen := false
+		for j, other := range froms {
+			o := s.byRep[other]
+			if j == i || o.Seq != r.Seq || !bytes.Equal(o.Result, r.Result) {
+				continue
+			}
+			if j < i {
+				seen = true // counted with its first member already
+				break
+			}
+			group = append(group, other)
+		}
+		if seen {
+			continue
+		}
+		if len(group) > best.Replies || (len(group) == best.Replies && r.Seq < best.Seq) {
+			best = Result{Seq: r.Seq, Value: r.Result, Replies: len(group)}
+			members = group
+			for _, m := range group {
+				best.View = max(best.View, s.byRep[m].View)
+			}
+		}
+	}
+	best.Value = bytes.Clone(best.Value) // the reply's buffer stays the reply's
+	return best, members
+}

@@ -1,0 +1,386 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pbft-nats/pbft/pbft"
+)
+
+// Request is one operation of a client: Client is whose it is (the name replicas
+// deduplicate and cache replies by), Timestamp orders the client's requests.
+type Request struct {
+	Client    string
+	Timestamp uint64
+	Op        []byte
+	// To is the replica the request goes to first; empty: the primary of the latest
+	// view seen.
+	To string
+}
+
+// Assignment is where the cluster ordered a request.
+type Assignment struct {
+	Seq, View uint64
+}
+
+// minRetransmit keeps retransmissions from flooding the bus when the view-change timeout
+// is tiny (tests).
+const minRetransmit = 20 * time.Millisecond
+
+// RetransmitAfter is how long a client waits for an outcome before it sends the request
+// to every replica: well under the view-change timeout, so backups start timing it early.
+func RetransmitAfter(viewChangeTimeout time.Duration) time.Duration {
+	return max(viewChangeTimeout/4, minRetransmit)
+}
+
+// progress is what a wait learns each time it looks at its outcome.
+type progress struct {
+	done   bool
+	wake   <-chan struct{}  // closes when there may be news
+	news   <-chan struct{}  // receives when there may be news (answers to queries), if set
+	expire <-chan time.Time // fires when the wait ends with what it has (a grace), if set
+}
+
+// retransmit is the client's one retransmission loop (Castro & Liskov §4.1): it looks at
+// the outcome whenever there may be news and, each Retransmit delay without one, sends
+// req to every replica and calls resent (if set). It returns nil once look reports done
+// or its expiry fires, ctx's error if ctx ends first.
+func (c *Client) retransmit(ctx context.Context, req *pbft.Request, look func() progress, resent func()) error {
+	timer := time.NewTimer(c.cfg.Retransmit)
+	defer timer.Stop()
+	for {
+		p := look()
+		if p.done {
+			return nil
+		}
+		select {
+		case <-p.wake:
+		case <-p.news:
+		case <-p.expire:
+			return nil
+		case <-timer.C:
+			_ = c.Broadcast(req)
+			timer.Reset(c.cfg.Retransmit)
+			if resent != nil {
+				resent()
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// build checks r and makes its authenticated request. An operation larger than the bus
+// can carry in a pre-prepare is refused: sent anyway, it would never be ordered.
+func (c *Client) build(r Request) (*pbft.Request, error) {
+	if limit := c.MaxOperation(); len(r.Op) > limit {
+		return nil, fail(ErrTooLarge, "operation is %d bytes; this cluster takes at most %d", len(r.Op), limit)
+	}
+	return c.NewRequest(r.Client, r.Timestamp, r.Op), nil
+}
+
+func (c *Client) first(r Request) string {
+	if r.To != "" {
+		return r.To
+	}
+	return c.Primary()
+}
+
+// Invoke is the PBFT client's own path: send the request to the primary of the latest
+// view seen (or r.To), accept the result once f+1 replicas reply with the same one, and
+// retransmit the request to every replica while that takes too long. It asks no replica
+// where the request was ordered, so it costs the replicas nothing but the request.
+func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
+	req, err := c.build(r)
+	if err != nil {
+		return Result{}, err
+	}
+	set, ok := c.Watch(r.Client, r.Timestamp, r.Op)
+	if !ok {
+		return Result{}, inFlight(r)
+	}
+	defer c.Unwatch(r.Client, r.Timestamp)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	if err := c.Send(c.first(r), req); err != nil {
+		return Result{}, fail(ErrUnavailable, "send: %v", err)
+	}
+	best, err := c.agreed(ctx, req, set)
+	if err != nil {
+		return Result{}, c.timeout(fmt.Sprintf("no f+1 (%d) matching replies", c.q.Weak()), c.cfg.Replicas)
+	}
+	if isConflict(best, c.q.Weak()) {
+		return Result{}, conflict(r, best.Seq)
+	}
+	c.NoteView(best.View)
+	return best, nil
+}
+
+// agreed waits for f+1 matching replies in set, retransmitting req while they are missing.
+func (c *Client) agreed(ctx context.Context, req *pbft.Request, set *ReplySet) (Result, error) {
+	var best Result
+	err := c.retransmit(ctx, req, func() progress {
+		changed := set.Changed()
+		if b, ok := set.Agreed(c.q.Weak()); ok {
+			best = b
+			return progress{done: true}
+		}
+		return progress{wake: changed}
+	}, nil)
+	return best, err
+}
+
+func inFlight(r Request) *Error {
+	return fail(ErrInFlight, "client %s has request id %d in flight with another operation", r.Client, r.Timestamp)
+}
+
+func conflict(r Request, seq uint64) *Error {
+	e := fail(ErrConflict, "client %s used request id %d before with another operation (ordered at %d)", r.Client, r.Timestamp, seq)
+	e.Seq = seq
+	return e
+}
+
+// confirmConflict follows a replica's claim that req's id was ordered with another
+// operation: it sends req to every replica and waits for f+1 matching replies. Matching
+// conflicts refuse it; anything else (the claim was false: a faulty replica) is where the
+// request was ordered.
+func (c *Client) confirmConflict(ctx context.Context, r Request, req *pbft.Request) (Assignment, error) {
+	set, ok := c.Watch(r.Client, r.Timestamp, r.Op)
+	if !ok {
+		return Assignment{}, inFlight(r)
+	}
+	defer c.Unwatch(r.Client, r.Timestamp)
+	_ = c.Broadcast(req)
+	best, err := c.agreed(ctx, req, set)
+	if err != nil {
+		return Assignment{}, fail(ErrTimeout,
+			"replica said request %d of client %s conflicts with another operation, but f+1 replicas did not confirm it within %v",
+			r.Timestamp, r.Client, c.cfg.Timeout)
+	}
+	if isConflict(best, c.q.Weak()) {
+		return Assignment{}, conflict(r, best.Seq)
+	}
+	c.NoteView(best.View)
+	return Assignment{Seq: best.Seq, View: best.View}, nil
+}
+
+// Route says whom a Submit asks where its request was ordered, beyond r.To.
+type Route struct {
+	// Broadcast sends the request to every replica at once as well: the replica asked
+	// stands in for one that cannot pass the request on.
+	Broadcast bool
+	// Fallback are asked too once the request is retransmitted: the replica asked may be
+	// behind (catching up after a restart) and see the ordering late.
+	Fallback []string
+}
+
+// Submit hands r to replica r.To (a backup forwards it to the primary) and waits until a
+// pre-prepare orders it, retransmitting it to every replica when that takes too long.
+func (c *Client) Submit(ctx context.Context, r Request, route Route) (Assignment, error) {
+	req, err := c.build(r)
+	if err != nil {
+		return Assignment{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	wait := int(c.cfg.Timeout / time.Millisecond)
+	type result struct {
+		a   *pbft.Answer
+		err error
+	}
+	size := len(c.cfg.Replicas) + 1
+	done, news := make(chan result, size), make(chan struct{}, size)
+	asked := map[string]bool{}
+	ask := func(id string) {
+		asked[id] = true
+		go func() {
+			a, err := c.Query(ctx, id, &pbft.Query{Op: pbft.OpSubmit, Request: pbft.Marshal(req), WaitMillis: wait})
+			done <- result{a, err}
+			news <- struct{}{}
+		}()
+	}
+	ask(c.first(r))
+	if route.Broadcast {
+		_ = c.Broadcast(req)
+	}
+	var (
+		asg       Assignment
+		outcome   error
+		last      result
+		answers   int
+		conflicts bool
+	)
+	look := func() progress {
+		for {
+			select {
+			case res := <-done:
+				answers++
+				last = res
+				if res.err != nil || !res.a.Ordered && res.a.Error != pbft.ErrStale {
+					continue // another replica asked may still see it ordered
+				}
+				switch {
+				case res.a.Error == pbft.ErrStale:
+					outcome = fail(ErrStale, "request %d of client %s is older than the replicas' reply cache remembers", r.Timestamp, r.Client)
+				case res.a.Conflict:
+					conflicts = true
+				default:
+					asg = Assignment{Seq: res.a.Seq, View: res.a.View}
+				}
+				return progress{done: true}
+			default:
+			}
+			if answers < len(asked) {
+				return progress{wake: news}
+			}
+			outcome = c.notOrdered(last.err, asked)
+			return progress{done: true}
+		}
+	}
+	if err := c.retransmit(ctx, req, look, func() {
+		for _, id := range route.Fallback {
+			if !asked[id] {
+				ask(id)
+			}
+		}
+	}); err != nil {
+		return Assignment{}, c.notOrdered(last.err, asked)
+	}
+	if outcome != nil {
+		return Assignment{}, outcome
+	}
+	if conflicts {
+		return c.confirmConflict(ctx, r, req)
+	}
+	c.NoteView(asg.View)
+	return asg, nil
+}
+
+func (c *Client) notOrdered(last error, asked map[string]bool) error {
+	if last != nil {
+		return c.timeout("request not ordered: no answer", c.inClusterOrder(asked))
+	}
+	return c.timeout("request not ordered: no pre-prepare seen", c.inClusterOrder(asked))
+}
+
+// Settle says when an answer on replies may go beyond f+1 matching ones; a gateway's
+// settle policy decides it.
+type Settle struct {
+	// Need are replicas whose replies are awaited (until ctx ends).
+	Need []string
+	// Late are replicas whose replies are awaited at most Grace once Need replied.
+	Late  []string
+	Grace time.Duration
+	// AskLate waits for each Late replica on what it reports instead of a fixed Grace: it
+	// is asked whether it executed the request, and answers once it has (or after Grace).
+	// A replica sends its reply before that answer on the same connection, and the client
+	// handles both in order, so the answer settles whether the reply counts.
+	AskLate bool
+}
+
+// Await waits for the replies to r in set (watched before r was sent), retransmitting r
+// to every replica while they are missing: a request that executed before (through
+// another client, say) is answered from each replica's reply cache only when that replica
+// receives it. It returns the largest group of matching replies once f+1 match and s
+// lets the answer go, or when ctx ends with f+1 matching.
+func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) (Result, error) {
+	req := c.NewRequest(r.Client, r.Timestamp, r.Op)
+	weak := c.q.Weak()
+	var grace <-chan time.Time
+	var conflicting Result
+	late := c.lateReports(ctx, s)
+	err := c.retransmit(ctx, req, func() progress {
+		changed := set.Changed()
+		best, all := set.Best()
+		if isConflict(best, weak) {
+			conflicting = best
+			return progress{done: true}
+		}
+		if best.Replies >= weak && coversAll(all, s.Need) {
+			if coversAll(all, s.Late) {
+				return progress{done: true}
+			}
+			if s.AskLate {
+				if late.settled(all, best.Seq) {
+					return progress{done: true}
+				}
+				return progress{wake: changed, news: late.news}
+			}
+			if grace == nil {
+				grace = time.After(s.Grace)
+			}
+		}
+		return progress{wake: changed, expire: grace}
+	}, nil)
+	if conflicting.Replies > 0 {
+		return Result{}, conflict(r, conflicting.Seq)
+	}
+	best, _ := set.Best()
+	if err != nil && best.Replies < weak {
+		return Result{}, c.timeout(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, weak), c.cfg.Replicas)
+	}
+	return best, nil
+}
+
+// lateReports asks the Late replicas of s, once, whether they executed a sequence number,
+// and collects who answered.
+type lateReports struct {
+	c        *Client
+	ctx      context.Context
+	s        Settle
+	asked    bool
+	news     chan struct{}
+	answered chan string
+	reported map[string]bool
+}
+
+func (c *Client) lateReports(ctx context.Context, s Settle) *lateReports {
+	n := len(s.Late)
+	return &lateReports{c: c, ctx: ctx, s: s, news: make(chan struct{}, n), answered: make(chan string, n), reported: map[string]bool{}}
+}
+
+// settled reports whether every Late replica replied or reported (having executed seq, or
+// not within Grace); the first call asks those that have not replied.
+func (l *lateReports) settled(replied map[string]bool, seq uint64) bool {
+	if !l.asked {
+		l.asked = true
+		for _, id := range l.s.Late {
+			if replied[id] {
+				l.reported[id] = true
+				continue
+			}
+			go func() {
+				// Whatever the answer, the replica has reported: a reply it sent came first.
+				_, _ = l.c.Query(l.ctx, id, &pbft.Query{Op: pbft.OpInfo, Wait: &pbft.Wait{MinExecuted: seq},
+					WaitMillis: int(l.s.Grace / time.Millisecond)})
+				l.answered <- id
+				l.news <- struct{}{}
+			}()
+		}
+	}
+	for {
+		select {
+		case id := <-l.answered:
+			l.reported[id] = true
+			continue
+		default:
+		}
+		break
+	}
+	for _, id := range l.s.Late {
+		if !replied[id] && !l.reported[id] {
+			return false
+		}
+	}
+	return true
+}
+
+func coversAll(have map[string]bool, want []string) bool {
+	for _, id := range want {
+		if !have[id] {
+			return false
+		}
+	}
+	return true
+}
