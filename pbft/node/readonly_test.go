@@ -74,7 +74,7 @@ func TestReadOnlyRequestsOverMemoryTransport(t *testing.T) {
 	keys := mc.keys["reader"]
 	sign := func(ts uint64, op string, readOnly bool) *pbft.Request {
 		req := &pbft.Request{Gateway: "reader", Client: "c1", Timestamp: ts, Op: []byte(op), ReadOnly: readOnly}
-		req.Auth = keys.RequestTags(node.RequestDigest(req))
+		req.Auth = keys.RequestTags(pbft.RequestDigest(req))
 		return req
 	}
 	send := func(req *pbft.Request) {
@@ -144,7 +144,7 @@ func TestReadOnlyRequestsOverMemoryTransport(t *testing.T) {
 	// A read-only request submitted as a query is stepped at once, not waited for.
 	c := mc.client
 	q := &pbft.Request{Gateway: "gw", Client: "c1", Timestamp: 6, Op: []byte("get x"), ReadOnly: true}
-	q.Auth = mc.keys["gw"].RequestTags(node.RequestDigest(q))
+	q.Auth = mc.keys["gw"].RequestTags(pbft.RequestDigest(q))
 	set, _ := c.Watch("c1", 6, q.Op)
 	defer c.Unwatch("c1", 6)
 	sa, err := c.Query(ctx, "n2", &node.Query{Op: node.OpSubmit, Request: pbft.Marshal(q), WaitMillis: 4000})
@@ -152,7 +152,7 @@ func TestReadOnlyRequestsOverMemoryTransport(t *testing.T) {
 		t.Fatalf("read-only submit: %+v %v", sa, err)
 	}
 	poll.Eventually(t, 5*time.Second, "n2's read-only reply", func() bool {
-		best, all := set.Best()
+		best, all := set.ReadOnlyBest()
 		return all["n2"] && string(best.Value) == "1"
 	})
 }
