@@ -22,11 +22,11 @@ const ForgedPrefix = "forged-by-"
 // every request they see (sent to them, broadcast by the gateway, or in a primary's
 // pre-prepare) they answer the gateway at once with the same made-up reply: "OK" for a
 // write, ForgedPrefix+id-list for a read, under a sequence number of their choosing.
-// They take no part in the protocol otherwise. f of them are harmless (f+1 matching
-// replies are needed); f+1 of them are enough to make the gateway accept a value nobody
-// wrote, which is what the campaign's byzantine mode shows the checker catching. The
-// built-in behaviours (PBFT_FAULT=silent, equivocate) cannot do this: with f+1 of them
-// the honest replicas only stop making progress.
+// They take no part in the protocol otherwise. The gateway accepts a result at q
+// matching replies (2f+1 when n = 3f+1), so fewer than q of them cannot make it accept
+// a value nobody wrote; the f+1 of the campaign's byzantine mode only stop progress,
+// which the checks notice. The built-in behaviours (PBFT_FAULT=silent, equivocate)
+// cannot forge results at all.
 type Colluders struct {
 	ids    []string
 	conns  []*nats.Conn

@@ -75,6 +75,9 @@ func (r *Replica) stepRequest(from int, m *Request) error {
 	if err := validRequest(m); err != nil {
 		return err
 	}
+	if m.ReadOnly {
+		return r.stepReadOnly(from, m)
+	}
 	k := keyOf(m)
 	if rep, ok := r.clients.lookup(k); ok {
 		// A retransmission of an executed request: answer from the cache, run nothing.
@@ -162,6 +165,9 @@ func (r *Replica) stepPrePrepare(from int, m *PrePrepare) error {
 	for _, req := range m.Batch {
 		if err := validRequest(req); err != nil {
 			return err
+		}
+		if req.ReadOnly {
+			return fmt.Errorf("%w: read-only request in a pre-prepare", ErrRejected)
 		}
 	}
 	if BatchDigest(m.Batch) != m.Digest {

@@ -1,7 +1,8 @@
 // Package client is the PBFT client on the bus (Castro & Liskov §4.1): it sends a request
 // to the primary, retransmits it to every replica when the answer takes too long, and
-// votes on the replies (f+1 matching decide the result). It also asks replicas queries
-// (where a request was ordered, a replica's status). A gateway answers its client
+// votes on the replies (q matching decide the result, so that reads on the read-only
+// path, read.go, stay linearizable). It also asks replicas queries (where a request was
+// ordered, a replica's status). A gateway answers its client
 // protocol through it; it knows nothing of that protocol nor of which replicas are faulty.
 package client
 

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"crypto/sha256"
+	"slices"
 	"sync"
 
 	"github.com/pbft-nats/pbft/pbft"
@@ -11,7 +12,8 @@ import (
 // ReplySet collects the replies of all replicas to one request.
 type ReplySet struct {
 	mu       sync.Mutex
-	byRep    map[string]*pbft.Reply
+	byRep    map[string]*pbft.Reply // replies to the ordered request
+	readOnly map[string]*pbft.Reply // replies to the read-only request, the latest of each
 	waiting  []chan struct{}
 	watchers int      // guarded by Client.mu
 	op       [32]byte // the operation's digest, guarded by Client.mu
@@ -31,7 +33,7 @@ func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bo
 	d := sha256.Sum256(op)
 	s := c.replies[k]
 	if s == nil {
-		s = &ReplySet{byRep: map[string]*pbft.Reply{}, op: d, conflict: pbft.ConflictResultFor(op)}
+		s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}, op: d, conflict: pbft.ConflictResultFor(op)}
 		c.replies[k] = s
 	} else if s.op != d {
 		return nil, false
@@ -64,7 +66,9 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 		return // refuses another operation under this id, sent before this request
 	}
 	s.mu.Lock()
-	if _, ok := s.byRep[from]; !ok {
+	if r.ReadOnly {
+		s.readOnly[from] = r
+	} else if _, ok := s.byRep[from]; !ok {
 		s.byRep[from] = r
 	}
 	waiting := s.waiting
@@ -163,4 +167,38 @@ func (s *ReplySet) largestGroup() (Result, []string) {
 	}
 	best.Value = bytes.Clone(best.Value) // the reply's buffer stays the reply's
 	return best, members
+}
+
+// ReadOnlyBest returns the largest group of read-only replies with the same result (a
+// read's replies may come from different sequence numbers: each replica reads its
+// current state) and the set of replicas that sent one. Replicas are told apart by their
+// authenticated ids, not by the index a reply names.
+func (s *ReplySet) ReadOnlyBest() (Result, map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	froms := make([]string, 0, len(s.readOnly))
+	for from := range s.readOnly {
+		froms = append(froms, from)
+	}
+	slices.Sort(froms)
+	reps := make([]*pbft.Reply, len(froms))
+	for i, from := range froms {
+		r := *s.readOnly[from]
+		r.Replica = i
+		reps[i] = &r
+	}
+	value, n, _ := pbft.AcceptReplies(reps, true, 1)
+	best := Result{Replies: n, Value: bytes.Clone(value)}
+	all := make(map[string]bool, len(froms))
+	for _, from := range froms {
+		all[from] = true
+		if r := s.readOnly[from]; n > 0 && bytes.Equal(r.Result, value) {
+			if best.From == nil {
+				best.From = map[string]bool{}
+			}
+			best.From[from] = true
+			best.View, best.Seq = max(best.View, r.View), max(best.Seq, r.Seq)
+		}
+	}
+	return best, all
 }

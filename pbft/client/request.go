@@ -88,7 +88,8 @@ func (c *Client) first(r Request) string {
 }
 
 // Invoke is the PBFT client's own path: send the request to the primary of the latest
-// view seen (or r.To), accept the result once f+1 replicas reply with the same one, and
+// view seen (or r.To), accept the result once q replicas reply with the same one (f+1
+// would do for writes alone; read.go says why reads need q), and
 // retransmit the request to every replica while that takes too long. It asks no replica
 // where the request was ordered, so it costs the replicas nothing but the request.
 func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
@@ -108,7 +109,7 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	}
 	best, err := c.agreed(ctx, req, set)
 	if err != nil {
-		return Result{}, c.timeout(fmt.Sprintf("no f+1 (%d) matching replies", c.q.Weak()), c.cfg.Replicas)
+		return Result{}, c.timeout(fmt.Sprintf("no q (%d) matching replies", c.q.Commit()), c.cfg.Replicas)
 	}
 	if isConflict(best, c.q.Weak()) {
 		return Result{}, conflict(r, best.Seq)
@@ -117,12 +118,13 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	return best, nil
 }
 
-// agreed waits for f+1 matching replies in set, retransmitting req while they are missing.
+// agreed waits for q matching replies in set, or f+1 matching conflict replies (one
+// correct replica behind a refusal is enough), retransmitting req while they are missing.
 func (c *Client) agreed(ctx context.Context, req *pbft.Request, set *ReplySet) (Result, error) {
 	var best Result
 	err := c.retransmit(ctx, req, func() progress {
 		changed := set.Changed()
-		if b, ok := set.Agreed(c.q.Weak()); ok {
+		if b, ok := set.Agreed(c.q.Weak()); ok && (b.Replies >= c.q.Commit() || isConflict(b, c.q.Weak())) {
 			best = b
 			return progress{done: true}
 		}
@@ -264,7 +266,7 @@ func (c *Client) notOrdered(last error, asked map[string]bool) error {
 	return c.timeout("request not ordered: no pre-prepare seen", c.inClusterOrder(asked))
 }
 
-// Settle says when an answer on replies may go beyond f+1 matching ones; a gateway's
+// Settle says when an answer on replies may go beyond q matching ones; a gateway's
 // settle policy decides it.
 type Settle struct {
 	// Need are replicas whose replies are awaited (until ctx ends).
@@ -282,11 +284,12 @@ type Settle struct {
 // Await waits for the replies to r in set (watched before r was sent), retransmitting r
 // to every replica while they are missing: a request that executed before (through
 // another client, say) is answered from each replica's reply cache only when that replica
-// receives it. It returns the largest group of matching replies once f+1 match and s
-// lets the answer go, or when ctx ends with f+1 matching.
+// receives it. It returns the largest group of matching replies once q match and s
+// lets the answer go, or when ctx ends with q matching; f+1 matching conflict replies
+// refuse the request.
 func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) (Result, error) {
 	req := c.NewRequest(r.Client, r.Timestamp, r.Op)
-	weak := c.q.Weak()
+	weak, need := c.q.Weak(), c.q.Commit()
 	var grace <-chan time.Time
 	var conflicting Result
 	late := c.lateReports(ctx, s)
@@ -297,7 +300,7 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 			conflicting = best
 			return progress{done: true}
 		}
-		if best.Replies >= weak && coversAll(all, s.Need) {
+		if best.Replies >= need && coversAll(all, s.Need) {
 			if coversAll(all, s.Late) {
 				return progress{done: true}
 			}
@@ -317,8 +320,8 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 		return Result{}, conflict(r, conflicting.Seq)
 	}
 	best, _ := set.Best()
-	if err != nil && best.Replies < weak {
-		return Result{}, c.timeout(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, weak), c.cfg.Replicas)
+	if err != nil && best.Replies < need {
+		return Result{}, c.timeout(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, need), c.cfg.Replicas)
 	}
 	return best, nil
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -288,6 +289,36 @@ func (a *httpAPI) kvExecute(w http.ResponseWriter, r *http.Request, op string) (
 	return res, true
 }
 
+// kvRead runs a get through the read-only path, or ordered with ?ordered=true; false
+// means an error was already written. X-PBFT-Ordered says which path answered.
+func (a *httpAPI) kvRead(w http.ResponseWriter, r *http.Request, op string) (ReadResult, bool) {
+	if !a.svc.Initialised() {
+		a.writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "cluster not initialised")
+		return ReadResult{}, false
+	}
+	ordered, err := strconv.ParseBool(cmp.Or(r.URL.Query().Get("ordered"), "false"))
+	if err != nil {
+		a.writeError(w, http.StatusBadRequest, CodeMalformed, "ordered must be true or false")
+		return ReadResult{}, false
+	}
+	ctx, cancel := a.ctx(r)
+	defer cancel()
+	res, err := a.svc.Read(ctx, "", RequestArgs{Operation: op, Client: httpClient, Timestamp: a.ts.Add(1)}, ordered)
+	if err != nil {
+		pe := asProtoError(err)
+		a.writeError(w, httpStatus(pe.Code), pe.Code, pe.Text)
+		return ReadResult{}, false
+	}
+	w.Header().Set("X-PBFT-Seq", strconv.FormatUint(res.Seq, 10))
+	w.Header().Set("X-PBFT-Replies", strconv.Itoa(res.Replies))
+	w.Header().Set("X-PBFT-Ordered", strconv.FormatBool(res.Ordered))
+	if strings.HasPrefix(res.Result, "error: ") {
+		a.writeError(w, http.StatusBadRequest, CodeMalformed, res.Result)
+		return ReadResult{}, false
+	}
+	return res, true
+}
+
 func (a *httpAPI) kvPut(w http.ResponseWriter, r *http.Request) {
 	key, ok := a.kvKey(w, r)
 	if !ok {
@@ -311,7 +342,7 @@ func (a *httpAPI) kvGet(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if res, ok := a.kvExecute(w, r, "get "+key); ok {
+	if res, ok := a.kvRead(w, r, "get "+key); ok {
 		if res.Absent {
 			a.writeError(w, http.StatusNotFound, CodeKeyNotFound, fmt.Sprintf("key %q is not set", key))
 			return

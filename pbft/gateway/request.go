@@ -87,7 +87,7 @@ func (s *Service) pickLive(p settle.Plan) string {
 	return s.ids[0]
 }
 
-// Invoke is the PBFT client's own path (client.Invoke): the result at f+1 matching
+// Invoke is the PBFT client's own path (client.Invoke): the result at q matching
 // replies, without asking where the request was ordered; the load tool uses it.
 func (s *Service) Invoke(ctx context.Context, a RequestArgs) (ExecuteResult, error) {
 	res, err := s.backend.Client().Invoke(ctx, a.request(s.pickLive(s.backend.Plan())))
@@ -98,7 +98,7 @@ func (s *Service) Invoke(ctx context.Context, a RequestArgs) (ExecuteResult, err
 	return executeResult(res, Assignment{}), nil
 }
 
-// Execute orders and executes a request and waits for its replies: f+1 matching ones
+// Execute orders and executes a request and waits for its replies: q matching ones
 // decide the result; the settle policy says whose further replies the answer waits for,
 // so that Replies is deterministic.
 func (s *Service) Execute(ctx context.Context, dest string, a RequestArgs) (ExecuteResult, error) {
@@ -147,7 +147,7 @@ func executeResult(best client.Result, asg Assignment) ExecuteResult {
 	return res
 }
 
-// replySettle is whose replies, beyond f+1 matching ones, an execution waits for: every
+// replySettle is whose replies, beyond q matching ones, an execution waits for: every
 // live replica, and the faulty ones that still reply until they report whether they
 // executed it (at most the late grace); or, with faults not known, a grace for all.
 func (s *Service) replySettle(p settle.Plan) client.Settle {

@@ -299,6 +299,10 @@ func (n *Node) handle(it *item) {
 		n.reject(rejectReason(err), m.From, m.Kind, err)
 		return
 	}
+	if req, ok := msg.(*pbft.Request); ok && req.ReadOnly {
+		n.stepReadOnly(from, m.From, req)
+		return
+	}
 	n.count(n.stats.In, m.Kind)
 	n.metrics.noteStepped(from, msg, time.Now())
 	err = n.r.Step(from, msg)
