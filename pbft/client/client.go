@@ -1,6 +1,6 @@
 // Package client is the PBFT client on the bus (Castro & Liskov §4.1): it sends a request
 // to the primary, retransmits it to every replica when the answer takes too long, and
-// votes on the replies (f+1 matching decide the result). It also asks replicas queries
+// votes on the replies (a quorum of matching ones decide the result, see Accept). It also asks replicas queries
 // (where a request was ordered, a replica's status). A gateway answers its client
 // protocol through it; it knows nothing of that protocol nor of which replicas are faulty.
 package client
@@ -81,6 +81,18 @@ func (c *Client) MaxOperation() int {
 	}
 	return 1 << 20
 }
+
+// Accept is how many matching replies decide a result: a quorum, floor((n+f)/2)+1
+// (pbft.Quorum.Commit), never fewer than f+1. f+1 would be enough for this request alone
+// (one correct replica vouches for it), but a read answered by a quorum without being
+// ordered is linearizable only if every write was accepted at a quorum as well: then
+// the two quorums share a correct replica that executed the write.
+//
+// A conflict (pbft.ConflictResult: the request's id was ordered with another operation)
+// is believed at f+1 matching replies: one correct replica vouches that the other
+// operation was ordered, and refusing this one executes and writes nothing, so no read
+// can miss it.
+func (c *Client) Accept() int { return max(c.q.Commit(), c.q.Weak()) }
 
 // ID is the client's identity on the bus.
 func (c *Client) ID() string { return c.id }

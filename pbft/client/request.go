@@ -86,9 +86,10 @@ func (c *Client) first(r Request) string {
 }
 
 // Invoke is the PBFT client's own path: send the request to the primary of the latest
-// view seen (or r.To), accept the result once f+1 replicas reply with the same one, and
-// retransmit the request to every replica while that takes too long. It asks no replica
-// where the request was ordered, so it costs the replicas nothing but the request.
+// view seen (or r.To), accept the result once a quorum of replicas (Accept) reply with
+// the same one, and retransmit the request to every replica while that takes too long.
+// It asks no replica where the request was ordered, so it costs the replicas nothing but
+// the request.
 func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	req, err := c.build(r)
 	if err != nil {
@@ -104,9 +105,9 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	if err := c.Send(c.first(r), req); err != nil {
 		return Result{}, fail(ErrUnavailable, "send: %v", err)
 	}
-	best, err := c.agreed(ctx, req, set)
+	best, err := c.agreed(ctx, req, set, c.Accept())
 	if err != nil {
-		return Result{}, c.timeout(fmt.Sprintf("no f+1 (%d) matching replies", c.q.Weak()), c.cfg.Replicas)
+		return Result{}, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.cfg.Replicas)
 	}
 	if isConflict(best, c.q.Weak()) {
 		return Result{}, conflict(r, best.Seq)
@@ -115,12 +116,13 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	return best, nil
 }
 
-// agreed waits for f+1 matching replies in set, retransmitting req while they are missing.
-func (c *Client) agreed(ctx context.Context, req *pbft.Request, set *ReplySet) (Result, error) {
+// agreed waits until need replies in set match, or f+1 match on a conflict (see
+// Accept), retransmitting req while they are missing.
+func (c *Client) agreed(ctx context.Context, req *pbft.Request, set *ReplySet, need int) (Result, error) {
 	var best Result
 	err := c.retransmit(ctx, req, func() progress {
 		changed := set.Changed()
-		if b, ok := set.Agreed(c.q.Weak()); ok {
+		if b, ok := set.Agreed(c.q.Weak()); ok && (b.Replies >= need || isConflict(b, c.q.Weak())) {
 			best = b
 			return progress{done: true}
 		}
@@ -142,7 +144,7 @@ func conflict(r Request, seq uint64) *Error {
 // confirmConflict follows a replica's claim that req's id was ordered with another
 // operation: it sends req to every replica and waits for f+1 matching replies. Matching
 // conflicts refuse it; anything else (the claim was false: a faulty replica) is where the
-// request was ordered.
+// request was ordered (only where: its result is still voted on at a quorum by Await).
 func (c *Client) confirmConflict(ctx context.Context, r Request, req *pbft.Request) (Assignment, error) {
 	set, ok := c.Watch(r.Client, r.Timestamp, r.Op)
 	if !ok {
@@ -150,7 +152,7 @@ func (c *Client) confirmConflict(ctx context.Context, r Request, req *pbft.Reque
 	}
 	defer c.Unwatch(r.Client, r.Timestamp)
 	_ = c.Broadcast(req)
-	best, err := c.agreed(ctx, req, set)
+	best, err := c.agreed(ctx, req, set, c.q.Weak())
 	if err != nil {
 		return Assignment{}, fail(ErrTimeout,
 			"replica said request %d of client %s conflicts with another operation, but f+1 replicas did not confirm it within %v",
@@ -262,8 +264,8 @@ func (c *Client) notOrdered(last error, asked map[string]bool) error {
 	return c.timeout("request not ordered: no pre-prepare seen", c.inClusterOrder(asked))
 }
 
-// Settle says when an answer on replies may go beyond f+1 matching ones; a gateway's
-// settle policy decides it.
+// Settle says when an answer on replies may go beyond a quorum of matching ones; a
+// gateway's settle policy decides it.
 type Settle struct {
 	// Need are replicas whose replies are awaited (until ctx ends).
 	Need []string
@@ -275,11 +277,12 @@ type Settle struct {
 // Await waits for the replies to r in set (watched before r was sent), retransmitting r
 // to every replica while they are missing: a request that executed before (through
 // another client, say) is answered from each replica's reply cache only when that replica
-// receives it. It returns the largest group of matching replies once f+1 match and s
-// lets the answer go, or when ctx ends with f+1 matching.
+// receives it. It returns the largest group of matching replies once a quorum (Accept)
+// match and s lets the answer go, or when ctx ends with a quorum matching; f+1 matching
+// conflicts refuse the request at once.
 func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) (Result, error) {
 	req := c.NewRequest(r.Client, r.Timestamp, r.Op)
-	weak := c.q.Weak()
+	weak, accept := c.q.Weak(), c.Accept()
 	var grace <-chan time.Time
 	var conflicting Result
 	err := c.retransmit(ctx, req, func() progress {
@@ -289,7 +292,7 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 			conflicting = best
 			return progress{done: true}
 		}
-		if best.Replies >= weak && coversAll(all, s.Need) {
+		if best.Replies >= accept && coversAll(all, s.Need) {
 			if coversAll(all, s.Late) {
 				return progress{done: true}
 			}
@@ -303,8 +306,8 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 		return Result{}, conflict(r, conflicting.Seq)
 	}
 	best, _ := set.Best()
-	if err != nil && best.Replies < weak {
-		return Result{}, c.timeout(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, weak), c.cfg.Replicas)
+	if err != nil && best.Replies < accept {
+		return Result{}, c.timeout(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, accept), c.cfg.Replicas)
 	}
 	return best, nil
 }
