@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
@@ -39,6 +41,7 @@ type Config struct {
 type Client struct {
 	id   string
 	tr   bus.Transport
+	conn *nats.Conn // the connection Connect made, closed with the client; nil for New
 	keys *auth.Keyring
 	cfg  Config
 	q    pbft.Quorum
@@ -97,8 +100,14 @@ func (c *Client) Accept() int { return max(c.q.Commit(), c.q.Weak()) }
 // ID is the client's identity on the bus.
 func (c *Client) ID() string { return c.id }
 
-// Close leaves the bus.
-func (c *Client) Close() error { return c.tr.Close() }
+// Close leaves the bus (and closes the NATS connection Connect made).
+func (c *Client) Close() error {
+	err := c.tr.Close()
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	return err
+}
 
 func (c *Client) receive(m bus.Message) {
 	data, err := c.keys.Open(m.From, m.Kind, m.Data)
