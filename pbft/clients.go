@@ -31,9 +31,9 @@ type cachedReply struct {
 // ConflictResult is the reply's result for a request whose (client, timestamp) was
 // ordered with another operation: a retransmission must repeat its request, so this one
 // is neither ordered nor executed. Its Seq is the number the other operation has, so
-// every correct replica answers alike and a client needs f+1 matching ones (a result
-// needs a quorum; a refusal changes nothing, so one correct replica's word is enough). It is not UTF-8 (results of the key-value store are text), so no application
-// result equals it.
+// every correct replica answers alike and a gateway needs a quorum of matching ones, as
+// for any result. It is not UTF-8 (results of the key-value store are text), so no
+// application result equals it.
 const ConflictResult = "\xffconflict: this client and timestamp were used with another operation"
 
 // opDigest is the first half of an operation's SHA-256: collision-resistant enough

@@ -4,30 +4,36 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
+	"github.com/pbft-nats/pbft/internal/poll"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/client"
 )
 
 // scripted is a cluster of replicas played by the test on the in-memory hub: each one
-// answers every request it receives with the reply its script gives, or not at all.
+// answers every request it receives with what its script gives for the operation, or
+// not at all. A held replica keeps its replies until released: a slow one.
 type scripted struct {
 	ids    []string
 	client *client.Client
-	// answers[i] is what replica i replies (nil: nothing); swapped while requests run.
-	answers []atomic.Pointer[string]
+
+	mu      sync.Mutex
+	script  []map[string]string // per replica: operation -> result
+	held    []bool
+	pending [][]func() // per replica: replies kept while held
 }
 
 func newScripted(t *testing.T, n int, timeout time.Duration) *scripted {
 	t.Helper()
-	s := &scripted{answers: make([]atomic.Pointer[string], n)}
+	s := &scripted{script: make([]map[string]string, n), held: make([]bool, n), pending: make([][]func(), n)}
 	for i := range n {
 		s.ids = append(s.ids, fmt.Sprintf("r%d", i+1))
+		s.script[i] = map[string]string{}
 	}
 	keys, err := auth.GenerateKeyrings(append([]string{"c"}, s.ids...), s.ids, 1)
 	if err != nil {
@@ -44,13 +50,23 @@ func newScripted(t *testing.T, n int, timeout time.Duration) *scripted {
 			}
 			msg, err := pbft.Unmarshal(data)
 			req, ok := msg.(*pbft.Request)
-			answer := s.answers[i].Load()
-			if err != nil || !ok || answer == nil {
+			if err != nil || !ok {
 				return
 			}
-			rep := &pbft.Reply{Seq: 1, Client: req.Client, Timestamp: req.Timestamp, Replica: i, Result: []byte(*answer)}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			result, ok := s.script[i][string(req.Op)]
+			if !ok {
+				return
+			}
+			rep := &pbft.Reply{Seq: 1, Client: req.Client, Timestamp: req.Timestamp, Replica: i, Result: []byte(result)}
 			kind := pbft.KindReply.String()
-			_ = tr.Send(req.Gateway, kind, keys[id].Seal(req.Gateway, kind, pbft.Marshal(rep)))
+			send := func() { _ = tr.Send(req.Gateway, kind, keys[id].Seal(req.Gateway, kind, pbft.Marshal(rep))) }
+			if s.held[i] {
+				s.pending[i] = append(s.pending[i], send)
+				return
+			}
+			send()
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -65,11 +81,35 @@ func newScripted(t *testing.T, n int, timeout time.Duration) *scripted {
 	return s
 }
 
-// answer makes replicas from..to-1 (0-based) reply result.
-func (s *scripted) answer(from, to int, result string) {
+// answer makes replicas from..to-1 (0-based) reply result to op.
+func (s *scripted) answer(from, to int, op, result string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for i := from; i < to; i++ {
-		s.answers[i].Store(&result)
+		s.script[i][op] = result
 	}
+}
+
+// hold makes replicas from..to-1 keep their replies.
+func (s *scripted) hold(from, to int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := from; i < to; i++ {
+		s.held[i] = true
+	}
+}
+
+// release sends what replica i kept (one reply per request it received) and stops
+// holding it; it returns how many replies that was.
+func (s *scripted) release(i int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, send := range s.pending[i] {
+		send()
+	}
+	n := len(s.pending[i])
+	s.pending[i], s.held[i] = nil, false
+	return n
 }
 
 // A result needs a quorum of matching replies, floor((n+f)/2)+1 = 5 of n = 7: f+1 = 3,
@@ -79,25 +119,77 @@ func TestInvokeAcceptsOnlyAtAQuorum(t *testing.T) {
 	if got := s.client.Accept(); got != 5 {
 		t.Fatalf("Accept() = %d for n = 7, want 5", got)
 	}
-	s.answer(0, 4, "v")
+	s.answer(0, 4, "get x", "v")
 	res, err := s.client.Invoke(context.Background(), client.Request{Client: "alice", Timestamp: 1, Op: []byte("get x")})
 	if !errors.Is(err, client.ErrTimeout) {
 		t.Fatalf("4 of 7 matching replies: Invoke = %+v, %v; want a timeout", res, err)
 	}
-	s.answer(4, 5, "v")
+	s.answer(4, 5, "get x", "v")
 	res, err = s.client.Invoke(context.Background(), client.Request{Client: "alice", Timestamp: 2, Op: []byte("get x")})
 	if err != nil || string(res.Value) != "v" || res.Replies < 5 {
 		t.Fatalf("5 of 7 matching replies: Invoke = %+v, %v; want v from 5", res, err)
 	}
 }
 
-// A conflict is believed at f+1 matching replies (it changes nothing, see Accept).
-func TestInvokeRefusesAConflictAtFPlusOne(t *testing.T) {
-	s := newScripted(t, 7, 2*time.Second)
-	s.answer(0, 3, pbft.ConflictResult)
+// A conflict, too, needs a quorum: f+1 conflict replies refuse nothing.
+func TestConflictNeedsAQuorum(t *testing.T) {
+	s := newScripted(t, 7, 300*time.Millisecond)
+	s.answer(0, 3, "set x=1", pbft.ConflictResult)
 	_, err := s.client.Invoke(context.Background(), client.Request{Client: "alice", Timestamp: 1, Op: []byte("set x=1")})
+	if !errors.Is(err, client.ErrTimeout) {
+		t.Fatalf("f+1 conflict replies: Invoke = %v, want a timeout", err)
+	}
+	s.answer(3, 5, "set x=1", pbft.ConflictResult)
+	_, err = s.client.Invoke(context.Background(), client.Request{Client: "alice", Timestamp: 1, Op: []byte("set x=1")})
 	if !errors.Is(err, client.ErrConflict) {
-		t.Fatalf("f+1 conflict replies: Invoke = %v, want ErrConflict", err)
+		t.Fatalf("a quorum of conflict replies: Invoke = %v, want ErrConflict", err)
+	}
+}
+
+// A request is refused as a conflict (its id was used with another operation), then the
+// first operation is retransmitted under that id. The refusal's replies that were still
+// on their way when it was decided arrive among the retransmission's (replies name no
+// operation): they must not refuse it. With n = 4, a refusal decided at f+1 = 2 leaves 2
+// late conflict replies, as many as decided it; decided at a quorum, 1.
+func TestLateConflictRepliesDoNotRefuseARetransmission(t *testing.T) {
+	s := newScripted(t, 4, 5*time.Second)
+	s.answer(0, 4, "set x=7", pbft.ConflictResult)
+	s.answer(0, 4, "get x", "")
+	s.hold(2, 4) // r3 and r4 are slow
+	refused := make(chan error, 1)
+	go func() {
+		_, err := s.client.Invoke(context.Background(), client.Request{Client: "c1", Timestamp: 1, Op: []byte("set x=7")})
+		refused <- err
+	}()
+	// r1 and r2 answer at once; r3 only once the client plainly waits for more (a client
+	// that decides at f+1 has returned by then), r4 later still.
+	var err error
+	select {
+	case err = <-refused:
+	case <-time.After(500 * time.Millisecond):
+		poll.Eventually(t, 5*time.Second, "r3 to receive the request", func() bool { return s.release(2) > 0 })
+		err = <-refused
+	}
+	if !errors.Is(err, client.ErrConflict) {
+		t.Fatalf("set x=7 under a used id: %v, want ErrConflict", err)
+	}
+	// The retransmission of the first operation: the late replies arrive first.
+	r := client.Request{Client: "c1", Timestamp: 1, Op: []byte("get x")}
+	set, ok := s.client.Watch(r.Client, r.Timestamp, r.Op)
+	if !ok {
+		t.Fatal("cannot watch the retransmission")
+	}
+	defer s.client.Unwatch(r.Client, r.Timestamp)
+	late := 0 // replicas with late replies
+	for i := 2; i < 4; i++ {
+		if s.release(i) > 0 {
+			late++
+		}
+	}
+	poll.Eventually(t, 5*time.Second, "the late replies to arrive", func() bool { _, all := set.Best(); return len(all) >= late })
+	res, err := s.client.Invoke(context.Background(), r)
+	if err != nil || string(res.Value) != "" || res.Replies < 3 {
+		t.Fatalf("retransmission after late conflict replies from %d replicas: %+v, %v; want its result from a quorum", late, res, err)
 	}
 }
 

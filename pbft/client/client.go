@@ -92,9 +92,12 @@ func (c *Client) MaxOperation() int {
 // the two quorums share a correct replica that executed the write.
 //
 // A conflict (pbft.ConflictResult: the request's id was ordered with another operation)
-// is believed at f+1 matching replies: one correct replica vouches that the other
-// operation was ordered, and refusing this one executes and writes nothing, so no read
-// can miss it.
+// needs a quorum too, although one correct replica's word would do (a refusal writes
+// nothing). Replies name no operation, so the replies to a refused request that arrive
+// after it was decided may land among those to its retransmission under the same id:
+// after a quorum decided there are at most n-q of them, too few to refuse the
+// retransmission, and they leave a quorum of replicas to answer it; after f+1 there could
+// be 2f, enough to refuse it wrongly.
 func (c *Client) Accept() int { return max(c.q.Commit(), c.q.Weak()) }
 
 // ID is the client's identity on the bus.

@@ -37,8 +37,8 @@ func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bo
 	return s, true
 }
 
-// isConflict reports a result f+1 replicas agree is pbft.ConflictResult: the request's
-// id was used with another operation.
+// isConflict reports a result a quorum of replicas agree is pbft.ConflictResult: the
+// request's id was used with another operation.
 func isConflict(best Result, quorum int) bool {
 	return best.Replies >= quorum && bytes.Equal(best.Value, []byte(pbft.ConflictResult))
 }

@@ -105,24 +105,24 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	if err := c.Send(c.first(r), req); err != nil {
 		return Result{}, fail(ErrUnavailable, "send: %v", err)
 	}
-	best, err := c.agreed(ctx, req, set, c.Accept())
+	best, err := c.agreed(ctx, req, set)
 	if err != nil {
 		return Result{}, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.cfg.Replicas)
 	}
-	if isConflict(best, c.q.Weak()) {
+	if isConflict(best, c.Accept()) {
 		return Result{}, conflict(r, best.Seq)
 	}
 	c.NoteView(best.View)
 	return best, nil
 }
 
-// agreed waits until need replies in set match, or f+1 match on a conflict (see
-// Accept), retransmitting req while they are missing.
-func (c *Client) agreed(ctx context.Context, req *pbft.Request, set *ReplySet, need int) (Result, error) {
+// agreed waits for a quorum (Accept) of matching replies in set, retransmitting req
+// while they are missing.
+func (c *Client) agreed(ctx context.Context, req *pbft.Request, set *ReplySet) (Result, error) {
 	var best Result
 	err := c.retransmit(ctx, req, func() progress {
 		changed := set.Changed()
-		if b, ok := set.Agreed(c.q.Weak()); ok && (b.Replies >= need || isConflict(b, c.q.Weak())) {
+		if b, ok := set.Agreed(c.Accept()); ok {
 			best = b
 			return progress{done: true}
 		}
@@ -142,9 +142,9 @@ func conflict(r Request, seq uint64) *Error {
 }
 
 // confirmConflict follows a replica's claim that req's id was ordered with another
-// operation: it sends req to every replica and waits for f+1 matching replies. Matching
-// conflicts refuse it; anything else (the claim was false: a faulty replica) is where the
-// request was ordered (only where: its result is still voted on at a quorum by Await).
+// operation: it sends req to every replica and waits for a quorum of matching replies.
+// Matching conflicts refuse it; anything else (the claim was false: a faulty replica) is
+// where the request was ordered.
 func (c *Client) confirmConflict(ctx context.Context, r Request, req *pbft.Request) (Assignment, error) {
 	set, ok := c.Watch(r.Client, r.Timestamp, r.Op)
 	if !ok {
@@ -152,13 +152,13 @@ func (c *Client) confirmConflict(ctx context.Context, r Request, req *pbft.Reque
 	}
 	defer c.Unwatch(r.Client, r.Timestamp)
 	_ = c.Broadcast(req)
-	best, err := c.agreed(ctx, req, set, c.q.Weak())
+	best, err := c.agreed(ctx, req, set)
 	if err != nil {
 		return Assignment{}, fail(ErrTimeout,
-			"replica said request %d of client %s conflicts with another operation, but f+1 replicas did not confirm it within %v",
+			"replica said request %d of client %s conflicts with another operation, but a quorum of replicas did not confirm it within %v",
 			r.Timestamp, r.Client, c.cfg.Timeout)
 	}
-	if isConflict(best, c.q.Weak()) {
+	if isConflict(best, c.Accept()) {
 		return Assignment{}, conflict(r, best.Seq)
 	}
 	c.NoteView(best.View)
@@ -278,17 +278,17 @@ type Settle struct {
 // to every replica while they are missing: a request that executed before (through
 // another client, say) is answered from each replica's reply cache only when that replica
 // receives it. It returns the largest group of matching replies once a quorum (Accept)
-// match and s lets the answer go, or when ctx ends with a quorum matching; f+1 matching
-// conflicts refuse the request at once.
+// match and s lets the answer go, or when ctx ends with a quorum matching; a quorum of
+// matching conflicts refuses the request at once.
 func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) (Result, error) {
 	req := c.NewRequest(r.Client, r.Timestamp, r.Op)
-	weak, accept := c.q.Weak(), c.Accept()
+	accept := c.Accept()
 	var grace <-chan time.Time
 	var conflicting Result
 	err := c.retransmit(ctx, req, func() progress {
 		changed := set.Changed()
 		best, all := set.Best()
-		if isConflict(best, weak) {
+		if isConflict(best, accept) {
 			conflicting = best
 			return progress{done: true}
 		}
