@@ -115,30 +115,23 @@ func TestFaultCampaign(t *testing.T) {
 }
 
 // f+1 = 2 of 4 replicas Byzantine, beyond what PBFT tolerates; the campaign must notice.
-//   - forge: they collude (real keys, the same forged reply for every request), the
-//     gateway accepts values nobody wrote, and the linearizability checker (with
-//     porcupine's visualisation written), the final reads and the convergence check all
-//     catch it.
+//   - forge: they collude (real keys, the same forged reply for every request), but the
+//     gateway accepts a result only at a quorum of matching replies (3 of 4): no forged
+//     value is accepted, and the 2 honest replicas cannot commit without a third, so no
+//     operation completes; the final reads fail and the run passes on lost liveness.
 //   - equivocate: the built-in behaviour cannot forge results; the honest replicas
 //     stop making progress, so the final reads fail and the replicas do not converge.
 func TestByzantineFPlusOneIsCaught(t *testing.T) {
 	t.Run("forge", func(t *testing.T) {
 		t.Parallel()
 		rep := runByzantine(t, campaign.FaultForge, 15*time.Second)
-		if rep.Linearizable.Result != "Illegal" {
-			t.Fatalf("linearizability %s: want the forged values caught", rep.Linearizable.Result)
+		if rep.Linearizable.Result == "Illegal" || rep.Ops.OK != 0 {
+			t.Fatalf("linearizability %s, ops %+v: want no operation acknowledged", rep.Linearizable.Result, rep.Ops)
 		}
-		if fi, err := os.Stat(rep.Linearizable.Visualization); err != nil || fi.Size() == 0 {
-			t.Fatalf("visualisation %q: %v", rep.Linearizable.Visualization, err)
-		}
-		forged := 0
 		for _, f := range rep.FinalReads {
-			if strings.HasPrefix(f.Value, campaign.ForgedPrefix) {
-				forged++
+			if f.OK || strings.HasPrefix(f.Value, campaign.ForgedPrefix) {
+				t.Fatalf("final read %+v: want it failed, never a forged value", f)
 			}
-		}
-		if forged == 0 || len(rep.Problems) < 2 {
-			t.Fatalf("final reads %+v, problems %v: want forged values and more than one check failing", rep.FinalReads, rep.Problems)
 		}
 	})
 	t.Run("equivocate", func(t *testing.T) {
