@@ -143,8 +143,8 @@ func TestCancelledRequestReturnsPromptly(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if !errors.Is(err, client.ErrTimeout) {
-			t.Fatalf("Invoke = %v, want ErrTimeout", err)
+		if !errors.Is(err, client.ErrTimeout) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("Invoke = %v, want ErrTimeout and context.Canceled", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatalf("Invoke still running %v after its context was cancelled", time.Since(start))

@@ -56,11 +56,12 @@ func (c *Client) Unwatch(client string, t uint64) {
 	}
 }
 
+// add counts r as from's reply, in place of any earlier one: one vote per replica, and
+// its latest, since an earlier one may answer another operation under the same id (a
+// refused request's reply arriving late; replies name no operation).
 func (s *ReplySet) add(from string, r *pbft.Reply) {
 	s.mu.Lock()
-	if _, ok := s.byRep[from]; !ok {
-		s.byRep[from] = r
-	}
+	s.byRep[from] = r
 	waiting := s.waiting
 	s.waiting = nil
 	s.mu.Unlock()

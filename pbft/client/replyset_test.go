@@ -82,3 +82,16 @@ func TestReplySetGroupsMatchingReplies(t *testing.T) {
 		})
 	}
 }
+
+// A replica's latest reply is its vote: an earlier one may answer another operation
+// under the same id (a refused request's late reply).
+func TestReplySetCountsEachReplicasLatestReply(t *testing.T) {
+	set := &ReplySet{byRep: map[string]*pbft.Reply{}}
+	set.add("n1", &pbft.Reply{Seq: 1, Result: []byte(pbft.ConflictResult)})
+	for _, from := range []string{"n1", "n2", "n3"} {
+		set.add(from, &pbft.Reply{Seq: 1, Result: []byte("v")})
+	}
+	if best, ok := set.Agreed(3); !ok || string(best.Value) != "v" || best.Replies != 3 {
+		t.Fatalf("Agreed(3) = %+v, %v; want v from n1, n2, n3", best, ok)
+	}
+}

@@ -100,6 +100,7 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 		return Result{}, inFlight(r)
 	}
 	defer c.Unwatch(r.Client, r.Timestamp)
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	if err := c.Send(c.first(r), req); err != nil {
@@ -107,7 +108,7 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	}
 	best, err := c.agreed(ctx, req, set)
 	if err != nil {
-		return Result{}, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.cfg.Replicas)
+		return Result{}, givenUp(caller, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.cfg.Replicas))
 	}
 	if isConflict(best, c.Accept()) {
 		return Result{}, conflict(r, best.Seq)
