@@ -94,10 +94,10 @@ func (c *Client) MaxOperation() int {
 // A conflict (pbft.ConflictResult: the request's id was ordered with another operation)
 // needs a quorum too, although one correct replica's word would do (a refusal writes
 // nothing). Replies name no operation, so the replies to a refused request that arrive
-// after it was decided may land among those to its retransmission under the same id:
-// after a quorum decided there are at most n-q of them, too few to refuse the
-// retransmission, and they leave a quorum of replicas to answer it; after f+1 there could
-// be 2f, enough to refuse it wrongly.
+// after it was decided may land among those to its retransmission under the same id
+// (until each of those replicas answers the retransmission: a replica's latest reply is
+// its vote). A refusal decided at a quorum leaves at most n-q replicas yet to reply, too
+// few to refuse the retransmission; one decided at f+1 leaves 2f, enough to.
 func (c *Client) Accept() int { return max(c.q.Commit(), c.q.Weak()) }
 
 // ID is the client's identity on the bus.
