@@ -38,6 +38,7 @@ func RetransmitAfter(viewChangeTimeout time.Duration) time.Duration {
 type progress struct {
 	done   bool
 	wake   <-chan struct{}  // closes when there may be news
+	news   <-chan struct{}  // receives when there may be news (answers to queries), if set
 	expire <-chan time.Time // fires when the wait ends with what it has (a grace), if set
 }
 
@@ -55,6 +56,7 @@ func (c *Client) retransmit(ctx context.Context, req *pbft.Request, look func() 
 		}
 		select {
 		case <-p.wake:
+		case <-p.news:
 		case <-p.expire:
 			return nil
 		case <-timer.C:
@@ -273,6 +275,11 @@ type Settle struct {
 	// Late are replicas whose replies are awaited at most Grace once Need replied.
 	Late  []string
 	Grace time.Duration
+	// AskLate waits for each Late replica on what it reports instead of a fixed Grace: it
+	// is asked whether it executed the request, and answers once it has (or after Grace).
+	// A replica sends its reply before that answer on the same connection, and the client
+	// handles both in order, so the answer settles whether the reply counts.
+	AskLate bool
 }
 
 // Await waits for the replies to r in set (watched before r was sent), retransmitting r
@@ -286,6 +293,7 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 	accept := c.Accept()
 	var grace <-chan time.Time
 	var conflicting Result
+	late := c.lateReports(ctx, s)
 	err := c.retransmit(ctx, req, func() progress {
 		changed := set.Changed()
 		best, all := set.Best()
@@ -296,6 +304,12 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 		if best.Replies >= accept && coversAll(all, s.Need) {
 			if coversAll(all, s.Late) {
 				return progress{done: true}
+			}
+			if s.AskLate {
+				if late.settled(all, best.Seq) {
+					return progress{done: true}
+				}
+				return progress{wake: changed, news: late.news}
 			}
 			if grace == nil {
 				grace = time.After(s.Grace)
@@ -311,6 +325,59 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 		return Result{}, c.timeout(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, accept), c.cfg.Replicas)
 	}
 	return best, nil
+}
+
+// lateReports asks the Late replicas of s, once, whether they executed a sequence number,
+// and collects who answered.
+type lateReports struct {
+	c        *Client
+	ctx      context.Context
+	s        Settle
+	asked    bool
+	news     chan struct{}
+	answered chan string
+	reported map[string]bool
+}
+
+func (c *Client) lateReports(ctx context.Context, s Settle) *lateReports {
+	n := len(s.Late)
+	return &lateReports{c: c, ctx: ctx, s: s, news: make(chan struct{}, n), answered: make(chan string, n), reported: map[string]bool{}}
+}
+
+// settled reports whether every Late replica replied or reported (having executed seq, or
+// not within Grace); the first call asks those that have not replied.
+func (l *lateReports) settled(replied map[string]bool, seq uint64) bool {
+	if !l.asked {
+		l.asked = true
+		for _, id := range l.s.Late {
+			if replied[id] {
+				l.reported[id] = true
+				continue
+			}
+			go func() {
+				// Whatever the answer, the replica has reported: a reply it sent came first.
+				_, _ = l.c.Query(l.ctx, id, &pbft.Query{Op: pbft.OpInfo, Wait: &pbft.Wait{MinExecuted: seq},
+					WaitMillis: int(l.s.Grace / time.Millisecond)})
+				l.answered <- id
+				l.news <- struct{}{}
+			}()
+		}
+	}
+	for {
+		select {
+		case id := <-l.answered:
+			l.reported[id] = true
+			continue
+		default:
+		}
+		break
+	}
+	for _, id := range l.s.Late {
+		if !replied[id] && !l.reported[id] {
+			return false
+		}
+	}
+	return true
 }
 
 func coversAll(have map[string]bool, want []string) bool {

@@ -147,12 +147,12 @@ func executeResult(best client.Result, asg Assignment) ExecuteResult {
 	return res
 }
 
-// replySettle is whose replies, beyond a quorum of matching ones, an execution waits for: every
-// live replica and a grace for the faulty ones that still reply; or, with faults not
-// known, a grace for all.
+// replySettle is whose replies, beyond a quorum of matching ones, an execution waits for:
+// every live replica, and the faulty ones that still reply until they report whether
+// they executed it (at most the late grace); or, with faults not known, a grace for all.
 func (s *Service) replySettle(p settle.Plan) client.Settle {
 	if p.FaultsKnown {
-		return client.Settle{Need: p.Live, Late: p.Replying, Grace: p.LateGrace}
+		return client.Settle{Need: p.Live, Late: p.Replying, Grace: p.LateGrace, AskLate: true}
 	}
 	return client.Settle{Late: s.ids, Grace: p.Grace}
 }

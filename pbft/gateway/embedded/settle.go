@@ -8,9 +8,10 @@ import (
 	"github.com/pbft-nats/pbft/pbft/node"
 )
 
-// lateGrace is how long an answer waits for a silent or equivocating replica, which still
-// receives and executes but is not waited for like a live one: long enough that whether
-// it made it is not a race, short enough not to be a timeout.
+// lateGrace bounds how long a silent or equivocating replica, which still receives and
+// executes but is not waited for like a live one, is given to report its execution (the
+// answer waits on its report, not on this time, when it executes in time): long enough
+// for a replica a moment behind the others, short enough not to be a timeout.
 const lateGrace = 200 * time.Millisecond
 
 // noQuorumWait bounds every wait once fewer than 2f+1 replicas are free of faults: no new

@@ -29,7 +29,8 @@ type Plan struct {
 	// equivocating): an answer waits for their execution at most LateGrace.
 	Receiving []string
 	// Replying are those of Receiving that also still reply to clients (equivocating):
-	// an answer waits for their replies at most LateGrace after the live ones'.
+	// once the live ones replied, an answer asks them whether they executed the request
+	// and waits for what they report (at most LateGrace), not for a fixed time.
 	Replying []string
 	// Crashed are replicas that receive nothing: asked, they answer at once from the
 	// state they stopped in.
@@ -37,7 +38,8 @@ type Plan struct {
 	// Faults is each replica's fault as an answer reports it when the replica does not
 	// say itself.
 	Faults map[string]string
-	// LateGrace bounds the wait for Receiving and Replying.
+	// LateGrace bounds how long Receiving and Replying replicas are given to report
+	// their execution.
 	LateGrace time.Duration
 	// NoQuorum, when set, bounds every wait: fewer than 2f+1 replicas are live, so no new
 	// request commits and an answer waits only for what is already on its way.
