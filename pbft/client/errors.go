@@ -17,8 +17,8 @@ var (
 	ErrTooLarge = errors.New("client: operation too large")
 	// ErrUnavailable: the request could not be sent.
 	ErrUnavailable = errors.New("client: cannot send")
-	// ErrConflict: a quorum of replicas agree the request's id was used before with another
-	// operation (ordered at Error.Seq); nothing was ordered or executed.
+	// ErrConflict: a quorum of replicas agree the request's id was used before with
+	// another operation (ordered at Error.Seq); nothing was ordered or executed.
 	ErrConflict = errors.New("client: request id used with another operation")
 	// ErrInFlight: the client waits for the replies to another operation under the same
 	// id; the two could not be told apart, so this one is not sent.
