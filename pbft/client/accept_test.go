@@ -28,11 +28,13 @@ type scripted struct {
 	answered []map[string]bool   // per replica: the requests it answered
 	held     []bool
 	pending  [][]func() // per replica: replies kept while held
+	views    []uint64   // per replica: the view its replies report
 }
 
 func newScripted(t *testing.T, n int, timeout time.Duration) *scripted {
 	t.Helper()
-	s := &scripted{script: make([]map[string]string, n), answered: make([]map[string]bool, n), held: make([]bool, n), pending: make([][]func(), n)}
+	s := &scripted{script: make([]map[string]string, n), answered: make([]map[string]bool, n), held: make([]bool, n),
+		pending: make([][]func(), n), views: make([]uint64, n)}
 	for i := range n {
 		s.ids = append(s.ids, fmt.Sprintf("r%d", i+1))
 		s.script[i], s.answered[i] = map[string]string{}, map[string]bool{}
@@ -63,7 +65,7 @@ func newScripted(t *testing.T, n int, timeout time.Duration) *scripted {
 				return
 			}
 			s.answered[i][key] = true
-			rep := &pbft.Reply{Seq: 1, Client: req.Client, Timestamp: req.Timestamp, Replica: i, Result: []byte(result)}
+			rep := &pbft.Reply{Seq: 1, View: s.views[i], Client: req.Client, Timestamp: req.Timestamp, Replica: i, Result: []byte(result)}
 			kind := pbft.KindReply.String()
 			send := func() { _ = tr.Send(req.Gateway, kind, keys[id].Seal(req.Gateway, kind, pbft.Marshal(rep))) }
 			if s.held[i] {
@@ -194,6 +196,32 @@ func TestLateConflictRepliesDoNotRefuseARetransmission(t *testing.T) {
 	res, err := s.client.Invoke(context.Background(), r)
 	if err != nil || string(res.Value) != "" || res.Replies < 3 {
 		t.Fatalf("retransmission after late conflict replies from %d replicas: %+v, %v; want its result from a quorum", late, res, err)
+	}
+}
+
+// One replica reporting a view far ahead cannot move the client's primary: a view is
+// followed once f+1 matching replies report it.
+func TestOneReplicaCannotMoveThePrimary(t *testing.T) {
+	s := newScripted(t, 4, 5*time.Second)
+	s.answer(0, 2, "get x", "") // r3 is silent: r4's reply is among the quorum
+	s.answer(3, 4, "get x", "")
+	s.mu.Lock()
+	s.views[3] = 1001 // whose primary would be r2
+	s.mu.Unlock()
+	if _, err := s.client.Invoke(context.Background(), client.Request{Client: "alice", Timestamp: 1, Op: []byte("get x")}); err != nil {
+		t.Fatal(err)
+	}
+	if p := s.client.Primary(); p != "r1" {
+		t.Fatalf("primary %s after one replica claimed view 1001, want r1", p)
+	}
+	s.mu.Lock()
+	s.views[1] = 1001 // f+1 = 2 replicas now report it
+	s.mu.Unlock()
+	if _, err := s.client.Invoke(context.Background(), client.Request{Client: "alice", Timestamp: 2, Op: []byte("get x")}); err != nil {
+		t.Fatal(err)
+	}
+	if p := s.client.Primary(); p != "r2" {
+		t.Fatalf("primary %s after f+1 replicas reported view 1001, want r2", p)
 	}
 }
 

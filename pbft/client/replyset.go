@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"crypto/sha256"
+	"slices"
 	"sync"
 
 	"github.com/pbft-nats/pbft/pbft"
@@ -68,6 +69,25 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 	for _, ch := range waiting {
 		close(ch)
 	}
+}
+
+// vouchedView is the highest view that at least k replies matching r (same sequence
+// number and result) report, or 0: with k = f+1 a faulty replica cannot make the client
+// take a view nobody is in (and send every request to a replica that is not the primary).
+func (s *ReplySet) vouchedView(r Result, k int) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var views []uint64
+	for _, rep := range s.byRep {
+		if rep.Seq == r.Seq && bytes.Equal(rep.Result, r.Value) {
+			views = append(views, rep.View)
+		}
+	}
+	if len(views) < k || k < 1 {
+		return 0
+	}
+	slices.Sort(views)
+	return views[len(views)-k]
 }
 
 // Changed returns a channel closed when the next reply arrives; each watcher asks anew.

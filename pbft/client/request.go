@@ -115,7 +115,7 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	if isConflict(best, c.Accept()) {
 		return Result{}, conflict(r, best.Seq)
 	}
-	c.NoteView(best.View)
+	c.NoteView(set.vouchedView(best, c.q.Weak()))
 	return best, nil
 }
 
@@ -164,7 +164,7 @@ func (c *Client) confirmConflict(ctx context.Context, r Request, req *pbft.Reque
 	if isConflict(best, c.Accept()) {
 		return Assignment{}, conflict(r, best.Seq)
 	}
-	c.NoteView(best.View)
+	c.NoteView(set.vouchedView(best, c.q.Weak()))
 	return Assignment{Seq: best.Seq, View: best.View}, nil
 }
 
