@@ -14,7 +14,7 @@ var ErrConfig = errors.New("pbft: invalid config")
 type Application interface {
 	// Execute applies op and returns its result. The replica keeps the result (its reply
 	// cache) and sends it: the application must not modify it afterwards. No result may
-	// equal ConflictResult, which the replica sends for a conflicting request id.
+	// begin with ConflictResult, which begins the replica's answer to a reused request id.
 	Execute(op []byte) []byte
 	// Snapshot encodes the whole state canonically (equal states, equal bytes).
 	Snapshot() []byte

@@ -1,8 +1,8 @@
 // Command replica runs one PBFT replica against a NATS server, configured by the PBFT_
 // environment variables (see README): PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_NATS_URL and
 // PBFT_KEYS_DIR are required. With PBFT_HTTP_ADDR it serves /healthz, /readyz, /metrics
-// and, with PBFT_PPROF=on, /debug/pprof/ there (package nodehttp). It exits cleanly on
-// SIGINT or SIGTERM.
+// and, with PBFT_PPROF=on, /debug/pprof/ there (package nodehttp), from before it has
+// reached NATS (not ready until then). It exits cleanly on SIGINT or SIGTERM.
 //
 //	replica keygen [-force] -dir DIR ID...
 //
@@ -75,6 +75,14 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	var web *httpServer
+	if s.HTTPAddr != "" {
+		// Serve /healthz while waiting for NATS, so that a liveness probe keeps the pod.
+		if web, err = startHTTP(s.HTTPAddr, bool(s.Pprof), "NATS at "+bus.RedactURLs(s.NATSURL), logger); err != nil {
+			return err
+		}
+		defer web.stop()
+	}
 	// A pod may start before NATS: wait for it (logged, capped backoff) rather than exit.
 	nc, err := bus.ConnectWaiting(ctx, s.NATSURL, s.NodeID, logger, natsOpts...)
 	if err != nil {
@@ -87,12 +95,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if s.HTTPAddr != "" {
-		stopHTTP, err := startHTTP(s.HTTPAddr, bool(s.Pprof), n, nc, logger)
-		if err != nil {
-			return err
-		}
-		defer stopHTTP()
+	if web != nil {
+		web.serveNode(n, nc)
 	}
 	logger.Info("replica started", "nodes", s.NodeIDs, "nats", bus.RedactURLs(s.NATSURL), "cluster", s.Cluster)
 	err = n.Run(ctx)

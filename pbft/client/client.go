@@ -91,13 +91,11 @@ func (c *Client) MaxOperation() int {
 // ordered is linearizable only if every write was accepted at a quorum as well: then
 // the two quorums share a correct replica that executed the write.
 //
-// A conflict (pbft.ConflictResult: the request's id was ordered with another operation)
-// needs a quorum too, although one correct replica's word would do (a refusal writes
-// nothing). Replies name no operation, so the replies to a refused request that arrive
-// after it was decided may land among those to its retransmission under the same id
-// (until each of those replicas answers the retransmission: a replica's latest reply is
-// its vote). A refusal decided at a quorum leaves at most n-q replicas yet to reply, too
-// few to refuse the retransmission; one decided at f+1 leaves 2f, enough to.
+// A conflict (pbft.ConflictResultFor: the request's id was ordered with another
+// operation) needs a quorum too, although f+1 would do (one correct replica's word is
+// enough, and a refusal writes nothing): one rule for every answer, and a margin against
+// late replies to another request under the same id, of which only conflict answers
+// name their operation (ReplySet.add).
 func (c *Client) Accept() int { return max(c.q.Commit(), c.q.Weak()) }
 
 // ID is the client's identity on the bus.

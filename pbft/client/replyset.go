@@ -16,6 +16,9 @@ type ReplySet struct {
 	waiting  []chan struct{}
 	watchers int      // guarded by Client.mu
 	op       [32]byte // the operation's digest, guarded by Client.mu
+	// conflict is the conflict answer to this operation; a conflict answer to another
+	// (a late one, for an earlier request under the same id) is not this request's.
+	conflict []byte
 }
 
 // Watch starts collecting replies to (client, t) with operation op; call Unwatch when
@@ -29,7 +32,7 @@ func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bo
 	d := sha256.Sum256(op)
 	s := c.replies[k]
 	if s == nil {
-		s = &ReplySet{byRep: map[string]*pbft.Reply{}, op: d}
+		s = &ReplySet{byRep: map[string]*pbft.Reply{}, op: d, conflict: pbft.ConflictResultFor(op)}
 		c.replies[k] = s
 	} else if s.op != d {
 		return nil, false
@@ -38,10 +41,10 @@ func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bo
 	return s, true
 }
 
-// isConflict reports a result a quorum of replicas agree is pbft.ConflictResult: the
+// isConflict reports a result a quorum of replicas agree is a conflict answer: the
 // request's id was used with another operation.
 func isConflict(best Result, quorum int) bool {
-	return best.Replies >= quorum && bytes.Equal(best.Value, []byte(pbft.ConflictResult))
+	return best.Replies >= quorum && pbft.IsConflict(best.Value)
 }
 
 // Unwatch stops one watcher of (client, t).
@@ -58,9 +61,12 @@ func (c *Client) Unwatch(client string, t uint64) {
 }
 
 // add counts r as from's reply, in place of any earlier one: one vote per replica, and
-// its latest, since an earlier one may answer another operation under the same id (a
-// refused request's reply arriving late; replies name no operation).
+// its latest, since an earlier one may answer another request under the same id (a
+// late reply; only conflict answers name their operation).
 func (s *ReplySet) add(from string, r *pbft.Reply) {
+	if s.conflict != nil && pbft.IsConflict(r.Result) && !bytes.Equal(r.Result, s.conflict) {
+		return // refuses another operation under this id, sent before this request
+	}
 	s.mu.Lock()
 	s.byRep[from] = r
 	waiting := s.waiting
