@@ -42,8 +42,8 @@ func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bo
 	return s, true
 }
 
-// isConflict reports a result f+1 replicas agree is a conflict answer: the request's
-// id was used with another operation.
+// isConflict reports a result a quorum of replicas agree is a conflict answer: the
+// request's id was used with another operation.
 func isConflict(best Result, quorum int) bool {
 	return best.Replies >= quorum && pbft.IsConflict(best.Value)
 }
@@ -61,6 +61,9 @@ func (c *Client) Unwatch(client string, t uint64) {
 	}
 }
 
+// add counts r as from's reply, in place of any earlier one: one vote per replica, and
+// its latest, since an earlier one may answer another request under the same id (a
+// late reply; only conflict answers name their operation).
 func (s *ReplySet) add(from string, r *pbft.Reply) {
 	if s.conflict != nil && pbft.IsConflict(r.Result) && !bytes.Equal(r.Result, s.conflict) {
 		return // refuses another operation under this id, sent before this request
@@ -68,8 +71,8 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 	s.mu.Lock()
 	if r.ReadOnly {
 		s.readOnly[from] = r
-	} else if _, ok := s.byRep[from]; !ok {
-		s.byRep[from] = r
+	} else {
+		s.byRep[from] = r // a replica's latest reply is its vote
 	}
 	waiting := s.waiting
 	s.waiting = nil
@@ -77,6 +80,25 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 	for _, ch := range waiting {
 		close(ch)
 	}
+}
+
+// vouchedView is the highest view that at least k replies matching r (same sequence
+// number and result) report, or 0: with k = f+1 a faulty replica cannot make the client
+// take a view nobody is in (and send every request to a replica that is not the primary).
+func (s *ReplySet) vouchedView(r Result, k int) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var views []uint64
+	for _, rep := range s.byRep {
+		if rep.Seq == r.Seq && bytes.Equal(rep.Result, r.Value) {
+			views = append(views, rep.View)
+		}
+	}
+	if len(views) < k || k < 1 {
+		return 0
+	}
+	slices.Sort(views)
+	return views[len(views)-k]
 }
 
 // Changed returns a channel closed when the next reply arrives; each watcher asks anew.

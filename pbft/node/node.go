@@ -35,6 +35,10 @@ type Config struct {
 	Tick time.Duration
 	// Fault is a built-in Byzantine behaviour, for tests and demos.
 	Fault Fault
+	// ForgedResult, if not nil, replaces the result of every reply the replica sends: a
+	// Byzantine replica that lies to clients, for tests and demos of the client's vote.
+	// No setting reaches it (it is not a PBFT_FAULT behaviour).
+	ForgedResult []byte
 	// DataDir, if set, holds the replica's durable log: it restarts from it.
 	DataDir string
 	// BatchTimeout is how long a primary with batches in flight waits for a batch to
@@ -347,7 +351,7 @@ func (n *Node) flush() {
 	var replies replyGroups
 	for _, o := range rd.Messages {
 		if o.To == pbft.ToGateway {
-			replies.add(o)
+			replies.add(n.forge(o))
 			continue
 		}
 		n.sendOut(o, f)
