@@ -202,3 +202,33 @@ func (c *subjectCache) subject(to, kind string) (string, error) {
 	c.m.Store(&next)
 	return s, nil
 }
+
+// The NATS-native API (the services framework, nats.go/micro) has subjects of its own,
+// shaped so that no protocol subscription matches them: the gateway's client protocol on
+// pbft.<cluster>.api (three tokens) and each replica's status on
+// pbft.<cluster>.replica.<id>.status (five tokens, the last not trace's "events").
+const (
+	apiToken     = "api"
+	replicaToken = "replica"
+	statusLast   = "status"
+)
+
+// APISubject returns pbft.<cluster>.api, where the gateway answers the client protocol.
+func APISubject(cluster string) (string, error) {
+	if err := checkToken("cluster", cluster); err != nil {
+		return "", err
+	}
+	return subjectRoot + "." + cluster + "." + apiToken, nil
+}
+
+// ReplicaStatusSubject returns pbft.<cluster>.replica.<id>.status, where replica id
+// answers its status.
+func ReplicaStatusSubject(cluster, id string) (string, error) {
+	if err := checkToken("cluster", cluster); err != nil {
+		return "", err
+	}
+	if err := checkToken("replica id", id); err != nil {
+		return "", err
+	}
+	return subjectRoot + "." + cluster + "." + replicaToken + "." + id + "." + statusLast, nil
+}

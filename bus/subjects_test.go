@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 func TestValidToken(t *testing.T) {
@@ -178,5 +180,37 @@ func TestSubjectCacheConcurrentAndBounded(t *testing.T) {
 	}
 	if n := len(*c.m.Load()); n > maxCachedSubjects {
 		t.Errorf("cache grew to %d entries, bound is %d", n, maxCachedSubjects)
+	}
+}
+
+// The API subjects are matched by no subscription of the protocol, so a replica never
+// takes an API request for a protocol message, nor the other way round.
+func TestAPISubjectsCollideWithNoProtocolSubscription(t *testing.T) {
+	api, err := APISubject("c")
+	if err != nil || api != "pbft.c.api" {
+		t.Fatalf("APISubject = %q, %v", api, err)
+	}
+	status, err := ReplicaStatusSubject("c", "n1")
+	if err != nil || status != "pbft.c.replica.n1.status" {
+		t.Fatalf("ReplicaStatusSubject = %q, %v", status, err)
+	}
+	filters := []string{broadcastFilter("c"), inboxFilter("c", "n1"), inboxFilter("c", "replica"), TraceFilter("c")}
+	for _, subj := range []string{api, status} {
+		for _, f := range filters {
+			if server.SubjectsCollide(subj, f) {
+				t.Errorf("%s is matched by the protocol subscription %s", subj, f)
+			}
+		}
+		if kind, sender, ok := parseSubject("c", "n1", subj); ok {
+			t.Errorf("parseSubject(%s) = %q %q, true", subj, kind, sender)
+		}
+	}
+	for _, bad := range [][2]string{{"", "n1"}, {"a.b", "n1"}, {"c", ""}, {"c", "n*"}, {"c", "a.b"}} {
+		if s, err := ReplicaStatusSubject(bad[0], bad[1]); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("ReplicaStatusSubject(%q, %q) = %q, %v", bad[0], bad[1], s, err)
+		}
+	}
+	if s, err := APISubject("x>"); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("APISubject(x>) = %q, %v", s, err)
 	}
 }

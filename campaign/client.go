@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pbft-nats/pbft/internal/poll"
 )
 
 // KVClient talks to the gateway's key-value facade.
@@ -163,21 +165,18 @@ var errNotReady = errors.New("campaign: cluster not ready")
 
 // waitServing polls until a read of key k0 succeeds.
 func waitServing(ctx context.Context, c *KVClient, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	var last Result
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		last = c.Do(pctx, KindGet, KeyName(0), "")
-		cancel()
-		if last.Status == StatusOK {
-			return nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("%w after %v: last answer %d %s", errNotReady, timeout, last.HTTP, last.Err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(200 * time.Millisecond): // polling interval
-		}
+	err := poll.Until(pctx, 200*time.Millisecond, func() (bool, error) {
+		// A read may finish after the deadline: its answer still counts.
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		last = c.Do(rctx, KindGet, KeyName(0), "")
+		return last.Status == StatusOK, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w after %v: last answer %d %s", errNotReady, timeout, last.HTTP, last.Err)
 	}
+	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/pbft-nats/pbft/internal/poll"
 )
 
 // ReplicaState is one replica's entry of the gateway's pbft_cluster answer.
@@ -101,31 +103,31 @@ func viewNote(st ClusterState) string {
 // WaitConverged polls pbft_cluster until the replicas agree on their progress, or
 // timeout passes; it returns the last state seen.
 func (c *KVClient) WaitConverged(ctx context.Context, timeout time.Duration) (ClusterState, error) {
-	deadline := time.Now().Add(timeout)
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	var last ClusterState
 	var lastErr error
-	for {
+	err := poll.Until(pctx, 250*time.Millisecond, func() (bool, error) {
+		// A query may finish after the deadline: its answer still counts.
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
 		st, err := c.QueryCluster(qctx)
-		cancel()
-		if err == nil {
-			last, lastErr = st, nil
-			if converged(st) {
-				return st, nil
-			}
-		} else {
+		if err != nil {
 			lastErr = err
+			return false, nil
 		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			if lastErr == nil {
-				lastErr = fmt.Errorf("replicas did not converge within %v: %+v", timeout, last.Replicas)
-			}
-			return last, lastErr
-		}
-		if !wait(ctx, 250*time.Millisecond) { // polling interval
-			return last, ctx.Err()
-		}
+		last, lastErr = st, nil
+		return converged(st), nil
+	})
+	switch {
+	case err == nil:
+		return last, nil
+	case lastErr != nil:
+		return last, lastErr
+	case ctx.Err() != nil:
+		return last, ctx.Err()
 	}
+	return last, fmt.Errorf("replicas did not converge within %v: %+v", timeout, last.Replicas)
 }
 
 // WaitCaughtUp polls pbft_cluster until replica id answers and has executed at least
@@ -133,32 +135,33 @@ func (c *KVClient) WaitConverged(ctx context.Context, timeout time.Duration) (Cl
 func (c *KVClient) WaitCaughtUp(ctx context.Context, id string) error {
 	var target uint64
 	targetSet := false
-	for {
+	var lastErr error
+	err := poll.Until(ctx, 250*time.Millisecond, func() (bool, error) {
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
 		st, err := c.QueryCluster(qctx)
-		cancel()
-		if err == nil {
-			var mine *ReplicaState
-			var others uint64
-			for i, r := range st.Replicas {
-				if r.Node == id {
-					mine = &st.Replicas[i]
-				} else if r.Fault != "unreachable" {
-					others = max(others, r.LastExecuted)
-				}
-			}
-			if !targetSet {
-				target, targetSet = others, true
-			}
-			if mine != nil && mine.Fault != "unreachable" && mine.LastExecuted >= target {
-				return nil
+		if lastErr = err; err != nil {
+			return false, nil
+		}
+		var mine *ReplicaState
+		var others uint64
+		for i, r := range st.Replicas {
+			if r.Node == id {
+				mine = &st.Replicas[i]
+			} else if r.Fault != "unreachable" {
+				others = max(others, r.LastExecuted)
 			}
 		}
-		if !wait(ctx, 250*time.Millisecond) { // polling interval
-			if err != nil {
-				return err
-			}
-			return fmt.Errorf("%s did not reach %d: %w", id, target, ctx.Err())
+		if !targetSet {
+			target, targetSet = others, true
 		}
+		return mine != nil && mine.Fault != "unreachable" && mine.LastExecuted >= target, nil
+	})
+	switch {
+	case err == nil:
+		return nil
+	case !targetSet && lastErr != nil:
+		return lastErr // no answer at all: say why
 	}
+	return fmt.Errorf("%s did not reach %d: %w", id, target, err)
 }

@@ -22,11 +22,11 @@ const ForgedPrefix = "forged-by-"
 // every request they see (sent to them, broadcast by the gateway, or in a primary's
 // pre-prepare) they answer the gateway at once with the same made-up reply: "OK" for a
 // write, ForgedPrefix+id-list for a read, under a sequence number of their choosing.
-// They take no part in the protocol otherwise. f of them are harmless (f+1 matching
-// replies are needed); f+1 of them are enough to make the gateway accept a value nobody
-// wrote, which is what the campaign's byzantine mode shows the checker catching. The
-// built-in behaviours (PBFT_FAULT=silent, equivocate) cannot do this: with f+1 of them
-// the honest replicas only stop making progress.
+// They take no part in the protocol otherwise. f of them are harmless; so are f+1 (2 of
+// 4), since the gateway accepts a result only at a quorum of matching replies (3 of 4):
+// the honest replicas, too few to commit without them, stop making progress, and no
+// forged value reaches a client, which is what the campaign's byzantine mode shows. The
+// built-in behaviours (PBFT_FAULT=silent, equivocate) likewise only stop progress.
 type Colluders struct {
 	ids    []string
 	conns  []*nats.Conn

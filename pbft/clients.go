@@ -1,6 +1,7 @@
 package pbft
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -28,13 +29,27 @@ type cachedReply struct {
 	op opDigest
 }
 
-// ConflictResult is the reply's result for a request whose (client, timestamp) was
-// ordered with another operation: a retransmission must repeat its request, so this one
-// is neither ordered nor executed. Its Seq is the number the other operation has, so
-// every correct replica answers alike and a gateway needs f+1 matching ones, as for any
-// result. It is not UTF-8 (results of the key-value store are text), so no application
-// result equals it.
-const ConflictResult = "\xffconflict: this client and timestamp were used with another operation"
+// ConflictResult begins the result of a reply to a request whose (client, timestamp)
+// was ordered with another operation: a retransmission must repeat its request, so this
+// one is neither ordered nor executed. The rest of the result is the digest of the
+// refused operation (ConflictResultFor), so a client that later reuses the id for the
+// first operation again cannot take a late conflict answer for its own. Its Seq is the
+// number the other operation has, so every correct replica answers alike and a client
+// needs matching ones, as for any result. It is not UTF-8 (results of the key-value
+// store are text), so no application result equals it.
+const ConflictResult = "\xffconflict: this client and timestamp were used with another operation "
+
+// ConflictResultFor is the result replicas answer a request with operation op whose id
+// was used with another operation.
+func ConflictResultFor(op []byte) []byte {
+	d := digestOp(op)
+	return append([]byte(ConflictResult), d[:]...)
+}
+
+// IsConflict reports whether result answers a conflicting request (any operation).
+func IsConflict(result []byte) bool {
+	return bytes.HasPrefix(result, []byte(ConflictResult))
+}
 
 // opDigest is the first half of an operation's SHA-256: collision-resistant enough
 // (only a client could gain from a collision, and only a wrong answer to itself), and

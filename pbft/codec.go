@@ -31,6 +31,7 @@ func AppendMessage(dst []byte, m Message) []byte {
 	switch m := m.(type) {
 	case *Request:
 		dst = appendRequest(dst, m)
+		dst = appendReadOnlyFlag(dst, m.ReadOnly)
 	case *PrePrepare:
 		dst = appendPrePrepare(dst, m)
 	case *Prepare:
@@ -44,6 +45,7 @@ func AppendMessage(dst []byte, m Message) []byte {
 		dst = appendUvarint(dst, m.Timestamp)
 		dst = appendUvarint(dst, uint64(m.Replica))
 		dst = appendBytes(dst, m.Result)
+		dst = appendReadOnlyFlag(dst, m.ReadOnly)
 	case *Checkpoint:
 		dst = appendUvarint(dst, m.Seq)
 		dst = append(dst, m.State[:]...)
@@ -118,6 +120,33 @@ func appendRequest(dst []byte, r *Request) []byte {
 	dst = appendUvarint(dst, r.Timestamp)
 	dst = appendBytes(dst, r.Op)
 	return appendBytes(dst, r.Auth)
+}
+
+// readOnlyFlag is an optional last byte of a standalone request or reply: absent for an
+// ordered one, so their encoding is what it was before read-only requests existed (an
+// older decoder refuses a read-only one as trailing bytes), and 1 for a read-only one.
+// Requests inside batches never carry it: a read-only request is never ordered.
+const readOnlyFlag = 1
+
+func appendReadOnlyFlag(dst []byte, readOnly bool) []byte {
+	if readOnly {
+		dst = append(dst, readOnlyFlag)
+	}
+	return dst
+}
+
+// readOnlyFlag reads the optional flag at the end of a message; any other byte there is
+// malformed, which keeps the encoding canonical.
+func (d *decoder) readOnlyFlag() bool {
+	if d.err != nil || len(d.buf) == 0 {
+		return false
+	}
+	if d.buf[0] != readOnlyFlag {
+		d.fail("bad read-only flag")
+		return false
+	}
+	d.buf = d.buf[1:]
+	return true
 }
 
 func appendPrePrepare(dst []byte, p *PrePrepare) []byte {
@@ -234,7 +263,9 @@ func (d *decoder) message() Message {
 	d.buf = d.buf[1:]
 	switch k {
 	case KindRequest:
-		return d.request()
+		m := d.request()
+		m.ReadOnly = d.readOnlyFlag()
+		return m
 	case KindPrePrepare:
 		return d.prePrepare()
 	case KindPrepare:
@@ -246,8 +277,10 @@ func (d *decoder) message() Message {
 		m.View, m.Seq, m.Digest, m.Replica = d.vote()
 		return m
 	case KindReply:
-		return &Reply{View: d.uvarint(), Seq: d.uvarint(), Client: d.string(), Timestamp: d.uvarint(),
+		m := &Reply{View: d.uvarint(), Seq: d.uvarint(), Client: d.string(), Timestamp: d.uvarint(),
 			Replica: d.replica(), Result: d.bytes()}
+		m.ReadOnly = d.readOnlyFlag()
+		return m
 	case KindCheckpoint:
 		return &Checkpoint{Seq: d.uvarint(), State: d.digest(), Replica: d.replica()}
 	case KindStatus:

@@ -87,7 +87,7 @@ func TestSignedBytesExcludeSignature(t *testing.T) {
 // overlong varints (which Uvarint accepts): re-encoding never grows, and an input as
 // long as its re-encoding is byte for byte the same.
 func FuzzUnmarshal(f *testing.F) {
-	for _, m := range sampleMessages() {
+	for _, m := range append(sampleMessages(), readOnlySamples()...) {
 		f.Add(Marshal(m))
 	}
 	f.Add([]byte{byte(KindPrepare), 0x81, 0x00, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})
@@ -130,7 +130,7 @@ func FuzzUnmarshal(f *testing.F) {
 // flight), then lets the cluster settle: nothing panics and fzCluster's safety checks
 // hold. FuzzCluster (fuzz_test.go) does the same for sequences of messages.
 func FuzzStep(f *testing.F) {
-	for i, m := range sampleMessages() {
+	for i, m := range append(sampleMessages(), readOnlySamples()...) {
 		f.Add(uint8(i), uint8(i%5), Marshal(m))
 	}
 	f.Fuzz(func(t *testing.T, scenario, from uint8, data []byte) {

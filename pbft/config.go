@@ -25,12 +25,11 @@ var ErrConfig = errors.New("pbft: invalid config")
 //     concurrently, so the application needs no locks of its own. Another goroutine
 //     must not read or change the state while the replica runs.
 //
-// Every operation, reads too, is ordered and executed like any other: classing an
-// operation as read-only is the business of an optional interface, not of this one.
+// An application may also implement ReadOnlyClassifier, to serve read-only requests.
 type Application interface {
 	// Execute applies op and returns its result. The replica keeps the result (its reply
 	// cache) and sends it: the application must not modify it afterwards. No result may
-	// equal ConflictResult, which the replica sends for a conflicting request id.
+	// begin with ConflictResult, which begins the replica's answer to a reused request id.
 	Execute(op []byte) []byte
 	// Snapshot encodes the whole state canonically (equal states, equal bytes).
 	Snapshot() []byte

@@ -13,7 +13,7 @@ func conflictReplies(t *testing.T, s *sim, client string, ts, seq uint64) map[in
 		if rep.Client != client || rep.Timestamp != ts {
 			continue
 		}
-		if string(rep.Result) != ConflictResult || rep.Seq != seq {
+		if !IsConflict(rep.Result) || rep.Seq != seq {
 			t.Fatalf("seed %d: replica %d answered the conflicting request with %q at %d", s.cfg.seed, rep.Replica, rep.Result, rep.Seq)
 		}
 		from[rep.Replica] = true
@@ -78,7 +78,7 @@ func TestConflictingRequestInFlight(t *testing.T) {
 		}
 		conflict := false
 		for _, o := range p.Ready().Messages {
-			if rep, ok := o.Msg.(*Reply); ok && string(rep.Result) == ConflictResult && rep.Seq == 1 {
+			if rep, ok := o.Msg.(*Reply); ok && IsConflict(rep.Result) && rep.Seq == 1 {
 				conflict = true
 			}
 		}
@@ -131,7 +131,7 @@ func TestConflictingRequestsInOneBatch(t *testing.T) {
 	}
 	conflicts := map[int]bool{}
 	for _, rep := range s.replies {
-		if string(rep.Result) == ConflictResult && rep.Seq == 1 {
+		if IsConflict(rep.Result) && rep.Seq == 1 {
 			conflicts[rep.Replica] = true
 		}
 	}

@@ -127,7 +127,7 @@ func (c *fzCluster) collect(i int) {
 			if rep, ok := o.Msg.(*Reply); ok && c.honest(i) {
 				k := reqKey{rep.Client, rep.Timestamp}
 				got := fmt.Sprintf("seq %d result %x", rep.Seq, rep.Result)
-				if string(rep.Result) == ConflictResult {
+				if IsConflict(rep.Result) {
 					// The answer to another operation under the same id: it names the
 					// number the executed one has, and every honest replica says so.
 					k.client += "\x00conflict"

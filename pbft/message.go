@@ -74,12 +74,15 @@ type Message interface {
 // deduplication; Gateway is the authenticated principal that sent it and receives the
 // replies. Auth is the sender's authenticator over the request, carried opaquely so that
 // backups can check a request the primary relays; it is not part of the request's identity.
+// ReadOnly marks a read-only request (readonly.go): executed at once, never ordered, so it
+// never appears in a batch; the authenticator covers it (BatchDigest of the request alone).
 type Request struct {
 	Gateway   string
 	Client    string
 	Timestamp uint64
 	Op        []byte
 	Auth      []byte
+	ReadOnly  bool
 }
 
 // PrePrepare assigns sequence number Seq in View to a batch. An empty batch is the null
@@ -107,7 +110,9 @@ type Commit struct {
 	Replica int
 }
 
-// Reply carries the result of an executed request back to its gateway.
+// Reply carries the result of an executed request back to its gateway. A reply to a
+// read-only request has ReadOnly set, the replica's current view, and as Seq the last
+// sequence number it had executed when it read.
 type Reply struct {
 	View      uint64
 	Seq       uint64
@@ -115,6 +120,7 @@ type Reply struct {
 	Timestamp uint64
 	Replica   int
 	Result    []byte
+	ReadOnly  bool
 }
 
 // Checkpoint announces the state digest after executing Seq.
@@ -184,8 +190,13 @@ func (*Fetch) Kind() Kind      { return KindFetch }
 func (*State) Kind() Kind      { return KindState }
 
 // BatchDigest is the digest a pre-prepare must carry for batch: it covers each request's
-// identity and operation, not its authenticator.
+// identity and operation, not its authenticator. A request's authenticator covers the
+// digest of it alone; for a read-only request (never in a batch) that digest covers the
+// flag too (readonly.go).
 func BatchDigest(batch []*Request) Digest {
+	if len(batch) == 1 && batch[0].ReadOnly {
+		return readOnlyDigest(batch[0])
+	}
 	h := sha256.New()
 	var buf []byte
 	buf = appendUvarint(buf, uint64(len(batch)))

@@ -75,11 +75,14 @@ func (r *Replica) stepRequest(from int, m *Request) error {
 	if err := validRequest(m); err != nil {
 		return err
 	}
+	if m.ReadOnly {
+		return r.stepReadOnly(from, m)
+	}
 	k := keyOf(m)
 	if rep, ok := r.clients.lookup(k); ok {
 		// A retransmission of an executed request: answer from the cache, run nothing.
 		if rep.op != digestOp(m.Op) {
-			r.sendConflict(m.Gateway, k, rep.seq, rep.view)
+			r.sendConflict(m.Gateway, k, m.Op, rep.seq, rep.view)
 			return nil
 		}
 		r.sendReply(m.Gateway, k, rep)
@@ -90,7 +93,7 @@ func (r *Replica) stepRequest(from int, m *Request) error {
 	}
 	if seq, ok := r.inflight[k]; ok {
 		if e := r.log[seq]; e != nil && e.pp != nil && !sameOp(e.pp.Batch, k, m.Op) {
-			r.sendConflict(m.Gateway, k, seq, e.pp.View)
+			r.sendConflict(m.Gateway, k, m.Op, seq, e.pp.View)
 		}
 		return nil // already ordered; its reply will come
 	}
@@ -162,6 +165,9 @@ func (r *Replica) stepPrePrepare(from int, m *PrePrepare) error {
 	for _, req := range m.Batch {
 		if err := validRequest(req); err != nil {
 			return err
+		}
+		if req.ReadOnly {
+			return fmt.Errorf("%w: read-only request in a pre-prepare", ErrRejected)
 		}
 	}
 	if BatchDigest(m.Batch) != m.Digest {
@@ -361,7 +367,7 @@ func (r *Replica) executeBatch(e *entry) {
 		if done && rep.op != digestOp(req.Op) {
 			// A faulty primary ordered a second operation under one request id: it does
 			// not execute, on any replica (the cache is replicated state).
-			r.sendConflict(req.Gateway, k, rep.seq, rep.view)
+			r.sendConflict(req.Gateway, k, req.Op, rep.seq, rep.view)
 			continue
 		}
 		if !done {
@@ -388,9 +394,10 @@ func (r *Replica) sendReply(gateway string, k reqKey, rep cachedReply) {
 	}})
 }
 
-// sendConflict answers a request whose id was ordered at seq with another operation.
-func (r *Replica) sendConflict(gateway string, k reqKey, seq, view uint64) {
-	r.sendReply(gateway, k, cachedReply{seq: seq, view: view, result: []byte(ConflictResult)})
+// sendConflict answers a request with operation op whose id was ordered at seq with
+// another operation.
+func (r *Replica) sendConflict(gateway string, k reqKey, op []byte, seq, view uint64) {
+	r.sendReply(gateway, k, cachedReply{seq: seq, view: view, result: ConflictResultFor(op)})
 }
 
 // sameOp reports whether batch orders the request k with operation op (or not at all).

@@ -84,6 +84,9 @@ func run() error {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// Against external replicas the gateway also serves the client protocol on NATS
+	// (pbft.<cluster>.api); it stops answering there before the cluster is closed.
+	natsAPI := make(chan *gateway.NATSAPI, 1)
 	go func() {
 		if err := gateway.InitCluster(svc, ids); err != nil {
 			what := "starting the embedded cluster"
@@ -91,9 +94,20 @@ func run() error {
 				what = "joining the replicas"
 			}
 			cancel(fmt.Errorf("%s %v: %w", what, ids, err))
+			return
 		}
+		api, err := gateway.ServeNATSBackend(svc, logger)
+		if err != nil {
+			cancel(fmt.Errorf("serving the NATS API: %w", err))
+		}
+		natsAPI <- api
 	}()
 	err = gateway.ListenAndServe(ctx, s.HTTPAddr, svc, logger)
+	select {
+	case api := <-natsAPI:
+		api.Stop()
+	default:
+	}
 	if cause := context.Cause(ctx); err == nil && cause != nil && cause != context.Canceled {
 		return cause
 	}

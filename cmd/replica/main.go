@@ -2,8 +2,9 @@
 // replica library (pbft/replica) against a NATS server, configured by the PBFT_
 // environment variables (see README): PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_NATS_URL and
 // PBFT_KEYS_DIR are required. With PBFT_HTTP_ADDR it serves /healthz, /readyz, /metrics
-// and, with PBFT_PPROF=on, /debug/pprof/ there (package nodehttp). It exits cleanly on
-// SIGINT or SIGTERM.
+// and, with PBFT_PPROF=on, /debug/pprof/ there (package nodehttp), from before it has
+// reached NATS (not ready until then). It registers with the NATS services framework as
+// pbft-replica (package nodemicro). It exits cleanly on SIGINT or SIGTERM.
 //
 //	replica keygen [-force] -dir DIR ID...
 //

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/pbft/config"
 )
 
@@ -285,6 +286,9 @@ func (c *checker) checkNATSClient(servers []natsServer, w *workload, ctr corev1.
 			c.reportf("%s: the password of NATS user %q comes from a different secret than the one %s uses", where, user, pod)
 		}
 		c.checkPermissions(where, nu, cluster, self, ids)
+		if !contains(ids[:len(ids)-1], self) {
+			c.checkClientUser(where, srv, cluster, ids[:len(ids)-1])
+		}
 	}
 }
 
@@ -331,6 +335,98 @@ func (c *checker) checkPermissions(where string, u *server.User, cluster, self s
 	if s := "pbft." + cluster + ".commit." + self; isReplica && !may(s) {
 		c.reportf("%s: NATS user %q may not publish %s", where, u.Username, s)
 	}
+	c.checkServes(where, u, cluster, self, isReplica)
+}
+
+// checkServes checks that user may serve the NATS services framework (nats.go/micro):
+// the discovery subjects, its endpoint (the gateway's client protocol, a replica's
+// status) and answers to the requests it receives.
+func (c *checker) checkServes(where string, u *server.User, cluster, self string, isReplica bool) {
+	var sub *server.SubjectPermission
+	restricted := u.Permissions != nil && u.Permissions.Publish != nil &&
+		(len(u.Permissions.Publish.Allow) > 0 || len(u.Permissions.Publish.Deny) > 0)
+	if u.Permissions != nil {
+		sub = u.Permissions.Subscribe
+	}
+	name, endpoint, err := "pbft-gateway", "", error(nil)
+	if isReplica {
+		name = "pbft-replica"
+		endpoint, err = bus.ReplicaStatusSubject(cluster, self)
+	} else {
+		endpoint, err = bus.APISubject(cluster)
+	}
+	if err != nil {
+		c.reportf("%s: %v", where, err)
+		return
+	}
+	for _, s := range []string{"$SRV.PING", "$SRV.INFO." + name, "$SRV.STATS." + name + ".x", endpoint} {
+		if !allows(sub, s) {
+			c.reportf("%s: NATS user %q may not subscribe %s (the NATS services framework)", where, u.Username, s)
+		}
+	}
+	if restricted && u.Permissions.Response == nil {
+		c.reportf("%s: NATS user %q may not answer requests (allow_responses): the NATS services framework cannot reach it", where, u.Username)
+	}
+}
+
+// checkClientUser checks NATS user "client" of the NATS-native API: it may ask the
+// gateway on pbft.<cluster>.api and read its inbox, and nothing of the protocol.
+func (c *checker) checkClientUser(where string, srv *natsServer, cluster string, ids []string) {
+	var u *server.User
+	for _, x := range srv.opts.Users {
+		if x.Username == "client" {
+			u = x
+		}
+	}
+	if u == nil {
+		c.reportf("%s: NATS has no user \"client\" for the NATS API (pbft.%s.api)", where, cluster)
+		return
+	}
+	var pub, sub *server.SubjectPermission
+	if u.Permissions != nil {
+		pub, sub = u.Permissions.Publish, u.Permissions.Subscribe
+	}
+	api, err := bus.APISubject(cluster)
+	if err != nil {
+		c.reportf("%s: %v", where, err)
+		return
+	}
+	if !allows(pub, api) {
+		c.reportf("%s: NATS user %q may not publish %s", where, u.Username, api)
+	}
+	if !allows(sub, "_INBOX.x") {
+		c.reportf("%s: NATS user %q may not subscribe _INBOX.> (the answers)", where, u.Username)
+	}
+	for _, id := range ids {
+		status, _ := bus.ReplicaStatusSubject(cluster, id)
+		for _, s := range []string{"pbft." + cluster + ".commit." + id, "pbft." + cluster + ".to." + id + ".query.client", "$SRV.PING", status} {
+			if allows(pub, s) {
+				c.reportf("%s: NATS user %q may publish %s: it may only ask the gateway", where, u.Username, s)
+			}
+		}
+		for _, s := range []string{"pbft." + cluster + ".commit." + id, "pbft." + cluster + ".to." + id + ".reply.gateway", "pbft." + cluster + ".trace." + id + ".events"} {
+			if allows(sub, s) {
+				c.reportf("%s: NATS user %q may subscribe %s: it may only read its inbox", where, u.Username, s)
+			}
+		}
+	}
+}
+
+// allows reports whether the permission p (nil: none, so everything) admits subject.
+func allows(p *server.SubjectPermission, subject string) bool {
+	if p == nil {
+		return true
+	}
+	ok := len(p.Allow) == 0
+	for _, a := range p.Allow {
+		ok = ok || subjectMatches(a, subject)
+	}
+	for _, d := range p.Deny {
+		if subjectMatches(d, subject) {
+			return false
+		}
+	}
+	return ok
 }
 
 // subjectMatches reports whether subject matches the NATS wildcard pattern.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,6 +24,10 @@ const (
 )
 
 var natsUsers = []string{"replica-0", "replica-1", "replica-2", "replica-3", "gateway"}
+
+// natsAPIUsers are the NATS users of the NATS-native API, which no pod of the manifests
+// connects as.
+var natsAPIUsers = []string{"client", "monitor"}
 
 // tree copies deploy/k8s into memory (under /k8s), so that tests can break copies of it.
 func tree(t *testing.T) filesys.FileSystem {
@@ -172,7 +177,7 @@ func TestNATSConfig(t *testing.T) {
 		routes = append(routes, fmt.Sprintf(`"nats://route:routepw@nats-%d.nats-headless:6222"`, i))
 	}
 	t.Setenv("NATS_ROUTES", "["+strings.Join(routes, ", ")+"]")
-	for _, u := range natsUsers {
+	for _, u := range slices.Concat(natsUsers, natsAPIUsers) {
 		t.Setenv(strings.ToUpper(strings.ReplaceAll(u, "-", "_"))+"_PASSWORD", "secret-"+u)
 	}
 	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats.conf"))
@@ -194,13 +199,13 @@ func TestNATSConfig(t *testing.T) {
 	for _, u := range opts.Users {
 		got[u.Username] = u.Password
 	}
-	for _, u := range natsUsers {
+	for _, u := range slices.Concat(natsUsers, natsAPIUsers) {
 		if got[u] != "secret-"+u {
 			t.Errorf("NATS user %q: password %q, want the value of its env var", u, got[u])
 		}
 	}
-	if len(got) != len(natsUsers) {
-		t.Errorf("NATS users %v, want exactly %v", got, natsUsers)
+	if len(got) != len(natsUsers)+len(natsAPIUsers) {
+		t.Errorf("NATS users %v, want exactly %v and %v", got, natsUsers, natsAPIUsers)
 	}
 }
 
@@ -278,6 +283,13 @@ func TestChecksBite(t *testing.T) {
 		{"gateway shut out of NATS", "nats/networkpolicy.yaml", "        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: pbft-gateway\n", "", "Deployment/gateway may not reach the client port 4222"},
 		{"NATS user may impersonate", authConf, "", "", "impersonating"},
 		{"cluster name the NATS permissions do not allow", "gateway/deployment.yaml", "- name: PBFT_CLUSTER\n              value: pbft", "- name: PBFT_CLUSTER\n              value: other", `NATS user "gateway" may not publish pbft.other.to.replica-0.query.gateway`},
+		{"client user may publish protocol subjects", authConf, `publish: { allow: ["pbft.pbft.api"] }`, `publish: { allow: ["pbft.pbft.>"] }`, `NATS user "client" may publish pbft.pbft.commit.replica-0`},
+		{"client user may read protocol traffic", authConf, `subscribe: { allow: ["_INBOX.>"] }`, `subscribe: { allow: [">"] }`, `NATS user "client" may subscribe pbft.pbft.commit.replica-0`},
+		{"client user may not ask the gateway", authConf, `publish: { allow: ["pbft.pbft.api"] }`, `publish: { allow: ["pbft.pbft.apx"] }`, `NATS user "client" may not publish pbft.pbft.api`},
+		{"no client user", authConf, `user: "client"`, `user: "someone"`, `NATS has no user "client" for the NATS API`},
+		{"gateway may not serve the NATS API", authConf, `"$SRV.>", "pbft.pbft.api"]`, `"$SRV.>"]`, `NATS user "gateway" may not subscribe pbft.pbft.api`},
+		{"replica not discoverable", authConf, `"$SRV.>", "pbft.pbft.replica.replica-0.status"]`, `"pbft.pbft.replica.replica-0.status"]`, `NATS user "replica-0" may not subscribe $SRV.PING`},
+		{"replica may not answer requests", authConf, "        allow_responses: true\n", "", `NATS user "replica-0" may not answer requests (allow_responses)`},
 		{"unknown kind", "kustomization.yaml", "resources:\n", "resources:\n  - extra.yaml\n", "unknown kind example.com/v1/Widget"},
 		{"StatefulSet without its Service", "replica/service.yaml", "name: replica\n", "name: replicas\n", `serviceName "replica" names no Service`},
 	}

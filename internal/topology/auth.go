@@ -6,7 +6,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+)
+
+// The NATS users of auth.conf for the NATS-native API: ClientUser may only ask the
+// gateway on pbft.pbft.api, MonitorUser only the services framework's discovery ($SRV.>,
+// `nats micro`). Their passwords are Password(ClientUser) and Password(MonitorUser).
+const (
+	ClientUser  = "client"
+	MonitorUser = "monitor"
 )
 
 // setupAuth copies auth.conf next to the NATS configs and makes a password per principal.
@@ -22,7 +31,8 @@ func (t *Topology) setupAuth(principals []string) error {
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
 	}
-	for _, id := range principals {
+	// The NATS-API users have no key pair, but nats-server needs their passwords too.
+	for _, id := range slices.Concat(principals, []string{ClientUser, MonitorUser}) {
 		if !strings.Contains(string(conf), fmt.Sprintf("user: %q", id)) {
 			return fmt.Errorf("topology: %s has no NATS user %q", src, id)
 		}

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-var authPrincipals = []string{"replica-0", "replica-1", "replica-2", "replica-3", "gateway"}
+var authPrincipals = []string{"replica-0", "replica-1", "replica-2", "replica-3", "gateway", ClientUser, MonitorUser}
 
 // loadAuthConf parses deploy/k8s/nats/auth.conf, included from a nats.conf as the
 // deployment does, with nats-server's own parser.
@@ -59,24 +59,39 @@ func TestAuthConfParses(t *testing.T) {
 			t.Errorf("%s: permissions %+v", u.Username, p)
 			continue
 		}
-		// Every publish permission names the user's own id as the sender (the last token;
-		// a trace subject's fourth): it can speak only for itself.
-		for _, subj := range p.Publish.Allow {
-			own := strings.HasSuffix(subj, "."+u.Username) || subj == "pbft.pbft.trace."+u.Username+".events"
-			if !own || !strings.HasPrefix(subj, "pbft.pbft.") {
-				t.Errorf("%s may publish %q", u.Username, subj)
+		// The NATS-API users ask (the gateway, or the services framework) and read their
+		// inbox; they publish nothing of the protocol.
+		wantPub, wantSub, wantResponses := []string{"pbft.pbft.api"}, []string{"_INBOX.>"}, false
+		switch u.Username {
+		case ClientUser:
+		case MonitorUser:
+			wantPub = []string{"$SRV.>", "pbft.pbft.replica.*.status"}
+		default:
+			// Every protocol publish permission names the user's own id as the sender (the
+			// last token; a trace subject's fourth): it can speak only for itself.
+			for _, subj := range p.Publish.Allow {
+				own := strings.HasSuffix(subj, "."+u.Username) || subj == "pbft.pbft.trace."+u.Username+".events"
+				if !own || !strings.HasPrefix(subj, "pbft.pbft.") {
+					t.Errorf("%s may publish %q", u.Username, subj)
+				}
 			}
-		}
-		var wantPub, wantSub []string
-		if u.Username == "gateway" {
-			wantPub = []string{"pbft.pbft.request.gateway", "pbft.pbft.to.*.*.gateway"}
-			wantSub = []string{"pbft.pbft.to.gateway.*.*", "pbft.pbft.trace.*.events"}
-		} else {
-			wantPub = []string{"pbft.pbft.*." + u.Username, "pbft.pbft.to.*.*." + u.Username, "pbft.pbft.trace." + u.Username + ".events"}
-			wantSub = []string{"pbft.pbft.*.*", "pbft.pbft.to." + u.Username + ".*.*"}
+			// Both answer the services framework's requests (allow_responses): the
+			// gateway the client protocol on pbft.pbft.api, a replica its status.
+			wantResponses = true
+			if u.Username == "gateway" {
+				wantPub = []string{"pbft.pbft.request.gateway", "pbft.pbft.to.*.*.gateway"}
+				wantSub = []string{"pbft.pbft.to.gateway.*.*", "pbft.pbft.trace.*.events", "$SRV.>", "pbft.pbft.api"}
+			} else {
+				wantPub = []string{"pbft.pbft.*." + u.Username, "pbft.pbft.to.*.*." + u.Username, "pbft.pbft.trace." + u.Username + ".events"}
+				wantSub = []string{"pbft.pbft.*.*", "pbft.pbft.to." + u.Username + ".*.*", "$SRV.>", "pbft.pbft.replica." + u.Username + ".status"}
+			}
 		}
 		if !slices.Equal(p.Publish.Allow, wantPub) || !slices.Equal(p.Subscribe.Allow, wantSub) {
 			t.Errorf("%s: publish %q subscribe %q, want %q %q", u.Username, p.Publish.Allow, p.Subscribe.Allow, wantPub, wantSub)
+		}
+		// allow_responses: one answer to the reply subject of each request received.
+		if got := p.Response != nil && p.Response.MaxMsgs == 1; got != wantResponses {
+			t.Errorf("%s: allow_responses %+v, want %v", u.Username, p.Response, wantResponses)
 		}
 	}
 }

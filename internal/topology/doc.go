@@ -44,8 +44,9 @@
 //     a replica's proxy stand between it and NATS. Start waits until every route is up.
 //   - Auth: deploy/k8s/nats/auth.conf (the production users and permissions) is copied
 //     next to the configs and included; its password variables ($REPLICA_0_PASSWORD ...,
-//     $GATEWAY_PASSWORD; PasswordEnv) get random values in nats-server's environment,
-//     and each process connects as its own user (nats://id:password@...). auth.conf
+//     $GATEWAY_PASSWORD, and $CLIENT_PASSWORD and $MONITOR_PASSWORD of the NATS-API users
+//     ClientUser and MonitorUser; PasswordEnv) get random values in nats-server's
+//     environment, and each process connects as its own user (nats://id:password@...). auth.conf
 //     fixes the cluster name "pbft", the replica ids replica-0 ... replica-3 and the
 //     gateway id "gateway", so Start refuses other names with Auth.
 //   - Replicas: PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_CLUSTER, PBFT_NATS_URL (every server,

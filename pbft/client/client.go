@@ -1,6 +1,7 @@
 // Package client is the PBFT client on the bus (Castro & Liskov §4.1): it sends a request
 // to the primary, retransmits it to every replica when the answer takes too long, and
-// votes on the replies (f+1 matching decide the result). It also asks replicas queries
+// votes on the replies (a quorum of matching ones decide the result, see Accept, so that
+// reads on the read-only path, read.go, stay linearizable). It also asks replicas queries
 // (where a request was ordered, a replica's status). A gateway answers its client
 // protocol through it; it knows nothing of that protocol nor of which replicas are faulty.
 package client
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
@@ -39,6 +42,7 @@ type Config struct {
 type Client struct {
 	id   string
 	tr   bus.Transport
+	conn *nats.Conn // the connection Connect made, closed with the client; nil for New
 	keys *auth.Keyring
 	cfg  Config
 	q    pbft.Quorum
@@ -82,11 +86,30 @@ func (c *Client) MaxOperation() int {
 	return 1 << 20
 }
 
+// Accept is how many matching replies decide a result: a quorum, floor((n+f)/2)+1
+// (pbft.Quorum.Commit), never fewer than f+1. f+1 would be enough for this request alone
+// (one correct replica vouches for it), but a read answered by a quorum without being
+// ordered is linearizable only if every write was accepted at a quorum as well: then
+// the two quorums share a correct replica that executed the write.
+//
+// A conflict (pbft.ConflictResultFor: the request's id was ordered with another
+// operation) needs a quorum too, although f+1 would do (one correct replica's word is
+// enough, and a refusal writes nothing): one rule for every answer, and a margin against
+// late replies to another request under the same id, of which only conflict answers
+// name their operation (ReplySet.add).
+func (c *Client) Accept() int { return max(c.q.Commit(), c.q.Weak()) }
+
 // ID is the client's identity on the bus.
 func (c *Client) ID() string { return c.id }
 
-// Close leaves the bus.
-func (c *Client) Close() error { return c.tr.Close() }
+// Close leaves the bus (and closes the NATS connection Connect made).
+func (c *Client) Close() error {
+	err := c.tr.Close()
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	return err
+}
 
 func (c *Client) receive(m bus.Message) {
 	data, err := c.keys.Open(m.From, m.Kind, m.Data)

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -16,8 +17,8 @@ var (
 	ErrTooLarge = errors.New("client: operation too large")
 	// ErrUnavailable: the request could not be sent.
 	ErrUnavailable = errors.New("client: cannot send")
-	// ErrConflict: f+1 replicas agree the request's id was used before with another
-	// operation (ordered at Error.Seq); nothing was ordered or executed.
+	// ErrConflict: a quorum of replicas agree the request's id was used before with
+	// another operation (ordered at Error.Seq); nothing was ordered or executed.
 	ErrConflict = errors.New("client: request id used with another operation")
 	// ErrInFlight: the client waits for the replies to another operation under the same
 	// id; the two could not be told apart, so this one is not sent.
@@ -33,12 +34,29 @@ type Error struct {
 	Asked []string
 	// Seq is where a conflicting id was ordered.
 	Seq uint64
+	// Cause is the caller's context error when the caller gave up first.
+	Cause error
 }
 
 func (e *Error) Error() string { return e.Text }
 
-// Unwrap is the kind.
-func (e *Error) Unwrap() error { return e.Kind }
+// Unwrap is the kind, and the cause if any: errors.Is(err, context.Canceled) tells a
+// request its caller cancelled.
+func (e *Error) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{e.Kind, e.Cause}
+	}
+	return []error{e.Kind}
+}
+
+// givenUp is e, or when the caller's ctx ended first, e saying so.
+func givenUp(ctx context.Context, e *Error) *Error {
+	if err := ctx.Err(); err != nil {
+		e.Cause = err
+		e.Text = fmt.Sprintf("%s (the caller gave up: %v)", e.Text, err)
+	}
+	return e
+}
 
 func fail(kind error, format string, args ...any) *Error {
 	return &Error{Kind: kind, Text: fmt.Sprintf(format, args...)}

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"crypto/sha256"
+	"slices"
 	"sync"
 
 	"github.com/pbft-nats/pbft/pbft"
@@ -11,10 +12,14 @@ import (
 // ReplySet collects the replies of all replicas to one request.
 type ReplySet struct {
 	mu       sync.Mutex
-	byRep    map[string]*pbft.Reply
+	byRep    map[string]*pbft.Reply // replies to the ordered request
+	readOnly map[string]*pbft.Reply // replies to the read-only request, the latest of each
 	waiting  []chan struct{}
 	watchers int      // guarded by Client.mu
 	op       [32]byte // the operation's digest, guarded by Client.mu
+	// conflict is the conflict answer to this operation; a conflict answer to another
+	// (a late one, for an earlier request under the same id) is not this request's.
+	conflict []byte
 }
 
 // Watch starts collecting replies to (client, t) with operation op; call Unwatch when
@@ -28,7 +33,7 @@ func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bo
 	d := sha256.Sum256(op)
 	s := c.replies[k]
 	if s == nil {
-		s = &ReplySet{byRep: map[string]*pbft.Reply{}, op: d}
+		s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}, op: d, conflict: pbft.ConflictResultFor(op)}
 		c.replies[k] = s
 	} else if s.op != d {
 		return nil, false
@@ -37,10 +42,10 @@ func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bo
 	return s, true
 }
 
-// isConflict reports a result f+1 replicas agree is pbft.ConflictResult: the request's
-// id was used with another operation.
+// isConflict reports a result a quorum of replicas agree is a conflict answer: the
+// request's id was used with another operation.
 func isConflict(best Result, quorum int) bool {
-	return best.Replies >= quorum && bytes.Equal(best.Value, []byte(pbft.ConflictResult))
+	return best.Replies >= quorum && pbft.IsConflict(best.Value)
 }
 
 // Unwatch stops one watcher of (client, t).
@@ -56,10 +61,18 @@ func (c *Client) Unwatch(client string, t uint64) {
 	}
 }
 
+// add counts r as from's reply, in place of any earlier one: one vote per replica, and
+// its latest, since an earlier one may answer another request under the same id (a
+// late reply; only conflict answers name their operation).
 func (s *ReplySet) add(from string, r *pbft.Reply) {
+	if s.conflict != nil && pbft.IsConflict(r.Result) && !bytes.Equal(r.Result, s.conflict) {
+		return // refuses another operation under this id, sent before this request
+	}
 	s.mu.Lock()
-	if _, ok := s.byRep[from]; !ok {
-		s.byRep[from] = r
+	if r.ReadOnly {
+		s.readOnly[from] = r
+	} else {
+		s.byRep[from] = r // a replica's latest reply is its vote
 	}
 	waiting := s.waiting
 	s.waiting = nil
@@ -67,6 +80,25 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 	for _, ch := range waiting {
 		close(ch)
 	}
+}
+
+// vouchedView is the highest view that at least k replies matching r (same sequence
+// number and result) report, or 0: with k = f+1 a faulty replica cannot make the client
+// take a view nobody is in (and send every request to a replica that is not the primary).
+func (s *ReplySet) vouchedView(r Result, k int) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var views []uint64
+	for _, rep := range s.byRep {
+		if rep.Seq == r.Seq && bytes.Equal(rep.Result, r.Value) {
+			views = append(views, rep.View)
+		}
+	}
+	if len(views) < k || k < 1 {
+		return 0
+	}
+	slices.Sort(views)
+	return views[len(views)-k]
 }
 
 // Changed returns a channel closed when the next reply arrives; each watcher asks anew.
@@ -157,4 +189,38 @@ func (s *ReplySet) largestGroup() (Result, []string) {
 	}
 	best.Value = bytes.Clone(best.Value) // the reply's buffer stays the reply's
 	return best, members
+}
+
+// ReadOnlyBest returns the largest group of read-only replies with the same result (a
+// read's replies may come from different sequence numbers: each replica reads its
+// current state) and the set of replicas that sent one. Replicas are told apart by their
+// authenticated ids, not by the index a reply names.
+func (s *ReplySet) ReadOnlyBest() (Result, map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	froms := make([]string, 0, len(s.readOnly))
+	for from := range s.readOnly {
+		froms = append(froms, from)
+	}
+	slices.Sort(froms)
+	reps := make([]*pbft.Reply, len(froms))
+	for i, from := range froms {
+		r := *s.readOnly[from]
+		r.Replica = i
+		reps[i] = &r
+	}
+	value, n, _ := pbft.AcceptReplies(reps, true, 1)
+	best := Result{Replies: n, Value: bytes.Clone(value)}
+	all := make(map[string]bool, len(froms))
+	for _, from := range froms {
+		all[from] = true
+		if r := s.readOnly[from]; n > 0 && bytes.Equal(r.Result, value) {
+			if best.From == nil {
+				best.From = map[string]bool{}
+			}
+			best.From[from] = true
+			best.View, best.Seq = max(best.View, r.View), max(best.Seq, r.Seq)
+		}
+	}
+	return best, all
 }

@@ -82,3 +82,43 @@ func TestReplySetGroupsMatchingReplies(t *testing.T) {
 		})
 	}
 }
+
+// A replica's latest reply is its vote: an earlier one may answer another request
+// under the same id (a late reply).
+func TestReplySetCountsEachReplicasLatestReply(t *testing.T) {
+	set := &ReplySet{byRep: map[string]*pbft.Reply{}}
+	set.add("n1", &pbft.Reply{Seq: 1, Result: []byte("stale")})
+	for _, from := range []string{"n1", "n2", "n3"} {
+		set.add(from, &pbft.Reply{Seq: 1, Result: []byte("v")})
+	}
+	if best, ok := set.Agreed(3); !ok || string(best.Value) != "v" || best.Replies != 3 {
+		t.Fatalf("Agreed(3) = %+v, %v; want v from n1, n2, n3", best, ok)
+	}
+}
+
+// A conflict answer refuses one operation: a late one for an earlier request under the
+// same id with another operation is not this request's answer (it made the retransmission
+// of the first operation fail with error 22 now and then).
+func TestReplySetIgnoresConflictAnswersToAnotherOperation(t *testing.T) {
+	c := &Client{replies: map[replyKey]*ReplySet{}}
+	set, ok := c.Watch("c1", 1, []byte("get x"))
+	if !ok {
+		t.Fatal("Watch refused a fresh id")
+	}
+	defer c.Unwatch("c1", 1)
+	late := pbft.ConflictResultFor([]byte("set x=7"))
+	for _, from := range []string{"n1", "n2", "n3"} {
+		set.add(from, &pbft.Reply{Seq: 1, Result: late})
+	}
+	if best, all := set.Best(); best.Replies != 0 || len(all) != 0 {
+		t.Fatalf("conflict answers to another operation were counted: %+v from %v", best, all)
+	}
+	own := pbft.ConflictResultFor([]byte("get x"))
+	for _, from := range []string{"n1", "n2"} {
+		set.add(from, &pbft.Reply{Seq: 1, Result: own})
+	}
+	best, ok := set.Agreed(2)
+	if !ok || !isConflict(best, 2) {
+		t.Fatalf("two conflict answers to this operation: %+v, %v; want a conflict", best, ok)
+	}
+}

@@ -88,9 +88,10 @@ func (c *Client) first(r Request) string {
 }
 
 // Invoke is the PBFT client's own path: send the request to the primary of the latest
-// view seen (or r.To), accept the result once f+1 replicas reply with the same one, and
-// retransmit the request to every replica while that takes too long. It asks no replica
-// where the request was ordered, so it costs the replicas nothing but the request.
+// view seen (or r.To), accept the result once a quorum of replicas (Accept) reply with
+// the same one, and retransmit the request to every replica while that takes too long.
+// It asks no replica where the request was ordered, so it costs the replicas nothing but
+// the request.
 func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	req, err := c.build(r)
 	if err != nil {
@@ -101,6 +102,7 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 		return Result{}, inFlight(r)
 	}
 	defer c.Unwatch(r.Client, r.Timestamp)
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	if err := c.Send(c.first(r), req); err != nil {
@@ -108,21 +110,22 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	}
 	best, err := c.agreed(ctx, req, set)
 	if err != nil {
-		return Result{}, c.timeout(fmt.Sprintf("no f+1 (%d) matching replies", c.q.Weak()), c.cfg.Replicas)
+		return Result{}, givenUp(caller, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.cfg.Replicas))
 	}
-	if isConflict(best, c.q.Weak()) {
+	if isConflict(best, c.Accept()) {
 		return Result{}, conflict(r, best.Seq)
 	}
-	c.NoteView(best.View)
+	c.NoteView(set.vouchedView(best, c.q.Weak()))
 	return best, nil
 }
 
-// agreed waits for f+1 matching replies in set, retransmitting req while they are missing.
+// agreed waits for a quorum (Accept) of matching replies in set, retransmitting req
+// while they are missing.
 func (c *Client) agreed(ctx context.Context, req *pbft.Request, set *ReplySet) (Result, error) {
 	var best Result
 	err := c.retransmit(ctx, req, func() progress {
 		changed := set.Changed()
-		if b, ok := set.Agreed(c.q.Weak()); ok {
+		if b, ok := set.Agreed(c.Accept()); ok {
 			best = b
 			return progress{done: true}
 		}
@@ -142,9 +145,9 @@ func conflict(r Request, seq uint64) *Error {
 }
 
 // confirmConflict follows a replica's claim that req's id was ordered with another
-// operation: it sends req to every replica and waits for f+1 matching replies. Matching
-// conflicts refuse it; anything else (the claim was false: a faulty replica) is where the
-// request was ordered.
+// operation: it sends req to every replica and waits for a quorum of matching replies.
+// Matching conflicts refuse it; anything else (the claim was false: a faulty replica) is
+// where the request was ordered.
 func (c *Client) confirmConflict(ctx context.Context, r Request, req *pbft.Request) (Assignment, error) {
 	set, ok := c.Watch(r.Client, r.Timestamp, r.Op)
 	if !ok {
@@ -155,13 +158,13 @@ func (c *Client) confirmConflict(ctx context.Context, r Request, req *pbft.Reque
 	best, err := c.agreed(ctx, req, set)
 	if err != nil {
 		return Assignment{}, fail(ErrTimeout,
-			"replica said request %d of client %s conflicts with another operation, but f+1 replicas did not confirm it within %v",
+			"replica said request %d of client %s conflicts with another operation, but a quorum of replicas did not confirm it within %v",
 			r.Timestamp, r.Client, c.cfg.Timeout)
 	}
-	if isConflict(best, c.q.Weak()) {
+	if isConflict(best, c.Accept()) {
 		return Assignment{}, conflict(r, best.Seq)
 	}
-	c.NoteView(best.View)
+	c.NoteView(set.vouchedView(best, c.q.Weak()))
 	return Assignment{Seq: best.Seq, View: best.View}, nil
 }
 
@@ -264,8 +267,8 @@ func (c *Client) notOrdered(last error, asked map[string]bool) error {
 	return c.timeout("request not ordered: no pre-prepare seen", c.inClusterOrder(asked))
 }
 
-// Settle says when an answer on replies may go beyond f+1 matching ones; a gateway's
-// settle policy decides it.
+// Settle says when an answer on replies may go beyond a quorum of matching ones; a
+// gateway's settle policy decides it.
 type Settle struct {
 	// Need are replicas whose replies are awaited (until ctx ends).
 	Need []string
@@ -282,22 +285,23 @@ type Settle struct {
 // Await waits for the replies to r in set (watched before r was sent), retransmitting r
 // to every replica while they are missing: a request that executed before (through
 // another client, say) is answered from each replica's reply cache only when that replica
-// receives it. It returns the largest group of matching replies once f+1 match and s
-// lets the answer go, or when ctx ends with f+1 matching.
+// receives it. It returns the largest group of matching replies once a quorum (Accept)
+// match and s lets the answer go, or when ctx ends with a quorum matching; a quorum of
+// matching conflicts refuses the request at once.
 func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) (Result, error) {
 	req := c.NewRequest(r.Client, r.Timestamp, r.Op)
-	weak := c.q.Weak()
+	accept := c.Accept()
 	var grace <-chan time.Time
 	var conflicting Result
 	late := c.lateReports(ctx, s)
 	err := c.retransmit(ctx, req, func() progress {
 		changed := set.Changed()
 		best, all := set.Best()
-		if isConflict(best, weak) {
+		if isConflict(best, accept) {
 			conflicting = best
 			return progress{done: true}
 		}
-		if best.Replies >= weak && coversAll(all, s.Need) {
+		if best.Replies >= accept && coversAll(all, s.Need) {
 			if coversAll(all, s.Late) {
 				return progress{done: true}
 			}
@@ -317,8 +321,8 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 		return Result{}, conflict(r, conflicting.Seq)
 	}
 	best, _ := set.Best()
-	if err != nil && best.Replies < weak {
-		return Result{}, c.timeout(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, weak), c.cfg.Replicas)
+	if err != nil && best.Replies < accept {
+		return Result{}, c.timeout(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, accept), c.cfg.Replicas)
 	}
 	return best, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go"
 
 	"github.com/pbft-nats/pbft/pbft"
@@ -22,39 +23,41 @@ import (
 var ErrInvalid = errors.New("config: invalid setting")
 
 // Settings is every PBFT_ variable: the struct is the one definition of their names
-// (env), defaults and meanings (desc), which Load, Default and the commands' help
-// (WriteVariables) all read, so they cannot drift apart.
+// (envconfig), defaults and meanings (desc), which Load, Default and the commands' help
+// (WriteVariables) all read, so they cannot drift apart. Each envconfig tag is the full
+// name and Load passes no prefix, so envconfig's key and its fallback name are the same
+// PBFT_ name: a bare DATA_DIR or TICK is never read.
 type Settings struct {
-	NodeID             string        `env:"PBFT_NODE_ID" desc:"this replica's id (required by replica)"`
-	NodeIDs            []string      `env:"PBFT_NODE_IDS" desc:"comma-separated replica ids; the primary of view v is entry v mod n (required by replica; stdio takes them from init)"`
-	NATSURL            string        `env:"PBFT_NATS_URL" desc:"NATS server to connect to; empty: the gateway starts an embedded server and cluster (required by replica)"`
-	NATSUser           string        `env:"PBFT_NATS_USER" desc:"NATS user name; goes with PBFT_NATS_PASSWORD_FILE"`
-	NATSPasswordFile   string        `env:"PBFT_NATS_PASSWORD_FILE" desc:"file holding the NATS password (a mounted Secret)"`
-	Cluster            string        `env:"PBFT_CLUSTER" default:"pbft" desc:"subject namespace, so that clusters can share a NATS"`
-	DataDir            string        `env:"PBFT_DATA_DIR" desc:"the replica's durable log; empty: memory only"`
-	CheckpointInterval uint64        `env:"PBFT_CHECKPOINT_INTERVAL" default:"128" desc:"K: sequence numbers between checkpoints"`
-	LogWindow          uint64        `env:"PBFT_LOG_WINDOW" default:"256" desc:"L: high minus low watermark"`
-	BatchMax           int           `env:"PBFT_BATCH_MAX" default:"64" desc:"requests per pre-prepare at most"`
-	BatchTimeout       time.Duration `env:"PBFT_BATCH_TIMEOUT" default:"500us" desc:"how long a primary with batches in flight waits for a batch to fill; 0: a batch per burst of input"`
-	ViewChangeTimeout  time.Duration `env:"PBFT_VIEW_CHANGE_TIMEOUT" default:"500ms" desc:"a backup's timer before it suspects the primary (doubles per failed view)"`
-	StatusInterval     time.Duration `env:"PBFT_STATUS_INTERVAL" default:"100ms" desc:"period of the status messages that drive retransmission"`
-	Tick               time.Duration `env:"PBFT_TICK" default:"10ms" desc:"protocol clock tick"`
-	RequestTimeout     time.Duration `env:"PBFT_REQUEST_TIMEOUT" default:"4s" desc:"how long the gateway waits for an answer"`
-	EmbeddedMaxPayload int           `env:"PBFT_EMBEDDED_MAX_PAYLOAD" default:"8388608" desc:"the embedded NATS server's message limit in bytes (operations may be half of it)"`
-	HTTPAddr           string        `env:"PBFT_HTTP_ADDR" desc:"gateway: network API; replica: /healthz, /readyz, /metrics; empty: off"`
-	KeysDir            string        `env:"PBFT_KEYS_DIR" desc:"<id>.pub of every replica and client and this process's <id>.key (embedded cluster: generated)"`
-	ClientID           string        `env:"PBFT_CLIENT_ID" default:"gateway" desc:"the gateway's identity on the bus (its key is <id>.key)"`
-	Fault              string        `env:"PBFT_FAULT" default:"none" desc:"a replica's built-in behaviour: none, crash, silent, equivocate"`
-	LogLevel           string        `env:"PBFT_LOG_LEVEL" default:"info" desc:"slog level: debug, info, warn, error"`
-	Trace              trace.Switch  `env:"PBFT_TRACE" default:"off" desc:"replicas publish protocol events for the live page and gateway trace (on/off)"`
-	Pprof              trace.Switch  `env:"PBFT_PPROF" default:"off" desc:"on: serve net/http/pprof under /debug/pprof/ on PBFT_HTTP_ADDR (gateway and replica)"`
+	NodeID             string        `envconfig:"PBFT_NODE_ID" desc:"this replica's id (required by replica)"`
+	NodeIDs            []string      `envconfig:"PBFT_NODE_IDS" desc:"comma-separated replica ids; the primary of view v is entry v mod n (required by replica; stdio takes them from init)"`
+	NATSURL            string        `envconfig:"PBFT_NATS_URL" desc:"NATS server to connect to; empty: the gateway starts an embedded server and cluster (required by replica)"`
+	NATSUser           string        `envconfig:"PBFT_NATS_USER" desc:"NATS user name; goes with PBFT_NATS_PASSWORD_FILE"`
+	NATSPasswordFile   string        `envconfig:"PBFT_NATS_PASSWORD_FILE" desc:"file holding the NATS password (a mounted Secret)"`
+	Cluster            string        `envconfig:"PBFT_CLUSTER" default:"pbft" desc:"subject namespace, so that clusters can share a NATS"`
+	DataDir            string        `envconfig:"PBFT_DATA_DIR" desc:"the replica's durable log; empty: memory only"`
+	CheckpointInterval uint64        `envconfig:"PBFT_CHECKPOINT_INTERVAL" default:"128" desc:"K: sequence numbers between checkpoints"`
+	LogWindow          uint64        `envconfig:"PBFT_LOG_WINDOW" default:"256" desc:"L: high minus low watermark"`
+	BatchMax           int           `envconfig:"PBFT_BATCH_MAX" default:"64" desc:"requests per pre-prepare at most"`
+	BatchTimeout       time.Duration `envconfig:"PBFT_BATCH_TIMEOUT" default:"500us" desc:"how long a primary with batches in flight waits for a batch to fill; 0: a batch per burst of input"`
+	ViewChangeTimeout  time.Duration `envconfig:"PBFT_VIEW_CHANGE_TIMEOUT" default:"500ms" desc:"a backup's timer before it suspects the primary (doubles per failed view)"`
+	StatusInterval     time.Duration `envconfig:"PBFT_STATUS_INTERVAL" default:"100ms" desc:"period of the status messages that drive retransmission"`
+	Tick               time.Duration `envconfig:"PBFT_TICK" default:"10ms" desc:"protocol clock tick"`
+	RequestTimeout     time.Duration `envconfig:"PBFT_REQUEST_TIMEOUT" default:"4s" desc:"how long the gateway waits for an answer"`
+	EmbeddedMaxPayload int           `envconfig:"PBFT_EMBEDDED_MAX_PAYLOAD" default:"8388608" desc:"the embedded NATS server's message limit in bytes (operations may be half of it)"`
+	HTTPAddr           string        `envconfig:"PBFT_HTTP_ADDR" desc:"gateway: network API; replica: /healthz, /readyz, /metrics; empty: off"`
+	KeysDir            string        `envconfig:"PBFT_KEYS_DIR" desc:"<id>.pub of every replica and client and this process's <id>.key (embedded cluster: generated)"`
+	ClientID           string        `envconfig:"PBFT_CLIENT_ID" default:"gateway" desc:"the gateway's identity on the bus (its key is <id>.key)"`
+	Fault              string        `envconfig:"PBFT_FAULT" default:"none" desc:"a replica's built-in behaviour: none, crash, silent, equivocate"`
+	LogLevel           string        `envconfig:"PBFT_LOG_LEVEL" default:"info" desc:"slog level: debug, info, warn, error"`
+	Trace              trace.Switch  `envconfig:"PBFT_TRACE" default:"off" desc:"replicas publish protocol events for the live page and gateway trace (on/off)"`
+	Pprof              trace.Switch  `envconfig:"PBFT_PPROF" default:"off" desc:"on: serve net/http/pprof under /debug/pprof/ on PBFT_HTTP_ADDR (gateway and replica)"`
 }
 
 // Default returns the settings with every default applied and nothing read from the
 // environment.
 func Default() Settings {
 	var s Settings
-	if err := apply(&s, func(v Variable) (string, bool) { return v.Default, v.Default != "" }); err != nil {
+	if err := applyDefaults(&s); err != nil {
 		panic(err) // a default tag that does not parse: a bug caught by every test
 	}
 	return s
@@ -63,8 +66,8 @@ func Default() Settings {
 // Load reads the PBFT_ variables, and no others: a variable's bare name (TICK,
 // DATA_DIR) in the environment changes nothing.
 func Load() (Settings, error) {
-	s := Default()
-	if err := apply(&s, func(v Variable) (string, bool) { return os.LookupEnv(v.Name) }); err != nil {
+	var s Settings
+	if err := envconfig.Process("", &s); err != nil {
 		return s, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return s, s.Validate()

@@ -5,9 +5,10 @@ import (
 	"io"
 	"reflect"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kelseyhightower/envconfig"
 )
 
 // Variable describes one PBFT_ variable, as Settings' struct tags define it.
@@ -18,7 +19,8 @@ type Variable struct {
 	field   int
 }
 
-// decoder is a setting type that parses itself (trace.Switch).
+// decoder is a setting type that parses itself (trace.Switch); envconfig calls the same
+// method.
 type decoder interface {
 	Decode(string) error
 }
@@ -29,79 +31,67 @@ func Variables() []Variable {
 	vars := make([]Variable, 0, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
-		vars = append(vars, Variable{Name: f.Tag.Get("env"), Default: f.Tag.Get("default"), Desc: f.Tag.Get("desc"), field: i})
+		vars = append(vars, Variable{Name: f.Tag.Get("envconfig"), Default: f.Tag.Get("default"), Desc: f.Tag.Get("desc"), field: i})
 	}
 	return vars
 }
 
-// apply sets each field whose variable lookup returns a value.
-func apply(s *Settings, lookup func(Variable) (string, bool)) error {
+// applyDefaults sets each field that has a default tag to it. It exists because
+// envconfig applies defaults only while reading the environment, and Default must not
+// read it: a developer's exported PBFT_NATS_URL must not change what tests and tools
+// start from.
+func applyDefaults(s *Settings) error {
 	sv := reflect.ValueOf(s).Elem()
 	for _, v := range Variables() {
-		raw, ok := lookup(v)
-		if !ok {
+		if v.Default == "" {
 			continue
 		}
-		if err := decode(sv.Field(v.field), raw); err != nil {
-			return fmt.Errorf("%s=%q: %v", v.Name, raw, err)
+		if err := decodeDefault(sv.Field(v.field), v.Default); err != nil {
+			return fmt.Errorf("%s default %q: %v", v.Name, v.Default, err)
 		}
 	}
 	return nil
 }
 
-// decode parses raw into the field f, for the kinds Settings uses.
-func decode(f reflect.Value, raw string) error {
+// decodeDefault parses a default tag into the field f, for the kinds that have
+// defaults in Settings.
+func decodeDefault(f reflect.Value, raw string) error {
 	if d, ok := f.Addr().Interface().(decoder); ok {
 		return d.Decode(raw)
 	}
-	switch f.Interface().(type) {
-	case time.Duration:
+	if f.Type() == reflect.TypeFor[time.Duration]() {
 		d, err := time.ParseDuration(raw)
-		if err != nil {
-			return err
-		}
 		f.SetInt(int64(d))
-		return nil
-	case []string:
-		var list []string
-		if strings.TrimSpace(raw) != "" {
-			list = strings.Split(raw, ",")
-		}
-		f.Set(reflect.ValueOf(list))
-		return nil
+		return err
 	}
 	switch f.Kind() {
 	case reflect.String:
 		f.SetString(raw)
 	case reflect.Int:
 		n, err := strconv.ParseInt(raw, 0, 0)
-		if err != nil {
-			return fmt.Errorf("not an integer")
-		}
 		f.SetInt(n)
+		return err
 	case reflect.Uint64:
 		n, err := strconv.ParseUint(raw, 0, 64)
-		if err != nil {
-			return fmt.Errorf("not a non-negative integer")
-		}
 		f.SetUint(n)
+		return err
 	default:
-		return fmt.Errorf("config: no decoder for %s", f.Type())
+		return fmt.Errorf("no default decoder for %s", f.Type())
 	}
 	return nil
 }
+
+// variablesFormat is the environment section of the commands' help, for
+// envconfig.Usagef: one line per variable with its default and meaning.
+const variablesFormat = "  variable\tdefault\tmeaning\n" +
+	"{{range .}}  {{usage_key .}}\t{{or (usage_default .) \"(empty)\"}}\t{{usage_description .}}\n{{end}}"
 
 // WriteVariables writes every PBFT_ variable with its default and meaning, the
 // environment section of the commands' help.
 func WriteVariables(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  variable\tdefault\tmeaning")
-	for _, v := range Variables() {
-		def := v.Default
-		if def == "" {
-			def = "(empty)"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Desc)
+	if err := envconfig.Usagef("", &Settings{}, tw, variablesFormat); err != nil {
+		return err
 	}
 	return tw.Flush()
 }

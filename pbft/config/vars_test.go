@@ -111,3 +111,25 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+// Load in an environment without any PBFT_ variable is Default: envconfig's defaults
+// and Default's own applier read the same tags.
+func TestLoadWithoutVariablesIsDefault(t *testing.T) {
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "PBFT_") {
+			t.Setenv(name, "") // restores it when the test ends
+			os.Unsetenv(name)
+		}
+	}
+	for _, v := range Variables() {
+		t.Setenv(v.Name, "")
+		os.Unsetenv(v.Name)
+	}
+	s, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(s, Default()) {
+		t.Fatalf("Load without PBFT_ variables:\n got %+v\nwant %+v", s, Default())
+	}
+}

@@ -38,7 +38,7 @@ func benchClosedLoop(b *testing.B, clients int, op func(*Service, RequestArgs) e
 	s := config.Default()
 	s.RequestTimeout = 10 * time.Second
 	logger := slog.New(slog.DiscardHandler)
-	if os.Getenv("BENCH_LOG") != "" {
+	if os.Getenv("PBFT_BENCH_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })

@@ -3,8 +3,8 @@ package gateway
 // A retransmission is the same request: a client's id (client, msg_id) used again with
 // another operation is refused with error 22, and nothing is ordered or executed. The
 // replicas decide it (they keep a digest of each executed operation with its reply), so
-// the gateway believes it only from f+1 matching ConflictResult replies, as any result
-// (the PBFT client checks them: client.ErrConflict, client.ErrInFlight).
+// the gateway believes it only from a quorum of matching ConflictResult replies, as any
+// result (the PBFT client checks them: client.ErrConflict, client.ErrInFlight).
 
 // conflictError is the answer to a request whose id was used with another operation.
 func conflictError(client string, t, seq uint64) *ProtoError {

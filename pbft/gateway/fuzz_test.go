@@ -113,6 +113,7 @@ var replyFields = map[string][]string{
 	"pbft_request_ok": {"sequence_number", "view", "phase"},
 	"pbft_status_ok":  {"phase", "prepares_received", "commits_received", "executed"},
 	"pbft_execute_ok": {"sequence_number", "view", "result", "replies"},
+	"pbft_read_ok":    {"result", "replies", "ordered"},
 	"pbft_fault_ok":   nil,
 	"pbft_cluster_ok": {"view", "primary", "replicas"},
 	"error":           {"code", "text"},
@@ -177,7 +178,8 @@ func checkReply(t *testing.T, in *jsonl.Line, out []byte, initialised bool) json
 		t.Fatalf("msg_id %v, want 0 (the first line written)", get(body, "msg_id"))
 	}
 	inType := map[string]string{"init": "init_ok", "pbft_request": "pbft_request_ok", "pbft_status": "pbft_status_ok",
-		"pbft_execute": "pbft_execute_ok", "pbft_fault": "pbft_fault_ok", "pbft_cluster": "pbft_cluster_ok"}
+		"pbft_execute": "pbft_execute_ok", "pbft_fault": "pbft_fault_ok", "pbft_cluster": "pbft_cluster_ok",
+		"pbft_read": "pbft_read_ok"}
 	_, msgIDOK := in.MsgIDInt()
 	switch {
 	case typ == "error":
@@ -217,8 +219,14 @@ func checkReply(t *testing.T, in *jsonl.Line, out []byte, initialised bool) json
 			t.Fatalf("phase %v: %s", get(body, "phase"), line)
 		}
 	case "pbft_execute_ok":
-		if _, ok := get(body, "result").(string); !ok || !isInt(get(body, "replies"), 2, 4) {
-			t.Fatalf("bad result or replies (f+1 = 2 to n = 4): %s", line)
+		if _, ok := get(body, "result").(string); !ok || !isInt(get(body, "replies"), 3, 4) {
+			t.Fatalf("bad result or replies (q = 3 to n = 4): %s", line)
+		}
+	case "pbft_read_ok":
+		_, isStr := get(body, "result").(string)
+		_, isBool := get(body, "ordered").(bool)
+		if !isStr || !isBool || !isInt(get(body, "replies"), 3, 4) {
+			t.Fatalf("bad result, ordered or replies (q = 3 to n = 4): %s", line)
 		}
 	case "pbft_status_ok":
 		if !slices.Contains([]any{"none", "pre-prepare", "prepared", "committed"}, get(body, "phase")) ||
@@ -396,7 +404,7 @@ func FuzzLineFields(f *testing.F) {
 	f.Add("c0", "n1", uint8(0), int64(1), uint8(0), "", "", uint64(0), "n1", uint16(0))
 	f.Add("", "", uint8(2), int64(-1), uint8(3), "del x", "\u00e9", uint64(1<<63), "n9", uint16(0xffff))
 	g := newFuzzGateway(f)
-	types := []string{"init", "pbft_request", "pbft_execute", "pbft_status", "pbft_fault", "pbft_cluster"}
+	types := []string{"init", "pbft_request", "pbft_execute", "pbft_status", "pbft_fault", "pbft_cluster", "pbft_read"}
 	faults := []string{"crash", "recover", "silent", "equivocate", "none", "", "CRASH"}
 	f.Fuzz(func(t *testing.T, src, dest string, typ uint8, msgID int64, msgIDForm uint8,
 		op, client string, seq uint64, nodeID string, mask uint16) {

@@ -9,7 +9,7 @@ import (
 )
 
 // knownTypes are the message types of the client protocol (docs/protocol.md).
-var knownTypes = []string{"init", "pbft_request", "pbft_status", "pbft_execute", "pbft_fault", "pbft_cluster"}
+var knownTypes = []string{"init", "pbft_request", "pbft_status", "pbft_execute", "pbft_read", "pbft_fault", "pbft_cluster"}
 
 // handleHooks let a caller fit Handle into its own ordering; stdio needs them, the
 // HTTP API does not.
@@ -84,6 +84,23 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 		return reply("pbft_execute_ok", jsonl.Field{Key: "sequence_number", Value: res.Seq},
 			jsonl.Field{Key: "view", Value: res.View}, jsonl.Field{Key: "result", Value: res.Result},
 			jsonl.Field{Key: "replies", Value: res.Replies})
+	case "pbft_read":
+		if _, err := ParseRead(l, msgID); err != nil {
+			return fail(err)
+		}
+		args, _, err := requestOf(l, msgID, h.ids) // an ordered fallback needs a timestamp like any request
+		if err != nil {
+			return fail(err)
+		}
+		if h.settle != nil {
+			s.Sync(ctx) // every live replica executes what the lines before submitted
+		}
+		res, err := s.Read(ctx, l.Dest, args, false)
+		if err != nil {
+			return fail(err)
+		}
+		return reply("pbft_read_ok", jsonl.Field{Key: "result", Value: res.Result},
+			jsonl.Field{Key: "replies", Value: res.Replies}, jsonl.Field{Key: "ordered", Value: res.Ordered})
 	case "pbft_status":
 		seq, present, err := l.PositiveInt("sequence_number")
 		if err != nil || !present {

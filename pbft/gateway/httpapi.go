@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -223,19 +224,30 @@ func (a *httpAPI) messages(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	l, err := parseMessage(raw)
-	if err != nil {
-		a.writeError(w, http.StatusBadRequest, CodeMalformed, fmt.Sprintf("malformed message: %v", err))
-		return
-	}
 	ctx, cancel := a.ctx(r)
 	defer cancel()
-	body, perr := a.svc.Handle(ctx, l, handleHooks{})
+	body, perr := a.svc.handleRaw(ctx, raw)
+	status := http.StatusOK
 	if perr != nil {
-		a.writeJSON(w, httpStatus(perr.Code), errorBody(l, perr))
-		return
+		status = httpStatus(perr.Code)
 	}
-	a.writeJSON(w, http.StatusOK, body)
+	a.writeJSON(w, status, body)
+}
+
+// handleRaw answers one message as POST /v1/messages and the NATS API (natsapi.go) take
+// it, a body or a whole line (parseMessage), through Handle: the answer body without
+// msg_id, and the protocol error when the answer is one.
+func (s *Service) handleRaw(ctx context.Context, raw []byte) (jsonl.Object, *ProtoError) {
+	l, err := parseMessage(raw)
+	if err != nil {
+		pe := protoErr(CodeMalformed, "malformed message: %v", err)
+		return errorBody(nil, pe), pe
+	}
+	body, pe := s.Handle(ctx, l, handleHooks{})
+	if pe != nil {
+		return errorBody(l, pe), pe
+	}
+	return body, nil
 }
 
 // kvKey validates the key of /v1/kv/{key}; false means an error was already written.
@@ -277,6 +289,36 @@ func (a *httpAPI) kvExecute(w http.ResponseWriter, r *http.Request, op string) (
 	return res, true
 }
 
+// kvRead runs a get through the read-only path, or ordered with ?ordered=true; false
+// means an error was already written. X-PBFT-Ordered says which path answered.
+func (a *httpAPI) kvRead(w http.ResponseWriter, r *http.Request, op string) (ReadResult, bool) {
+	if !a.svc.Initialised() {
+		a.writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "cluster not initialised")
+		return ReadResult{}, false
+	}
+	ordered, err := strconv.ParseBool(cmp.Or(r.URL.Query().Get("ordered"), "false"))
+	if err != nil {
+		a.writeError(w, http.StatusBadRequest, CodeMalformed, "ordered must be true or false")
+		return ReadResult{}, false
+	}
+	ctx, cancel := a.ctx(r)
+	defer cancel()
+	res, err := a.svc.Read(ctx, "", RequestArgs{Operation: op, Client: httpClient, Timestamp: a.ts.Add(1)}, ordered)
+	if err != nil {
+		pe := asProtoError(err)
+		a.writeError(w, httpStatus(pe.Code), pe.Code, pe.Text)
+		return ReadResult{}, false
+	}
+	w.Header().Set("X-PBFT-Seq", strconv.FormatUint(res.Seq, 10))
+	w.Header().Set("X-PBFT-Replies", strconv.Itoa(res.Replies))
+	w.Header().Set("X-PBFT-Ordered", strconv.FormatBool(res.Ordered))
+	if strings.HasPrefix(res.Result, "error: ") {
+		a.writeError(w, http.StatusBadRequest, CodeMalformed, res.Result)
+		return ReadResult{}, false
+	}
+	return res, true
+}
+
 func (a *httpAPI) kvPut(w http.ResponseWriter, r *http.Request) {
 	key, ok := a.kvKey(w, r)
 	if !ok {
@@ -300,7 +342,7 @@ func (a *httpAPI) kvGet(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if res, ok := a.kvExecute(w, r, "get "+key); ok {
+	if res, ok := a.kvRead(w, r, "get "+key); ok {
 		if res.Absent {
 			a.writeError(w, http.StatusNotFound, CodeKeyNotFound, fmt.Sprintf("key %q is not set", key))
 			return

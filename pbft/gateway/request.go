@@ -87,8 +87,8 @@ func (s *Service) pickLive(p settle.Plan) string {
 	return s.ids[0]
 }
 
-// Invoke is the PBFT client's own path (client.Invoke): the result at f+1 matching
-// replies, without asking where the request was ordered; the load tool uses it.
+// Invoke is the PBFT client's own path (client.Invoke): the result at a quorum of
+// matching replies, without asking where the request was ordered; the load tool uses it.
 func (s *Service) Invoke(ctx context.Context, a RequestArgs) (ExecuteResult, error) {
 	res, err := s.backend.Client().Invoke(ctx, a.request(s.pickLive(s.backend.Plan())))
 	if err != nil {
@@ -98,8 +98,8 @@ func (s *Service) Invoke(ctx context.Context, a RequestArgs) (ExecuteResult, err
 	return executeResult(res, Assignment{}), nil
 }
 
-// Execute orders and executes a request and waits for its replies: f+1 matching ones
-// decide the result; the settle policy says whose further replies the answer waits for,
+// Execute orders and executes a request and waits for its replies: a quorum of matching
+// ones decides the result; the settle policy says whose further replies the answer waits for,
 // so that Replies is deterministic.
 func (s *Service) Execute(ctx context.Context, dest string, a RequestArgs) (ExecuteResult, error) {
 	return s.executeOrdered(ctx, dest, a, nil)
@@ -147,9 +147,9 @@ func executeResult(best client.Result, asg Assignment) ExecuteResult {
 	return res
 }
 
-// replySettle is whose replies, beyond f+1 matching ones, an execution waits for: every
-// live replica, and the faulty ones that still reply until they report whether they
-// executed it (at most the late grace); or, with faults not known, a grace for all.
+// replySettle is whose replies, beyond a quorum of matching ones, an execution waits for:
+// every live replica, and the faulty ones that still reply until they report whether
+// they executed it (at most the late grace); or, with faults not known, a grace for all.
 func (s *Service) replySettle(p settle.Plan) client.Settle {
 	if p.FaultsKnown {
 		return client.Settle{Need: p.Live, Late: p.Replying, Grace: p.LateGrace, AskLate: true}

@@ -82,10 +82,12 @@ func TestTracePageAndStream(t *testing.T) {
 		case e.Type == trace.Executed && e.Seq == 1:
 			executed[e.Node] = true
 		case e.Type == trace.Send && e.Kind == "preprepare":
-			if e.Node != "n1" || e.To != trace.Broadcast || e.Seq != 1 || e.View != 0 || e.Client != "t" {
+			if e.Node != "n1" || e.Seq != 1 || e.View != 0 || e.Client != "t" {
 				t.Fatalf("pre-prepare %+v", e)
 			}
-			sawPrePrepare = true
+			// Under load the primary may also resend it to a lagging backup (point to
+			// point); the first send is the broadcast.
+			sawPrePrepare = sawPrePrepare || e.To == trace.Broadcast
 		}
 	}
 }

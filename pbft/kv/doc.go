@@ -17,6 +17,9 @@
 // unchanged; a bad operation is the client's problem, not the replica's, so it
 // must still produce the same deterministic result everywhere.
 //
+// get is read-only (IsReadOnly): replicas may execute it outside the order, for
+// PBFT's read-only optimisation, since it never changes the store.
+//
 // A Store is not safe for concurrent use: a replica executes operations one at
 // a time, in sequence-number order.
 package kv

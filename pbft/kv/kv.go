@@ -278,3 +278,11 @@ func varintLen(x uint64) int {
 	}
 	return n
 }
+
+// IsReadOnly reports whether op is a get (well-formed or not): the only operation that
+// never changes the store, so replicas may answer it without ordering it
+// (pbft.ReadOnlyClassifier).
+func (s *Store) IsReadOnly(op []byte) bool {
+	verb, _, _ := bytes.Cut(op, []byte{' '})
+	return string(verb) == "get"
+}

@@ -36,7 +36,7 @@ type Options struct {
 	NATSURL  string        // if set, drive external replicas instead (ids from Settings.NodeIDs, else n1..nN)
 	JSON     bool          // the caller wants the result as JSON (Result.WriteJSON)
 	// Execute drives pbft_execute's path (ask the replica where the request was ordered,
-	// wait for every replica's reply) instead of the PBFT client's (f+1 matching replies).
+	// wait for every replica's reply) instead of the PBFT client's (a quorum of matching replies).
 	Execute  bool
 	Progress io.Writer // a progress line every second (e.g. os.Stderr), nil for none
 }
@@ -150,7 +150,7 @@ func newFlagSet(o *Options) *flag.FlagSet {
 	fs.IntVar(&o.Size, "size", DefaultSize, "bytes of each operation's value")
 	fs.IntVar(&o.Nodes, "nodes", DefaultNodes, "replicas in the embedded cluster")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON")
-	fs.BoolVar(&o.Execute, "execute", false, "use pbft_execute's path (ordering query, every replica's reply) instead of the PBFT client's (f+1 matching replies)")
+	fs.BoolVar(&o.Execute, "execute", false, "use pbft_execute's path (ordering query, every replica's reply) instead of the PBFT client's (a quorum of matching replies)")
 	return fs
 }
 

@@ -20,7 +20,8 @@ type memCluster struct {
 	nodes  map[string]*node.Node
 	client *client.Client
 	hub    *bus.Hub
-	stop   func() // stops the nodes (if started), the client and the hub; idempotent
+	keys   map[string]*auth.Keyring // the replicas', "gw"'s and a spare client "reader"'s
+	stop   func()                   // stops the nodes (if started), the client and the hub; idempotent
 }
 
 // newMemCluster builds the nodes without running them; adjust changes each node's
@@ -28,11 +29,11 @@ type memCluster struct {
 func newMemCluster(t *testing.T, adjust func(*node.Config), wrap func(bus.Transport) bus.Transport) *memCluster {
 	t.Helper()
 	ids := []string{"n1", "n2", "n3", "n4"}
-	keys, err := auth.GenerateKeyrings(append([]string{"gw"}, ids...), ids, 1)
+	keys, err := auth.GenerateKeyrings(append([]string{"gw", "reader"}, ids...), ids, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &memCluster{ids: ids, nodes: map[string]*node.Node{}, hub: bus.NewHub("test")}
+	c := &memCluster{ids: ids, nodes: map[string]*node.Node{}, hub: bus.NewHub("test"), keys: keys}
 	for _, id := range ids {
 		cfg := node.Config{ID: id, NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: 5 * time.Millisecond, Keys: keys[id], App: kv.New()}
 		if adjust != nil {

@@ -53,3 +53,16 @@ func forkPrePrepare(pp *pbft.PrePrepare) *pbft.PrePrepare {
 	}
 	return &pbft.PrePrepare{View: pp.View, Seq: pp.Seq, Digest: pbft.BatchDigest(b), Batch: b}
 }
+
+// forge gives a reply the configured forged result (Config.ForgedResult). The reply is
+// copied: the replica's reply cache keeps the true one.
+func (n *Node) forge(o pbft.Outbound) pbft.Outbound {
+	rep, ok := o.Msg.(*pbft.Reply)
+	if !ok || n.cfg.ForgedResult == nil {
+		return o
+	}
+	forged := *rep
+	forged.Result = n.cfg.ForgedResult
+	o.Msg = &forged
+	return o
+}

@@ -124,8 +124,8 @@ func (m *nodeMetrics) noteStepped(from int, msg pbft.Message, now time.Time) {
 		m.snap.HeardFrom = len(m.heard)
 	}
 	req, ok := msg.(*pbft.Request)
-	if !ok {
-		return
+	if !ok || req.ReadOnly {
+		return // a read-only request never executes in a batch: it has no latency here
 	}
 	k := submitKey{req.Client, req.Timestamp}
 	if _, seen := m.started[k]; !seen && len(m.started) < maxLatencyPending {
@@ -148,7 +148,7 @@ func (m *nodeMetrics) noteReady(rd *pbft.Ready, now time.Time) {
 	m.snap.ExecutedBatches += uint64(len(rd.Executed))
 	for _, o := range rd.Messages {
 		rep, ok := o.Msg.(*pbft.Reply)
-		if !ok {
+		if !ok || rep.ReadOnly {
 			continue
 		}
 		if _, executedNow := m.perSeq[rep.Seq]; !executedNow {

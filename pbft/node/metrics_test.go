@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pbft-nats/pbft/internal/poll"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
@@ -52,25 +53,18 @@ func TestMetricsSnapshot(t *testing.T) {
 	}
 
 	// Every replica executes every request; poll the snapshots until they show it.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		done := true
+	if err := poll.Within(10*time.Second, poll.Interval, func() (bool, error) {
 		for _, n := range nodes {
-			m := n.Metrics()
-			if m.BatchSize.Sum != requests || m.HeardFrom != 3 || !m.Running {
-				done = false
+			if m := n.Metrics(); m.BatchSize.Sum != requests || m.HeardFrom != 3 || !m.Running {
+				return false, nil
 			}
 		}
-		if done {
-			break
+		return true, nil
+	}); err != nil {
+		for id, n := range nodes {
+			t.Logf("%s: %+v", id, n.Metrics())
 		}
-		if time.Now().After(deadline) {
-			for id, n := range nodes {
-				t.Logf("%s: %+v", id, n.Metrics())
-			}
-			t.Fatal("metrics do not show the executed requests")
-		}
-		time.Sleep(5 * time.Millisecond) // polling snapshots, with a deadline
+		t.Fatalf("metrics do not show the executed requests: %v", err)
 	}
 	for id, n := range nodes {
 		m := n.Metrics()

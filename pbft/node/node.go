@@ -37,6 +37,10 @@ type Config struct {
 	Tick time.Duration
 	// Fault is a built-in Byzantine behaviour, for tests and demos.
 	Fault Fault
+	// ForgedResult, if not nil, replaces the result of every reply the replica sends: a
+	// Byzantine replica that lies to clients, for tests and demos of the client's vote.
+	// No setting reaches it (it is not a PBFT_FAULT behaviour).
+	ForgedResult []byte
 	// DataDir, if set, holds the replica's durable log: it restarts from it.
 	DataDir string
 	// BatchTimeout is how long a primary with batches in flight waits for a batch to
@@ -304,6 +308,10 @@ func (n *Node) handle(it *item) {
 		n.reject(rejectReason(err), m.From, m.Kind, err)
 		return
 	}
+	if req, ok := msg.(*pbft.Request); ok && req.ReadOnly {
+		n.stepReadOnly(from, m.From, req)
+		return
+	}
 	n.count(n.stats.In, m.Kind)
 	n.metrics.noteStepped(from, msg, time.Now())
 	err = n.r.Step(from, msg)
@@ -348,7 +356,7 @@ func (n *Node) flush() {
 	var replies replyGroups
 	for _, o := range rd.Messages {
 		if o.To == pbft.ToGateway {
-			replies.add(o)
+			replies.add(n.forge(o))
 			continue
 		}
 		n.sendOut(o, f)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
+	"github.com/pbft-nats/pbft/internal/poll"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/node"
 )
@@ -34,13 +35,10 @@ func TestNodesOverMemoryTransport(t *testing.T) {
 	// A stranger on the bus is dropped and counted, never stepped.
 	stranger, _ := hub.Join("mallory", bus.RoleClient, func(bus.Message) {})
 	_ = stranger.Broadcast("commit", []byte("garbage"))
-	deadline := time.Now().Add(5 * time.Second)
-	for nodes["n1"].Stats().Rejected[node.RejectMalformed]+nodes["n1"].Stats().Rejected[node.RejectUnknownSender] == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("stranger's message not counted: %v", nodes["n1"].Stats().Rejected)
-		}
-		time.Sleep(2 * time.Millisecond) // polling a counter, with a deadline
-	}
+	poll.Eventually(t, 5*time.Second, "stranger's message counted as rejected", func() bool {
+		rejected := nodes["n1"].Stats().Rejected
+		return rejected[node.RejectMalformed]+rejected[node.RejectUnknownSender] > 0
+	})
 	if in := nodes["n1"].Stats().In["commit"]; in < 3 {
 		t.Fatalf("n1 stepped %d commits, want at least 3", in)
 	}

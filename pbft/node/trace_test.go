@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/bus"
+	"github.com/pbft-nats/pbft/internal/poll"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/node"
@@ -111,10 +112,7 @@ func TestTraceReportsTheRound(t *testing.T) {
 		return e.Type + " " + e.Node
 	}
 	var missing []string
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	if err := poll.Within(5*time.Second, poll.Interval, func() (bool, error) {
 		seen := map[string]bool{}
 		for _, e := range c.snapshot() {
 			seen[key(e)] = true
@@ -125,13 +123,9 @@ func TestTraceReportsTheRound(t *testing.T) {
 				missing = append(missing, k)
 			}
 		}
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
-		}
-		<-tick.C
-	}
-	if len(missing) > 0 {
-		t.Fatalf("not reported: %v", missing)
+		return len(missing) == 0, nil
+	}); err != nil {
+		t.Fatalf("not reported: %v (%v)", missing, err)
 	}
 	c.stop()
 	if c.err != nil {

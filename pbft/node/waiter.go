@@ -32,6 +32,10 @@ func (n *Node) handleQuery(from string, q *Query) {
 			n.answer(w, &Answer{Error: "request not authenticated"})
 			return
 		}
+		if req.ReadOnly {
+			n.submitReadOnly(w, req)
+			return
+		}
 		w.key, w.op = submitKey{req.Client, req.Timestamp}, req.Op
 		if n.r.Stale(req.Client, req.Timestamp) {
 			n.answer(w, &Answer{Error: ErrStale})

@@ -2,7 +2,8 @@
 // PBFT_ settings (pbft/config) and its own pbft.Application it builds and runs one PBFT
 // replica with everything cmd/replica has: the NATS transport, the keys from
 // PBFT_KEYS_DIR, the durable log (PBFT_DATA_DIR), the built-in faults (PBFT_FAULT),
-// tracing (PBFT_TRACE) and, on PBFT_HTTP_ADDR, /healthz, /readyz, /metrics and pprof.
+// tracing (PBFT_TRACE), the NATS services framework registration and, on PBFT_HTTP_ADDR,
+// /healthz, /readyz, /metrics and pprof.
 // cmd/replica is this library running the key-value store; examples/bank runs a ledger.
 //
 // The package is named for what a program gets from it, a replica of its service
@@ -13,18 +14,21 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/node"
+	"github.com/pbft-nats/pbft/pbft/node/nodemicro"
 )
 
 // Option changes how New builds a replica.
@@ -40,11 +44,12 @@ func WithLogger(logger *slog.Logger) Option { return func(o *options) { o.logger
 
 // Replica is one replica of an application, connected and ready to Run.
 type Replica struct {
-	s    config.Settings
-	node *node.Node
-	nc   *nats.Conn
-	web  *httpServer // nil without PBFT_HTTP_ADDR
-	log  *slog.Logger
+	s     config.Settings
+	node  *node.Node
+	nc    *nats.Conn
+	web   *httpServer   // nil without PBFT_HTTP_ADDR
+	micro micro.Service // the replica in the NATS services framework (nodemicro)
+	log   *slog.Logger
 }
 
 // Run builds the replica s describes around app (New) and runs it until ctx ends (Run).
@@ -60,7 +65,8 @@ func Run(ctx context.Context, s config.Settings, app pbft.Application, opts ...O
 // PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_NATS_URL and PBFT_KEYS_DIR are required), loads the
 // replica's keys, connects to NATS (waiting for it, with backoff, until ctx ends) and
 // builds the replica around app, restoring it from PBFT_DATA_DIR if that holds a log. app
-// must be fresh: the replica owns it from now on (see pbft.Application). With
+// must be fresh: the replica owns it from now on (see pbft.Application). It registers
+// with the NATS services framework as pbft-replica (package nodemicro). With
 // PBFT_HTTP_ADDR it serves HTTP from before it waits for NATS: /healthz alive, /readyz
 // 503 saying what it waits for, then the replica's endpoints (package nodehttp). Run
 // releases what New holds.
@@ -118,6 +124,10 @@ func New(ctx context.Context, s config.Settings, app pbft.Application, opts ...O
 		r.release()
 		return nil, err
 	}
+	if r.micro, err = nodemicro.Register(r.nc, r.node, s.Cluster, s.NodeIDs); err != nil {
+		r.release()
+		return nil, fmt.Errorf("registering with the NATS services framework: %w", err)
+	}
 	if r.web != nil {
 		r.web.serveNode(r.node, r.nc)
 	}
@@ -126,6 +136,9 @@ func New(ctx context.Context, s config.Settings, app pbft.Application, opts ...O
 
 // release closes what New opened: the NATS connection and the HTTP server.
 func (r *Replica) release() {
+	if r.micro != nil {
+		_ = r.micro.Stop()
+	}
 	if r.web != nil {
 		r.web.stop()
 	}

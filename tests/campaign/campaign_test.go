@@ -115,30 +115,30 @@ func TestFaultCampaign(t *testing.T) {
 }
 
 // f+1 = 2 of 4 replicas Byzantine, beyond what PBFT tolerates; the campaign must notice.
-//   - forge: they collude (real keys, the same forged reply for every request), the
-//     gateway accepts values nobody wrote, and the linearizability checker (with
-//     porcupine's visualisation written), the final reads and the convergence check all
-//     catch it.
+//   - forge: they collude (real keys, the same forged reply for every request). The
+//     gateway accepts results at q = 3 matching replies, so their 2 forged ones are never
+//     accepted: nothing forged is read and the history stays linearizable, but the honest
+//     pair cannot commit, so the final reads fail.
 //   - equivocate: the built-in behaviour cannot forge results; the honest replicas
 //     stop making progress, so the final reads fail and the replicas do not converge.
 func TestByzantineFPlusOneIsCaught(t *testing.T) {
 	t.Run("forge", func(t *testing.T) {
 		t.Parallel()
 		rep := runByzantine(t, campaign.FaultForge, 15*time.Second)
-		if rep.Linearizable.Result != "Illegal" {
-			t.Fatalf("linearizability %s: want the forged values caught", rep.Linearizable.Result)
+		if rep.Linearizable.Result == "Illegal" {
+			t.Fatalf("linearizability %s: a forged value was accepted", rep.Linearizable.Result)
 		}
-		if fi, err := os.Stat(rep.Linearizable.Visualization); err != nil || fi.Size() == 0 {
-			t.Fatalf("visualisation %q: %v", rep.Linearizable.Visualization, err)
-		}
-		forged := 0
+		forged, failed := 0, 0
 		for _, f := range rep.FinalReads {
-			if strings.HasPrefix(f.Value, campaign.ForgedPrefix) {
-				forged++
+			if f.OK || strings.HasPrefix(f.Value, campaign.ForgedPrefix) {
+				t.Fatalf("final read %+v: want it failed, never a forged value", f)
+			}
+			if !f.OK {
+				failed++
 			}
 		}
-		if forged == 0 || len(rep.Problems) < 2 {
-			t.Fatalf("final reads %+v, problems %v: want forged values and more than one check failing", rep.FinalReads, rep.Problems)
+		if forged != 0 || failed == 0 {
+			t.Fatalf("final reads %+v: want no forged value, the lost progress noticed", rep.FinalReads)
 		}
 	})
 	t.Run("equivocate", func(t *testing.T) {

@@ -58,9 +58,9 @@ func ParseBalance(result []byte) (uint64, error) {
 	return strconv.ParseUint(string(result), 10, 64)
 }
 
-// ReadOnly says whether op only reads the state (balance): such an operation may be
-// answered without being ordered once the replica can tell reads apart.
-func (l *Ledger) ReadOnly(op []byte) bool { return bytes.HasPrefix(op, []byte("balance ")) }
+// IsReadOnly says whether op only reads the state (balance), which Execute then leaves as
+// it was: the replica may answer it on the read-only path (pbft.ReadOnlyClassifier).
+func (l *Ledger) IsReadOnly(op []byte) bool { return bytes.HasPrefix(op, []byte("balance ")) }
 
 // Execute applies one operation; see the package documentation.
 func (l *Ledger) Execute(op []byte) []byte {

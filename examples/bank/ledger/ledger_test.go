@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/pbft-nats/pbft/pbft"
 )
 
 func run(t *testing.T, l *Ledger, op []byte, want string) {
@@ -44,8 +46,16 @@ func TestOperations(t *testing.T) {
 	if _, err := ParseBalance(l.Execute(Balance("nobody"))); err == nil {
 		t.Fatal("ParseBalance of an error result succeeded")
 	}
-	if !l.ReadOnly(Balance("alice")) || l.ReadOnly(Deposit("alice", 1)) || l.ReadOnly(Open("balance")) {
-		t.Fatal("ReadOnly misclassifies")
+	var _ pbft.ReadOnlyClassifier = l
+	if !l.IsReadOnly(Balance("alice")) || l.IsReadOnly(Deposit("alice", 1)) || l.IsReadOnly(Open("balance")) {
+		t.Fatal("IsReadOnly misclassifies")
+	}
+	before := string(l.Snapshot())
+	for _, op := range []string{"balance alice", "balance nobody", "balance ", "balance a b"} {
+		l.Execute([]byte(op))
+		if !l.IsReadOnly([]byte(op)) || string(l.Snapshot()) != before {
+			t.Fatalf("%q: classed read-only %v, changed the state %v", op, l.IsReadOnly([]byte(op)), string(l.Snapshot()) != before)
+		}
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package settle decides how long a gateway's answer waits and for whom. The handler asks
 // its Policy once per answer for a Plan and follows it: against replicas it runs itself,
 // the gateway knows which are faulty and waits for exactly the others; against external
-// replicas it knows nothing and waits for f+1 of them, then a grace for the rest.
+// replicas it knows nothing and waits for f+1 of them (for a result, a quorum of matching
+// replies), then a grace for the rest.
 package settle
 
 import (
@@ -43,8 +44,8 @@ type Plan struct {
 	// NoQuorum, when set, bounds every wait: fewer than 2f+1 replicas are live, so no new
 	// request commits and an answer waits only for what is already on its way.
 	NoQuorum time.Duration
-	// Grace is how long an answer waits for the rest once f+1 replicas answered (when
-	// faults are not known).
+	// Grace is how long an answer waits for the rest once f+1 replicas answered (a
+	// quorum of matching replies, for a result) when faults are not known.
 	Grace time.Duration
 }
 

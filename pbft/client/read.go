@@ -1,0 +1,97 @@
+package client
+
+import (
+	"context"
+	"time"
+
+	"github.com/pbft-nats/pbft/pbft"
+)
+
+// The read-only path (Castro & Liskov, TOCS 2002, §5.1.3): a read goes to every replica
+// as a read-only request, each executes it at once on its current state, and the result
+// is accepted at q matching replies. It is linearizable because writes are accepted at q
+// too (Invoke, Await): a write acknowledged by q replicas and a read answered by q share
+// at least 2q-n >= f+1 replicas, so a correct one that executed the write is among the
+// readers, and q replies cannot agree on the value before it.
+
+// NewReadRequest builds a read-only request from this client with its authenticator,
+// which covers the read-only flag: nobody can turn it into an ordered request, nor turn a
+// write into a read.
+func (c *Client) NewReadRequest(client string, t uint64, op []byte) *pbft.Request {
+	req := &pbft.Request{Gateway: c.id, Client: client, Timestamp: t, Op: op, ReadOnly: true}
+	req.Auth = c.keys.RequestTags(pbft.RequestDigest(req))
+	return req
+}
+
+// ReadOnly sends r to every replica as a read-only request and waits for the read-only
+// replies in set (watched before): from every replica in s.Need, then at most s.Grace for
+// those in s.Late; with neither, until q match or every replica replied. ctx bounds the
+// wait. It returns the largest group of matching replies and whether it has q members.
+// It does not retransmit: a caller whose read did not agree orders the operation instead.
+func (c *Client) ReadOnly(ctx context.Context, r Request, set *ReplySet, s Settle) (Result, bool, error) {
+	if limit := c.MaxOperation(); len(r.Op) > limit {
+		return Result{}, false, fail(ErrTooLarge, "operation is %d bytes; this cluster takes at most %d", len(r.Op), limit)
+	}
+	if err := c.Broadcast(c.NewReadRequest(r.Client, r.Timestamp, r.Op)); err != nil {
+		return Result{}, false, fail(ErrUnavailable, "send: %v", err)
+	}
+	settled := len(s.Need) > 0 || len(s.Late) > 0
+	var grace <-chan time.Time
+	for {
+		changed := set.Changed()
+		best, all := set.ReadOnlyBest()
+		if !settled && (best.Replies >= c.q.Commit() || len(all) == len(c.cfg.Replicas)) {
+			break
+		}
+		if settled && coversAll(all, s.Need) && len(all) >= c.q.Weak() {
+			if coversAll(all, s.Late) {
+				break
+			}
+			if grace == nil {
+				grace = time.After(s.Grace)
+			}
+		}
+		select {
+		case <-changed:
+			continue
+		case <-grace:
+		case <-ctx.Done():
+		}
+		break
+	}
+	best, _ := set.ReadOnlyBest()
+	return best, best.Replies >= c.q.Commit(), nil
+}
+
+// Read is the client's read: the read-only path first, waiting at most ReadWait for q
+// matching replies; when they do not agree (a write in flight, a lagging or faulty
+// replica), the same operation as an ordered request (Invoke). ordered says which path
+// gave the result.
+func (c *Client) Read(ctx context.Context, r Request) (res Result, ordered bool, err error) {
+	set, ok := c.Watch(r.Client, r.Timestamp, r.Op)
+	if !ok {
+		return Result{}, false, inFlight(r)
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.readWait())
+	best, agreed, err := c.ReadOnly(rctx, r, set, Settle{})
+	cancel()
+	c.Unwatch(r.Client, r.Timestamp)
+	if err != nil {
+		return Result{}, false, err
+	}
+	if agreed {
+		return best, false, nil
+	}
+	res, err = c.Invoke(ctx, r)
+	return res, true, err
+}
+
+// readWait is the read-only path's short wait: a retransmission delay, after which an
+// ordered request is what a slow answer would have cost anyway.
+func (c *Client) readWait() time.Duration { return max(c.cfg.Retransmit, minRetransmit) }
+
+// IsNotReadOnly reports a result q replicas agree on refusing a read-only request: the
+// application does not class its operation as read-only.
+func IsNotReadOnly(best Result, q pbft.Quorum) bool {
+	return best.Replies >= q.Weak() && string(best.Value) == pbft.NotReadOnlyResult
+}
