@@ -40,12 +40,28 @@ type Result struct {
 	Err     string
 	Seq     uint64
 	Replies int
+	// Ordered is X-PBFT-Ordered: an ordered request gave a read's answer.
+	Ordered bool
 }
 
-// Do runs one operation and classifies the outcome: 2xx ok, 4xx a definite failure,
-// anything else (5xx, timeout, connection error) indeterminate.
+// Do runs one operation (a get on the read-only path) and classifies the outcome: 2xx
+// ok, 4xx a definite failure, anything else (5xx, timeout, connection error)
+// indeterminate.
 func (c *KVClient) Do(ctx context.Context, kind Kind, key, value string) Result {
+	return c.do(ctx, kind, key, value, false)
+}
+
+// Read gets key on the read-only path, or with ordered through an ordered request
+// (?ordered=true); Result.Ordered says which path answered.
+func (c *KVClient) Read(ctx context.Context, key string, ordered bool) Result {
+	return c.do(ctx, KindGet, key, "", ordered)
+}
+
+func (c *KVClient) do(ctx context.Context, kind Kind, key, value string, ordered bool) Result {
 	url := c.base + "/v1/kv/" + key
+	if ordered {
+		url += "?ordered=true"
+	}
 	var req *http.Request
 	var err error
 	switch kind {
@@ -68,6 +84,7 @@ func (c *KVClient) Do(ctx context.Context, kind Kind, key, value string) Result 
 	r := Result{HTTP: resp.StatusCode}
 	r.Seq, _ = strconv.ParseUint(resp.Header.Get("X-PBFT-Seq"), 10, 64)
 	r.Replies, _ = strconv.Atoi(resp.Header.Get("X-PBFT-Replies"))
+	r.Ordered, _ = strconv.ParseBool(resp.Header.Get("X-PBFT-Ordered"))
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		if err != nil {
@@ -99,6 +116,9 @@ type Workload struct {
 	Keys    int
 	// Percentages of reads and deletes; the rest are writes.
 	ReadPct, DeletePct int
+	// OrderedPct is the percentage of reads sent with ?ordered=true; the rest take the
+	// read-only path (0: half; negative: none).
+	OrderedPct int
 	// Think is each client's pause between operations (0: none), to keep the history
 	// of a long run to a size porcupine checks quickly.
 	Think time.Duration
@@ -141,14 +161,16 @@ func runClient(ctx, abort context.Context, c *KVClient, w Workload, id int, seed
 		if kind == KindSet {
 			value = fmt.Sprintf("c%d-%d", id, n)
 		}
+		// Reads take both paths: porcupine checks them as the same get.
+		ordered := kind == KindGet && rng.IntN(100) < w.OrderedPct
 		invoke := h.Now()
 		// A request in flight when the clients' time is up is not cancelled: its
 		// outcome is still part of the history.
-		r := c.Do(abort, kind, key, value)
+		r := c.do(abort, kind, key, value, ordered)
 		op := Op{Process: process, Client: id, Kind: kind, Key: key, Value: value, Status: r.Status,
 			Invoke: invoke, Complete: h.Now(), HTTP: r.HTTP, Error: r.Err, Seq: r.Seq, Replies: r.Replies}
 		if kind == KindGet {
-			op.Value = r.Value
+			op.Value, op.OrderedAsked, op.Ordered = r.Value, ordered, r.Ordered
 		}
 		h.Add(op)
 		if r.Status == StatusInfo {

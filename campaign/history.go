@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -51,6 +52,10 @@ type Op struct {
 	// Seq and Replies are the gateway's X-PBFT-Seq and X-PBFT-Replies.
 	Seq     uint64 `json:"seq,omitempty"`
 	Replies int    `json:"replies,omitempty"`
+	// OrderedAsked marks a get sent with ?ordered=true; Ordered is X-PBFT-Ordered (an
+	// ordered request answered it: asked, or the read-only path fell back).
+	OrderedAsked bool `json:"ordered_asked,omitempty"`
+	Ordered      bool `json:"ordered,omitempty"`
 	// Final marks the reads of every key after the faults healed.
 	Final bool `json:"final,omitempty"`
 }
@@ -98,6 +103,44 @@ type Counts struct {
 	Indeterminate int `json:"indeterminate"`
 	// By kind: ok / fail / indeterminate.
 	ByKind map[Kind][3]int `json:"by_kind"`
+	Reads  ReadPaths       `json:"reads"`
+}
+
+// ReadPaths counts the gets (the final reads too) by the path they were sent on and
+// the one that answered them (X-PBFT-Ordered).
+type ReadPaths struct {
+	// SentReadOnly gets went without ?ordered: ReadOnly were answered on the read-only
+	// path, Fallback by an ordered request after its replies did not agree in time.
+	SentReadOnly int `json:"sent_read_only"`
+	ReadOnly     int `json:"read_only"`
+	Fallback     int `json:"fallback"`
+	// SentOrdered gets went with ?ordered=true; Ordered were answered.
+	SentOrdered int `json:"sent_ordered"`
+	Ordered     int `json:"ordered"`
+}
+
+func (r ReadPaths) String() string {
+	return fmt.Sprintf("%d read-only (%d answered there, %d fell back to ordering, %d unanswered), %d ordered (%d answered, %d unanswered)",
+		r.SentReadOnly, r.ReadOnly, r.Fallback, r.SentReadOnly-r.ReadOnly-r.Fallback, r.SentOrdered, r.Ordered, r.SentOrdered-r.Ordered)
+}
+
+func (r *ReadPaths) add(o Op) {
+	answered := o.Status == StatusOK
+	switch {
+	case o.OrderedAsked:
+		r.SentOrdered++
+		if answered {
+			r.Ordered++
+		}
+	default:
+		r.SentReadOnly++
+		switch {
+		case answered && o.Ordered:
+			r.Fallback++
+		case answered:
+			r.ReadOnly++
+		}
+	}
 }
 
 // CountOps tallies ops.
@@ -118,6 +161,9 @@ func CountOps(ops []Op) Counts {
 			k[2]++
 		}
 		c.ByKind[o.Kind] = k
+		if o.Kind == KindGet {
+			c.Reads.add(o)
+		}
 	}
 	return c
 }

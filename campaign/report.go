@@ -194,6 +194,7 @@ func (r *Report) Text() string {
 		c := r.Ops.ByKind[k]
 		fmt.Fprintf(&b, "  %-3s ok %d, fail %d, indeterminate %d\n", k, c[0], c[1], c[2])
 	}
+	fmt.Fprintf(&b, "  reads: %v\n", r.Ops.Reads)
 	fmt.Fprintf(&b, "\nLatency of acknowledged operations:\n")
 	fmt.Fprintf(&b, "  during faults:   %s\n", r.Latency.DuringFaults)
 	fmt.Fprintf(&b, "  between faults:  %s\n", r.Latency.BetweenFault)

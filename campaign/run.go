@@ -60,6 +60,9 @@ func (c *Config) defaults() {
 	if c.Workload.ReadPct == 0 && c.Workload.DeletePct == 0 {
 		c.Workload.ReadPct, c.Workload.DeletePct = 50, 10
 	}
+	if c.Workload.OrderedPct == 0 {
+		c.Workload.OrderedPct = 50
+	}
 	if c.Nodes <= 0 {
 		c.Nodes = 4
 	}
@@ -243,7 +246,7 @@ func finalReads(ctx context.Context, kv *KVClient, cfg Config, h *History) []Fin
 			invoke := h.Now()
 			r := kv.Do(ctx, KindGet, key, "")
 			h.Add(Op{Process: -1 - i, Client: -1, Kind: KindGet, Key: key, Value: r.Value, Status: r.Status,
-				Invoke: invoke, Complete: h.Now(), HTTP: r.HTTP, Error: r.Err, Seq: r.Seq, Replies: r.Replies, Final: true})
+				Invoke: invoke, Complete: h.Now(), HTTP: r.HTTP, Error: r.Err, Seq: r.Seq, Replies: r.Replies, Ordered: r.Ordered, Final: true})
 			fr = FinalRead{Key: key, OK: r.Status == StatusOK, Value: r.Value, Replies: r.Replies, Error: r.Err}
 			if fr.OK && fr.Replies >= cfg.Nodes {
 				break
@@ -261,7 +264,8 @@ func finalReads(ctx context.Context, kv *KVClient, cfg Config, h *History) []Fin
 func progress(ctx context.Context, logf func(string, ...any), h *History) {
 	for wait(ctx, 5*time.Second) {
 		c := CountOps(h.Ops())
-		logf("campaign %8.3fs: %d operations (%d ok, %d failed, %d indeterminate)", h.Now().Seconds(), c.Total, c.OK, c.Fail, c.Indeterminate)
+		logf("campaign %8.3fs: %d operations (%d ok, %d failed, %d indeterminate); reads: %v",
+			h.Now().Seconds(), c.Total, c.OK, c.Fail, c.Indeterminate, c.Reads)
 	}
 }
 
