@@ -303,7 +303,8 @@ func (a *httpAPI) kvRead(w http.ResponseWriter, r *http.Request, op string) (Rea
 	}
 	ctx, cancel := a.ctx(r)
 	defer cancel()
-	res, err := a.svc.Read(ctx, "", RequestArgs{Operation: op, Client: httpClient, Timestamp: a.ts.Add(1)}, ordered)
+	res, err := a.svc.Read(ctx, "", RequestArgs{Operation: op, Client: httpClient, Timestamp: a.ts.Add(1),
+		Restamp: func() uint64 { return a.ts.Add(1) }}, ordered)
 	if err != nil {
 		pe := asProtoError(err)
 		a.writeError(w, httpStatus(pe.Code), pe.Code, pe.Text)

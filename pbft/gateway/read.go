@@ -55,6 +55,9 @@ func (s *Service) Read(ctx context.Context, dest string, a RequestArgs, ordered 
 			return res, err
 		}
 	}
+	if a.Restamp != nil {
+		a.Timestamp = a.Restamp()
+	}
 	ex, err := s.Execute(ctx, dest, a)
 	if err != nil {
 		return ReadResult{}, err

@@ -15,6 +15,11 @@ type RequestArgs struct {
 	Operation string
 	Client    string
 	Timestamp uint64
+	// Restamp, when set, gives a read's ordered request a fresh timestamp. The key-value
+	// facade stamps its own requests: while a read waited on the read-only path, newer
+	// requests of the facade may have executed, and the replicas would refuse the
+	// fallback as older than their reply cache.
+	Restamp func() uint64
 }
 
 // ParseRequest validates the body of pbft_request or pbft_execute.
