@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -41,7 +43,9 @@ type Options struct {
 	// ReadRatio is the fraction of operations that are reads ("get k<i>" of the client's
 	// own key), sent on the PBFT client's read-only path (which falls back to ordering).
 	ReadRatio float64
-	Progress  io.Writer // a progress line every second (e.g. os.Stderr), nil for none
+	// CPUProfile names a file for a CPU profile of the replicated run (not the baseline).
+	CPUProfile string
+	Progress   io.Writer // a progress line every second (e.g. os.Stderr), nil for none
 }
 
 // Default values of the flags.
@@ -132,7 +136,7 @@ func (r Result) WriteJSON(w io.Writer) error {
 func ms(v float64) string { return fmt.Sprintf("%.2fms", v) }
 
 // ParseFlags reads the flags of `gateway bench`: -clients -duration -size -nodes -json
-// -execute -read-ratio.
+// -execute -read-ratio -cpuprofile.
 // -h and -help return flag.ErrHelp; Usage prints the flags.
 func ParseFlags(args []string) (Options, error) {
 	o := Options{}
@@ -154,7 +158,7 @@ func Usage(w io.Writer) {
 	var o Options
 	fs := newFlagSet(&o)
 	fs.SetOutput(w)
-	fmt.Fprintln(w, "usage: gateway bench [-clients N] [-duration D] [-size B] [-nodes N] [-read-ratio R] [-json]")
+	fmt.Fprintln(w, "usage: gateway bench [-clients N] [-duration D] [-size B] [-nodes N] [-read-ratio R] [-cpuprofile FILE] [-json]")
 	fs.PrintDefaults()
 }
 
@@ -168,6 +172,7 @@ func newFlagSet(o *Options) *flag.FlagSet {
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&o.Execute, "execute", false, "use pbft_execute's path (ordering query, every replica's reply) instead of the PBFT client's (a quorum of matching replies)")
 	fs.Float64Var(&o.ReadRatio, "read-ratio", 0, "fraction of operations that are reads (get of the client's key) on the read-only path, 0 to 1")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the replicated run to this file")
 	return fs
 }
 
@@ -249,6 +254,10 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 		}
 		base++
 	}
+	stopProfile, err := startProfile(o.CPUProfile)
+	if err != nil {
+		return res, err
+	}
 	var fallbacks atomic.Int64
 	m := drive(ctx, o.Clients, o.Duration, o.Progress, "", func(ctx context.Context, c int, k uint64) (bool, error) {
 		if isRead(k, o.ReadRatio) {
@@ -269,6 +278,9 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 		_, err := pc.Invoke(ctx, client.Request{Client: clients[c], Timestamp: base + k, Op: ops[c]})
 		return false, err
 	})
+	if err := stopProfile(); err != nil {
+		return res, err
+	}
 	res.Requests, res.Errors, res.Seconds = len(m.lat), m.errors, m.elapsed.Seconds()
 	res.ThroughputRPS = m.rps()
 	res.Reads, res.ReadFallbacks = len(m.readLat), int(fallbacks.Load())
@@ -301,6 +313,28 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 // floor(k*ratio) of its first k operations are, spread evenly.
 func isRead(k uint64, ratio float64) bool {
 	return math.Floor(float64(k)*ratio) > math.Floor(float64(k-1)*ratio)
+}
+
+// startProfile starts a CPU profile to the file path ("" for none); stop ends it.
+func startProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: -cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("loadgen: -cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("loadgen: -cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // writeKeys has each client write its key once (timestamp base), all at once.

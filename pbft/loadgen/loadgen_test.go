@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,11 +27,11 @@ func TestParseFlagsDefaults(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
-	o, err := ParseFlags([]string{"-clients", "64", "-duration", "3s", "-size=1024", "-nodes", "7", "-json", "-read-ratio", "0.25"})
+	o, err := ParseFlags([]string{"-clients", "64", "-duration", "3s", "-size=1024", "-nodes", "7", "-json", "-read-ratio", "0.25", "-cpuprofile", "cpu.pb.gz"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Options{Clients: 64, Duration: 3 * time.Second, Size: 1024, Nodes: 7, JSON: true, ReadRatio: 0.25}
+	want := Options{Clients: 64, Duration: 3 * time.Second, Size: 1024, Nodes: 7, JSON: true, ReadRatio: 0.25, CPUProfile: "cpu.pb.gz"}
 	if o != want {
 		t.Fatalf("got %+v, want %+v", o, want)
 	}
@@ -63,7 +65,7 @@ func TestParseFlagsErrors(t *testing.T) {
 	}
 	var b bytes.Buffer
 	Usage(&b)
-	for _, f := range []string{"-clients", "-duration", "-size", "-nodes", "-json", "-read-ratio"} {
+	for _, f := range []string{"-clients", "-duration", "-size", "-nodes", "-json", "-read-ratio", "-cpuprofile"} {
 		if !strings.Contains(b.String(), f) {
 			t.Errorf("usage lacks %s:\n%s", f, b.String())
 		}
@@ -121,7 +123,8 @@ func TestRunReads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a cluster for a few seconds")
 	}
-	o := Options{Clients: 2, Duration: time.Second, Nodes: 4, Size: 8, ReadRatio: 0.5}
+	profile := filepath.Join(t.TempDir(), "cpu.pb.gz")
+	o := Options{Clients: 2, Duration: time.Second, Nodes: 4, Size: 8, ReadRatio: 0.5, CPUProfile: profile}
 	r, err := Run(context.Background(), config.Default(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +145,9 @@ func TestRunReads(t *testing.T) {
 		if !(0 < l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max && l.Max <= r.LatencyMS.Max) {
 			t.Errorf("%s latencies: %+v (all: %+v)", name, l, r.LatencyMS)
 		}
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("-cpuprofile: %v, %v", fi, err)
 	}
 	var text bytes.Buffer
 	r.WriteText(&text)
@@ -224,6 +230,16 @@ func TestRun(t *testing.T) {
 	}
 	if len(lm) != 4 {
 		t.Errorf("latency_ms has keys beyond p50/p90/p99/max: %s", js.String())
+	}
+}
+
+func TestRunBadProfile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	o := Options{Clients: 1, Duration: time.Second, Nodes: 4, CPUProfile: filepath.Join(t.TempDir(), "no", "such", "dir", "cpu")}
+	if _, err := Run(context.Background(), config.Default(), o); err == nil || !strings.Contains(err.Error(), "-cpuprofile") {
+		t.Fatalf("err = %v, want a -cpuprofile error", err)
 	}
 }
 
