@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -37,8 +39,13 @@ type Options struct {
 	JSON     bool          // the caller wants the result as JSON (Result.WriteJSON)
 	// Execute drives pbft_execute's path (ask the replica where the request was ordered,
 	// wait for every replica's reply) instead of the PBFT client's (a quorum of matching replies).
-	Execute  bool
-	Progress io.Writer // a progress line every second (e.g. os.Stderr), nil for none
+	Execute bool
+	// ReadRatio is the fraction of operations that are reads ("get k<i>" of the client's
+	// own key), sent on the PBFT client's read-only path (which falls back to ordering).
+	ReadRatio float64
+	// CPUProfile names a file for a CPU profile of the replicated run (not the baseline).
+	CPUProfile string
+	Progress   io.Writer // a progress line every second (e.g. os.Stderr), nil for none
 }
 
 // Default values of the flags.
@@ -77,6 +84,14 @@ type Result struct {
 	Seconds       float64   `json:"seconds"` // how long the cluster run took
 	// BaselineLatencyMS are the latencies of the echo baseline.
 	BaselineLatencyMS Latencies `json:"baseline_latency_ms"`
+	// ReadRatio, Reads, ReadFallbacks and the read and write latencies split the
+	// requests (LatencyMS covers both) by kind; ReadFallbacks counts the reads that
+	// did not get q matching read-only replies and were ordered instead.
+	ReadRatio      float64   `json:"read_ratio"`
+	Reads          int       `json:"reads"`
+	ReadFallbacks  int       `json:"read_fallbacks"`
+	ReadLatencyMS  Latencies `json:"read_latency_ms"`
+	WriteLatencyMS Latencies `json:"write_latency_ms"`
 }
 
 // Cost is how many times the baseline's throughput exceeds the cluster's (0 if unknown).
@@ -97,6 +112,10 @@ func (r Result) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "requests:    %d executed, %d errors\n", r.Requests, r.Errors)
 	fmt.Fprintf(w, "throughput:  %.0f req/s\n", r.ThroughputRPS)
 	fmt.Fprintf(w, "latency:     p50 %s  p90 %s  p99 %s  max %s\n", ms(r.LatencyMS.P50), ms(r.LatencyMS.P90), ms(r.LatencyMS.P99), ms(r.LatencyMS.Max))
+	if r.ReadRatio > 0 {
+		fmt.Fprintf(w, "reads:       %d (%.0f%%), %d fell back to ordering; p50 %s  p90 %s  p99 %s\n", r.Reads, 100*r.ReadRatio, r.ReadFallbacks, ms(r.ReadLatencyMS.P50), ms(r.ReadLatencyMS.P90), ms(r.ReadLatencyMS.P99))
+		fmt.Fprintf(w, "writes:      %d; p50 %s  p90 %s  p99 %s\n", r.Requests-r.Reads, ms(r.WriteLatencyMS.P50), ms(r.WriteLatencyMS.P90), ms(r.WriteLatencyMS.P99))
+	}
 	fmt.Fprintf(w, "view changes: %d\n", r.ViewChanges)
 	fmt.Fprintf(w, "baseline:    %.0f req/s (NATS request/reply echo, unreplicated), p50 %s  p99 %s\n", r.BaselineRPS, ms(r.BaselineLatencyMS.P50), ms(r.BaselineLatencyMS.P99))
 	if c := r.Cost(); c > 0 {
@@ -116,7 +135,8 @@ func (r Result) WriteJSON(w io.Writer) error {
 
 func ms(v float64) string { return fmt.Sprintf("%.2fms", v) }
 
-// ParseFlags reads the flags of `gateway bench`: -clients -duration -size -nodes -json.
+// ParseFlags reads the flags of `gateway bench`: -clients -duration -size -nodes -json
+// -execute -read-ratio -cpuprofile.
 // -h and -help return flag.ErrHelp; Usage prints the flags.
 func ParseFlags(args []string) (Options, error) {
 	o := Options{}
@@ -138,7 +158,7 @@ func Usage(w io.Writer) {
 	var o Options
 	fs := newFlagSet(&o)
 	fs.SetOutput(w)
-	fmt.Fprintln(w, "usage: gateway bench [-clients N] [-duration D] [-size B] [-nodes N] [-json]")
+	fmt.Fprintln(w, "usage: gateway bench [-clients N] [-duration D] [-size B] [-nodes N] [-read-ratio R] [-cpuprofile FILE] [-json]")
 	fs.PrintDefaults()
 }
 
@@ -151,6 +171,8 @@ func newFlagSet(o *Options) *flag.FlagSet {
 	fs.IntVar(&o.Nodes, "nodes", DefaultNodes, "replicas in the embedded cluster")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&o.Execute, "execute", false, "use pbft_execute's path (ordering query, every replica's reply) instead of the PBFT client's (a quorum of matching replies)")
+	fs.Float64Var(&o.ReadRatio, "read-ratio", 0, "fraction of operations that are reads (get of the client's key) on the read-only path, 0 to 1")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the replicated run to this file")
 	return fs
 }
 
@@ -164,6 +186,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("loadgen: -size must be between 0 and %d, not %d", MaxSize, o.Size)
 	case o.Nodes < 1:
 		return fmt.Errorf("loadgen: -nodes must be at least 1, not %d", o.Nodes)
+	case !(o.ReadRatio >= 0 && o.ReadRatio <= 1): // also NaN
+		return fmt.Errorf("loadgen: -read-ratio must be between 0 and 1, not %v", o.ReadRatio)
 	}
 	return nil
 }
@@ -182,11 +206,13 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 	if o.NATSURL != "" && len(s.NodeIDs) > 0 {
 		ids = slices.Clone(s.NodeIDs)
 	}
-	res := Result{Nodes: len(ids), Clients: o.Clients, Size: o.Size, External: o.NATSURL != ""}
+	res := Result{Nodes: len(ids), Clients: o.Clients, Size: o.Size, External: o.NATSURL != "", ReadRatio: o.ReadRatio}
 	value := strings.Repeat("x", o.Size)
 	ops := make([][]byte, o.Clients)
+	reads := make([][]byte, o.Clients)
 	for i := range ops {
 		ops[i] = []byte(fmt.Sprintf("set k%d=%s", i, value))
+		reads[i] = []byte(fmt.Sprintf("get k%d", i))
 	}
 
 	// The replicated run.
@@ -220,17 +246,46 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 	for c := range clients {
 		clients[c] = fmt.Sprintf("load%d", c)
 	}
-	m := drive(ctx, o.Clients, o.Duration, o.Progress, "", func(ctx context.Context, c int, k uint64) error {
+	pc := svc.Backend().Client()
+	if o.ReadRatio > 0 {
+		// Every key a client reads is written first, so that reads return a value.
+		if err := writeKeys(ctx, pc, clients, base, ops); err != nil {
+			return res, err
+		}
+		base++
+	}
+	stopProfile, err := startProfile(o.CPUProfile)
+	if err != nil {
+		return res, err
+	}
+	var fallbacks atomic.Int64
+	m := drive(ctx, o.Clients, o.Duration, o.Progress, "", func(ctx context.Context, c int, k uint64) (bool, error) {
+		if isRead(k, o.ReadRatio) {
+			r, ordered, err := pc.Read(ctx, client.Request{Client: clients[c], Timestamp: base + k, Op: reads[c]})
+			if ordered {
+				fallbacks.Add(1)
+			}
+			if err == nil && string(r.Value) != value {
+				err = fmt.Errorf("loadgen: get k%d returned %d bytes, not the %d written", c, len(r.Value), len(value))
+			}
+			return true, err
+		}
 		if o.Execute {
 			args := gateway.RequestArgs{Operation: string(ops[c]), Client: clients[c], Timestamp: base + k}
 			_, err := svc.Execute(ctx, dest, args)
-			return err
+			return false, err
 		}
-		_, err := svc.Backend().Client().Invoke(ctx, client.Request{Client: clients[c], Timestamp: base + k, Op: ops[c]})
-		return err
+		_, err := pc.Invoke(ctx, client.Request{Client: clients[c], Timestamp: base + k, Op: ops[c]})
+		return false, err
 	})
+	if err := stopProfile(); err != nil {
+		return res, err
+	}
 	res.Requests, res.Errors, res.Seconds = len(m.lat), m.errors, m.elapsed.Seconds()
 	res.ThroughputRPS = m.rps()
+	res.Reads, res.ReadFallbacks = len(m.readLat), int(fallbacks.Load())
+	res.ReadLatencyMS = percentiles(m.readLat)
+	res.WriteLatencyMS = percentiles(m.writeLat)
 	res.LatencyMS = percentiles(m.lat)
 	if e, ok := svc.Backend().(*embedded.Cluster); ok {
 		vc, err := viewChanges(ctx, e, ids)
@@ -252,6 +307,52 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 	res.BaselineRPS = bm.rps()
 	res.BaselineLatencyMS = percentiles(bm.lat)
 	return res, ctx.Err()
+}
+
+// isRead reports whether a client's k-th operation (k >= 1) is a read: exactly
+// floor(k*ratio) of its first k operations are, spread evenly.
+func isRead(k uint64, ratio float64) bool {
+	return math.Floor(float64(k)*ratio) > math.Floor(float64(k-1)*ratio)
+}
+
+// startProfile starts a CPU profile to the file path ("" for none); stop ends it.
+func startProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: -cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("loadgen: -cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("loadgen: -cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+// writeKeys has each client write its key once (timestamp base), all at once.
+func writeKeys(ctx context.Context, pc *client.Client, clients []string, base uint64, ops [][]byte) error {
+	errs := make([]error, len(clients))
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[c] = pc.Invoke(ctx, client.Request{Client: clients[c], Timestamp: base, Op: ops[c]})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("loadgen: writing the keys to read: %w", err)
+	}
+	return nil
 }
 
 func viewChanges(ctx context.Context, e *embedded.Cluster, ids []string) (uint64, error) {
@@ -313,150 +414,20 @@ func baseline(ctx context.Context, o Options, ops [][]byte) (measured, error) {
 	}
 	defer requester.Close()
 	d := min(o.Duration, MaxBaseline)
-	m := drive(ctx, o.Clients, d, o.Progress, "baseline  ", func(ctx context.Context, c int, _ uint64) error {
+	m := drive(ctx, o.Clients, d, o.Progress, "baseline  ", func(ctx context.Context, c int, _ uint64) (bool, error) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		r, err := requester.RequestWithContext(ctx, subject, ops[c])
 		if err != nil {
-			return err
+			return false, err
 		}
 		if len(r.Data) != len(ops[c]) {
-			return errors.New("loadgen: echo answered a different payload")
+			return false, errors.New("loadgen: echo answered a different payload")
 		}
-		return nil
+		return false, nil
 	})
 	if m.errors > 0 && len(m.lat) == 0 {
 		return m, fmt.Errorf("loadgen: baseline: every request failed (%d)", m.errors)
 	}
 	return m, nil
-}
-
-// measured is what drive saw.
-type measured struct {
-	lat     []time.Duration // of the successful requests
-	errors  int
-	elapsed time.Duration
-}
-
-func (m measured) rps() float64 {
-	if m.elapsed <= 0 {
-		return 0
-	}
-	return float64(len(m.lat)) / m.elapsed.Seconds()
-}
-
-// drive runs clients goroutines, each calling do in a loop (k = 1, 2, ... its own count)
-// until d has passed since the start. Requests in flight at the end are waited for and
-// counted; elapsed runs until the last one returns. Every second it writes a progress line
-// to progress, if not nil.
-func drive(ctx context.Context, clients int, d time.Duration, progress io.Writer, label string, do func(ctx context.Context, c int, k uint64) error) measured {
-	start := time.Now()
-	deadline := start.Add(d)
-	lats := make([][]time.Duration, clients)
-	errs := make([]int, clients)
-	var win window
-	var wg sync.WaitGroup
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := uint64(1); ctx.Err() == nil && time.Now().Before(deadline); k++ {
-				t0 := time.Now()
-				if err := do(ctx, c, k); err != nil {
-					if ctx.Err() == nil {
-						errs[c]++
-						win.errors.Add(1)
-					}
-					continue
-				}
-				lat := time.Since(t0)
-				lats[c] = append(lats[c], lat)
-				if progress != nil {
-					win.add(lat)
-				}
-			}
-		}()
-	}
-	stop := make(chan struct{})
-	var pwg sync.WaitGroup
-	if progress != nil {
-		pwg.Add(1)
-		go func() {
-			defer pwg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			last := start
-			report := func(now time.Time) {
-				l, e := win.take()
-				secs := now.Sub(last).Seconds()
-				last = now
-				if secs <= 0 {
-					return
-				}
-				p := percentiles(l)
-				line := fmt.Sprintf("%s%3.0fs  %6.0f req/s  p50 %.1fms  p99 %.1fms", label, now.Sub(start).Seconds(), float64(len(l))/secs, p.P50, p.P99)
-				if e > 0 {
-					line += fmt.Sprintf("  %d errors", e)
-				}
-				fmt.Fprintln(progress, line)
-			}
-			for {
-				select {
-				case <-stop:
-					// The requests since the last line, if they are a good part of a second.
-					if now := time.Now(); now.Sub(last) >= 100*time.Millisecond {
-						report(now)
-					}
-					return
-				case now := <-t.C:
-					report(now)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(stop)
-	pwg.Wait()
-	m := measured{elapsed: elapsed}
-	for c := range clients {
-		m.lat = append(m.lat, lats[c]...)
-		m.errors += errs[c]
-	}
-	return m
-}
-
-// window collects the latencies of the current progress second.
-type window struct {
-	mu     sync.Mutex
-	lat    []time.Duration
-	errors atomic.Int64
-}
-
-func (w *window) add(d time.Duration) {
-	w.mu.Lock()
-	w.lat = append(w.lat, d)
-	w.mu.Unlock()
-}
-
-func (w *window) take() ([]time.Duration, int64) {
-	w.mu.Lock()
-	l := w.lat
-	w.lat = nil
-	w.mu.Unlock()
-	return l, w.errors.Swap(0)
-}
-
-// percentiles returns nearest-rank percentiles of lat, in milliseconds; lat is sorted.
-func percentiles(lat []time.Duration) Latencies {
-	if len(lat) == 0 {
-		return Latencies{}
-	}
-	slices.Sort(lat)
-	at := func(p float64) float64 {
-		i := int(math.Ceil(p*float64(len(lat)))) - 1
-		i = max(0, min(i, len(lat)-1))
-		return float64(lat[i]) / float64(time.Millisecond)
-	}
-	return Latencies{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: at(1)}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,11 +27,11 @@ func TestParseFlagsDefaults(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
-	o, err := ParseFlags([]string{"-clients", "64", "-duration", "3s", "-size=1024", "-nodes", "7", "-json"})
+	o, err := ParseFlags([]string{"-clients", "64", "-duration", "3s", "-size=1024", "-nodes", "7", "-json", "-read-ratio", "0.25", "-cpuprofile", "cpu.pb.gz"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Options{Clients: 64, Duration: 3 * time.Second, Size: 1024, Nodes: 7, JSON: true}
+	want := Options{Clients: 64, Duration: 3 * time.Second, Size: 1024, Nodes: 7, JSON: true, ReadRatio: 0.25, CPUProfile: "cpu.pb.gz"}
 	if o != want {
 		t.Fatalf("got %+v, want %+v", o, want)
 	}
@@ -46,6 +48,10 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"-size", "-1"},
 		{"-size", "100000000"},
 		{"-nodes", "0"},
+		{"-read-ratio", "-0.1"},
+		{"-read-ratio", "1.5"},
+		{"-read-ratio", "NaN"},
+		{"-read-ratio", "x"},
 		{"-bogus"},
 		{"extra"},
 		{"-json", "extra"},
@@ -59,7 +65,7 @@ func TestParseFlagsErrors(t *testing.T) {
 	}
 	var b bytes.Buffer
 	Usage(&b)
-	for _, f := range []string{"-clients", "-duration", "-size", "-nodes", "-json"} {
+	for _, f := range []string{"-clients", "-duration", "-size", "-nodes", "-json", "-read-ratio", "-cpuprofile"} {
 		if !strings.Contains(b.String(), f) {
 			t.Errorf("usage lacks %s:\n%s", f, b.String())
 		}
@@ -83,6 +89,86 @@ func TestPercentiles(t *testing.T) {
 	}
 	if p := percentiles(nil); p != (Latencies{}) {
 		t.Fatalf("percentiles(nil) = %+v", p)
+	}
+}
+
+func TestIsRead(t *testing.T) {
+	for _, tc := range []struct {
+		ratio float64
+		want  string // of operations 1..8, r for a read
+	}{
+		{0, "wwwwwwww"},
+		{1, "rrrrrrrr"},
+		{0.5, "wrwrwrwr"},
+		{0.25, "wwwrwwwr"},
+		{0.75, "wrrrwrrr"},
+	} {
+		var got strings.Builder
+		for k := uint64(1); k <= 8; k++ {
+			if isRead(k, tc.ratio) {
+				got.WriteByte('r')
+			} else {
+				got.WriteByte('w')
+			}
+		}
+		if got.String() != tc.want {
+			t.Errorf("ratio %v: %s, want %s", tc.ratio, got.String(), tc.want)
+		}
+	}
+}
+
+// TestRunReads mixes reads into the load: they take the read-only path, return the
+// value the run wrote, and are reported apart from the writes.
+func TestRunReads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster for a few seconds")
+	}
+	profile := filepath.Join(t.TempDir(), "cpu.pb.gz")
+	o := Options{Clients: 2, Duration: time.Second, Nodes: 4, Size: 8, ReadRatio: 0.5, CPUProfile: profile}
+	r, err := Run(context.Background(), config.Default(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", r)
+	writes := r.Requests - r.Reads
+	if r.Errors != 0 || r.Reads == 0 || writes == 0 {
+		t.Fatalf("errors %d, reads %d, writes %d: want no errors, both kinds", r.Errors, r.Reads, writes)
+	}
+	// Each client alternates, so reads and writes differ by at most one per client.
+	if d := r.Reads - writes; d < -o.Clients || d > o.Clients {
+		t.Errorf("reads %d, writes %d: not half of each", r.Reads, writes)
+	}
+	if r.ReadFallbacks > r.Reads {
+		t.Errorf("%d fallbacks of %d reads", r.ReadFallbacks, r.Reads)
+	}
+	for name, l := range map[string]Latencies{"read": r.ReadLatencyMS, "write": r.WriteLatencyMS} {
+		if !(0 < l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max && l.Max <= r.LatencyMS.Max) {
+			t.Errorf("%s latencies: %+v (all: %+v)", name, l, r.LatencyMS)
+		}
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("-cpuprofile: %v, %v", fi, err)
+	}
+	var text bytes.Buffer
+	r.WriteText(&text)
+	if !strings.Contains(text.String(), "fell back to ordering") {
+		t.Errorf("summary lacks the reads:\n%s", text.String())
+	}
+	var js bytes.Buffer
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["reads"] != float64(r.Reads) || m["read_fallbacks"] != float64(r.ReadFallbacks) || m["read_ratio"] != 0.5 {
+		t.Errorf("JSON reads: %s", js.String())
+	}
+	for _, k := range []string{"read_latency_ms", "write_latency_ms"} {
+		if l, ok := m[k].(map[string]any); !ok || l["p50"] == nil {
+			t.Errorf("JSON lacks %s: %s", k, js.String())
+		}
 	}
 }
 
@@ -144,6 +230,16 @@ func TestRun(t *testing.T) {
 	}
 	if len(lm) != 4 {
 		t.Errorf("latency_ms has keys beyond p50/p90/p99/max: %s", js.String())
+	}
+}
+
+func TestRunBadProfile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	o := Options{Clients: 1, Duration: time.Second, Nodes: 4, CPUProfile: filepath.Join(t.TempDir(), "no", "such", "dir", "cpu")}
+	if _, err := Run(context.Background(), config.Default(), o); err == nil || !strings.Contains(err.Error(), "-cpuprofile") {
+		t.Fatalf("err = %v, want a -cpuprofile error", err)
 	}
 }
 
