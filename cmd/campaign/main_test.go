@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/pbft-nats/pbft/internal/cli/clitest"
 )
 
 // TestMain runs the command itself when a test re-executes this binary with
@@ -21,19 +20,7 @@ func TestMain(m *testing.M) {
 
 func runMain(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "PBFT_TEST_RUN_MAIN=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		return exit.ExitCode(), stdout.String(), stderr.String()
-	case err != nil:
-		t.Fatalf("campaign %v: %v", args, err)
-	}
-	return 0, stdout.String(), stderr.String()
+	return clitest.Run(t, os.Args[0], []string{"PBFT_TEST_RUN_MAIN=1"}, args...)
 }
 
 // Help exits 0 (2 means "could not run"); a bad flag or argument exits 2 with the usage.

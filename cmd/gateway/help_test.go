@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"errors"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/pbft-nats/pbft/internal/cli/clitest"
 	"github.com/pbft-nats/pbft/pbft/config"
 )
 
@@ -15,19 +12,7 @@ import (
 // stdout and stderr.
 func runCommand(t *testing.T, bin string, env []string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		return exit.ExitCode(), stdout.String(), stderr.String()
-	case err != nil:
-		t.Fatalf("gateway %v: %v", args, err)
-	}
-	return 0, stdout.String(), stderr.String()
+	return clitest.Run(t, bin, env, args...)
 }
 
 // Help, on the command and on its subcommands, exits 0 with the usage on stdout and

@@ -2,13 +2,12 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/pbft-nats/pbft/internal/cli/clitest"
 	"github.com/pbft-nats/pbft/pbft/config"
 )
 
@@ -24,19 +23,7 @@ func TestMain(m *testing.M) {
 
 func runMain(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
-	cmd.Env = append(os.Environ(), append(env, "PBFT_TEST_RUN_MAIN=1")...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		return exit.ExitCode(), stdout.String(), stderr.String()
-	case err != nil:
-		t.Fatalf("replica %v: %v", args, err)
-	}
-	return 0, stdout.String(), stderr.String()
+	return clitest.Run(t, os.Args[0], append(env, "PBFT_TEST_RUN_MAIN=1"), args...)
 }
 
 func TestHelpVersionAndUnknownCommands(t *testing.T) {
