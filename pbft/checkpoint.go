@@ -54,8 +54,13 @@ func (r *Replica) stepCheckpoint(from int, m *Checkpoint) error {
 	if m.Replica != from {
 		return fmt.Errorf("%w: checkpoint names replica %d, sent by %d", ErrRejected, m.Replica, from)
 	}
-	if m.Seq <= r.lowWater || m.Seq%r.cfg.CheckpointInterval != 0 {
-		return nil // old news, or not a checkpoint boundary
+	if m.Seq <= r.lowWater {
+		return nil // old news
+	}
+	if m.Seq%r.cfg.CheckpointInterval != 0 && m.Seq > r.lowWater+r.cfg.LogWindow {
+		// Off the K boundaries only a reconfiguration's checkpoint, which is inside the
+		// window: what one peer can make us store stays bounded.
+		return nil
 	}
 	// Far-future checkpoints are kept only at the boundary a replica could be behind by;
 	// bound what one peer can make us store: one vote per replica per seq, and only seqs
@@ -160,6 +165,9 @@ func (r *Replica) makeStable(seq uint64) {
 	if r.transfer != nil && r.transfer.seq <= seq {
 		r.transfer = nil
 	}
+	if r.conf.next != nil && seq >= r.conf.nextSeq {
+		r.enterNext()
+	}
 }
 
 // stateTransfer is an ongoing fetch of the state at a certified checkpoint. The snapshot
@@ -244,6 +252,12 @@ func (r *Replica) stepFetch(from int, m *Fetch) error {
 	if m.Replica != from {
 		return fmt.Errorf("%w: fetch names replica %d, sent by %d", ErrRejected, m.Replica, from)
 	}
+	return r.serveState(m, r.id, func(msg Message) { r.send(from, msg) })
+}
+
+// serveState answers a fetch with a piece of the state, signing as replica me; reply
+// sends to the fetcher.
+func (r *Replica) serveState(m *Fetch, me int, reply func(Message)) error {
 	seq, offset := m.Seq, m.Offset
 	snap, ok := r.checkpoints.snapshots[seq]
 	if !ok {
@@ -253,13 +267,13 @@ func (r *Replica) stepFetch(from int, m *Fetch) error {
 		if snap, ok = r.checkpoints.snapshots[seq]; !ok {
 			return nil
 		}
-		r.send(from, &Checkpoint{Seq: seq, State: r.checkpoints.own[seq], Replica: r.id})
+		reply(&Checkpoint{Seq: seq, State: r.checkpoints.own[seq], Replica: me})
 	}
 	if offset > uint64(len(snap)) {
 		return fmt.Errorf("%w: fetch from offset %d of a %d-byte state", ErrRejected, offset, len(snap))
 	}
 	end := min(offset+uint64(r.cfg.StateChunk), uint64(len(snap)))
-	r.send(from, &State{Seq: seq, Offset: offset, Total: uint64(len(snap)), Snapshot: snap[offset:end], Replica: r.id})
+	reply(&State{Seq: seq, Offset: offset, Total: uint64(len(snap)), Snapshot: snap[offset:end], Replica: me})
 	return nil
 }
 
@@ -364,21 +378,36 @@ func (t *stateTransfer) restart(peer int) {
 }
 
 func (r *Replica) installSnapshot(b []byte) error {
-	d := decoder{buf: b}
-	app := d.take(MaxSnapshot)
-	if d.err != nil {
-		return d.err
-	}
-	clients := newClientTable(r.cfg.ClientHistory)
-	if err := clients.restore(&d); err != nil {
+	app, clients, conf, err := decodeSnapshot(b, r.cfg.ClientHistory)
+	if err != nil {
 		return err
-	}
-	if len(d.buf) != 0 {
-		return fmt.Errorf("%w: trailing bytes in snapshot", ErrDecode)
 	}
 	if err := r.app.Restore(app); err != nil {
 		return err
 	}
 	r.clients = clients
+	r.adoptConfig(conf)
 	return nil
+}
+
+// decodeSnapshot splits a snapshot into the application's part, the client table and
+// the configuration.
+func decodeSnapshot(b []byte, history int) ([]byte, *clientTable, configState, error) {
+	d := decoder{buf: b}
+	app := d.take(MaxSnapshot)
+	if d.err != nil {
+		return nil, nil, configState{}, d.err
+	}
+	clients := newClientTable(history)
+	if err := clients.restore(&d); err != nil {
+		return nil, nil, configState{}, err
+	}
+	conf := d.configState()
+	if d.err != nil {
+		return nil, nil, configState{}, d.err
+	}
+	if len(d.buf) != 0 {
+		return nil, nil, configState{}, fmt.Errorf("%w: trailing bytes in snapshot", ErrDecode)
+	}
+	return app, clients, conf, nil
 }

@@ -244,11 +244,12 @@ func (c *clientTable) restore(d *decoder) error {
 	return nil
 }
 
-// snapshot is the replicated state at a checkpoint: the application's snapshot and the
-// client table, each length-prefixed.
-func encodeSnapshot(app []byte, clients *clientTable) []byte {
+// snapshot is the replicated state at a checkpoint: the application's snapshot
+// (length-prefixed), the client table and the configuration.
+func encodeSnapshot(app []byte, clients *clientTable, conf configState) []byte {
 	dst := make([]byte, 0, len(app)+64)
 	dst = binary.AppendUvarint(dst, uint64(len(app)))
 	dst = append(dst, app...)
-	return clients.appendSnapshot(dst)
+	dst = clients.appendSnapshot(dst)
+	return appendConfigState(dst, conf)
 }

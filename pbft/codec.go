@@ -45,7 +45,7 @@ func AppendMessage(dst []byte, m Message) []byte {
 		dst = appendUvarint(dst, m.Timestamp)
 		dst = appendUvarint(dst, uint64(m.Replica))
 		dst = appendBytes(dst, m.Result)
-		dst = appendReadOnlyFlag(dst, m.ReadOnly)
+		dst = appendReplyFlags(dst, m.ReadOnly, m.Conf)
 	case *Checkpoint:
 		dst = appendUvarint(dst, m.Seq)
 		dst = append(dst, m.State[:]...)
@@ -147,6 +147,48 @@ func (d *decoder) readOnlyFlag() bool {
 	}
 	d.buf = d.buf[1:]
 	return true
+}
+
+// confFlag, in a reply's optional last byte, says a configuration number follows: absent
+// in configuration 0, so replies of a cluster that never reconfigured encode as before.
+const confFlag = 2
+
+func appendReplyFlags(dst []byte, readOnly bool, conf uint64) []byte {
+	var f byte
+	if readOnly {
+		f |= readOnlyFlag
+	}
+	if conf != 0 {
+		f |= confFlag
+	}
+	if f == 0 {
+		return dst
+	}
+	dst = append(dst, f)
+	if conf != 0 {
+		dst = appendUvarint(dst, conf)
+	}
+	return dst
+}
+
+// replyFlags reads what appendReplyFlags wrote; a configuration 0 written out, or an
+// unknown flag bit, is malformed, which keeps the encoding canonical.
+func (d *decoder) replyFlags() (readOnly bool, conf uint64) {
+	if d.err != nil || len(d.buf) == 0 {
+		return false, 0
+	}
+	f := d.buf[0]
+	d.buf = d.buf[1:]
+	if f == 0 || f&^(readOnlyFlag|confFlag) != 0 {
+		d.fail("bad reply flags")
+		return false, 0
+	}
+	if f&confFlag != 0 {
+		if conf = d.uvarint(); conf == 0 && d.err == nil {
+			d.fail("configuration 0 written out")
+		}
+	}
+	return f&readOnlyFlag != 0, conf
 }
 
 func appendPrePrepare(dst []byte, p *PrePrepare) []byte {
@@ -279,7 +321,7 @@ func (d *decoder) message() Message {
 	case KindReply:
 		m := &Reply{View: d.uvarint(), Seq: d.uvarint(), Client: d.string(), Timestamp: d.uvarint(),
 			Replica: d.replica(), Result: d.bytes()}
-		m.ReadOnly = d.readOnlyFlag()
+		m.ReadOnly, m.Conf = d.replyFlags()
 		return m
 	case KindCheckpoint:
 		return &Checkpoint{Seq: d.uvarint(), State: d.digest(), Replica: d.replica()}

@@ -74,6 +74,21 @@ type Config struct {
 	Durable bool
 	// App is the state machine requests execute on.
 	App Application
+
+	// Members names the replicas of configuration Configuration in rotation order
+	// (len N, this replica Members[ID]). Without it the replica cannot be reconfigured:
+	// a reconfiguration executes to a refusal.
+	Members []string
+	// Configuration is the number of the configuration Members form (0 at init).
+	Configuration uint64
+	// Admin is the principal (the authenticated gateway of a request) allowed to
+	// reconfigure; empty, nobody may.
+	Admin string
+	// JoinFrom, when set, makes this replica a joiner: Members is the configuration it
+	// joins (Configuration = JoinFrom.Conf+1), and it takes part only once it has fetched
+	// the state at the reconfiguration that ends JoinFrom, certified by a quorum of
+	// JoinFrom's members.
+	JoinFrom *Membership
 }
 
 // DefaultConfig returns a Config with the protocol defaults; the caller sets ID, N and App.
@@ -119,6 +134,22 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: ClientHistory must be positive", ErrConfig)
 	case c.App == nil:
 		return fmt.Errorf("%w: App is required", ErrConfig)
+	case c.Members != nil && len(c.Members) != c.N:
+		return fmt.Errorf("%w: %d members for N = %d", ErrConfig, len(c.Members), c.N)
+	case c.JoinFrom != nil && c.Members == nil:
+		return fmt.Errorf("%w: a joiner needs Members", ErrConfig)
+	case c.JoinFrom != nil && c.JoinFrom.Conf+1 != c.Configuration:
+		return fmt.Errorf("%w: joining configuration %d from %d", ErrConfig, c.Configuration, c.JoinFrom.Conf)
+	}
+	if c.Members != nil {
+		if err := ValidateMembers(c.Members); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	if c.JoinFrom != nil {
+		if err := ValidateMembers(c.JoinFrom.Members); err != nil {
+			return fmt.Errorf("%w: JoinFrom: %w", ErrConfig, err)
+		}
 	}
 	return nil
 }

@@ -49,13 +49,14 @@ func (r *Replica) requestCompaction() {
 // older prepared batch before its current pre-prepare.
 func (r *Replica) durableState() []Message {
 	var out []Message
+	id := max(r.id, 0) // a replica that left keeps its state under some index
 	if snap, ok := r.checkpoints.snapshots[r.lowWater]; ok && r.lowWater > 0 {
-		out = append(out, &State{Seq: r.lowWater, Total: uint64(len(snap)), Snapshot: snap, Replica: r.id})
+		out = append(out, &State{Seq: r.lowWater, Total: uint64(len(snap)), Snapshot: snap, Replica: id})
 	}
 	if top := r.topCheckpoint(); top > r.lowWater {
 		out = append(out,
-			&Checkpoint{Seq: top, State: r.checkpoints.own[top], Replica: r.id},
-			&State{Seq: top, Total: uint64(len(r.checkpoints.snapshots[top])), Snapshot: r.checkpoints.snapshots[top], Replica: r.id})
+			&Checkpoint{Seq: top, State: r.checkpoints.own[top], Replica: id},
+			&State{Seq: top, Total: uint64(len(r.checkpoints.snapshots[top])), Snapshot: r.checkpoints.snapshots[top], Replica: id})
 	}
 	if r.vc.accepted != nil {
 		out = append(out, r.vc.accepted)
@@ -122,6 +123,9 @@ func (r *Replica) Restore(records []Message) error {
 		if e.pp.View == r.view && e.pp.Seq > r.nextSeq {
 			r.nextSeq = e.pp.Seq
 		}
+		if e.pp.View == r.view {
+			r.noteReconfigAccepted(e.pp)
+		}
 		for _, req := range e.pp.Batch {
 			if _, done := r.clients.lookup(keyOf(req)); !done {
 				r.inflight[keyOf(req)] = s
@@ -153,7 +157,7 @@ func (r *Replica) Restore(records []Message) error {
 func (r *Replica) restoreOne(m Message) error {
 	switch m := m.(type) {
 	case *Checkpoint:
-		if m.Replica != r.id || m.Seq <= r.lastExec || m.Seq%r.cfg.CheckpointInterval != 0 {
+		if m.Replica != max(r.id, 0) || m.Seq <= r.lastExec {
 			return fmt.Errorf("checkpoint %d of replica %d", m.Seq, m.Replica)
 		}
 		r.restoringCheckpoint = m.Seq
@@ -187,6 +191,9 @@ func (r *Replica) restoreOne(m Message) error {
 		r.lowWater, r.lastExec, r.nextSeq = m.Seq, m.Seq, m.Seq
 		r.checkpoints.own = map[uint64]Digest{m.Seq: d}
 		r.checkpoints.snapshots = map[uint64][]byte{m.Seq: m.Snapshot}
+		if r.conf.next != nil && r.conf.nextSeq <= m.Seq {
+			r.enterNext() // the stable state ended a configuration: run the next
+		}
 		return nil
 	case *NewView:
 		if m.View >= r.view {

@@ -121,6 +121,9 @@ type Reply struct {
 	Replica   int
 	Result    []byte
 	ReadOnly  bool
+	// Conf is the configuration of the replica that replied (membership.go): a client
+	// counts a quorum among the members of one configuration.
+	Conf uint64
 }
 
 // Checkpoint announces the state digest after executing Seq.

@@ -38,12 +38,16 @@ func (q *requestQueue) pop(max, maxBytes int) []*Request {
 		if q.byKey[k] != r {
 			continue
 		}
-		if len(batch) > 0 && size+len(r.Op) > maxBytes {
+		if len(batch) > 0 && (size+len(r.Op) > maxBytes || IsReconfig(r.Op)) {
 			break
 		}
 		batch = append(batch, r)
 		size += len(r.Op)
 		delete(q.byKey, k)
+		if IsReconfig(r.Op) {
+			i++
+			break // a reconfiguration goes alone
+		}
 	}
 	q.order = q.order[i:]
 	if len(q.byKey) == 0 {
@@ -130,7 +134,7 @@ func (r *Replica) Propose() {
 	if !r.IsPrimary() || !r.viewActive {
 		return
 	}
-	for r.pending.len() > 0 && r.inWindow(r.nextSeq+1) {
+	for r.pending.len() > 0 && r.inWindow(r.nextSeq+1) && r.barrier == 0 {
 		batch := r.pending.pop(r.cfg.BatchMax, r.cfg.BatchBytes)
 		if len(batch) == 0 {
 			break
@@ -173,6 +177,9 @@ func (r *Replica) stepPrePrepare(from int, m *PrePrepare) error {
 	if BatchDigest(m.Batch) != m.Digest {
 		return fmt.Errorf("%w: pre-prepare digest does not match its batch", ErrRejected)
 	}
+	if err := r.checkReconfigBatch(m); err != nil {
+		return err
+	}
 	if err := r.acceptPrePrepare(m); err != nil {
 		return err
 	}
@@ -197,6 +204,7 @@ func (r *Replica) acceptPrePrepare(pp *PrePrepare) error {
 	}
 	e.pp = pp
 	r.persist(pp)
+	r.noteReconfigAccepted(pp)
 	e.votesFor(pp.View, r.q.N) // the certificate may need no votes at all (n = 1)
 	e.notePrePrepared(pp.View, pp.Digest)
 	for _, req := range pp.Batch {
@@ -374,16 +382,27 @@ func (r *Replica) executeBatch(e *entry) {
 			if r.clients.stale(k) {
 				continue // identically refused on every replica: the cache is replicated state
 			}
-			rep = cachedReply{seq: e.seq, view: e.pp.View, result: r.app.Execute(req.Op), op: digestOp(req.Op)}
+			var result []byte
+			if IsReconfig(req.Op) {
+				result = r.executeReconfig(req, len(e.pp.Batch), e.seq) // never the application's
+			} else {
+				result = r.app.Execute(req.Op)
+			}
+			rep = cachedReply{seq: e.seq, view: e.pp.View, result: result, op: digestOp(req.Op)}
 			r.clients.record(k, rep)
 		}
 		r.sendReply(req.Gateway, k, rep)
 	}
 	e.executed = true
 	r.lastExec = e.seq
+	if r.barrier == e.seq && r.conf.next == nil {
+		r.barrier = 0 // a refused reconfiguration: ordering goes on in this configuration
+	}
 	r.executed = append(r.executed, Executed{e.seq, e.pp.Digest})
 	r.vc.noteProgress(r)
-	if e.seq%r.cfg.CheckpointInterval == 0 {
+	if e.seq%r.cfg.CheckpointInterval == 0 || (r.conf.next != nil && r.conf.nextSeq == e.seq) {
+		// Every member checkpoints the reconfiguration's number, whatever K: a quorum of
+		// those certifies the state the next configuration starts from.
 		r.takeCheckpoint(e.seq)
 	}
 }
@@ -391,6 +410,7 @@ func (r *Replica) executeBatch(e *entry) {
 func (r *Replica) sendReply(gateway string, k reqKey, rep cachedReply) {
 	r.out = append(r.out, Outbound{To: ToGateway, Gateway: gateway, Msg: &Reply{
 		View: rep.view, Seq: rep.seq, Client: k.client, Timestamp: k.t, Replica: r.id, Result: rep.result,
+		Conf: r.conf.cur.Conf,
 	}})
 }
 

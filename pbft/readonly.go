@@ -72,7 +72,7 @@ func (r *Replica) stepReadOnly(from int, m *Request) error {
 func (r *Replica) sendReadOnlyReply(gateway string, k reqKey, result []byte) {
 	r.out = append(r.out, Outbound{To: ToGateway, Gateway: gateway, Msg: &Reply{
 		View: r.view, Seq: r.lastExec, Client: k.client, Timestamp: k.t, Replica: r.id, Result: result,
-		ReadOnly: true,
+		ReadOnly: true, Conf: r.conf.cur.Conf,
 	}})
 }
 

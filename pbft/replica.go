@@ -25,10 +25,18 @@ const FromClient = -1
 
 // Outbound is a message the replica wants sent.
 type Outbound struct {
-	// To is a replica index, Broadcast or ToGateway.
+	// To is a replica index (of configuration Conf), Broadcast or ToGateway.
 	To      int
 	Gateway string
 	Msg     Message
+	// Conf is the configuration the message belongs to: the driver sends it with the
+	// message (authenticated), and its receiver reads the sender's index in it
+	// (MembersOf). A broadcast goes to the members of Conf and of the configuration
+	// that follows it, if one is decided (joiners need the checkpoint at its start).
+	Conf uint64
+	// Peer, when set, names the receiver instead of To: across configurations (a
+	// joiner fetching state from a replica that is no member of its configuration).
+	Peer string
 }
 
 // Ready is what the driver must do after stepping the replica: persist Persist (before
@@ -103,6 +111,23 @@ type Replica struct {
 	persistQ            []Message
 	compactPending      bool
 	restoringCheckpoint uint64 // Restore: the own checkpoint whose state comes next
+
+	// Configurations (reconfig.go).
+	conf   configState
+	self   string
+	member bool // false for a replica that left (or has not joined yet)
+	// prev is the configuration before the current one, and prevID this replica's index
+	// in it (-1 if none): late messages of prev are read with it.
+	prev   *Membership
+	prevID int
+	// transSeq and transDigest are the reconfiguration that started the current
+	// configuration and the state right after it.
+	transSeq    uint64
+	transDigest Digest
+	// barrier is the number of a reconfiguration accepted in this view: nothing above it
+	// is ordered in this configuration.
+	barrier uint64
+	join    *joinState
 }
 
 // NewReplica returns a replica in view 0 with an empty log.
@@ -124,6 +149,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 		peerExec:   make([]uint64, cfg.N),
 		peerLow:    make([]uint64, cfg.N),
 	}
+	r.initConfig()
 	r.checkpoints = newCheckpointState()
 	r.checkpoints.own[0] = r.stateDigest(nil)
 	r.vc = newViewChangeState(cfg.ViewChangeTicks)
@@ -173,14 +199,21 @@ func (r *Replica) HasReady() bool {
 		len(r.persistQ) > 0 || r.compactPending
 }
 
-func (r *Replica) send(to int, m Message) { r.out = append(r.out, Outbound{To: to, Msg: m}) }
+func (r *Replica) send(to int, m Message) {
+	r.out = append(r.out, Outbound{To: to, Msg: m, Conf: r.conf.cur.Conf})
+}
 
 func (r *Replica) broadcast(m Message) { r.send(Broadcast, m) }
 
-// Step feeds one message, authenticated as coming from replica from (or FromClient for a
-// request straight from a gateway). The driver must have checked that the sender named
-// inside the message, where there is one, is from.
+// Step feeds one message of the current configuration, authenticated as coming from
+// replica from (or FromClient for a request straight from a gateway). The driver must
+// have checked that the sender named inside the message, where there is one, is from.
+// Messages tagged with a configuration go through StepIn.
 func (r *Replica) Step(from int, m Message) error {
+	return r.StepIn(r.conf.cur.Conf, from, m)
+}
+
+func (r *Replica) step(from int, m Message) error {
 	if from != FromClient && (from < 0 || from >= r.q.N) {
 		return fmt.Errorf("%w: sender %d out of range", ErrRejected, from)
 	}
@@ -219,6 +252,16 @@ func (r *Replica) Step(from int, m Message) error {
 // Tick advances the replica's clock by one tick.
 func (r *Replica) Tick() {
 	r.ticks++
+	if r.join != nil {
+		if r.statusTimer++; r.statusTimer >= r.cfg.StatusTicks {
+			r.statusTimer = 0
+			r.tickJoin()
+		}
+		return
+	}
+	if !r.member {
+		return // a replica that left only answers state transfer
+	}
 	r.statusTimer++
 	if r.statusTimer >= r.cfg.StatusTicks {
 		r.statusTimer = 0
@@ -231,7 +274,7 @@ func (r *Replica) Tick() {
 // stateDigest is the digest of the replicated state (application plus client table);
 // snap, if not nil, receives the snapshot bytes.
 func (r *Replica) stateDigest(snap *[]byte) Digest {
-	b := encodeSnapshot(r.app.Snapshot(), r.clients)
+	b := encodeSnapshot(r.app.Snapshot(), r.clients, r.conf)
 	if snap != nil {
 		*snap = b
 	}

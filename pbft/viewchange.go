@@ -55,6 +55,7 @@ func (r *Replica) startViewChange(v uint64) {
 		return
 	}
 	r.view, r.viewActive = v, false
+	r.barrier = 0 // a new view's pre-prepares raise it again if they carry the reconfiguration
 	r.nextReady.ViewChanged = true
 	r.vc.timer = 0
 	m := &ViewChange{NewView: v, Replica: r.id, LowWater: r.lowWater}
