@@ -127,7 +127,7 @@ func (c *Colluders) handle(tr bus.Transport, keys *auth.Keyring, id string, idx 
 			reqs = append(reqs, req)
 		}
 	case pbft.KindPrePrepare.String():
-		msg, err := pbft.Unmarshal(data)
+		msg, err := pbft.Unmarshal(node.StripFrame(data))
 		if pp, ok := msg.(*pbft.PrePrepare); err == nil && ok {
 			reqs = append(reqs, pp.Batch...)
 		}
@@ -146,7 +146,7 @@ func (c *Colluders) handle(tr bus.Transport, keys *auth.Keyring, id string, idx 
 }
 
 func decodeRequest(b []byte) *pbft.Request {
-	msg, err := pbft.Unmarshal(b)
+	msg, err := pbft.Unmarshal(node.StripFrame(b)) // forwarded by a replica, or bare from a client
 	if err != nil {
 		return nil
 	}

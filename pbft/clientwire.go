@@ -66,6 +66,9 @@ type Query struct {
 type Wait struct {
 	MinExecuted uint64   `json:"min_executed,omitempty"`
 	CommitsFrom []string `json:"commits_from,omitempty"`
+	// MinConfiguration waits until the replica is a member of that configuration or a
+	// later one (it installed a reconfiguration).
+	MinConfiguration uint64 `json:"min_configuration,omitempty"`
 }
 
 // Answer is a replica's answer to a Query.
@@ -94,6 +97,11 @@ type Answer struct {
 	StableCheckpoint uint64 `json:"stable_checkpoint"`
 	ViewChanges      uint64 `json:"view_changes,omitempty"`
 	Fault            string `json:"fault,omitempty"`
+	// Configuration and Members are the replica's configuration (OpInfo); NotMember is
+	// set on a replica that left it or has not joined yet.
+	Configuration uint64   `json:"configuration,omitempty"`
+	Members       []string `json:"members,omitempty"`
+	NotMember     bool     `json:"not_member,omitempty"`
 	// StateDigest is the hex digest of the replicated state at LastExecuted (Query.Digest).
 	StateDigest string `json:"state_digest,omitempty"`
 	Error       string `json:"error,omitempty"`

@@ -63,10 +63,13 @@ func (r *Replica) joinCheckpoint(name string, from int, m *Checkpoint) error {
 			vouchers = append(vouchers, id)
 		}
 	}
+	sort.Strings(vouchers)
+	if m.Seq == j.seq && m.State == j.digest {
+		j.from = vouchers // more old members vouch for the state being fetched
+	}
 	if len(vouchers) < j.q.Commit() || m.Seq <= j.seq {
 		return nil
 	}
-	sort.Strings(vouchers)
 	j.seq, j.digest, j.from, j.next = m.Seq, m.State, vouchers, 0
 	j.buf, j.total, j.seen, j.stalls, j.asked = nil, 0, 0, 0, ""
 	clear(j.liars)

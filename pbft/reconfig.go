@@ -271,3 +271,9 @@ func (r *Replica) serveFetch(conf uint64, from int, m *Fetch) error {
 		r.out = append(r.out, Outbound{Peer: peer, Conf: tag, Msg: msg})
 	})
 }
+
+// checkpointAt reports whether a checkpoint may fall at seq: on a multiple of K, or at the
+// reconfiguration that started this configuration or will end it.
+func (r *Replica) checkpointAt(seq uint64) bool {
+	return seq%r.cfg.CheckpointInterval == 0 || seq == r.transSeq || (r.conf.next != nil && seq == r.conf.nextSeq)
+}

@@ -121,12 +121,12 @@ func (r *Replica) recordViewChange(m *ViewChange) {
 // match its digest; past ViewChangeBatchBytes the sender leaves batches out, and inside
 // a NEW-VIEW (stripped) every batch is left out.
 func (r *Replica) validViewChange(m *ViewChange, stripped bool) error {
-	K, L := r.cfg.CheckpointInterval, r.cfg.LogWindow
-	if m.Replica < 0 || m.Replica >= r.q.N || m.LowWater%K != 0 || m.NewView == 0 {
+	L := r.cfg.LogWindow
+	if m.Replica < 0 || m.Replica >= r.q.N || !r.checkpointAt(m.LowWater) || m.NewView == 0 {
 		return fmt.Errorf("%w: malformed view-change", ErrRejected)
 	}
 	for _, c := range m.Checkpoints {
-		if c.Seq%K != 0 || c.Seq < m.LowWater {
+		if !r.checkpointAt(c.Seq) || c.Seq < m.LowWater {
 			return fmt.Errorf("%w: view-change checkpoint %d", ErrRejected, c.Seq)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,11 @@ type Config struct {
 	Keys *auth.Keyring
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
+	// Configuration is the number of the configuration NodeIDs form (0 at init).
+	Configuration uint64
+	// JoinFrom makes the replica a joiner of Configuration: NodeIDs is the membership it
+	// joins, JoinFrom the one the reconfiguration ends (pbft.Config.JoinFrom).
+	JoinFrom *pbft.Membership
 }
 
 // Validate checks the configuration.
@@ -145,6 +151,7 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 	n.self = n.index[cfg.ID]
 	pc := cfg.Protocol
 	pc.ID, pc.N, pc.App = n.self, len(cfg.NodeIDs), n.app
+	pc.Members, pc.Configuration, pc.JoinFrom = cfg.NodeIDs, cfg.Configuration, cfg.JoinFrom
 	pc.Durable = cfg.DataDir != ""
 	r, err := pbft.NewReplica(pc)
 	if err != nil {
@@ -290,19 +297,30 @@ func (n *Node) handle(it *item) {
 		n.reject(RejectMalformed, m.From, m.Kind, errors.New("unknown kind"))
 		return
 	}
+	conf, framed, payload, err := unframe(payload)
+	if err != nil {
+		n.reject(RejectMalformed, m.From, m.Kind, err)
+		return
+	}
 	msg, err := pbft.Unmarshal(payload)
 	if err != nil || msg.Kind() != kind {
 		n.reject(RejectMalformed, m.From, m.Kind, err)
 		return
 	}
-	from, ok := n.index[m.From]
-	if !ok {
+	var from int
+	if framed {
+		// A replica's message: its sender's index in the configuration it names.
+		if from = slices.Index(n.r.MembersOf(conf), m.From); from < 0 {
+			n.reject(RejectUnknownSender, m.From, m.Kind, fmt.Errorf("not a member of configuration %d", conf))
+			return
+		}
+	} else {
 		req, isReq := msg.(*pbft.Request)
 		if !isReq || req.Gateway != m.From {
 			n.reject(RejectSenderMismatch, m.From, m.Kind, errors.New("a client may only send its own requests"))
 			return
 		}
-		from = pbft.FromClient
+		from, conf = pbft.FromClient, n.r.Configuration()
 	}
 	if err := n.verifyInner(msg); err != nil {
 		n.reject(rejectReason(err), m.From, m.Kind, err)
@@ -314,7 +332,7 @@ func (n *Node) handle(it *item) {
 	}
 	n.count(n.stats.In, m.Kind)
 	n.metrics.noteStepped(from, msg, time.Now())
-	err = n.r.Step(from, msg)
+	err = n.r.StepIn(conf, from, msg)
 	if c := n.r.RefusedReissues(); c > n.reissues {
 		// More than f faulty replicas: say so loudly, whichever path it came by.
 		n.reissues = c
@@ -346,6 +364,9 @@ func (n *Node) flush() {
 		return
 	}
 	n.metrics.noteReady(&rd, time.Now())
+	if rd.ViewChanged || rd.StateInstalled {
+		n.refreshMembers()
+	}
 	if rd.ViewChanged {
 		n.log.Info("view", "view", n.r.View(), "active", n.r.ViewActive(), "primary", n.ids[n.r.Primary()])
 	}
@@ -377,14 +398,22 @@ func (n *Node) sendOut(o pbft.Outbound, f Fault) {
 	kind := m.Kind().String()
 	payload := pbft.Marshal(m)
 	var err error
-	switch o.To {
-	case pbft.Broadcast:
-		err = n.tr.Broadcast(kind, n.keys.Seal("", kind, payload))
-	case pbft.ToGateway:
+	switch {
+	case o.To == pbft.ToGateway:
 		err = n.tr.Send(o.Gateway, kind, n.keys.Seal(o.Gateway, kind, payload))
+	case o.Peer != "":
+		err = n.tr.Send(o.Peer, kind, n.keys.Seal(o.Peer, kind, frame(o.Conf, payload)))
+	case o.To == pbft.Broadcast:
+		// Every replica on the bus hears a broadcast; each keeps what its configurations
+		// name the sender in (joiners, the checkpoint that starts theirs).
+		err = n.tr.Broadcast(kind, n.keys.Seal("", kind, frame(o.Conf, payload)))
 	default:
-		to := n.ids[o.To]
-		err = n.tr.Send(to, kind, n.keys.Seal(to, kind, payload))
+		members := n.r.MembersOf(o.Conf)
+		if o.To < 0 || o.To >= len(members) {
+			return
+		}
+		to := members[o.To]
+		err = n.tr.Send(to, kind, n.keys.Seal(to, kind, frame(o.Conf, payload)))
 	}
 	if err != nil {
 		n.log.Warn("send failed", "kind", kind, "err", err)
@@ -408,6 +437,6 @@ func (n *Node) equivocate(pp *pbft.PrePrepare) {
 		if i%2 == 0 {
 			data = forged
 		}
-		_ = n.tr.Send(id, kind, n.keys.Seal(id, kind, data))
+		_ = n.tr.Send(id, kind, n.keys.Seal(id, kind, frame(n.r.Configuration(), data)))
 	}
 }

@@ -101,7 +101,7 @@ func (n *Node) info(timedOut bool) *Answer {
 	r := n.r
 	return &Answer{TimedOut: timedOut, View: r.View(), Primary: n.ids[r.Primary()], ViewActive: r.ViewActive(),
 		LastExecuted: r.LastExecuted(), StableCheckpoint: r.StableCheckpoint(), ViewChanges: r.ViewChanges(),
-		Fault: string(n.Fault())}
+		Fault: string(n.Fault()), Configuration: r.Configuration(), Members: r.Members(), NotMember: !r.IsMember()}
 }
 
 // waitMet evaluates a query's wait condition.
@@ -111,6 +111,9 @@ func (n *Node) waitMet(q *Query) bool {
 		return true
 	}
 	if n.r.LastExecuted() < w.MinExecuted {
+		return false
+	}
+	if w.MinConfiguration > 0 && (n.r.Configuration() < w.MinConfiguration || !n.r.IsMember()) {
 		return false
 	}
 	if q.Op != OpStatus || q.Seq > w.MinExecuted || len(w.CommitsFrom) == 0 {

@@ -1,0 +1,297 @@
+package pbft
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand"
+	"slices"
+	"sort"
+	"testing"
+)
+
+// rsim runs replicas by name over a seeded network that carries each message with its
+// configuration, the way the driver does (Outbound.Conf, StepIn): the receiver reads the
+// sender's index in that configuration, and a broadcast reaches the members of the
+// configuration and of the one decided to follow.
+type rsim struct {
+	t       *testing.T
+	seed    int64
+	rng     *rand.Rand
+	reps    map[string]*Replica
+	apps    map[string]*chainApp
+	crashed map[string]bool
+	liar    map[string]bool // serves forged state in transfers
+	queue   []rmsg
+	order   int64
+	now     int
+	k, l    uint64
+	// client side: replies by request, with the replying id
+	replies  map[reqKey][]rreply
+	nextT    uint64
+	refused  int // messages a replica rejected
+	stateBad int // State messages refused for a digest that does not match
+}
+
+type rmsg struct {
+	from, to string
+	conf     uint64
+	data     []byte
+	at       int
+	order    int64
+}
+
+type rreply struct {
+	from string
+	rep  *Reply
+}
+
+const simAdmin = "gw"
+
+func newRsim(t *testing.T, seed int64, members []string) *rsim {
+	s := &rsim{t: t, seed: seed, rng: rand.New(rand.NewSource(seed)), reps: map[string]*Replica{},
+		apps: map[string]*chainApp{}, crashed: map[string]bool{}, liar: map[string]bool{},
+		replies: map[reqKey][]rreply{}, k: 4, l: 8}
+	for i := range members {
+		s.add(members, i, 0, nil)
+	}
+	return s
+}
+
+// add starts the replica members[i] of configuration conf (a joiner when from is set).
+func (s *rsim) add(members []string, i int, conf uint64, from *Membership) *Replica {
+	c := DefaultConfig()
+	c.ID, c.N, c.Members, c.Configuration, c.JoinFrom = i, len(members), slices.Clone(members), conf, from
+	c.CheckpointInterval, c.LogWindow = s.k, s.l
+	c.Admin = simAdmin
+	c.ViewChangeTicks = 30
+	app := &chainApp{}
+	c.App = app
+	r, err := NewReplica(c)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.reps[members[i]], s.apps[members[i]] = r, app
+	return r
+}
+
+// join starts the ids of next that are not running yet, as joiners of next.Conf.
+func (s *rsim) join(cur Membership, next []string) {
+	for i, id := range next {
+		// A replica that left was stopped; coming back, it starts afresh as a joiner.
+		if r := s.reps[id]; r == nil || !r.IsMember() && !r.Joining() {
+			s.add(next, i, cur.Conf+1, &Membership{Conf: cur.Conf, Members: slices.Clone(cur.Members)})
+		}
+	}
+}
+
+func (s *rsim) names() []string {
+	var out []string
+	for id := range s.reps {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *rsim) flush(id string) {
+	r := s.reps[id]
+	r.Propose()
+	rd := r.Ready()
+	for _, o := range rd.Messages {
+		if o.To == ToGateway {
+			rep := o.Msg.(*Reply)
+			k := reqKey{rep.Client, rep.Timestamp}
+			s.replies[k] = append(s.replies[k], rreply{id, rep})
+			continue
+		}
+		var to []string
+		switch {
+		case o.Peer != "":
+			to = []string{o.Peer}
+		case o.To == Broadcast:
+			to = append(slices.Clone(r.MembersOf(o.Conf)), r.MembersOf(o.Conf+1)...)
+		default:
+			to = []string{r.MembersOf(o.Conf)[o.To]}
+		}
+		msg := o.Msg
+		if st, ok := msg.(*State); ok && s.liar[id] && len(st.Snapshot) > 0 {
+			forged := *st
+			forged.Snapshot = bytes.Repeat([]byte{0x42}, len(st.Snapshot))
+			msg = &forged
+		}
+		data := Marshal(msg)
+		seen := map[string]bool{id: true}
+		for _, dst := range to {
+			if seen[dst] {
+				continue
+			}
+			seen[dst] = true
+			s.order++
+			s.queue = append(s.queue, rmsg{from: id, to: dst, conf: o.Conf, data: data, at: s.now + 1 + s.rng.Intn(3), order: s.order})
+		}
+	}
+}
+
+// tick delivers what is due, then ticks every running replica.
+func (s *rsim) tick() {
+	s.now++
+	sort.Slice(s.queue, func(i, j int) bool {
+		a, b := s.queue[i], s.queue[j]
+		return a.at < b.at || a.at == b.at && a.order < b.order
+	})
+	n := 0
+	for n < len(s.queue) && s.queue[n].at <= s.now {
+		n++
+	}
+	due := s.queue[:n:n]
+	s.queue = s.queue[n:]
+	for _, m := range due {
+		r := s.reps[m.to]
+		if r == nil || s.crashed[m.to] || s.crashed[m.from] {
+			continue
+		}
+		idx := Membership{Members: r.MembersOf(m.conf)}.Index(m.from)
+		if idx < 0 {
+			continue // a configuration the receiver does not know, or not its member
+		}
+		msg, err := Unmarshal(m.data)
+		if err != nil {
+			s.t.Fatalf("seed %d: %v", s.seed, err)
+		}
+		if err := r.StepIn(m.conf, idx, msg); err != nil {
+			if debugRsim && msg.Kind() != KindStatus {
+				s.t.Logf("t%d %s->%s c%d %s: %v", s.now, m.from, m.to, m.conf, msg.Kind(), err)
+			}
+			s.refused++
+			if _, ok := msg.(*State); ok && bytes.Contains([]byte(err.Error()), []byte("certified digest")) {
+				s.stateBad++
+			}
+		}
+		s.flush(m.to)
+	}
+	for _, id := range s.names() {
+		if !s.crashed[id] {
+			s.reps[id].Tick()
+			s.flush(id)
+		}
+	}
+}
+
+// submit sends op from client as gateway gw to every member of members, and runs until
+// a quorum of members of one configuration agree on its result; it returns the result,
+// the configuration and the agreeing replies.
+func (s *rsim) submit(gw, client string, op []byte, members []string) ([]byte, uint64, int) {
+	s.t.Helper()
+	s.nextT++
+	req := &Request{Gateway: gw, Client: client, Timestamp: s.nextT, Op: op}
+	k := keyOf(req)
+	for start := s.now; s.now-start < 3000; {
+		if (s.now-start)%40 == 0 {
+			for _, id := range members {
+				if r := s.reps[id]; r != nil && !s.crashed[id] {
+					_ = r.Step(FromClient, req)
+					s.flush(id)
+				}
+			}
+		}
+		s.tick()
+		if res, conf, n, ok := s.accepted(k); ok {
+			// let the stragglers reply too, for exact counts
+			for range 20 {
+				s.tick()
+			}
+			res, conf, n, _ = s.accepted(k)
+			return res, conf, n
+		}
+	}
+	for _, id := range s.names() {
+		r := s.reps[id]
+		s.t.Logf("%s: conf %d member %v view %d active %v exec %d stable %d", id, r.Configuration(), r.IsMember(), r.View(), r.ViewActive(), r.LastExecuted(), r.StableCheckpoint())
+	}
+	s.t.Fatalf("seed %d: %q not answered by a quorum", s.seed, op)
+	return nil, 0, 0
+}
+
+// accepted is the client's rule: the replies of one configuration (grouped by Conf), a
+// quorum of that configuration's size agreeing.
+func (s *rsim) accepted(k reqKey) ([]byte, uint64, int, bool) {
+	byConf := map[uint64][]*Reply{}
+	for _, rr := range s.replies[k] {
+		byConf[rr.rep.Conf] = append(byConf[rr.rep.Conf], rr.rep)
+	}
+	for conf, reps := range byConf {
+		n := s.confSize(conf)
+		if res, agreeing, ok := AcceptReplies(reps, false, NewQuorum(n).Commit()); ok {
+			return res, conf, agreeing, true
+		}
+	}
+	return nil, 0, 0, false
+}
+
+func (s *rsim) confSize(conf uint64) int {
+	for _, r := range s.reps {
+		if m := r.MembersOf(conf); m != nil {
+			return len(m)
+		}
+	}
+	return 1 << 20
+}
+
+// reconfigure submits the administrator's reconfiguration of cur to next, starting the
+// joiners first, and checks the result.
+func (s *rsim) reconfigure(cur Membership, next []string) Membership {
+	s.t.Helper()
+	s.join(cur, next)
+	res, conf, _ := s.submit(simAdmin, "admin", ReconfigOp(cur.Conf, next), cur.Members)
+	m, ok := DecodeReconfigResult(res)
+	if !ok || conf != cur.Conf || m.Conf != cur.Conf+1 || !slices.Equal(m.Members, next) {
+		s.t.Fatalf("seed %d: reconfiguration answered %q in configuration %d", s.seed, res, conf)
+	}
+	return m
+}
+
+// settle runs until every running member of m is in it and has executed up to the
+// highest number any of them executed (and an extra while).
+func (s *rsim) settle(m Membership) {
+	s.t.Helper()
+	for i := 0; i < 4000; i++ {
+		s.tick()
+		if i%50 == 0 && s.converged(m) {
+			return
+		}
+	}
+	for _, id := range m.Members {
+		r := s.reps[id]
+		s.t.Logf("%s: conf %d member %v joining %v view %d exec %d stable %d", id, r.Configuration(), r.IsMember(), r.Joining(), r.View(), r.LastExecuted(), r.StableCheckpoint())
+	}
+	s.t.Fatalf("seed %d: configuration %d did not converge", s.seed, m.Conf)
+}
+
+func (s *rsim) converged(m Membership) bool {
+	var top uint64
+	for _, id := range m.Members {
+		if r := s.reps[id]; !s.crashed[id] {
+			top = max(top, r.LastExecuted())
+		}
+	}
+	var d Digest
+	first := true
+	for _, id := range m.Members {
+		r := s.reps[id]
+		if s.crashed[id] {
+			continue
+		}
+		if r.Configuration() != m.Conf || !r.IsMember() || r.LastExecuted() != top {
+			return false
+		}
+		if first {
+			d, first = r.StateDigest(), false
+		} else if r.StateDigest() != d {
+			s.t.Fatalf("seed %d: %s diverged", s.seed, fmt.Sprint(r.Self()))
+		}
+	}
+	return true
+}
+
+// debugRsim logs every refused message (not statuses) of a failing run.
+var debugRsim = false
