@@ -26,6 +26,10 @@ func (m Membership) Index(id string) int {
 // ErrMembership reports a member list that is not a valid membership.
 var ErrMembership = errors.New("pbft: invalid membership")
 
+// ErrNoProgress reports a membership that could not make progress: fewer than its
+// quorum of replicas would be live. A gateway refuses to reconfigure to it.
+var ErrNoProgress = errors.New("pbft: the membership could not make progress")
+
 // ValidateMembers checks a member list: at least one id, at most maxListLen, each
 // non-empty, short enough to travel, and distinct.
 func ValidateMembers(members []string) error {

@@ -43,9 +43,9 @@ type Client struct {
 	id   string
 	tr   bus.Transport
 	conn *nats.Conn // the connection Connect made, closed with the client; nil for New
-	keys *auth.Keyring
+	keys atomic.Pointer[auth.Keyring]
 	cfg  Config
-	q    pbft.Quorum
+	mem  atomic.Pointer[membership] // membership.go
 
 	nextID   atomic.Uint64
 	lastView atomic.Uint64 // latest view seen, to guess the primary
@@ -61,11 +61,10 @@ type replyKey struct {
 
 // New joins the bus as the client whose identity cfg.Keys hold.
 func New(cfg Config) (*Client, error) {
-	c := &Client{id: cfg.Keys.Self().ID, keys: cfg.Keys, cfg: cfg,
+	c := &Client{id: cfg.Keys.Self().ID, cfg: cfg,
 		queries: map[uint64]chan *pbft.Answer{}, replies: map[replyKey]*ReplySet{}}
-	if len(cfg.Replicas) > 0 {
-		c.q = pbft.NewQuorum(len(cfg.Replicas))
-	}
+	c.keys.Store(cfg.Keys)
+	c.mem.Store(newMembership(0, cfg.Replicas, nil))
 	tr, err := cfg.Connect(c.receive)
 	if err != nil {
 		return nil, err
@@ -97,7 +96,7 @@ func (c *Client) MaxOperation() int {
 // enough, and a refusal writes nothing): one rule for every answer, and a margin against
 // late replies to another request under the same id, of which only conflict answers
 // name their operation (ReplySet.add).
-func (c *Client) Accept() int { return max(c.q.Commit(), c.q.Weak()) }
+func (c *Client) Accept() int { q := c.quorum(); return max(q.Commit(), q.Weak()) }
 
 // ID is the client's identity on the bus.
 func (c *Client) ID() string { return c.id }
@@ -112,7 +111,7 @@ func (c *Client) Close() error {
 }
 
 func (c *Client) receive(m bus.Message) {
-	data, err := c.keys.Open(m.From, m.Kind, m.Data)
+	data, err := c.keys.Load().Open(m.From, m.Kind, m.Data)
 	if err != nil {
 		return // unauthenticated: not from a replica of this cluster
 	}
@@ -171,7 +170,7 @@ func (c *Client) Query(ctx context.Context, replica string, q *pbft.Query) (*pbf
 		delete(c.queries, q.ID)
 		c.mu.Unlock()
 	}
-	if err := c.tr.Send(replica, pbft.KindQuery, c.keys.Seal(replica, pbft.KindQuery, pbft.EncodeQuery(q))); err != nil {
+	if err := c.tr.Send(replica, pbft.KindQuery, c.keys.Load().Seal(replica, pbft.KindQuery, pbft.EncodeQuery(q))); err != nil {
 		forget()
 		return nil, err
 	}
@@ -191,20 +190,20 @@ func (c *Client) Query(ctx context.Context, replica string, q *pbft.Query) (*pbf
 // seems not to order it.
 func (c *Client) Broadcast(req *pbft.Request) error {
 	kind := pbft.KindRequest.String()
-	return c.tr.Broadcast(kind, c.keys.Seal("", kind, pbft.Marshal(req)))
+	return c.tr.Broadcast(kind, c.keys.Load().Seal("", kind, pbft.Marshal(req)))
 }
 
 // Send sends a request to one replica (the primary, normally).
 func (c *Client) Send(replica string, req *pbft.Request) error {
 	kind := pbft.KindRequest.String()
-	return c.tr.Send(replica, kind, c.keys.Seal(replica, kind, pbft.Marshal(req)))
+	return c.tr.Send(replica, kind, c.keys.Load().Seal(replica, kind, pbft.Marshal(req)))
 }
 
 // NewRequest builds a request from this client with its authenticator: a tag for every
 // replica, so that a primary relaying it cannot alter it unnoticed.
 func (c *Client) NewRequest(client string, t uint64, op []byte) *pbft.Request {
 	req := &pbft.Request{Gateway: c.id, Client: client, Timestamp: t, Op: op}
-	req.Auth = c.keys.RequestTags(pbft.RequestDigest(req))
+	req.Auth = c.keys.Load().RequestTags(pbft.RequestDigest(req))
 	return req
 }
 
@@ -214,10 +213,11 @@ func (c *Client) NoteView(v uint64) { storeMax(&c.lastView, v) }
 
 // Primary is the primary of the latest view seen, or "" when the client knows no replicas.
 func (c *Client) Primary() string {
-	if len(c.cfg.Replicas) == 0 {
+	m := c.mem.Load()
+	if len(m.ids) == 0 {
 		return ""
 	}
-	return c.cfg.Replicas[c.q.Primary(c.lastView.Load())]
+	return m.ids[m.q.Primary(c.lastView.Load())]
 }
 
 // storeMax sets v to x if x is higher.

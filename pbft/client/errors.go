@@ -71,7 +71,7 @@ func (c *Client) timeout(what string, asked []string) *Error {
 // inClusterOrder lists the replicas in asked in the order of the cluster's ids.
 func (c *Client) inClusterOrder(asked map[string]bool) []string {
 	var out []string
-	for _, id := range c.cfg.Replicas {
+	for _, id := range c.replicas() {
 		if asked[id] {
 			out = append(out, id)
 		}

@@ -19,7 +19,7 @@ import (
 // write into a read.
 func (c *Client) NewReadRequest(client string, t uint64, op []byte) *pbft.Request {
 	req := &pbft.Request{Gateway: c.id, Client: client, Timestamp: t, Op: op, ReadOnly: true}
-	req.Auth = c.keys.RequestTags(pbft.RequestDigest(req))
+	req.Auth = c.keys.Load().RequestTags(pbft.RequestDigest(req))
 	return req
 }
 
@@ -40,10 +40,10 @@ func (c *Client) ReadOnly(ctx context.Context, r Request, set *ReplySet, s Settl
 	for {
 		changed := set.Changed()
 		best, all := set.ReadOnlyBest()
-		if !settled && (best.Replies >= c.q.Commit() || len(all) == len(c.cfg.Replicas)) {
+		if !settled && (best.Replies >= c.quorum().Commit() || len(all) == len(c.replicas())) {
 			break
 		}
-		if settled && coversAll(all, s.Need) && len(all) >= c.q.Weak() {
+		if settled && coversAll(all, s.Need) && len(all) >= c.quorum().Weak() {
 			if coversAll(all, s.Late) {
 				break
 			}
@@ -60,7 +60,7 @@ func (c *Client) ReadOnly(ctx context.Context, r Request, set *ReplySet, s Settl
 		break
 	}
 	best, _ := set.ReadOnlyBest()
-	return best, best.Replies >= c.q.Commit(), nil
+	return best, best.Replies >= c.quorum().Commit(), nil
 }
 
 // Read is the client's read: the read-only path first, waiting at most ReadWait for q

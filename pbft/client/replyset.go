@@ -20,6 +20,8 @@ type ReplySet struct {
 	// conflict is the conflict answer to this operation; a conflict answer to another
 	// (a late one, for an earlier request under the same id) is not this request's.
 	conflict []byte
+	// quorumOf gives the quorum of the configuration a group of replies came from.
+	quorumOf func(conf uint64) (int, bool)
 }
 
 // Watch starts collecting replies to (client, t) with operation op; call Unwatch when
@@ -33,7 +35,8 @@ func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bo
 	d := sha256.Sum256(op)
 	s := c.replies[k]
 	if s == nil {
-		s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}, op: d, conflict: pbft.ConflictResultFor(op)}
+		s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}, op: d, conflict: pbft.ConflictResultFor(op),
+			quorumOf: c.quorumOf}
 		c.replies[k] = s
 	} else if s.op != d {
 		return nil, false
@@ -117,6 +120,8 @@ type Result struct {
 	Value   []byte
 	Replies int // replies that match Value and Seq
 	From    map[string]bool
+	// Conf is the configuration whose members sent the matching replies.
+	Conf uint64
 }
 
 // Best returns the largest group of matching replies (same sequence number and result),
@@ -143,10 +148,13 @@ func (s *ReplySet) Best() (Result, map[string]bool) {
 func (s *ReplySet) Agreed(quorum int) (Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.byRep) < quorum {
-		return Result{}, false
-	}
 	best, _ := s.largestGroup()
+	if s.quorumOf != nil && best.Replies > 0 {
+		// Counted in the quorum of the configuration the replies came from.
+		if q, ok := s.quorumOf(best.Conf); ok {
+			quorum = q
+		}
+	}
 	return best, best.Replies >= quorum
 }
 
@@ -167,7 +175,7 @@ func (s *ReplySet) largestGroup() (Result, []string) {
 		seen := false
 		for j, other := range froms {
 			o := s.byRep[other]
-			if j == i || o.Seq != r.Seq || !bytes.Equal(o.Result, r.Result) {
+			if j == i || o.Seq != r.Seq || o.Conf != r.Conf || !bytes.Equal(o.Result, r.Result) {
 				continue
 			}
 			if j < i {
@@ -180,7 +188,7 @@ func (s *ReplySet) largestGroup() (Result, []string) {
 			continue
 		}
 		if len(group) > best.Replies || (len(group) == best.Replies && r.Seq < best.Seq) {
-			best = Result{Seq: r.Seq, Value: r.Result, Replies: len(group)}
+			best = Result{Seq: r.Seq, Value: r.Result, Replies: len(group), Conf: r.Conf}
 			members = group
 			for _, m := range group {
 				best.View = max(best.View, s.byRep[m].View)

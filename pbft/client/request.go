@@ -110,12 +110,12 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	}
 	best, err := c.agreed(ctx, req, set)
 	if err != nil {
-		return Result{}, givenUp(caller, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.cfg.Replicas))
+		return Result{}, givenUp(caller, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.replicas()))
 	}
 	if isConflict(best, c.Accept()) {
 		return Result{}, conflict(r, best.Seq)
 	}
-	c.NoteView(set.vouchedView(best, c.q.Weak()))
+	c.NoteView(set.vouchedView(best, c.quorum().Weak()))
 	return best, nil
 }
 
@@ -164,7 +164,7 @@ func (c *Client) confirmConflict(ctx context.Context, r Request, req *pbft.Reque
 	if isConflict(best, c.Accept()) {
 		return Assignment{}, conflict(r, best.Seq)
 	}
-	c.NoteView(set.vouchedView(best, c.q.Weak()))
+	c.NoteView(set.vouchedView(best, c.quorum().Weak()))
 	return Assignment{Seq: best.Seq, View: best.View}, nil
 }
 
@@ -192,7 +192,7 @@ func (c *Client) Submit(ctx context.Context, r Request, route Route) (Assignment
 		a   *pbft.Answer
 		err error
 	}
-	size := len(c.cfg.Replicas) + 1
+	size := len(c.replicas()) + 1
 	done, news := make(chan result, size), make(chan struct{}, size)
 	asked := map[string]bool{}
 	ask := func(id string) {
@@ -322,7 +322,7 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 	}
 	best, _ := set.Best()
 	if err != nil && best.Replies < accept {
-		return Result{}, c.timeout(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, accept), c.cfg.Replicas)
+		return Result{}, c.timeout(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, accept), c.replicas())
 	}
 	return best, nil
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // knownTypes are the message types of the client protocol (docs/protocol.md).
-var knownTypes = []string{"init", "pbft_request", "pbft_status", "pbft_execute", "pbft_read", "pbft_fault", "pbft_cluster"}
+var knownTypes = []string{"init", "pbft_request", "pbft_status", "pbft_execute", "pbft_read", "pbft_fault", "pbft_cluster", "pbft_reconfigure"}
 
 // handleHooks let a caller fit Handle into its own ordering; stdio needs them, the
 // HTTP API does not.
@@ -113,6 +113,13 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 		return reply("pbft_status_ok", jsonl.Field{Key: "phase", Value: st.Phase},
 			jsonl.Field{Key: "prepares_received", Value: st.Prepares},
 			jsonl.Field{Key: "commits_received", Value: st.Commits}, jsonl.Field{Key: "executed", Value: st.Executed})
+	case "pbft_reconfigure":
+		res, err := s.Reconfigure(ctx, l, msgID, h.ids)
+		if err != nil {
+			return fail(err)
+		}
+		return reply("pbft_reconfigure_ok", jsonl.Field{Key: "sequence_number", Value: res.Seq},
+			jsonl.Field{Key: "configuration", Value: res.Configuration}, jsonl.Field{Key: "primary", Value: res.Primary})
 	case "pbft_fault":
 		if err := s.Fault(ctx, l); err != nil {
 			return fail(err)

@@ -24,6 +24,7 @@ type Service struct {
 	backend Backend
 	nodeID  string
 	ids     []string
+	initIDs []string // node_ids of init: a repeat init is checked against them
 	q       pbft.Quorum
 
 	maxSeq atomic.Uint64 // highest sequence number assigned to a request so far
@@ -86,8 +87,8 @@ func (s *Service) Init(l *jsonl.Line) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.backend != nil {
-		if id != s.nodeID || !slices.Equal(ids, s.ids) {
-			return protoErr(CodePreconditionFail, "already initialised as %s of %v", s.nodeID, s.ids)
+		if id != s.nodeID || !slices.Equal(ids, s.initIDs) {
+			return protoErr(CodePreconditionFail, "already initialised as %s of %v", s.nodeID, s.initIDs)
 		}
 		return nil
 	}
@@ -96,6 +97,7 @@ func (s *Service) Init(l *jsonl.Line) error {
 		return protoErr(CodeUnavailable, "cannot start the cluster: %v", err)
 	}
 	s.backend, s.nodeID, s.ids, s.q = b, id, ids, pbft.NewQuorum(len(ids))
+	s.initIDs = ids
 	return nil
 }
 
@@ -105,7 +107,17 @@ func (s *Service) replica(dest string) string {
 	if slices.Contains(s.ids, dest) {
 		return dest
 	}
-	return s.nodeID
+	if slices.Contains(s.ids, s.nodeID) {
+		return s.nodeID
+	}
+	// A name that left the membership, or was never used, after the init node left:
+	// the current primary handles it.
+	if b := s.Backend(); b != nil {
+		if p := b.Client().Primary(); p != "" {
+			return p
+		}
+	}
+	return s.ids[0]
 }
 
 // storeMax sets v to x if x is higher.

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+
+	"github.com/pbft-nats/pbft/bus/auth"
 )
 
 // Replica-to-replica messages travel with their configuration: a mark byte, the
@@ -61,3 +63,7 @@ func StripFrame(b []byte) []byte {
 	}
 	return rest
 }
+
+// SetKeys replaces the node's keyring (the embedded cluster's, grown with the keys of
+// replicas that join); it takes effect in the node's loop, between two messages.
+func (n *Node) SetKeys(k *auth.Keyring) { n.inbox.push(item{fn: func() { n.keys = k }}) }

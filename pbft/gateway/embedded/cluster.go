@@ -19,6 +19,7 @@ import (
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
+	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/kv"
@@ -40,6 +41,16 @@ type Cluster struct {
 	keys    map[string]*auth.Keyring // kept for tests that play a Byzantine replica
 	cluster string
 	metrics *nodehttp.Collector
+
+	// Reconfiguration (reconfig.go): the settings and logger replicas start with, each
+	// running replica's stop, and every replica id that ever ran, in the order the
+	// request authenticators list them.
+	ctx      context.Context
+	settings config.Settings
+	logger   *slog.Logger
+	stops    map[string]func()
+	universe []string
+	reconfMu sync.Mutex
 }
 
 // Start starts the cluster of replicas ids with settings s.
@@ -49,7 +60,8 @@ func Start(ids []string, s config.Settings, logger *slog.Logger) (*Cluster, erro
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Cluster{srv: srv, ids: slices.Clone(ids), nodes: map[string]*node.Node{}, cancel: cancel, faults: map[string]node.Fault{}}
+	e := &Cluster{srv: srv, ids: slices.Clone(ids), nodes: map[string]*node.Node{}, cancel: cancel, faults: map[string]node.Fault{},
+		ctx: ctx, settings: s, logger: logger, stops: map[string]func(){}, universe: slices.Clone(ids)}
 	fail := func(err error) (*Cluster, error) {
 		e.Close()
 		return nil, err
@@ -63,19 +75,9 @@ func Start(ids []string, s config.Settings, logger *slog.Logger) (*Cluster, erro
 	}
 	e.keys, e.cluster = keys, s.Cluster
 	for _, id := range ids {
-		cfg, err := node.FromSettings(s, id, ids, keys[id], logger.With("replica", id))
-		if err != nil {
+		if err := e.startReplica(id, ids, 0, nil); err != nil {
 			return fail(err)
 		}
-		cfg.App = kv.New()
-		n, err := node.New(cfg, e.connect(s.Cluster, id, bus.RoleReplica))
-		if err != nil {
-			return fail(fmt.Errorf("replica %s: %w", id, err))
-		}
-		e.nodes[id] = n
-		e.faults[id] = cfg.Fault
-		e.wg.Add(1)
-		go func() { defer e.wg.Done(); _ = n.Run(ctx) }()
 	}
 	c, err := client.New(client.Config{Keys: keys[s.ClientID], Connect: e.connect(s.Cluster, s.ClientID, bus.RoleClient),
 		Replicas: ids, Timeout: s.RequestTimeout, Retransmit: client.RetransmitAfter(s.ViewChangeTimeout)})
@@ -84,6 +86,8 @@ func Start(ids []string, s config.Settings, logger *slog.Logger) (*Cluster, erro
 	}
 	e.client = c
 	e.metrics = nodehttp.NewCollector(func() []nodehttp.Replica {
+		e.mu.Lock()
+		defer e.mu.Unlock()
 		out := make([]nodehttp.Replica, 0, len(e.ids))
 		for _, id := range e.ids {
 			out = append(out, nodehttp.Replica{Source: e.nodes[id]})
@@ -120,7 +124,37 @@ func (e *Cluster) Connect(name string) (*nats.Conn, error) {
 func (e *Cluster) Client() *client.Client { return e.client }
 
 // Node returns the replica id, or nil.
-func (e *Cluster) Node(id string) *node.Node { return e.nodes[id] }
+func (e *Cluster) Node(id string) *node.Node {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.nodes[id]
+}
+
+// startReplica starts replica id of configuration conf (members ids), a joiner when
+// from is set. The gateway's identity is the administrator: the stdio input may always
+// reconfigure the cluster it runs.
+func (e *Cluster) startReplica(id string, ids []string, conf uint64, from *pbft.Membership) error {
+	cfg, err := node.FromSettings(e.settings, id, ids, e.keys[id], e.logger.With("replica", id))
+	if err != nil {
+		return err
+	}
+	cfg.App = kv.New()
+	cfg.Configuration, cfg.JoinFrom = conf, from
+	cfg.Protocol.Admin = e.settings.ClientID
+	n, err := node.New(cfg, e.connect(e.settings.Cluster, id, bus.RoleReplica))
+	if err != nil {
+		return fmt.Errorf("replica %s: %w", id, err)
+	}
+	ctx, stop := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	e.mu.Lock()
+	e.nodes[id], e.faults[id] = n, cfg.Fault
+	e.stops[id] = func() { stop(); <-done }
+	e.mu.Unlock()
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); defer close(done); _ = n.Run(ctx) }()
+	return nil
+}
 
 // Keyring returns replica id's keys, for tests that play a Byzantine replica.
 func (e *Cluster) Keyring(id string) *auth.Keyring { return e.keys[id] }
@@ -143,11 +177,12 @@ func (e *Cluster) Collect(ch chan<- prometheus.Metric) { e.metrics.Collect(ch) }
 
 // SetFault switches replica id's behaviour.
 func (e *Cluster) SetFault(id string, f node.Fault) error {
-	n := e.nodes[id]
-	if n == nil {
-		return fmt.Errorf("gateway: no replica %q", id)
-	}
 	e.mu.Lock()
+	n := e.nodes[id]
+	if n == nil || !slices.Contains(e.ids, id) {
+		e.mu.Unlock()
+		return fmt.Errorf("gateway: no replica %q in the membership", id)
+	}
 	e.faults[id] = f
 	e.mu.Unlock()
 	n.SetFault(f)

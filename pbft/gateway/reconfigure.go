@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/client"
+	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
+)
+
+// Reconfigurer is a backend that can change its membership (the embedded cluster).
+type Reconfigurer interface {
+	// Reconfigure orders req as the reconfiguration to next and returns its sequence
+	// number and the membership now in force; an error wrapping pbft.ErrNoProgress
+	// refuses a membership that could not make progress, changing nothing.
+	Reconfigure(ctx context.Context, req client.Request, next []string) (uint64, pbft.Membership, error)
+}
+
+// ReconfigureResult is the outcome of pbft_reconfigure.
+type ReconfigureResult struct {
+	Seq           uint64
+	Configuration uint64
+	Primary       string
+}
+
+// Reconfigure serves pbft_reconfigure: only from the stdio input of the embedded
+// cluster (reaching a network port must never be enough to change the membership).
+func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, ids *requestIDs) (ReconfigureResult, error) {
+	next, ok, err := l.Strings("replicas")
+	if err != nil || !ok {
+		return ReconfigureResult{}, protoErr(CodeMalformed, "replicas must be a list of strings")
+	}
+	if err := pbft.ValidateMembers(next); err != nil {
+		return ReconfigureResult{}, protoErr(CodeMalformed, "replicas must be distinct non-empty strings, at least one: %v", err)
+	}
+	rc, isRC := s.Backend().(Reconfigurer)
+	if !isRC || ids == nil {
+		return ReconfigureResult{}, protoErr(CodeNotSupported, "pbft_reconfigure is served only on the stdio input of the embedded cluster")
+	}
+	name, _, err := l.String("client")
+	if err != nil {
+		return ReconfigureResult{}, protoErr(CodeMalformed, "client must be a string")
+	}
+	if name == "" {
+		name = l.Src
+	}
+	args := RequestArgs{Operation: "reconfigure " + strings.Join(next, ","), Client: name}
+	if _, err := ids.stamp(&args, msgID); err != nil {
+		return ReconfigureResult{}, err
+	}
+	seq, m, err := rc.Reconfigure(ctx, client.Request{Client: args.Client, Timestamp: args.Timestamp}, next)
+	switch {
+	case errors.Is(err, pbft.ErrNoProgress):
+		return ReconfigureResult{}, protoErr(CodePreconditionFail, "%v", err)
+	case errors.Is(err, pbft.ErrMembership):
+		return ReconfigureResult{}, protoErr(CodeMalformed, "%v", err)
+	case err != nil:
+		return ReconfigureResult{}, asProtoError(err)
+	}
+	s.mu.Lock()
+	s.ids, s.q = m.Members, pbft.NewQuorum(len(m.Members))
+	s.mu.Unlock()
+	storeMax(&s.maxSeq, seq)
+	return ReconfigureResult{Seq: seq, Configuration: m.Conf, Primary: m.Members[0]}, nil
+}
