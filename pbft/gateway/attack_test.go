@@ -144,6 +144,7 @@ func TestAttackerOnTheBusIsRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	forgedCommit := pbft.Marshal(&pbft.Commit{View: 0, Seq: 3, Replica: 1})
+	forgedCommit = node.Frame(0, forgedCommit) // as replicas send it: with its configuration
 	publish(prefix+"commit.n2", evilRing.Seal("", "commit", forgedCommit))
 	mallory, _ := auth.Generate("mallory")
 	malloryRing, err := auth.NewKeyring(mallory, []string{"n1", "n2", "n3", "n4"},
@@ -156,12 +157,12 @@ func TestAttackerOnTheBusIsRejected(t *testing.T) {
 	n4 := e.Keyring("n4")
 	vc := &pbft.ViewChange{NewView: 1, Replica: 1}
 	vc.Sig = n4.Sign(pbft.SignedBytes(vc))
-	publish(prefix+"viewchange.n4", n4.Seal("", "viewchange", pbft.Marshal(vc)))
+	publish(prefix+"viewchange.n4", n4.Seal("", "viewchange", node.Frame(0, pbft.Marshal(vc))))
 	// ... and a request in the gateway's name, which a primary could try to slip in.
 	req := &pbft.Request{Gateway: "gateway", Client: "c1", Timestamp: 99, Op: []byte("set x=666")}
 	req.Auth = n4.RequestTags(pbft.RequestDigest(req))
-	publish(prefix+"preprepare.n4", n4.Seal("", "preprepare", pbft.Marshal(&pbft.PrePrepare{View: 0, Seq: 3,
-		Digest: pbft.BatchDigest([]*pbft.Request{req}), Batch: []*pbft.Request{req}})))
+	publish(prefix+"preprepare.n4", n4.Seal("", "preprepare", node.Frame(0, pbft.Marshal(&pbft.PrePrepare{View: 0, Seq: 3,
+		Digest: pbft.BatchDigest([]*pbft.Request{req}), Batch: []*pbft.Request{req}}))))
 	if err := attacker.Flush(); err != nil {
 		t.Fatal(err)
 	}

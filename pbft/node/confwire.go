@@ -17,6 +17,9 @@ const confMark = 0xC0
 
 var errFrame = errors.New("node: bad configuration frame")
 
+// Frame is what a replica sends: payload (a marshalled message) with its configuration.
+func Frame(conf uint64, payload []byte) []byte { return frame(conf, payload) }
+
 func frame(conf uint64, payload []byte) []byte {
 	b := make([]byte, 0, len(payload)+1+binary.MaxVarintLen64)
 	b = append(b, confMark)
