@@ -35,7 +35,9 @@ func (s *Service) sync(ctx context.Context, p settle.Plan) []string {
 		return live
 	}
 	live := p.Live
-	if seq == 0 || seq <= s.waitedInVain.Load() {
+	if seq == 0 || seq <= s.waitedInVain.Load() || seq == s.reconfSeq.Load() {
+		// The reconfiguration's answer waited until every live member installed it, and
+		// members that joined by state transfer logged no commit for it.
 		return live
 	}
 	wait := &pbft.Wait{MinExecuted: seq, CommitsFrom: live}

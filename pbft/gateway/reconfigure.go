@@ -63,5 +63,6 @@ func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, i
 	s.ids, s.q = m.Members, pbft.NewQuorum(len(m.Members))
 	s.mu.Unlock()
 	storeMax(&s.maxSeq, seq)
+	s.reconfSeq.Store(seq)
 	return ReconfigureResult{Seq: seq, Configuration: m.Conf, Primary: m.Members[0]}, nil
 }

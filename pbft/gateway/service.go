@@ -28,6 +28,8 @@ type Service struct {
 	q       pbft.Quorum
 
 	maxSeq atomic.Uint64 // highest sequence number assigned to a request so far
+	// reconfSeq is the sequence number of the latest reconfiguration.
+	reconfSeq atomic.Uint64
 	// waitedInVain is the highest maxSeq a query waited for in vain, for as long as a
 	// request may take: later queries do not wait for it again, so with more than f
 	// replicas down each line costs at most one timeout, not one per wait and line.

@@ -364,6 +364,9 @@ func (n *Node) flush() {
 		return
 	}
 	n.metrics.noteReady(&rd, time.Now())
+	if rd.StateInstalled {
+		n.log.Info("state installed", "last_executed", n.r.LastExecuted(), "configuration", n.r.Configuration(), "member", n.r.IsMember())
+	}
 	if rd.ViewChanged || rd.StateInstalled {
 		n.refreshMembers()
 	}
