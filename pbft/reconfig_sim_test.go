@@ -28,6 +28,9 @@ type rsim struct {
 	// client side: replies by request, with the replying id
 	replies  map[reqKey][]rreply
 	nextT    uint64
+	durable  bool                // replicas keep a durable log in disk and restart from it
+	disk     map[string][][]byte // each replica's durable log
+	remake   map[string]func() *Replica
 	refused  int // messages a replica rejected
 	stateBad int // State messages refused for a digest that does not match
 }
@@ -50,7 +53,7 @@ const simAdmin = "gw"
 func newRsim(t *testing.T, seed int64, members []string) *rsim {
 	s := &rsim{t: t, seed: seed, rng: rand.New(rand.NewSource(seed)), reps: map[string]*Replica{},
 		apps: map[string]*chainApp{}, crashed: map[string]bool{}, liar: map[string]bool{},
-		replies: map[reqKey][]rreply{}, k: 4, l: 8}
+		replies: map[reqKey][]rreply{}, k: 4, l: 8, disk: map[string][][]byte{}, remake: map[string]func() *Replica{}}
 	for i := range members {
 		s.add(members, i, 0, nil)
 	}
@@ -59,7 +62,16 @@ func newRsim(t *testing.T, seed int64, members []string) *rsim {
 
 // add starts the replica members[i] of configuration conf (a joiner when from is set).
 func (s *rsim) add(members []string, i int, conf uint64, from *Membership) *Replica {
+	members = slices.Clone(members)
+	s.remake[members[i]] = func() *Replica { return s.make(members, i, conf, from) }
+	s.disk[members[i]] = nil
+	return s.make(members, i, conf, from)
+}
+
+// make builds replica members[i] as a process started with that configuration would.
+func (s *rsim) make(members []string, i int, conf uint64, from *Membership) *Replica {
 	c := DefaultConfig()
+	c.Durable = s.durable
 	c.ID, c.N, c.Members, c.Configuration, c.JoinFrom = i, len(members), slices.Clone(members), conf, from
 	c.CheckpointInterval, c.LogWindow = s.k, s.l
 	c.Admin = simAdmin
@@ -72,6 +84,26 @@ func (s *rsim) add(members []string, i int, conf uint64, from *Membership) *Repl
 	}
 	s.reps[members[i]], s.apps[members[i]] = r, app
 	return r
+}
+
+// restart replaces replica id by one started with its first configuration and
+// restored from its durable log, as after kill -9.
+func (s *rsim) restart(id string) {
+	s.t.Helper()
+	r := s.remake[id]()
+	var records []Message
+	for _, b := range s.disk[id] {
+		m, err := Unmarshal(b)
+		if err != nil {
+			s.t.Fatalf("seed %d: %s durable record: %v", s.seed, id, err)
+		}
+		records = append(records, m)
+	}
+	if err := r.Restore(records); err != nil {
+		s.t.Fatalf("seed %d: %s restore: %v", s.seed, id, err)
+	}
+	s.reps[id] = r
+	s.flush(id)
 }
 
 // join starts the ids of next that are not running yet, as joiners of next.Conf.
@@ -97,6 +129,15 @@ func (s *rsim) flush(id string) {
 	r := s.reps[id]
 	r.Propose()
 	rd := r.Ready()
+	if rd.Compact != nil {
+		s.disk[id] = nil
+		for _, m := range rd.Compact {
+			s.disk[id] = append(s.disk[id], Marshal(m))
+		}
+	}
+	for _, m := range rd.Persist {
+		s.disk[id] = append(s.disk[id], Marshal(m))
+	}
 	for _, o := range rd.Messages {
 		if o.To == ToGateway {
 			rep := o.Msg.(*Reply)

@@ -274,3 +274,31 @@ func TestReconfigJoinerRefusesAForgedState(t *testing.T) {
 		}
 	}
 }
+
+// A replica killed after a reconfiguration restarts from its durable log into the
+// membership in force, whatever configuration its process was started with.
+func TestReconfigRestartFromTheDurableLog(t *testing.T) {
+	for _, seed := range reconfSeeds {
+		s := newRsim(t, seed, nil)
+		s.durable = true
+		for i := range ids(4) {
+			s.add(ids(4), i, 0, nil)
+		}
+		c0 := Membership{Members: ids(4)}
+		s.write(c0, "set x=1", 4)
+		c1 := s.reconfigure(c0, []string{"n2", "n3", "n4", "n5", "n1"})
+		s.settle(c1)
+		s.write(c1, "set y=2", 5)
+		s.settle(c1)
+		s.restart("n1") // started as index 0 of configuration 0
+		s.restart("n5") // started as a joiner
+		for _, id := range []string{"n1", "n5"} {
+			if r := s.reps[id]; r.Configuration() != 1 || !r.IsMember() || r.Joining() {
+				t.Fatalf("seed %d: %s restarted in configuration %d (member %v)", seed, id, r.Configuration(), r.IsMember())
+			}
+		}
+		s.checkMember(c1, 0)
+		s.write(c1, "set z=3", 5)
+		s.settle(c1)
+	}
+}
