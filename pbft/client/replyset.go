@@ -22,6 +22,9 @@ type ReplySet struct {
 	conflict []byte
 	// quorumOf gives the quorum of the configuration a group of replies came from.
 	quorumOf func(conf uint64) (int, bool)
+	// current is the configuration the client follows: read-only replies count only
+	// from its members.
+	current func() uint64
 }
 
 // Watch starts collecting replies to (client, t) with operation op; call Unwatch when
@@ -36,7 +39,7 @@ func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bo
 	s := c.replies[k]
 	if s == nil {
 		s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}, op: d, conflict: pbft.ConflictResultFor(op),
-			quorumOf: c.quorumOf}
+			quorumOf: c.quorumOf, current: func() uint64 { return c.mem.Load().conf }}
 		c.replies[k] = s
 	} else if s.op != d {
 		return nil, false
@@ -207,8 +210,10 @@ func (s *ReplySet) ReadOnlyBest() (Result, map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	froms := make([]string, 0, len(s.readOnly))
-	for from := range s.readOnly {
-		froms = append(froms, from)
+	for from, r := range s.readOnly {
+		if s.current == nil || r.Conf == s.current() {
+			froms = append(froms, from) // a read counts in the configuration in force
+		}
 	}
 	slices.Sort(froms)
 	reps := make([]*pbft.Reply, len(froms))
