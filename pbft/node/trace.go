@@ -146,13 +146,15 @@ func (n *Node) traceSent(o pbft.Outbound, m pbft.Message) {
 		return
 	}
 	e := trace.Event{Type: trace.Send, From: n.cfg.ID}
-	switch o.To {
-	case pbft.Broadcast:
-		e.To = trace.Broadcast
-	case pbft.ToGateway:
+	switch members := n.r.MembersOf(o.Conf); {
+	case o.To == pbft.ToGateway:
 		e.To = o.Gateway
-	default:
-		e.To = n.ids[o.To]
+	case o.Peer != "":
+		e.To = o.Peer
+	case o.To == pbft.Broadcast:
+		e.To = trace.Broadcast
+	case o.To >= 0 && o.To < len(members):
+		e.To = members[o.To] // of the message's configuration, maybe not the current one
 	}
 	if !n.traceMsg(&e, m) {
 		return
