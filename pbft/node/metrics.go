@@ -92,6 +92,10 @@ type MetricsSnapshot struct {
 	BatchSize Histogram
 	// F is the number of faulty replicas the cluster tolerates.
 	F int
+	// Configuration is the configuration the replica is in; NotMember is set while it
+	// is no member of it (it left, or waits to join).
+	Configuration uint64
+	NotMember     bool
 }
 
 // nodeMetrics is the node's instrumentation; its zero value is ready to use.
@@ -178,6 +182,7 @@ func (m *nodeMetrics) noteLoop(n *Node, now time.Time) {
 	s.ID, s.F = n.cfg.ID, r.Quorum().F
 	s.View, s.Primary, s.ViewActive, s.ViewChanges = r.View(), n.ids[r.Primary()], r.ViewActive(), r.ViewChanges()
 	s.LastExecuted, s.StableCheckpoint = r.LastExecuted(), r.StableCheckpoint()
+	s.Configuration, s.NotMember = r.Configuration(), !r.IsMember()
 	s.LoopAt, s.Running = now, true
 	// Requests refused or dropped never execute here: every ten seconds, forget the ones
 	// older than anything a client would still wait for.

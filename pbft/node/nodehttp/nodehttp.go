@@ -9,7 +9,9 @@
 //     least once per tick, so a stuck or stopped loop shows at once);
 //     (3) it is in touch with a quorum: since it started it has stepped an authenticated
 //     message from at least 2f other replicas (with itself that is 2f+1, enough for the
-//     protocol to make progress), or it has executed a batch.
+//     protocol to make progress), or it has executed a batch;
+//     (4) it is a member of its configuration: a replica that left the membership, or
+//     waits to join one, is not ready.
 //     A replica that lost its peers after (3) held stays ready as long as NATS and its
 //     loop are fine: PBFT, not the load balancer, deals with a minority partition, and a
 //     readiness that flaps with the network would only add restarts.
@@ -102,6 +104,8 @@ func Ready(m node.MetricsSnapshot, connected bool, staleAfter time.Duration, now
 		return false, "node loop not running"
 	case now.Sub(m.LoopAt) > staleAfter:
 		return false, fmt.Sprintf("node loop stalled for %v", now.Sub(m.LoopAt).Round(time.Millisecond))
+	case m.NotMember:
+		return false, fmt.Sprintf("not a member of configuration %d", m.Configuration)
 	case m.HeardFrom < 2*m.F && m.ExecutedBatches == 0:
 		return false, fmt.Sprintf("heard from %d other replicas, need %d (or an execution)", m.HeardFrom, 2*m.F)
 	}

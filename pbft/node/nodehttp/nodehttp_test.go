@@ -60,6 +60,7 @@ func TestReadiness(t *testing.T) {
 		{"loop stalled", func(m *node.MetricsSnapshot) { m.LoopAt = now.Add(-3 * time.Second) }, true, 503, "node loop stalled for 3s"},
 		{"loop stopped", func(m *node.MetricsSnapshot) { m.LoopAt, m.Running = now, false }, true, 503, "node loop not running"},
 		{"executed, no peers", func(m *node.MetricsSnapshot) { m.Running, m.HeardFrom, m.ExecutedBatches = true, 0, 1 }, true, 200, ""},
+		{"left the membership", func(m *node.MetricsSnapshot) { m.Configuration, m.NotMember = 2, true }, true, 503, "not a member of configuration 2"},
 	}
 	for _, s := range steps {
 		src.set(s.change)
