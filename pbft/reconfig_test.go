@@ -302,3 +302,23 @@ func TestReconfigRestartFromTheDurableLog(t *testing.T) {
 		s.settle(c1)
 	}
 }
+
+// The old primary is down: the reconfiguration is ordered after a view change of the
+// configuration it ends, and the new configuration, whose view 0 primary is that same
+// crashed replica, changes view again before its first request.
+func TestReconfigAcrossViewChangesOnBothSides(t *testing.T) {
+	for _, seed := range reconfSeeds {
+		s := newRsim(t, seed, ids(4))
+		c0 := Membership{Members: ids(4)}
+		s.crashed["n1"] = true
+		c1 := s.reconfigure(c0, ids(5)) // answered only once view 1 of configuration 0 ordered it
+		s.settle(c1)
+		s.write(c1, "set x=1", 4)
+		s.settle(c1)
+		for _, id := range []string{"n2", "n3", "n4", "n5"} {
+			if r := s.reps[id]; r.Configuration() != 1 || r.View() != 1 || r.Primary() != 1 {
+				t.Fatalf("seed %d: %s in configuration %d view %d primary %d", seed, id, r.Configuration(), r.View(), r.Primary())
+			}
+		}
+	}
+}
