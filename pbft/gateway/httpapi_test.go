@@ -93,6 +93,15 @@ func TestHTTPMessagesExecuteThenStatus(t *testing.T) {
 	if resp.StatusCode != 200 || httpJSON(t, body)["primary"] != "n1" {
 		t.Fatalf("cluster: %d %s", resp.StatusCode, body)
 	}
+	// Reaching the port is never enough to change the membership.
+	resp, body = httpDo(t, "POST", srv.URL+"/v1/messages", `{"type":"pbft_reconfigure","msg_id":6,"replicas":["n1","n2","n3"]}`)
+	if resp.StatusCode != 400 || httpJSON(t, body)["code"] != float64(CodeNotSupported) {
+		t.Fatalf("reconfigure over HTTP: %d %s", resp.StatusCode, body)
+	}
+	resp, body = httpDo(t, "POST", srv.URL+"/v1/messages", `{"type":"pbft_cluster","msg_id":7}`)
+	if reps, _ := httpJSON(t, body)["replicas"].([]any); resp.StatusCode != 200 || len(reps) != 4 {
+		t.Fatalf("cluster after a refused reconfiguration: %d %s", resp.StatusCode, body)
+	}
 }
 
 func TestHTTPKVRoundTrip(t *testing.T) {
