@@ -152,6 +152,8 @@ type configState struct {
 	cur     Membership
 	next    *Membership
 	nextSeq uint64 // the reconfiguration's sequence number, when next != nil
+	// legacy marks a snapshot without a configuration (decoding only).
+	legacy bool
 }
 
 func appendConfigState(dst []byte, c configState) []byte {
@@ -165,6 +167,11 @@ func appendConfigState(dst []byte, c configState) []byte {
 }
 
 func (d *decoder) configState() configState {
+	if d.err == nil && len(d.buf) == 0 {
+		// A snapshot written before configurations were replicated (a durable log of an
+		// older version): the replica keeps the configuration it was started with.
+		return configState{legacy: true}
+	}
 	c := configState{cur: d.membership()}
 	if d.err != nil || len(d.buf) == 0 {
 		d.fail("short configuration")

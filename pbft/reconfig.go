@@ -195,6 +195,9 @@ func (r *Replica) setMembership(m Membership) {
 
 // adoptConfig takes the configuration of an installed snapshot.
 func (r *Replica) adoptConfig(c configState) {
+	if c.legacy {
+		return
+	}
 	if len(c.cur.Members) == 0 {
 		r.conf = c // a cluster without ids: nothing to follow
 		return
