@@ -41,11 +41,13 @@ func (n *Node) openDurable(dir string) error {
 	return nil
 }
 
-// heldReady is a Ready's messages waiting for the records up to gen to be durable.
+// heldReady is a Ready's messages (or another send, fn) waiting for the records up to
+// gen to be durable.
 type heldReady struct {
 	gen   uint64
 	msgs  []pbft.Outbound
 	fault Fault // the behaviour when the replica produced them
+	fn    func()
 }
 
 // durableState is the node's side of the asynchronous durable log (walwriter.go); only
@@ -101,6 +103,19 @@ func (n *Node) persist(rd *pbft.Ready, f Fault) bool {
 	return true
 }
 
+// afterDurable runs send once every record handed to the writer so far is durable: at
+// once if they are. Query answers go this way: they show the replica's state (a request
+// ordered at a number, what it executed), which must not be seen before it would
+// survive a crash.
+func (n *Node) afterDurable(send func()) {
+	d := &n.dur
+	if d.writer == nil || d.synced == d.gen {
+		send()
+		return
+	}
+	d.held = append(d.held, heldReady{gen: d.gen, fn: send})
+}
+
 // durableAt runs on the node's goroutine when the writer has made everything up to gen
 // durable: it sends, in order, the messages that waited for it.
 func (n *Node) durableAt(gen uint64, err error) {
@@ -112,7 +127,11 @@ func (n *Node) durableAt(gen uint64, err error) {
 	d.synced = gen
 	i := 0
 	for ; i < len(d.held) && d.held[i].gen <= gen; i++ {
-		n.send(d.held[i].msgs, d.held[i].fault)
+		if h := d.held[i]; h.fn != nil {
+			h.fn()
+		} else {
+			n.send(h.msgs, h.fault)
+		}
 	}
 	// Keep the rest in a second buffer, so that neither grows for ever.
 	d.scratch = append(d.scratch[:0], d.held[i:]...)

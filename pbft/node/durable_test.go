@@ -132,6 +132,8 @@ func (s *sniffer) note(kind string, env []byte) {
 		for _, r := range reps {
 			msgs = append(msgs, r)
 		}
+	} else if kind == node.KindAnswer {
+		msgs = append(msgs, nil)
 	} else if m, err := pbft.Unmarshal(payload); err == nil {
 		msgs = append(msgs, m)
 	}
@@ -146,6 +148,8 @@ func (s *sniffer) note(kind string, env []byte) {
 		case *pbft.Reply:
 			// A reply follows the execution that the replica's own commit allowed.
 			s.sent = append(s.sent, fmt.Sprintf("reply t%d", m.Timestamp))
+		case nil:
+			s.sent = append(s.sent, kind)
 		}
 		for _, d := range deps {
 			if !s.log.isDurable(d) {
@@ -222,11 +226,19 @@ func TestDurableLogHoldsMessagesUntilSynced(t *testing.T) {
 	poll.Eventually(t, 10*time.Second, "n1 stepping requests while its log syncs", func() bool {
 		return mc.nodes["n1"].Stats().In["request"] >= requests
 	})
-	qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
-	a, err := c.Query(qctx, "n1", &node.Query{Op: node.OpInfo})
-	qcancel()
-	if err != nil || a.Primary != "n1" {
-		t.Fatalf("n1's loop did not answer while its log synced: %+v, %v", a, err)
+	// A query's answer shows the replica's state: it too waits for the sync.
+	answered := make(chan error, 1)
+	go func() {
+		a, err := c.Query(ctx, "n1", &node.Query{Op: node.OpInfo})
+		if err == nil && a.Primary != "n1" {
+			err = fmt.Errorf("answer %+v", a)
+		}
+		answered <- err
+	}()
+	// Do runs on n1's loop after the iteration that stepped the requests (and handed
+	// their pre-prepare to the writer) ended.
+	if err := mc.nodes["n1"].Do(ctx, func(*pbft.Replica) {}); err != nil {
+		t.Fatalf("n1's loop did not run while its log synced: %v", err)
 	}
 	snif.mu.Lock()
 	early := append([]string(nil), snif.sent...)
@@ -251,6 +263,9 @@ func TestDurableLogHoldsMessagesUntilSynced(t *testing.T) {
 		if err := <-results; err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := <-answered; err != nil {
+		t.Fatalf("query: %v", err)
 	}
 	poll.Eventually(t, 10*time.Second, "n1 replying to every request", func() bool {
 		snif.mu.Lock()
