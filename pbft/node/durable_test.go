@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -313,4 +314,54 @@ func TestDurableLogHoldsMessagesUntilSynced(t *testing.T) {
 		t.Fatalf("n1 sent pre-prepares up to %d in %d syncs, want two batches at least: %q", lastPP, syncs, snif.sent)
 	}
 	t.Logf("n1: %q in %d syncs", snif.sent, syncs)
+}
+
+// failingLog fails every sync, as a full or vanished disk does.
+type failingLog struct{ node.DurableLog }
+
+func (failingLog) Sync() error { return errors.New("no space left on device") }
+
+// A replica that cannot make its records durable stops with the error instead of
+// sending what depends on them.
+func TestNodeStopsWhenTheLogFails(t *testing.T) {
+	dir := t.TempDir()
+	var snif *sniffer
+	mc := newMemCluster(t, func(c *node.Config) { c.DataDir = filepath.Join(dir, c.ID) },
+		func(tr bus.Transport) bus.Transport {
+			if tr.ID() == "n1" {
+				snif = &sniffer{Transport: tr, log: newGatedLog(nil)}
+				return snif
+			}
+			return tr
+		})
+	n1 := mc.nodes["n1"]
+	node.WrapDurableLog(n1, func(l node.DurableLog) node.DurableLog { return failingLog{l} })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- n1.Run(ctx) }()
+	c, err := client.New(client.Config{Keys: mc.keys["reader"], Replicas: mc.ids, Timeout: time.Second,
+		Connect: func(h bus.Handler) (bus.Transport, error) { return mc.hub.Join("reader", bus.RoleClient, h) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Send("n1", c.NewRequest("c1", 1, []byte("set x=1"))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-stopped:
+		if err == nil || !strings.Contains(err.Error(), "durable log") || !strings.Contains(err.Error(), "no space") {
+			t.Fatalf("n1 stopped with %v, want the log's error", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("n1 kept running on a log that cannot sync")
+	}
+	snif.mu.Lock()
+	defer snif.mu.Unlock()
+	for _, s := range snif.sent {
+		if strings.HasPrefix(s, "pre-prepare") {
+			t.Fatalf("n1 sent %s although its record never became durable", s)
+		}
+	}
 }
