@@ -41,36 +41,112 @@ func (n *Node) openDurable(dir string) error {
 	return nil
 }
 
-// persist makes what rd asks durable before anything of rd is sent.
-func (n *Node) persist(rd *pbft.Ready) error {
-	if n.wal == nil || (rd.Compact == nil && len(rd.Persist) == 0) {
-		return nil
-	}
-	if rd.Compact != nil {
-		recs := make([][]byte, len(rd.Compact))
-		for i, m := range rd.Compact {
-			recs[i] = pbft.Marshal(m)
-		}
-		if err := n.wal.Rewrite(recs...); err != nil {
-			return fmt.Errorf("durable log: %w", err)
-		}
-	}
-	if len(rd.Persist) > 0 {
-		recs := make([][]byte, len(rd.Persist))
-		for i, m := range rd.Persist {
-			recs[i] = pbft.Marshal(m)
-		}
-		if err := n.wal.Append(recs...); err != nil {
-			return fmt.Errorf("durable log: %w", err)
-		}
-		if err := n.wal.Sync(); err != nil {
-			return fmt.Errorf("durable log: %w", err)
-		}
-	}
-	return nil
+// heldReady is a Ready's messages (or another send, fn) waiting for the records up to
+// gen to be durable.
+type heldReady struct {
+	gen   uint64
+	msgs  []pbft.Outbound
+	fault Fault // the behaviour when the replica produced them
+	fn    func()
 }
 
+// durableState is the node's side of the asynchronous durable log (walwriter.go); only
+// the node's goroutine touches it.
+type durableState struct {
+	writer  *walWriter
+	gen     uint64 // records handed to the writer, counted in Readies
+	synced  uint64 // the last gen the writer reported durable
+	held    []heldReady
+	scratch []heldReady
+}
+
+// startDurable starts the log's writer; Run calls it, so that a test can put a slower log
+// in first.
+func (n *Node) startDurable() {
+	if n.wal == nil {
+		return
+	}
+	n.dur.writer = startWALWriter(n.wal, func(gen uint64, err error) {
+		n.inbox.push(item{fn: func() { n.durableAt(gen, err) }})
+	})
+}
+
+// persist hands what rd asks to make durable to the writer. It reports whether rd's
+// messages must wait (then it holds them): while any record handed out is not yet
+// durable, every message waits, the ones that depend on it and, to keep the order the
+// replica produced them in, the ones after.
+func (n *Node) persist(rd *pbft.Ready, f Fault) bool {
+	d := &n.dur
+	if d.writer == nil {
+		return false
+	}
+	if rd.Compact != nil || len(rd.Persist) > 0 {
+		u := walUnit{compact: rd.Compact != nil}
+		src := rd.Persist
+		if u.compact {
+			src = rd.Compact // Persist is then empty
+		}
+		u.recs = make([][]byte, len(src))
+		for i, m := range src {
+			u.recs[i] = pbft.Marshal(m)
+		}
+		d.gen++
+		u.gen = d.gen
+		d.writer.submit(u)
+	}
+	if d.synced == d.gen {
+		return false
+	}
+	if len(rd.Messages) > 0 {
+		d.held = append(d.held, heldReady{gen: d.gen, msgs: rd.Messages, fault: f})
+	}
+	return true
+}
+
+// afterDurable runs send once every record handed to the writer so far is durable: at
+// once if they are. Query answers go this way: they show the replica's state (a request
+// ordered at a number, what it executed), which must not be seen before it would
+// survive a crash.
+func (n *Node) afterDurable(send func()) {
+	d := &n.dur
+	if d.writer == nil || d.synced == d.gen {
+		send()
+		return
+	}
+	d.held = append(d.held, heldReady{gen: d.gen, fn: send})
+}
+
+// durableAt runs on the node's goroutine when the writer has made everything up to gen
+// durable: it sends, in order, the messages that waited for it.
+func (n *Node) durableAt(gen uint64, err error) {
+	d := &n.dur
+	if err != nil {
+		n.failed = fmt.Errorf("durable log: %w", err)
+		return
+	}
+	d.synced = gen
+	i := 0
+	for ; i < len(d.held) && d.held[i].gen <= gen; i++ {
+		if h := d.held[i]; h.fn != nil {
+			h.fn()
+		} else {
+			n.send(h.msgs, h.fault)
+		}
+	}
+	// Keep the rest in a second buffer, so that neither grows for ever.
+	d.scratch = append(d.scratch[:0], d.held[i:]...)
+	clear(d.held)
+	d.held, d.scratch = d.scratch, d.held[:0]
+}
+
+// closeDurable stops the writer (after the write in progress) and closes the log.
+// Messages still held are dropped: they depend on records that may not be durable.
 func (n *Node) closeDurable() {
+	if n.dur.writer != nil {
+		n.dur.writer.stop()
+		n.dur.writer = nil
+	}
+	n.dur.held = nil
 	if n.wal != nil {
 		n.wal.Close()
 		n.wal = nil

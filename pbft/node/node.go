@@ -17,7 +17,6 @@ import (
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
-	"github.com/pbft-nats/pbft/pbft/wal"
 )
 
 // ErrConfig reports an invalid node configuration.
@@ -103,10 +102,11 @@ type Node struct {
 	stats    Stats
 	statsMu  sync.Mutex
 	closedCh chan struct{}
-	wal      *wal.Log    // durable.go; nil without a data dir
-	failed   error       // a durable-log failure: the node stops
-	trace    *tracer     // trace.go; nil unless tracing
-	metrics  nodeMetrics // metrics.go
+	wal      durableLog   // durable.go; nil without a data dir
+	dur      durableState // durable.go
+	failed   error        // a durable-log failure: the node stops
+	trace    *tracer      // trace.go; nil unless tracing
+	metrics  nodeMetrics  // metrics.go
 	// reissues is the replica's RefusedReissues already reported.
 	reissues uint64
 }
@@ -233,6 +233,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.closeDurable()
 	defer n.tr.Close()
 	defer n.startTrace()()
+	n.startDurable()
 	ticker := time.NewTicker(n.cfg.Tick)
 	defer ticker.Stop()
 	var batch []item
@@ -359,10 +360,6 @@ func (n *Node) flush() {
 		return
 	}
 	rd := n.r.Ready()
-	if err := n.persist(&rd); err != nil {
-		n.failed = err
-		return
-	}
 	n.metrics.noteReady(&rd, time.Now())
 	if rd.StateInstalled {
 		n.log.Info("state installed", "last_executed", n.r.LastExecuted(), "configuration", n.r.Configuration(), "member", n.r.IsMember())
@@ -374,11 +371,19 @@ func (n *Node) flush() {
 		n.log.Info("view", "view", n.r.View(), "active", n.r.ViewActive(), "primary", n.ids[n.r.Primary()])
 	}
 	f := n.Fault()
+	if n.persist(&rd, f) {
+		return // durable.go sends them once their records are durable
+	}
+	n.send(rd.Messages, f)
+}
+
+// send hands one Ready's messages to the transport, through the node's fault behaviour.
+func (n *Node) send(msgs []pbft.Outbound, f Fault) {
 	if f == FaultCrash || f == FaultSilent {
 		return
 	}
 	var replies replyGroups
-	for _, o := range rd.Messages {
+	for _, o := range msgs {
 		if o.To == pbft.ToGateway {
 			replies.add(n.forge(o))
 			continue

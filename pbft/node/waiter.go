@@ -135,9 +135,12 @@ func (n *Node) waitMet(q *Query) bool {
 func (n *Node) answer(w *waiter, a *Answer) {
 	w.done = true
 	a.ID, a.Replica = w.q.ID, n.cfg.ID
-	if err := n.tr.Send(w.from, KindAnswer, n.keys.Seal(w.from, KindAnswer, EncodeAnswer(a))); err != nil {
-		n.log.Debug("answer failed", "to", w.from, "err", err)
-	}
+	data := EncodeAnswer(a)
+	n.afterDurable(func() { // durable.go
+		if err := n.tr.Send(w.from, KindAnswer, n.keys.Seal(w.from, KindAnswer, data)); err != nil {
+			n.log.Debug("answer failed", "to", w.from, "err", err)
+		}
+	})
 }
 
 // checkWaiters answers every waiting query whose condition now holds.

@@ -276,3 +276,38 @@ func deref(p *int) int {
 	}
 	return *p
 }
+
+// TestKillAllReplicasTwiceThreeNATS is the deployed topology (3 clustered NATS servers)
+// with the durable log written off each replica's loop (issue 19): every replica is
+// killed -9 twice during one pipelined burst; no set a client saw answered is lost, and
+// the replicas agree.
+func TestKillAllReplicasTwiceThreeNATS(t *testing.T) {
+	o := durable
+	o.NATSServers = 3
+	c := startCluster(t, buildBinaries(t), o)
+	in := c.inspector()
+	s := c.startSession()
+	if r := s.roundTrip(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}`, 1, 10*time.Second); r.Body.Type != "init_ok" {
+		t.Fatalf("init: %+v", r.Body)
+	}
+	var msgID int64 = 1
+	res := pipelinedSets(t, s, 0, 300, &msgID, func(k int) {
+		if k == 60 || k == 180 {
+			c.kill(c.ids...)
+			for _, id := range c.ids {
+				c.startReplica(id)
+			}
+		}
+	})
+	t.Logf("burst: %d answered, %d failed", len(res.answered), res.failed)
+	if len(res.answered) < 180 {
+		t.Fatalf("only %d of 300 answered", len(res.answered))
+	}
+	var maxSeq uint64
+	for _, seq := range res.answered {
+		maxSeq = max(maxSeq, seq)
+	}
+	in.converged(maxSeq, 30*time.Second)
+	checkReads(t, s, res.answered, &msgID)
+	s.close(10 * time.Second)
+}

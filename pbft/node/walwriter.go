@@ -1,0 +1,121 @@
+package node
+
+import "sync"
+
+// The durable log is written off the node's goroutine (issue 19): the loop hands each
+// Ready's records to a writer goroutine and keeps stepping, and holds the Ready's
+// messages until the writer reports the records durable (durable.go). The writer writes
+// everything handed to it meanwhile and syncs it once: a group commit, so rounds in
+// flight share one fsync instead of queueing behind one another's. etcd's raft does the
+// same with its asynchronous storage writes.
+
+// durableLog is what the writer needs of the log (wal.Log); tests put a slow one in.
+type durableLog interface {
+	Append(records ...[]byte) error
+	Sync() error
+	Rewrite(records ...[]byte) error
+	Close() error
+}
+
+// walUnit is one Ready's records: appended to the log, or (compact) replacing it.
+type walUnit struct {
+	gen     uint64
+	compact bool
+	recs    [][]byte
+}
+
+// walWriter owns the log once started: only its goroutine touches it.
+type walWriter struct {
+	log     durableLog
+	durable func(gen uint64, err error) // called on the writer's goroutine, in order
+
+	mu      sync.Mutex
+	queue   []walUnit
+	closing bool
+	wake    chan struct{}
+	done    chan struct{}
+}
+
+func startWALWriter(log durableLog, durable func(gen uint64, err error)) *walWriter {
+	w := &walWriter{log: log, durable: durable, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// submit queues u; units are written in the order submitted.
+func (w *walWriter) submit(u walUnit) {
+	w.mu.Lock()
+	w.queue = append(w.queue, u)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop waits for the writer to finish what it has (so the log is no longer in use) and
+// end. Units it has not started are dropped: a stop is as good as a crash.
+func (w *walWriter) stop() {
+	w.mu.Lock()
+	w.closing = true
+	w.queue = nil
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	<-w.done
+}
+
+func (w *walWriter) run() {
+	defer close(w.done)
+	var units []walUnit
+	for range w.wake {
+		w.mu.Lock()
+		units, w.queue = w.queue, units[:0]
+		closing := w.closing
+		w.mu.Unlock()
+		if closing {
+			return
+		}
+		if len(units) == 0 {
+			continue
+		}
+		err := w.write(units)
+		w.durable(units[len(units)-1].gen, err)
+		if err != nil {
+			return // the node stops; nothing more may be made durable out of order
+		}
+		clear(units)
+	}
+}
+
+// write makes units durable with at most one rewrite and one sync. A compaction is the
+// whole durable state, so it supersedes every unit before it: only the last one is
+// written (Rewrite syncs itself), and what follows it is appended in one write and
+// synced once.
+func (w *walWriter) write(units []walUnit) error {
+	start := 0
+	for i, u := range units {
+		if u.compact {
+			start = i
+		}
+	}
+	if units[start].compact {
+		if err := w.log.Rewrite(units[start].recs...); err != nil {
+			return err
+		}
+		start++
+	}
+	var recs [][]byte
+	for _, u := range units[start:] {
+		recs = append(recs, u.recs...)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := w.log.Append(recs...); err != nil {
+		return err
+	}
+	return w.log.Sync()
+}

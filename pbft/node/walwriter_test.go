@@ -1,0 +1,108 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+// callLog records the writer's calls to it; Sync waits for the test.
+type callLog struct {
+	calls   chan string
+	release chan error
+}
+
+func (l *callLog) Append(recs ...[]byte) error {
+	l.calls <- fmt.Sprintf("append %q", recs)
+	return nil
+}
+
+func (l *callLog) Sync() error {
+	l.calls <- "sync"
+	return <-l.release
+}
+
+func (l *callLog) Rewrite(recs ...[]byte) error {
+	l.calls <- fmt.Sprintf("rewrite %q", recs)
+	return nil
+}
+
+func (l *callLog) Close() error { return nil }
+
+type durableReport struct {
+	gen uint64
+	err error
+}
+
+func next[T any](t *testing.T, ch chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer did nothing for 10s")
+	}
+	panic("unreachable")
+}
+
+func unit(gen uint64, compact bool, recs ...string) walUnit {
+	u := walUnit{gen: gen, compact: compact}
+	for _, r := range recs {
+		u.recs = append(u.recs, []byte(r))
+	}
+	return u
+}
+
+// What the loop hands the writer while a sync is in flight goes out in one write and one
+// sync (group commit); a compaction among it supersedes what came before it; durability
+// is reported in order, once per write.
+func TestWALWriterGroupsCommits(t *testing.T) {
+	l := &callLog{calls: make(chan string, 16), release: make(chan error)}
+	reports := make(chan durableReport, 16)
+	w := startWALWriter(l, func(gen uint64, err error) { reports <- durableReport{gen, err} })
+	defer w.stop()
+
+	w.submit(unit(1, false, "a"))
+	if got := []string{next(t, l.calls), next(t, l.calls)}; !slices.Equal(got, []string{`append ["a"]`, "sync"}) {
+		t.Fatalf("first write: %q", got)
+	}
+	// While that sync is in flight, three more Readies.
+	w.submit(unit(2, false, "b"))
+	w.submit(unit(3, false, "c", "d"))
+	w.submit(unit(4, false, "e"))
+	select {
+	case r := <-reports:
+		t.Fatalf("durable %d reported before its sync returned", r.gen)
+	default:
+	}
+	l.release <- nil
+	if r := next(t, reports); r.gen != 1 || r.err != nil {
+		t.Fatalf("after the first sync: %+v", r)
+	}
+	if got := []string{next(t, l.calls), next(t, l.calls)}; !slices.Equal(got, []string{`append ["b" "c" "d" "e"]`, "sync"}) {
+		t.Fatalf("group commit: %q", got)
+	}
+	w.submit(unit(5, false, "f"))
+	w.submit(unit(6, true, "snapshot"))
+	w.submit(unit(7, false, "g"))
+	l.release <- nil
+	if r := next(t, reports); r.gen != 4 {
+		t.Fatalf("after the group commit: %+v", r)
+	}
+	if got := []string{next(t, l.calls), next(t, l.calls), next(t, l.calls)}; !slices.Equal(got, []string{`rewrite ["snapshot"]`, `append ["g"]`, "sync"}) {
+		t.Fatalf("with a compaction in the group: %q", got)
+	}
+	// A failed sync is reported, and the writer writes nothing after it.
+	w.submit(unit(8, false, "h"))
+	l.release <- errors.New("disk gone")
+	if r := next(t, reports); r.gen != 7 || r.err == nil {
+		t.Fatalf("failed sync reported as %+v", r)
+	}
+	select {
+	case c := <-l.calls:
+		t.Fatalf("the writer went on after a failed sync: %s", c)
+	case <-w.done:
+	}
+}

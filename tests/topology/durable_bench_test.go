@@ -1,0 +1,165 @@
+package topology_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pbft-nats/pbft/internal/topology"
+	"github.com/pbft-nats/pbft/pbft/config"
+	"github.com/pbft-nats/pbft/pbft/loadgen"
+)
+
+// BenchmarkMultiProcessDurable measures what the durable log costs (issue 19): n=4
+// replica processes over 3 clustered NATS servers, as deployed, with and without
+// PBFT_DATA_DIR on every replica, at 1 and 64 clients. Each sub-benchmark is one run of
+// the load tool; compare the data=on figures with the data=off ones of the same run:
+//
+//	go test -run xxx -bench MultiProcessDurable -benchtime 1x ./tests/topology/
+//
+// PBFT_BENCH_DURATION sets each run's length (default 5s). PBFT_BENCH_BASELINE_REPLICA,
+// a cmd/replica binary built from another revision, adds the same runs with it
+// (bin=baseline), interleaved with this tree's (bin=this). PBFT_BENCH_PROFILE_DIR saves
+// replica n1's CPU profile of each run there, and reports n1's heap in use near the
+// start and at the end of the load (heap-start-MB, heap-end-MB).
+func BenchmarkMultiProcessDurable(b *testing.B) {
+	d := 5 * time.Second
+	if v := os.Getenv("PBFT_BENCH_DURATION"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	bins, err := topology.Build(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	binaries := []struct {
+		name string
+		bins topology.Binaries
+	}{{"this", bins}}
+	if p := os.Getenv("PBFT_BENCH_BASELINE_REPLICA"); p != "" {
+		base := bins
+		base.Replica = p
+		binaries = append(binaries, struct {
+			name string
+			bins topology.Binaries
+		}{"baseline", base})
+	}
+	profiles := os.Getenv("PBFT_BENCH_PROFILE_DIR")
+	ids := []string{"n1", "n2", "n3", "n4"}
+	for _, clients := range []int{1, 64} {
+		for _, data := range []bool{false, true} {
+			for _, bin := range binaries {
+				name := fmt.Sprintf("clients=%d/data=%s/bin=%s", clients, onOff(data), bin.name)
+				b.Run(name, func(b *testing.B) {
+					ctx := context.Background()
+					o := topology.Options{NATSServers: 3, Replicas: ids, Cluster: "bench", DataDirs: data}
+					if profiles != "" {
+						o.Env = []string{"PBFT_PPROF=on"}
+					}
+					top, err := topology.Start(ctx, bin.bins, o)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer top.Close()
+					s := config.Default()
+					s.KeysDir, s.ClientID, s.Cluster, s.NodeIDs = top.KeysDir(), topology.GatewayID, "bench", ids
+					var prof chan error
+					var heapStart <-chan float64
+					if profiles != "" {
+						prof = make(chan error, 1)
+						file := filepath.Join(profiles, "durable-"+strings.ReplaceAll(name, "/", "-")+".cpu.pb.gz")
+						// The load tool runs the replicated load first, then its echo baseline.
+						go func() { prof <- fetchTo(file, top.ReplicaHTTP("n1"), d-time.Second) }()
+						heapStart = heapAfter(top.ReplicaHTTP("n1"), time.Second)
+					}
+					b.ResetTimer()
+					res, err := loadgen.Run(ctx, s, loadgen.Options{Clients: clients, Duration: d, Nodes: len(ids), NATSURL: top.NATSURL(topology.GatewayID)})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if res.Errors > 0 {
+						b.Errorf("%d errors", res.Errors)
+					}
+					b.ReportMetric(res.ThroughputRPS, "req/s")
+					b.ReportMetric(res.LatencyMS.P50, "p50-ms")
+					b.ReportMetric(res.LatencyMS.P99, "p99-ms")
+					if prof != nil {
+						if err := <-prof; err != nil {
+							b.Errorf("profile: %v", err)
+						}
+						b.ReportMetric(<-heapStart, "heap-start-MB")
+						b.ReportMetric(<-heapAfter(top.ReplicaHTTP("n1"), 0), "heap-end-MB")
+					}
+				})
+			}
+		}
+	}
+}
+
+func onOff(v bool) string {
+	if v {
+		return "on"
+	}
+	return "off"
+}
+
+// fetchTo saves replica base's CPU profile of the next span to file.
+func fetchTo(file, base string, span time.Duration) error {
+	secs := max(1, int(span/time.Second))
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", base, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// heapAfter reports, after wait, replica base's heap in use in MB (after a GC), or -1.
+func heapAfter(base string, wait time.Duration) <-chan float64 {
+	out := make(chan float64, 1)
+	go func() {
+		<-time.After(wait)
+		out <- heapInUse(base)
+	}()
+	return out
+}
+
+func heapInUse(base string) float64 {
+	resp, err := http.Get(base + "/debug/pprof/heap?debug=1&gc=1")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapInuse = "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return n / (1 << 20)
+			}
+		}
+	}
+	return -1
+}
