@@ -69,14 +69,21 @@ func checkFourClientOutput(tb testing.TB, out []byte, n int) {
 }
 
 // BenchmarkStdioFourClients runs the stdio engine in-process on init and 20,000
-// pbft_request lines from four clients (a fresh embedded cluster each time) and reports
-// input lines per second, from the first line read to the last answer written.
+// pbft_request lines from four clients (a fresh embedded cluster each time), one line at
+// a time and pipelined, and reports input lines per second, from the first line read to
+// the last answer written.
 func BenchmarkStdioFourClients(b *testing.B) {
-	const n = 20000
+	for _, window := range []int{1, 256} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) { benchStdio(b, 20000, window) })
+	}
+}
+
+func benchStdio(b *testing.B, n, window int) {
 	input := fourClientInput(n)
 	var total time.Duration
 	for range b.N {
 		s := testSettings()
+		s.StdioWindow = window
 		logger := slog.New(slog.DiscardHandler)
 		svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
 		var out bytes.Buffer
