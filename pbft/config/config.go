@@ -22,9 +22,12 @@ import (
 // ErrInvalid reports a setting that cannot work.
 var ErrInvalid = errors.New("config: invalid setting")
 
-// maxStdioWindow bounds PBFT_STDIO_WINDOW: the stdio writer holds at most this many
-// answers waiting for an earlier one.
-const maxStdioWindow = 1024
+// maxStdioWindow bounds PBFT_STDIO_WINDOW. More requests in flight than a primary orders
+// in a client's retransmission delay (a quarter of the view-change timeout; about 10,000
+// a second on a 2-core machine) would be retransmitted to every replica, and a backup
+// asked then may find one already behind a later request of its client and refuse it as
+// stale.
+const maxStdioWindow = 256
 
 // Settings is every PBFT_ variable: the struct is the one definition of their names
 // (envconfig), defaults and meanings (desc), which Load, Default and the commands' help

@@ -154,13 +154,17 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 		sl.body = body
 		close(sl.ready)
 	}
-	if s.pipe.send(s.svc, l, ids) {
+	if k, ok := s.pipe.admit(s.svc, l, ids); ok {
+		// The next line is read once this request is on the bus, so requests keep line
+		// order; it is ordered, and answered, in the background.
+		sent := make(chan struct{})
 		s.inflight.Add(1)
 		go func() {
 			defer s.inflight.Done()
-			defer s.pipe.done()
-			answer(handleHooks{ids: ids})
+			defer s.pipe.finish(k)
+			answer(handleHooks{ids: ids, sent: sync.OnceFunc(func() { close(sent) })})
 		}()
+		<-sent
 		return
 	}
 	if l.Type != "pbft_execute" {
