@@ -2,13 +2,15 @@ package gateway
 
 import (
 	"sync"
+	"time"
 
+	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
 )
 
 // pipeline lets a pbft_request line go on before the requests of the lines before it are
-// ordered (PBFT_STDIO_WINDOW of them at most), so that a stream of requests is not paced
-// by one round trip per line.
+// ordered (PBFT_STDIO_WINDOW of them at most, fewer when the cluster is slow), so that a
+// stream of requests is not paced by one round trip per line.
 //
 // What must not change is the order in which requests reach the primary: that order
 // decides their sequence numbers, and a request that reached it after a later one of its
@@ -20,11 +22,18 @@ import (
 // sees them as the sequential path would: a retransmission of one of them, in
 // particular, is answered with its original's number.
 type pipeline struct {
-	window  chan struct{} // a token per request in flight
+	window  int           // requests in flight at most
+	hold    time.Duration // how long the oldest request in flight may wait before no more go
 	running sync.WaitGroup
 	mu      sync.Mutex
 	flying  map[stampKey]bool // (client, timestamp) of the requests in flight
+	queue   []*flight         // the requests in flight, and answered ones not yet popped, in line order
 	peak    int               // most requests in flight at once (read by tests after Run)
+}
+
+type flight struct {
+	sent time.Time
+	done chan struct{}
 }
 
 type stampKey struct {
@@ -32,30 +41,55 @@ type stampKey struct {
 	ts     uint64
 }
 
-func newPipeline(window int) *pipeline {
+// newPipeline returns a pipeline of window requests (nil: one at a time). hold is half
+// the PBFT client's retransmission delay: a request waiting longer is sent to every
+// replica, and backups start timing it, so a slow cluster (a loaded machine) must get
+// fewer requests at once, not a view change.
+func newPipeline(window int, viewChangeTimeout time.Duration) *pipeline {
 	if window <= 1 {
 		return nil
 	}
-	return &pipeline{window: make(chan struct{}, window), flying: map[stampKey]bool{}}
+	return &pipeline{window: window, hold: client.RetransmitAfter(viewChangeTimeout) / 2, flying: map[stampKey]bool{}}
 }
 
-// admit reports whether l's request may be pipelined; if so, it has taken a window token,
-// which finish returns. Otherwise it waits for the pipelined requests in flight.
-func (p *pipeline) admit(svc *Service, l *jsonl.Line, ids *requestIDs) (stampKey, bool) {
+// admit reports whether l's request may be pipelined; if so, it is counted in flight
+// until finish. Otherwise admit first waits for the pipelined requests in flight.
+func (p *pipeline) admit(svc *Service, l *jsonl.Line, ids *requestIDs) (stampKey, *flight, bool) {
 	if p == nil {
-		return stampKey{}, false
+		return stampKey{}, nil, false
 	}
-	if k, ok := p.qualifies(svc, l, ids); ok {
-		p.window <- struct{}{}
-		p.peak = max(p.peak, len(p.window))
-		p.mu.Lock()
-		p.flying[k] = true
-		p.mu.Unlock()
-		p.running.Add(1)
-		return k, true
+	k, ok := p.qualifies(svc, l, ids)
+	if !ok {
+		p.running.Wait()
+		return stampKey{}, nil, false
 	}
-	p.running.Wait()
-	return stampKey{}, false
+	p.makeRoom()
+	f := &flight{sent: time.Now(), done: make(chan struct{})}
+	p.queue = append(p.queue, f)
+	p.peak = max(p.peak, len(p.queue))
+	p.mu.Lock()
+	p.flying[k] = true
+	p.mu.Unlock()
+	p.running.Add(1)
+	return k, f, true
+}
+
+// makeRoom waits until fewer than window requests are in flight and the oldest has
+// waited less than hold (the reader alone touches the queue).
+func (p *pipeline) makeRoom() {
+	for len(p.queue) > 0 {
+		oldest := p.queue[0]
+		select {
+		case <-oldest.done:
+			p.queue = p.queue[1:]
+			continue
+		default:
+		}
+		if len(p.queue) < p.window && time.Since(oldest.sent) < p.hold {
+			return
+		}
+		<-oldest.done
+	}
 }
 
 func (p *pipeline) qualifies(svc *Service, l *jsonl.Line, ids *requestIDs) (stampKey, bool) {
@@ -83,10 +117,10 @@ func (p *pipeline) qualifies(svc *Service, l *jsonl.Line, ids *requestIDs) (stam
 }
 
 // finish marks k answered.
-func (p *pipeline) finish(k stampKey) {
+func (p *pipeline) finish(k stampKey, f *flight) {
 	p.mu.Lock()
 	delete(p.flying, k)
 	p.mu.Unlock()
-	<-p.window
+	close(f.done)
 	p.running.Done()
 }
