@@ -105,7 +105,9 @@ func TestStdioPipelineKeepsInputOrder(t *testing.T) {
 				want{"c9", 8, "pbft_cluster_ok", -1})
 		}
 	}
-	out, peak := runStdioWindow(t, in.Bytes(), 64)
+	// The input ends right after the second burst, without a final newline: what is
+	// in flight then is still answered, in order.
+	out, peak := runStdioWindow(t, bytes.TrimSuffix(in.Bytes(), []byte("\n")), 64)
 	if peak < 2 {
 		t.Errorf("at most %d request in flight: the pipeline did not pipeline", peak)
 	}
