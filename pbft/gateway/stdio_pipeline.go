@@ -27,8 +27,12 @@ type pipeline struct {
 	running sync.WaitGroup
 	mu      sync.Mutex
 	flying  map[stampKey]bool // (client, timestamp) of the requests in flight
-	queue   []*flight         // the requests in flight, and answered ones not yet popped, in line order
-	peak    int               // most requests in flight at once (read by tests after Run)
+	// allowed is how many may be in flight now (1 to window): one more for each request
+	// ordered within hold/2, half as many after one that took longer than hold, so that
+	// the requests queued at the primary take about hold to drain whatever its speed.
+	allowed float64
+	queue   []*flight // the requests in flight, and answered ones not yet popped, in line order
+	peak    int       // most requests in flight at once (read by tests after Run)
 }
 
 type flight struct {
@@ -49,7 +53,7 @@ func newPipeline(window int, viewChangeTimeout time.Duration) *pipeline {
 	if window <= 1 {
 		return nil
 	}
-	return &pipeline{window: window, hold: client.RetransmitAfter(viewChangeTimeout) / 2, flying: map[stampKey]bool{}}
+	return &pipeline{window: window, hold: client.RetransmitAfter(viewChangeTimeout) / 2, flying: map[stampKey]bool{}, allowed: 1}
 }
 
 // admit reports whether l's request may be pipelined; if so, it is counted in flight
@@ -74,7 +78,7 @@ func (p *pipeline) admit(svc *Service, l *jsonl.Line, ids *requestIDs) (stampKey
 	return k, f, true
 }
 
-// makeRoom waits until fewer than window requests are in flight and the oldest has
+// makeRoom waits until fewer than allowed requests are in flight and the oldest has
 // waited less than hold (the reader alone touches the queue).
 func (p *pipeline) makeRoom() {
 	for len(p.queue) > 0 {
@@ -85,7 +89,10 @@ func (p *pipeline) makeRoom() {
 			continue
 		default:
 		}
-		if len(p.queue) < p.window && time.Since(oldest.sent) < p.hold {
+		p.mu.Lock()
+		allowed := int(p.allowed)
+		p.mu.Unlock()
+		if len(p.queue) < allowed && time.Since(oldest.sent) < p.hold {
 			return
 		}
 		<-oldest.done
@@ -118,8 +125,15 @@ func (p *pipeline) qualifies(svc *Service, l *jsonl.Line, ids *requestIDs) (stam
 
 // finish marks k answered.
 func (p *pipeline) finish(k stampKey, f *flight) {
+	took := time.Since(f.sent)
 	p.mu.Lock()
 	delete(p.flying, k)
+	switch {
+	case took < p.hold/2:
+		p.allowed = min(p.allowed+1, float64(p.window))
+	case took > p.hold:
+		p.allowed = max(p.allowed/2, 1)
+	}
 	p.mu.Unlock()
 	close(f.done)
 	p.running.Done()
