@@ -28,8 +28,9 @@ type pipeline struct {
 	mu      sync.Mutex
 	flying  map[stampKey]bool // (client, timestamp) of the requests in flight
 	// allowed is how many may be in flight now (1 to window): one more for each request
-	// ordered within hold/2, half as many after one that took longer than hold, so that
-	// the requests queued at the primary take about hold to drain whatever its speed.
+	// ordered within hold, half as many after one that took longer than 1.5 hold (still
+	// short of the retransmission delay), so that the requests queued at the primary
+	// take about hold to drain whatever its speed.
 	allowed float64
 	queue   []*flight // the requests in flight, and answered ones not yet popped, in line order
 	peak    int       // most requests in flight at once (read by tests after Run)
@@ -129,9 +130,9 @@ func (p *pipeline) finish(k stampKey, f *flight) {
 	p.mu.Lock()
 	delete(p.flying, k)
 	switch {
-	case took < p.hold/2:
+	case took < p.hold:
 		p.allowed = min(p.allowed+1, float64(p.window))
-	case took > p.hold:
+	case took > p.hold*3/2:
 		p.allowed = max(p.allowed/2, 1)
 	}
 	p.mu.Unlock()
