@@ -160,6 +160,12 @@ func (c *Client) deliver(from string, rep *pbft.Reply) {
 // Query sends q to replica and waits for its answer until ctx ends. An answer that shows
 // an active view newer than any seen moves the client's guess of the primary.
 func (c *Client) Query(ctx context.Context, replica string, q *pbft.Query) (*pbft.Answer, error) {
+	return c.sendQuery(replica, q)(ctx)
+}
+
+// sendQuery sends q to replica now and returns the wait for its answer, so that a caller
+// can keep the order of its queries on the bus and wait for them elsewhere.
+func (c *Client) sendQuery(replica string, q *pbft.Query) func(context.Context) (*pbft.Answer, error) {
 	q.ID = c.nextID.Add(1)
 	ch := make(chan *pbft.Answer, 1)
 	c.mu.Lock()
@@ -172,17 +178,19 @@ func (c *Client) Query(ctx context.Context, replica string, q *pbft.Query) (*pbf
 	}
 	if err := c.tr.Send(replica, pbft.KindQuery, c.keys.Load().Seal(replica, pbft.KindQuery, pbft.EncodeQuery(q))); err != nil {
 		forget()
-		return nil, err
+		return func(context.Context) (*pbft.Answer, error) { return nil, err }
 	}
-	select {
-	case a := <-ch:
-		if a.ViewActive {
-			c.NoteView(a.View)
+	return func(ctx context.Context) (*pbft.Answer, error) {
+		select {
+		case a := <-ch:
+			if a.ViewActive {
+				c.NoteView(a.View)
+			}
+			return a, nil
+		case <-ctx.Done():
+			forget()
+			return nil, fmt.Errorf("%w: %s from %s", ErrTimeout, q.Op, replica)
 		}
-		return a, nil
-	case <-ctx.Done():
-		forget()
-		return nil, fmt.Errorf("%w: %s from %s", ErrTimeout, q.Op, replica)
 	}
 }
 

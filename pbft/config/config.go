@@ -22,6 +22,13 @@ import (
 // ErrInvalid reports a setting that cannot work.
 var ErrInvalid = errors.New("config: invalid setting")
 
+// maxStdioWindow bounds PBFT_STDIO_WINDOW. More requests in flight than a primary orders
+// in a client's retransmission delay (a quarter of the view-change timeout; about 10,000
+// a second on a 2-core machine) would be retransmitted to every replica, and a backup
+// asked then may find one already behind a later request of its client and refuse it as
+// stale.
+const maxStdioWindow = 256
+
 // Settings is every PBFT_ variable: the struct is the one definition of their names
 // (envconfig), defaults and meanings (desc), which Load, Default and the commands' help
 // (WriteVariables) all read, so they cannot drift apart. Each envconfig tag is the full
@@ -43,6 +50,7 @@ type Settings struct {
 	StatusInterval     time.Duration `envconfig:"PBFT_STATUS_INTERVAL" default:"100ms" desc:"period of the status messages that drive retransmission"`
 	Tick               time.Duration `envconfig:"PBFT_TICK" default:"10ms" desc:"protocol clock tick"`
 	RequestTimeout     time.Duration `envconfig:"PBFT_REQUEST_TIMEOUT" default:"4s" desc:"how long the gateway waits for an answer"`
+	StdioWindow        int           `envconfig:"PBFT_STDIO_WINDOW" default:"1" desc:"stdio: pbft_request lines in flight at once (answers stay in input order); above 1, requests in flight may share a pre-prepare and so a sequence number"`
 	EmbeddedMaxPayload int           `envconfig:"PBFT_EMBEDDED_MAX_PAYLOAD" default:"8388608" desc:"the embedded NATS server's message limit in bytes (operations may be half of it)"`
 	HTTPAddr           string        `envconfig:"PBFT_HTTP_ADDR" desc:"gateway: network API; replica: /healthz, /readyz, /metrics; empty: off"`
 	KeysDir            string        `envconfig:"PBFT_KEYS_DIR" desc:"<id>.pub of every replica and client and this process's <id>.key (embedded cluster: generated)"`
@@ -86,6 +94,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%w: PBFT_EMBEDDED_MAX_PAYLOAD %d: want 64 KiB to 64 MiB", ErrInvalid, s.EmbeddedMaxPayload)
 	case s.BatchTimeout < 0:
 		return fmt.Errorf("%w: PBFT_BATCH_TIMEOUT must not be negative", ErrInvalid)
+	case s.StdioWindow < 1 || s.StdioWindow > maxStdioWindow:
+		return fmt.Errorf("%w: PBFT_STDIO_WINDOW %d: want 1 to %d", ErrInvalid, s.StdioWindow, maxStdioWindow)
 	case s.RequestTimeout <= 0:
 		return fmt.Errorf("%w: PBFT_REQUEST_TIMEOUT must be positive", ErrInvalid)
 	case strings.ContainsAny(s.Cluster, ".*> ") || s.Cluster == "":

@@ -27,6 +27,7 @@ type Stdio struct {
 	slots    chan *slot
 	inflight sync.WaitGroup
 	ids      *requestIDs
+	pipe     *pipeline // nil: one pbft_request at a time
 }
 
 // slot is one reply, filled in when it is ready.
@@ -38,7 +39,7 @@ type slot struct {
 
 // NewStdio returns a stdio engine over svc.
 func NewStdio(svc *Service, logger *slog.Logger) *Stdio {
-	return &Stdio{svc: svc, log: logger, ids: newRequestIDs()}
+	return &Stdio{svc: svc, log: logger, ids: newRequestIDs(), pipe: newPipeline(svc.settings.StdioWindow, svc.settings.ViewChangeTimeout)}
 }
 
 // Run reads every line of in, writes the replies to out, and returns once every reply
@@ -152,6 +153,19 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 		}
 		sl.body = body
 		close(sl.ready)
+	}
+	if k, f, ok := s.pipe.admit(s.svc, l, ids); ok {
+		// The next line is read once this request is on the bus, so requests keep line
+		// order; it is ordered, and answered, in the background.
+		sent := make(chan struct{})
+		s.inflight.Add(1)
+		go func() {
+			defer s.inflight.Done()
+			defer s.pipe.finish(k, f)
+			answer(handleHooks{ids: ids, sent: sync.OnceFunc(func() { close(sent) })})
+		}()
+		<-sent
+		return
 	}
 	if l.Type != "pbft_execute" {
 		answer(handleHooks{settle: s.inflight.Wait, ids: ids})

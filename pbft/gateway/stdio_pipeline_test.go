@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
+)
+
+// runStdioWindow runs input through a stdio engine with PBFT_STDIO_WINDOW = window over
+// a fresh embedded cluster; it returns the output and the most requests in flight at once.
+func runStdioWindow(t *testing.T, input []byte, window int) (string, int) {
+	t.Helper()
+	s := testSettings()
+	s.StdioWindow = window
+	// No view change on a loaded machine: after one, requests the old primary had not
+	// prepared are ordered again, and numbers along the input may go down.
+	s.ViewChangeTimeout = 4 * time.Second
+	logger := slog.New(slog.DiscardHandler)
+	svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
+	defer svc.Close()
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st := NewStdio(svc, logger)
+	if err := st.Run(ctx, bytes.NewReader(input), &out); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return out.String(), st.pipe.peak
+}
+
+type pipelineReply struct {
+	Src, Dest string
+	Body      struct {
+		Type      string
+		InReplyTo int64  `json:"in_reply_to"`
+		MsgID     int64  `json:"msg_id"`
+		Seq       uint64 `json:"sequence_number"`
+		View      uint64
+		Phase     string
+		Prepares  int `json:"prepares_received"`
+		Commits   int `json:"commits_received"`
+		Executed  bool
+		Code      int
+		Replicas  []struct {
+			Node         string
+			LastExecuted uint64 `json:"last_executed"`
+		}
+	}
+}
+
+// TestStdioPipelineKeepsInputOrder sends bursts of requests from four interleaved
+// clients with many in flight, with retransmissions, a conflicting reuse of a msg_id,
+// a bad line and a pbft_status in the middle, and checks every answer: one per good line,
+// in input order, numbered from 0; sequence numbers that never go down (requests reach
+// the primary in input order); a retransmission answered with its original's number;
+// error 22 for the conflict; and the status, which waits for the burst before it, seeing
+// the first request committed, and a pbft_cluster after it, every replica at the number
+// of the latest request before it.
+func TestStdioPipelineKeepsInputOrder(t *testing.T) {
+	const burst = 300
+	var in bytes.Buffer
+	type want struct {
+		dest      string
+		inReplyTo int64
+		typ       string
+		sameAs    int // index of the answer whose sequence number this one repeats, or -1
+	}
+	var wants []want
+	add := func(line string, w want) {
+		in.WriteString(line + "\n")
+		wants = append(wants, w)
+	}
+	add(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}`,
+		want{"c0", 1, "init_ok", -1})
+	request := func(i int) (string, want) {
+		c := i%4 + 1
+		return fmt.Sprintf(`{"src":"c%d","dest":"n1","body":{"type":"pbft_request","msg_id":%d,"operation":"set k%d=%d"}}`, c, 100+i/4, i, i),
+			want{fmt.Sprintf("c%d", c), int64(100 + i/4), "pbft_request_ok", -1}
+	}
+	firstOf := map[int]int{} // request i -> index of its answer
+	for i := range 2 * burst {
+		line, w := request(i)
+		firstOf[i] = len(wants)
+		add(line, w)
+		switch {
+		case i%50 == 49: // a retransmission of a request a few lines back, still in flight
+			line, w := request(i - 5)
+			w.sameAs = firstOf[i-5]
+			add(line, w)
+		case i == 120: // request 0's msg_id (c1, 100) with another operation
+			in.WriteString("not json\n")
+			add(`{"src":"c1","dest":"n1","body":{"type":"pbft_request","msg_id":100,"operation":"set other=1"}}`,
+				want{"c1", 100, "error", -1})
+		case i == burst-1:
+			add(`{"src":"c9","dest":"n2","body":{"type":"pbft_status","msg_id":7,"sequence_number":1}}`,
+				want{"c9", 7, "pbft_status_ok", -1})
+			add(`{"src":"c9","dest":"n3","body":{"type":"pbft_cluster","msg_id":8}}`,
+				want{"c9", 8, "pbft_cluster_ok", -1})
+		}
+	}
+	// The input ends right after the second burst, without a final newline: what is
+	// in flight then is still answered, in order.
+	out, peak := runStdioWindow(t, bytes.TrimSuffix(in.Bytes(), []byte("\n")), 64)
+	if peak < 2 {
+		t.Errorf("at most %d request in flight: the pipeline did not pipeline", peak)
+	}
+	var got []pipelineReply
+	sc := bufio.NewScanner(bytes.NewReader([]byte(out)))
+	for sc.Scan() {
+		var r pipelineReply
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("line %d: %v: %s", len(got)+1, err, sc.Bytes())
+		}
+		got = append(got, r)
+	}
+	if len(got) != len(wants) {
+		t.Fatalf("%d answers, want %d", len(got), len(wants))
+	}
+	var lastSeq uint64
+	for i, w := range wants {
+		r := got[i]
+		if r.Dest != w.dest || r.Body.InReplyTo != w.inReplyTo || r.Body.Type != w.typ || r.Body.MsgID != int64(i) {
+			t.Fatalf("answer %d: %+v, want dest %s, in_reply_to %d, type %s, msg_id %d", i, r, w.dest, w.inReplyTo, w.typ, i)
+		}
+		switch {
+		case w.typ == "error" && r.Body.Code != CodePreconditionFail:
+			t.Errorf("answer %d: code %d, want %d", i, r.Body.Code, CodePreconditionFail)
+		case w.typ == "pbft_request_ok" && w.sameAs >= 0 && r.Body.Seq != got[w.sameAs].Body.Seq:
+			t.Errorf("answer %d: retransmission ordered at %d, its original at %d", i, r.Body.Seq, got[w.sameAs].Body.Seq)
+		case w.typ == "pbft_request_ok" && w.sameAs < 0:
+			if r.Body.Seq < max(lastSeq, 1) {
+				t.Errorf("answer %d: sequence number %d (view %d) after %d: requests reached the primary out of input order", i, r.Body.Seq, r.Body.View, lastSeq)
+			}
+			lastSeq = r.Body.Seq
+		case w.typ == "pbft_status_ok":
+			if b := r.Body; b.Phase != "committed" || !b.Executed || b.Prepares != 3 || b.Commits != 4 {
+				t.Errorf("status after the first burst: %+v; want committed, executed, 3 prepares, 4 commits", b)
+			}
+		case w.typ == "pbft_cluster_ok":
+			// It waits for the burst before it, and nothing after it is sent before it
+			// is answered: every replica has executed exactly the burst.
+			if len(r.Body.Replicas) != 4 {
+				t.Fatalf("cluster: %+v", r.Body)
+			}
+			for _, rep := range r.Body.Replicas {
+				if rep.LastExecuted != lastSeq {
+					t.Errorf("cluster after the first burst: %s executed up to %d, want %d (the last request's number)", rep.Node, rep.LastExecuted, lastSeq)
+				}
+			}
+		}
+	}
+}
