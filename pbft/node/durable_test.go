@@ -135,7 +135,7 @@ func (s *sniffer) note(kind string, env []byte) {
 		}
 	} else if kind == node.KindAnswer {
 		msgs = append(msgs, nil)
-	} else if m, err := pbft.Unmarshal(payload); err == nil {
+	} else if m, err := pbft.Unmarshal(node.Unframe(payload)); err == nil {
 		msgs = append(msgs, m)
 	}
 	s.mu.Lock()
