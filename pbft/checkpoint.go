@@ -235,16 +235,10 @@ func (r *Replica) retryTransfer() {
 		r.transfer = nil
 		return
 	}
-	for pass := range 2 {
-		for range t.from {
-			peer := t.from[t.next%len(t.from)]
-			t.next++
-			if peer != r.id && (pass == 1 || !t.liars[peer]) {
-				t.asked, t.seen = peer, len(t.buf)
-				r.send(peer, &Fetch{Seq: t.seq, Offset: uint64(len(t.buf)), Replica: r.id})
-				return
-			}
-		}
+	if peer, ok := nextSource(t.from, &t.next, t.liars, r.id); ok {
+		t.asked, t.seen = peer, len(t.buf)
+		r.send(peer, &Fetch{Seq: t.seq, Offset: uint64(len(t.buf)), Replica: r.id})
+		return
 	}
 }
 
@@ -410,4 +404,20 @@ func decodeSnapshot(b []byte, history int) ([]byte, *clientTable, configState, e
 		return nil, nil, configState{}, fmt.Errorf("%w: trailing bytes in snapshot", ErrDecode)
 	}
 	return app, clients, conf, nil
+}
+
+// nextSource picks the next replica to fetch state from, in turn from *next: one not
+// caught lying first, any but self when all were.
+func nextSource[T comparable](from []T, next *int, liars map[T]bool, self T) (T, bool) {
+	for pass := range 2 {
+		for range from {
+			peer := from[*next%len(from)]
+			*next++
+			if peer != self && (pass == 1 || !liars[peer]) {
+				return peer, true
+			}
+		}
+	}
+	var none T
+	return none, false
 }

@@ -83,16 +83,9 @@ func (r *Replica) joinAsk() {
 	if j == nil || j.seq == 0 {
 		return
 	}
-	for pass := range 2 {
-		for range j.from {
-			peer := j.from[j.next%len(j.from)]
-			j.next++
-			if peer != r.self && (pass == 1 || !j.liars[peer]) {
-				j.asked, j.seen = peer, len(j.buf)
-				r.joinFetch()
-				return
-			}
-		}
+	if peer, ok := nextSource(j.from, &j.next, j.liars, r.self); ok {
+		j.asked, j.seen = peer, len(j.buf)
+		r.joinFetch()
 	}
 }
 
