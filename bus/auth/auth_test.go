@@ -201,3 +201,38 @@ func TestReplayWindow(t *testing.T) {
 		t.Fatal("fresh counter inside the window refused")
 	}
 }
+
+// TestNoAllocationsPerTag: checking an envelope allocates nothing and sealing one
+// allocates only the envelope, however many tags it carries (each tag used to allocate
+// its header, sum and the digest it covered: 188 allocations per n=4 round, now 14).
+func TestNoAllocationsPerTag(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops pooled HMACs at random; run without -race")
+	}
+	ids := []string{"n1", "n2", "n3", "n4"}
+	rings, err := GenerateKeyrings(append(ids, "gw"), ids, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 120)
+	env := rings["n1"].Seal("", "commit", payload)
+	open := testing.AllocsPerRun(100, func() {
+		// A fresh counter each time, or the replay window refuses it.
+		env = rings["n1"].Seal("", "commit", payload)
+		if _, err := rings["n2"].Open("n1", "commit", env); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if open > 1 {
+		t.Errorf("seal and open of a broadcast: %v allocations, want 1 (the envelope)", open)
+	}
+	digest := make([]byte, 32)
+	tags := rings["gw"].RequestTags(digest)
+	if a := testing.AllocsPerRun(100, func() {
+		if err := rings["n3"].VerifyRequest("gw", digest, tags); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("VerifyRequest: %v allocations, want 0", a)
+	}
+}

@@ -94,20 +94,26 @@ func (k *Keyring) Self() *Identity { return k.self }
 func (k *Keyring) Knows(id string) bool { _, ok := k.pubs[id]; return ok || id == k.self.ID }
 
 // macState is one pairwise key's HMAC, pooled: hmac.New is the expensive part of a tag,
-// and Reset brings a keyed HMAC back to its keyed start.
+// and Reset brings a keyed HMAC back to its keyed start. Each pooled HMAC carries its own
+// scratch space, so that a tag allocates nothing (a stack buffer passed to Write escapes).
 type macState struct{ pool sync.Pool }
+
+type macScratch struct {
+	h   hash.Hash
+	hdr [192]byte // the tagged header and digest, written at once
+	sum [sha256.Size]byte
+}
 
 func newMacState(key []byte) *macState {
 	m := &macState{}
-	m.pool.New = func() any { return hmac.New(sha256.New, key) }
+	m.pool.New = func() any { return &macScratch{h: hmac.New(sha256.New, key)} }
 	return m
 }
 
 func (k *Keyring) tag(dst []byte, st *macState, receiver, kind string, counter uint64, digest []byte, sender string, path byte) []byte {
-	m := st.pool.Get().(hash.Hash)
-	m.Reset()
-	var buf [160]byte
-	hdr := append(buf[:0], version, path)
+	s := st.pool.Get().(*macScratch)
+	s.h.Reset()
+	hdr := append(s.hdr[:0], version, path)
 	hdr = binary.AppendUvarint(hdr, uint64(len(sender)))
 	hdr = append(hdr, sender...)
 	hdr = binary.AppendUvarint(hdr, uint64(len(receiver)))
@@ -115,11 +121,11 @@ func (k *Keyring) tag(dst []byte, st *macState, receiver, kind string, counter u
 	hdr = binary.AppendUvarint(hdr, uint64(len(kind)))
 	hdr = append(hdr, kind...)
 	hdr = binary.AppendUvarint(hdr, counter)
-	m.Write(hdr)
-	m.Write(digest)
-	var sum [sha256.Size]byte
-	dst = append(dst, m.Sum(sum[:0])[:tagSize]...)
-	st.pool.Put(m)
+	// The digest is copied, not written on its own: a slice passed to Write escapes, and
+	// the callers' digests live on their stacks.
+	s.h.Write(append(hdr, digest...))
+	dst = append(dst, s.h.Sum(s.sum[:0])[:tagSize]...)
+	st.pool.Put(s)
 	return dst
 }
 
