@@ -132,35 +132,46 @@ func (k *Keyring) tag(dst []byte, st *macState, receiver, kind string, counter u
 // Seal wraps payload for receiver to (or, if to is "", for every replica) with a fresh
 // counter and the MAC tags that let each receiver check it.
 func (k *Keyring) Seal(to, kind string, payload []byte) []byte {
+	tags := 1
+	if to == "" {
+		tags = len(k.replicas)
+	}
+	return k.AppendSeal(make([]byte, 0, 16+len(k.self.ID)+len(payload)+tags*tagSize), to, kind, payload)
+}
+
+// AppendSeal appends Seal's envelope to dst: a sender that reuses one buffer for all it
+// sends (the transport does not keep it) allocates nothing per message.
+func (k *Keyring) AppendSeal(dst []byte, to, kind string, payload []byte) []byte {
 	counter := k.counter.Add(1)
 	digest := sha256.Sum256(payload)
-	var targets []string
-	if to == "" {
-		targets = k.replicas
-	} else {
-		targets = []string{to}
-	}
-	out := make([]byte, 0, 16+len(k.self.ID)+len(payload)+len(targets)*tagSize)
 	path := pathDirect
 	if to == "" {
 		path = pathBroadcast
 	}
-	out = append(out, version, path)
+	out := append(dst, version, path)
 	out = binary.AppendUvarint(out, uint64(len(k.self.ID)))
 	out = append(out, k.self.ID...)
 	out = binary.AppendUvarint(out, counter)
 	out = binary.AppendUvarint(out, uint64(len(payload)))
 	out = append(out, payload...)
-	out = binary.AppendUvarint(out, uint64(len(targets)))
-	for _, t := range targets {
-		key := k.macs[t]
-		if key == nil { // to oneself: a slot nobody checks
-			out = append(out, make([]byte, tagSize)...)
-			continue
-		}
-		out = k.tag(out, key, t, kind, counter, digest[:], k.self.ID, path)
+	if to != "" {
+		out = binary.AppendUvarint(out, 1)
+		return k.appendTag(out, to, kind, counter, digest[:], path)
+	}
+	out = binary.AppendUvarint(out, uint64(len(k.replicas)))
+	for _, t := range k.replicas {
+		out = k.appendTag(out, t, kind, counter, digest[:], path)
 	}
 	return out
+}
+
+func (k *Keyring) appendTag(out []byte, receiver, kind string, counter uint64, digest []byte, path byte) []byte {
+	key := k.macs[receiver]
+	if key == nil { // to oneself: a slot nobody checks
+		var zero [tagSize]byte
+		return append(out, zero[:]...)
+	}
+	return k.tag(out, key, receiver, kind, counter, digest, k.self.ID, path)
 }
 
 // Open checks an envelope that arrived on a subject naming sender and kind. It returns
