@@ -103,6 +103,9 @@ type Node struct {
 	metrics  nodeMetrics // metrics.go
 	// reissues is the replica's RefusedReissues already reported.
 	reissues uint64
+	// wire and env are the node goroutine's buffers for a message it sends and its
+	// envelope, reused: the transport copies what it is given.
+	wire, env []byte
 }
 
 // Stats counts what the node did with messages.
@@ -375,23 +378,40 @@ func (n *Node) sendOut(o pbft.Outbound, f Fault) {
 	}
 	n.sign(m)
 	kind := m.Kind().String()
-	payload := pbft.Marshal(m)
+	n.wire = pbft.AppendMessage(n.wire[:0], m)
 	var err error
 	switch o.To {
 	case pbft.Broadcast:
-		err = n.tr.Broadcast(kind, n.keys.Seal("", kind, payload))
+		n.env = n.keys.AppendSeal(n.env[:0], "", kind, n.wire)
+		err = n.tr.Broadcast(kind, n.env)
 	case pbft.ToGateway:
-		err = n.tr.Send(o.Gateway, kind, n.keys.Seal(o.Gateway, kind, payload))
+		n.env = n.keys.AppendSeal(n.env[:0], o.Gateway, kind, n.wire)
+		err = n.tr.Send(o.Gateway, kind, n.env)
 	default:
 		to := n.ids[o.To]
-		err = n.tr.Send(to, kind, n.keys.Seal(to, kind, payload))
+		n.env = n.keys.AppendSeal(n.env[:0], to, kind, n.wire)
+		err = n.tr.Send(to, kind, n.env)
 	}
+	n.trimBuffers()
 	if err != nil {
 		n.log.Warn("send failed", "kind", kind, "err", err)
 		return
 	}
 	n.count(n.stats.Out, kind)
 	n.traceSent(o, m)
+}
+
+// maxKeptBuffer is the largest send buffer the node keeps between messages: a rare
+// large one (a view change, a state chunk) is not held for good.
+const maxKeptBuffer = 64 << 10
+
+func (n *Node) trimBuffers() {
+	if cap(n.wire) > maxKeptBuffer {
+		n.wire = nil
+	}
+	if cap(n.env) > maxKeptBuffer {
+		n.env = nil
+	}
 }
 
 // equivocate sends half the backups the real pre-prepare and the other half a conflicting
