@@ -41,6 +41,7 @@ const (
 type Keyring struct {
 	self     *Identity
 	replicas []string // order of the tags in a broadcast's authenticator
+	selfPos  int      // self's index in replicas (its tag in every authenticator), or -1
 	pubs     map[string]ed25519.PublicKey
 	macs     map[string]*macState
 
@@ -67,7 +68,8 @@ func NewKeyring(self *Identity, replicas []string, pubs map[string]ed25519.Publi
 	}
 	all[self.ID] = self.Public() // so that its own signatures (in forwarded evidence) verify
 	pubs = all
-	k := &Keyring{self: self, replicas: replicas, pubs: pubs, macs: map[string]*macState{}, seen: map[channel]*replayWindow{}}
+	k := &Keyring{self: self, replicas: replicas, selfPos: slices.Index(replicas, self.ID), pubs: pubs,
+		macs: map[string]*macState{}, seen: map[channel]*replayWindow{}}
 	for _, r := range replicas {
 		if _, ok := pubs[r]; !ok {
 			return nil, fmt.Errorf("%w: no public key for replica %s", ErrKeys, r)
@@ -213,7 +215,7 @@ func (k *Keyring) Open(sender, kind string, data []byte) ([]byte, error) {
 	}
 	pos := 0
 	if broadcast {
-		pos = slices.Index(k.replicas, k.self.ID)
+		pos = k.selfPos
 		if pos < 0 || uint64(pos) >= count {
 			return nil, fmt.Errorf("%w: no tag for %s", ErrBadMAC, k.self.ID)
 		}
@@ -296,7 +298,7 @@ func (k *Keyring) VerifyRequest(client string, requestDigest, tags []byte) error
 	if key == nil {
 		return fmt.Errorf("%w: client %q", ErrUnknownSender, client)
 	}
-	pos := slices.Index(k.replicas, k.self.ID)
+	pos := k.selfPos
 	if pos < 0 || len(tags) != len(k.replicas)*tagSize {
 		return fmt.Errorf("%w: request authenticator", ErrBadMAC)
 	}
