@@ -79,7 +79,13 @@ func (d *decoder) opDigest() opDigest {
 // the replies of a client's most recent requests. It is in every checkpoint, so a
 // replica that installs a snapshot deduplicates exactly as its peers do.
 type clientRecord struct {
-	order   []uint64      // timestamps in execution order, oldest first
+	// order, replies and starts hold evicted entries before head: eviction moves head
+	// instead of re-slicing, and appending moves the live entries back to the front when
+	// the buffers are full, so a client's steady stream of requests allocates nothing
+	// here (re-slicing lost the front of the buffers, and every few hundred requests
+	// reallocated all three).
+	head    int
+	order   []uint64      // timestamps in execution order, oldest first (from head)
 	replies []cachedReply // replies[i] is order[i]'s
 	// disorder counts the places where order goes down. Clients number their requests
 	// upwards, so it is almost always 0 and a lookup is a binary search over a few cache
@@ -102,17 +108,21 @@ func (rec *clientRecord) find(t uint64) (cachedReply, bool) {
 	if t > rec.newest {
 		return cachedReply{}, false
 	}
+	order, replies := rec.order[rec.head:], rec.replies[rec.head:]
 	if rec.disorder == 0 {
-		if i, ok := slices.BinarySearch(rec.order, t); ok {
-			return rec.replies[i], true
+		if i, ok := slices.BinarySearch(order, t); ok {
+			return replies[i], true
 		}
 		return cachedReply{}, false
 	}
-	if i := slices.Index(rec.order, t); i >= 0 {
-		return rec.replies[i], true
+	if i := slices.Index(order, t); i >= 0 {
+		return replies[i], true
 	}
 	return cachedReply{}, false
 }
+
+// cached is how many replies the record holds.
+func (rec *clientRecord) cached() int { return len(rec.order) - rec.head }
 
 // clientTable holds one record per client.
 type clientTable struct {
@@ -153,30 +163,38 @@ func (c *clientTable) record(k reqKey, rep cachedReply) {
 		c.names = nil
 	}
 	rec.add(k.t, rep)
-	if len(rec.order) > c.capacity {
-		old := rec.order[0]
-		if rec.order[1] < old {
+	if rec.cached() > c.capacity {
+		h := rec.head
+		old := rec.order[h]
+		if rec.order[h+1] < old {
 			rec.disorder--
 		}
-		rec.order, rec.replies, rec.starts = rec.order[1:], rec.replies[1:], rec.starts[1:]
+		rec.replies[h] = cachedReply{} // let its result go
+		rec.head++
 		if old > rec.evicted {
 			rec.evicted = old
 		}
-		if off := rec.starts[0]; off > len(rec.enc)/2 {
-			// Drop the evicted encodings once they are half the buffer.
-			rec.enc = append([]byte(nil), rec.enc[off:]...)
-			starts := make([]int, len(rec.starts), c.capacity+1)
-			for i, s := range rec.starts {
-				starts[i] = s - off
+		if off := rec.starts[rec.head]; off > len(rec.enc)/2 {
+			// Drop the evicted encodings once they are half the buffer, in place.
+			rec.enc = rec.enc[:copy(rec.enc, rec.enc[off:])]
+			for i := rec.head; i < len(rec.starts); i++ {
+				rec.starts[i] -= off
 			}
-			rec.starts = starts
 		}
 	}
 }
 
 func (rec *clientRecord) add(t uint64, rep cachedReply) {
-	if n := len(rec.order); n > 0 && t < rec.order[n-1] {
+	if n := len(rec.order); n > rec.head && t < rec.order[n-1] {
 		rec.disorder++
+	}
+	if h := rec.head; h > 0 && len(rec.order) == cap(rec.order) {
+		// Full: move the live entries to the front instead of growing.
+		n := copy(rec.order, rec.order[h:])
+		copy(rec.replies, rec.replies[h:])
+		copy(rec.starts, rec.starts[h:])
+		clear(rec.replies[n:])
+		rec.order, rec.replies, rec.starts, rec.head = rec.order[:n], rec.replies[:n], rec.starts[:n], 0
 	}
 	rec.newest = max(rec.newest, t)
 	rec.order = append(rec.order, t)
@@ -214,9 +232,9 @@ func (c *clientTable) appendSnapshot(dst []byte) []byte {
 		rec := c.records[name]
 		dst = appendString(dst, name)
 		dst = appendUvarint(dst, rec.evicted)
-		dst = appendUvarint(dst, uint64(len(rec.order)))
-		if len(rec.starts) > 0 {
-			dst = append(dst, rec.enc[rec.starts[0]:]...)
+		dst = appendUvarint(dst, uint64(rec.cached()))
+		if rec.cached() > 0 {
+			dst = append(dst, rec.enc[rec.starts[rec.head]:]...)
 		}
 	}
 	return dst

@@ -96,3 +96,39 @@ func TestBatchStopsAtBatchBytes(t *testing.T) {
 		t.Fatalf("batches %v, want %v", got, want)
 	}
 }
+
+// TestClientRecordSteadyStateAllocations: a client's steady stream of requests, each
+// evicting the oldest cached reply, allocates nothing once the record's buffers have
+// grown (they used to be re-sliced from the front and reallocated every few hundred
+// requests, with the encodings copied out each time half of them were evicted), and
+// lookups still find exactly the newest replies.
+func TestClientRecordSteadyStateAllocations(t *testing.T) {
+	const capacity = 128
+	table := newClientTable(capacity)
+	result := []byte("OK")
+	ts := uint64(0)
+	next := func() {
+		ts++
+		table.record(reqKey{"c", ts}, cachedReply{seq: ts, result: result})
+	}
+	for range 4 * capacity {
+		next()
+	}
+	// One run of many records: AllocsPerRun truncates an average below one to zero.
+	if a := testing.AllocsPerRun(1, func() {
+		for range 10 * capacity {
+			next()
+		}
+	}); a != 0 {
+		t.Errorf("recording %d replies: %v allocations, want 0", 10*capacity, a)
+	}
+	for back := uint64(0); back < capacity+2; back++ {
+		rep, ok := table.lookup(reqKey{"c", ts - back})
+		if want := back < capacity; ok != want || ok && rep.seq != ts-back {
+			t.Fatalf("lookup %d: %+v, %v; want cached: %v", ts-back, rep, ok, want)
+		}
+	}
+	if !table.stale(reqKey{"c", ts - capacity}) || table.stale(reqKey{"c", ts + 1}) {
+		t.Errorf("stale: evicted %d not refused, or unknown %d refused", ts-capacity, ts+1)
+	}
+}

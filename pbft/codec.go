@@ -357,14 +357,37 @@ func (d *decoder) prePrepare() *PrePrepare {
 	return &PrePrepare{View: d.uvarint(), Seq: d.uvarint(), Digest: d.digest(), Batch: d.batch()}
 }
 
+// batch decodes a batch's requests into one allocation (they live and die with their
+// pre-prepare), and shares the names of the first few gateways between their requests, as
+// a batch holds the requests of a few gateways: about one allocation per request (its
+// client's name) instead of three.
 func (d *decoder) batch() []*Request {
 	n := d.count()
 	if n == 0 {
 		return nil
 	}
 	b := make([]*Request, 0, n)
+	reqs := make([]Request, n)
+	var gateways [4]string
+	known := 0
 	for i := 0; i < n && d.err == nil; i++ {
-		b = append(b, d.request())
+		r := &reqs[i]
+		g := d.take(maxStringLen)
+		for _, name := range gateways[:known] {
+			if string(g) == name {
+				r.Gateway = name
+				break
+			}
+		}
+		if r.Gateway == "" && len(g) > 0 {
+			r.Gateway = string(g)
+			if known < len(gateways) {
+				gateways[known] = r.Gateway
+				known++
+			}
+		}
+		r.Client, r.Timestamp, r.Op, r.Auth = d.string(), d.uvarint(), d.bytes(), d.bytes()
+		b = append(b, r)
 	}
 	return b
 }

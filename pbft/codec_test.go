@@ -148,3 +148,32 @@ func FuzzStep(f *testing.F) {
 		c.settle()
 	})
 }
+
+// TestDecodeBatchAllocations: a backup decodes every pre-prepare's batch; its requests
+// come in one allocation and share their gateway's name (a request each and two strings
+// each before: 194 allocations for this pre-prepare, now 69), and gateways that alternate
+// still decode as sent.
+func TestDecodeBatchAllocations(t *testing.T) {
+	batch := make([]*Request, 64)
+	for i := range batch {
+		gw := "gw1"
+		if i%7 == 3 {
+			gw = "gw2"
+		}
+		batch[i] = &Request{Gateway: gw, Client: "client-" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Timestamp: uint64(i + 1), Op: []byte("set k=v"), Auth: make([]byte, 64)}
+	}
+	pp := &PrePrepare{View: 1, Seq: 9, Digest: BatchDigest(batch), Batch: batch}
+	data := Marshal(pp)
+	got, err := Unmarshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, pp) {
+		t.Fatalf("decoded %+v, want %+v", got, pp)
+	}
+	// The pre-prepare, the batch, its requests, 64 client names, the two gateways.
+	want := 3.0 + 64 + 2
+	if a := testing.AllocsPerRun(50, func() { _, _ = Unmarshal(data) }); a > want {
+		t.Errorf("decoding a pre-prepare of 64 requests: %v allocations, want at most %v", a, want)
+	}
+}

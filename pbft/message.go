@@ -3,6 +3,7 @@ package pbft
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 )
 
 // Digest identifies a batch of requests (SHA-256 of its canonical encoding).
@@ -200,20 +201,32 @@ func BatchDigest(batch []*Request) Digest {
 	if len(batch) == 1 && batch[0].ReadOnly {
 		return readOnlyDigest(batch[0])
 	}
-	h := sha256.New()
-	var buf []byte
-	buf = appendUvarint(buf, uint64(len(batch)))
+	// The encoding is built on the stack and hashed at once; only a batch past a few KiB
+	// streams through a hasher, in copies (a slice handed to Write escapes, and would
+	// take the stack buffer to the heap on every call).
+	var small [2048]byte
+	buf := appendUvarint(small[:0], uint64(len(batch)))
+	var h hash.Hash
+	var chunk []byte
 	for _, r := range batch {
 		buf = appendString(buf, r.Gateway)
 		buf = appendString(buf, r.Client)
 		buf = appendUvarint(buf, r.Timestamp)
 		buf = appendBytes(buf, r.Op)
 		if len(buf) > 4096 {
-			h.Write(buf)
+			if h == nil {
+				h = sha256.New()
+			}
+			chunk = append(chunk[:0], buf...)
+			h.Write(chunk)
 			buf = buf[:0]
 		}
 	}
-	h.Write(buf)
+	if h == nil {
+		return sha256.Sum256(buf)
+	}
+	chunk = append(chunk[:0], buf...)
+	h.Write(chunk)
 	var d Digest
 	h.Sum(d[:0])
 	return d

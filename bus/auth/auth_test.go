@@ -201,3 +201,72 @@ func TestReplayWindow(t *testing.T) {
 		t.Fatal("fresh counter inside the window refused")
 	}
 }
+
+// TestNoAllocationsPerTag: checking an envelope allocates nothing and sealing one
+// allocates only the envelope, however many tags it carries (each tag used to allocate
+// its header, sum and the digest it covered: 188 allocations per n=4 round, now 14).
+func TestNoAllocationsPerTag(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops pooled HMACs at random; run without -race")
+	}
+	ids := []string{"n1", "n2", "n3", "n4"}
+	rings, err := GenerateKeyrings(append(ids, "gw"), ids, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 120)
+	env := rings["n1"].Seal("", "commit", payload)
+	open := testing.AllocsPerRun(100, func() {
+		// A fresh counter each time, or the replay window refuses it.
+		env = rings["n1"].Seal("", "commit", payload)
+		if _, err := rings["n2"].Open("n1", "commit", env); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if open > 1 {
+		t.Errorf("seal and open of a broadcast: %v allocations, want 1 (the envelope)", open)
+	}
+	digest := make([]byte, 32)
+	tags := rings["gw"].RequestTags(digest)
+	if a := testing.AllocsPerRun(100, func() {
+		if err := rings["n3"].VerifyRequest("gw", digest, tags); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("VerifyRequest: %v allocations, want 0", a)
+	}
+}
+
+// TestAppendSeal: an envelope appended to a reused buffer opens like Seal's, keeps what
+// the buffer held before it, and costs no allocation once the buffer is large enough.
+func TestAppendSeal(t *testing.T) {
+	ids := []string{"n1", "n2", "n3", "n4"}
+	rings, err := GenerateKeyrings(append(ids, "gw"), ids, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte("a commit, say")
+	buf := append(make([]byte, 0, 512), "prefix"...)
+	env := rings["n1"].AppendSeal(buf, "", "commit", payload)
+	if string(env[:6]) != "prefix" {
+		t.Fatalf("prefix lost: %q", env[:6])
+	}
+	for _, to := range ids[1:] {
+		if got, err := rings[to].Open("n1", "commit", env[6:]); err != nil || string(got) != string(payload) {
+			t.Fatalf("%s opens %q, %v", to, got, err)
+		}
+	}
+	direct := rings["n1"].AppendSeal(buf[:0], "gw", "reply", payload)
+	if got, err := rings["gw"].Open("n1", "reply", direct); err != nil || string(got) != string(payload) {
+		t.Fatalf("gw opens %q, %v", got, err)
+	}
+	if _, err := rings["n2"].Open("n1", "reply", direct); err == nil {
+		t.Fatal("n2 opened an envelope for gw")
+	}
+	if raceEnabled {
+		return // pooled HMACs are dropped at random under the race detector
+	}
+	if a := testing.AllocsPerRun(100, func() { buf = rings["n1"].AppendSeal(buf[:0], "", "commit", payload) }); a != 0 {
+		t.Errorf("AppendSeal into a reused buffer: %v allocations, want 0", a)
+	}
+}

@@ -41,6 +41,7 @@ const (
 type Keyring struct {
 	self     *Identity
 	replicas []string // order of the tags in a broadcast's authenticator
+	selfPos  int      // self's index in replicas (its tag in every authenticator), or -1
 	pubs     map[string]ed25519.PublicKey
 	macs     map[string]*macState
 
@@ -67,7 +68,8 @@ func NewKeyring(self *Identity, replicas []string, pubs map[string]ed25519.Publi
 	}
 	all[self.ID] = self.Public() // so that its own signatures (in forwarded evidence) verify
 	pubs = all
-	k := &Keyring{self: self, replicas: replicas, pubs: pubs, macs: map[string]*macState{}, seen: map[channel]*replayWindow{}}
+	k := &Keyring{self: self, replicas: replicas, selfPos: slices.Index(replicas, self.ID), pubs: pubs,
+		macs: map[string]*macState{}, seen: map[channel]*replayWindow{}}
 	for _, r := range replicas {
 		if _, ok := pubs[r]; !ok {
 			return nil, fmt.Errorf("%w: no public key for replica %s", ErrKeys, r)
@@ -94,20 +96,26 @@ func (k *Keyring) Self() *Identity { return k.self }
 func (k *Keyring) Knows(id string) bool { _, ok := k.pubs[id]; return ok || id == k.self.ID }
 
 // macState is one pairwise key's HMAC, pooled: hmac.New is the expensive part of a tag,
-// and Reset brings a keyed HMAC back to its keyed start.
+// and Reset brings a keyed HMAC back to its keyed start. Each pooled HMAC carries its own
+// scratch space, so that a tag allocates nothing (a stack buffer passed to Write escapes).
 type macState struct{ pool sync.Pool }
+
+type macScratch struct {
+	h   hash.Hash
+	hdr [192]byte // the tagged header and digest, written at once
+	sum [sha256.Size]byte
+}
 
 func newMacState(key []byte) *macState {
 	m := &macState{}
-	m.pool.New = func() any { return hmac.New(sha256.New, key) }
+	m.pool.New = func() any { return &macScratch{h: hmac.New(sha256.New, key)} }
 	return m
 }
 
 func (k *Keyring) tag(dst []byte, st *macState, receiver, kind string, counter uint64, digest []byte, sender string, path byte) []byte {
-	m := st.pool.Get().(hash.Hash)
-	m.Reset()
-	var buf [160]byte
-	hdr := append(buf[:0], version, path)
+	s := st.pool.Get().(*macScratch)
+	s.h.Reset()
+	hdr := append(s.hdr[:0], version, path)
 	hdr = binary.AppendUvarint(hdr, uint64(len(sender)))
 	hdr = append(hdr, sender...)
 	hdr = binary.AppendUvarint(hdr, uint64(len(receiver)))
@@ -115,46 +123,57 @@ func (k *Keyring) tag(dst []byte, st *macState, receiver, kind string, counter u
 	hdr = binary.AppendUvarint(hdr, uint64(len(kind)))
 	hdr = append(hdr, kind...)
 	hdr = binary.AppendUvarint(hdr, counter)
-	m.Write(hdr)
-	m.Write(digest)
-	var sum [sha256.Size]byte
-	dst = append(dst, m.Sum(sum[:0])[:tagSize]...)
-	st.pool.Put(m)
+	// The digest is copied, not written on its own: a slice passed to Write escapes, and
+	// the callers' digests live on their stacks.
+	s.h.Write(append(hdr, digest...))
+	dst = append(dst, s.h.Sum(s.sum[:0])[:tagSize]...)
+	st.pool.Put(s)
 	return dst
 }
 
 // Seal wraps payload for receiver to (or, if to is "", for every replica) with a fresh
 // counter and the MAC tags that let each receiver check it.
 func (k *Keyring) Seal(to, kind string, payload []byte) []byte {
+	tags := 1
+	if to == "" {
+		tags = len(k.replicas)
+	}
+	return k.AppendSeal(make([]byte, 0, 16+len(k.self.ID)+len(payload)+tags*tagSize), to, kind, payload)
+}
+
+// AppendSeal appends Seal's envelope to dst: a sender that reuses one buffer for all it
+// sends (the transport does not keep it) allocates nothing per message.
+func (k *Keyring) AppendSeal(dst []byte, to, kind string, payload []byte) []byte {
 	counter := k.counter.Add(1)
 	digest := sha256.Sum256(payload)
-	var targets []string
-	if to == "" {
-		targets = k.replicas
-	} else {
-		targets = []string{to}
-	}
-	out := make([]byte, 0, 16+len(k.self.ID)+len(payload)+len(targets)*tagSize)
 	path := pathDirect
 	if to == "" {
 		path = pathBroadcast
 	}
-	out = append(out, version, path)
+	out := append(dst, version, path)
 	out = binary.AppendUvarint(out, uint64(len(k.self.ID)))
 	out = append(out, k.self.ID...)
 	out = binary.AppendUvarint(out, counter)
 	out = binary.AppendUvarint(out, uint64(len(payload)))
 	out = append(out, payload...)
-	out = binary.AppendUvarint(out, uint64(len(targets)))
-	for _, t := range targets {
-		key := k.macs[t]
-		if key == nil { // to oneself: a slot nobody checks
-			out = append(out, make([]byte, tagSize)...)
-			continue
-		}
-		out = k.tag(out, key, t, kind, counter, digest[:], k.self.ID, path)
+	if to != "" {
+		out = binary.AppendUvarint(out, 1)
+		return k.appendTag(out, to, kind, counter, digest[:], path)
+	}
+	out = binary.AppendUvarint(out, uint64(len(k.replicas)))
+	for _, t := range k.replicas {
+		out = k.appendTag(out, t, kind, counter, digest[:], path)
 	}
 	return out
+}
+
+func (k *Keyring) appendTag(out []byte, receiver, kind string, counter uint64, digest []byte, path byte) []byte {
+	key := k.macs[receiver]
+	if key == nil { // to oneself: a slot nobody checks
+		var zero [tagSize]byte
+		return append(out, zero[:]...)
+	}
+	return k.tag(out, key, receiver, kind, counter, digest, k.self.ID, path)
 }
 
 // Open checks an envelope that arrived on a subject naming sender and kind. It returns
@@ -196,7 +215,7 @@ func (k *Keyring) Open(sender, kind string, data []byte) ([]byte, error) {
 	}
 	pos := 0
 	if broadcast {
-		pos = slices.Index(k.replicas, k.self.ID)
+		pos = k.selfPos
 		if pos < 0 || uint64(pos) >= count {
 			return nil, fmt.Errorf("%w: no tag for %s", ErrBadMAC, k.self.ID)
 		}
@@ -279,7 +298,7 @@ func (k *Keyring) VerifyRequest(client string, requestDigest, tags []byte) error
 	if key == nil {
 		return fmt.Errorf("%w: client %q", ErrUnknownSender, client)
 	}
-	pos := slices.Index(k.replicas, k.self.ID)
+	pos := k.selfPos
 	if pos < 0 || len(tags) != len(k.replicas)*tagSize {
 		return fmt.Errorf("%w: request authenticator", ErrBadMAC)
 	}

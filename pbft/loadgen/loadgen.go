@@ -9,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -45,6 +43,9 @@ type Options struct {
 	ReadRatio float64
 	// CPUProfile names a file for a CPU profile of the replicated run (not the baseline).
 	CPUProfile string
+	// MemProfile names a file for an allocation profile written when the replicated run
+	// ends (allocations since the process started, most of them the run's).
+	MemProfile string
 	Progress   io.Writer // a progress line every second (e.g. os.Stderr), nil for none
 }
 
@@ -158,7 +159,7 @@ func Usage(w io.Writer) {
 	var o Options
 	fs := newFlagSet(&o)
 	fs.SetOutput(w)
-	fmt.Fprintln(w, "usage: gateway bench [-clients N] [-duration D] [-size B] [-nodes N] [-read-ratio R] [-cpuprofile FILE] [-json]")
+	fmt.Fprintln(w, "usage: gateway bench [-clients N] [-duration D] [-size B] [-nodes N] [-read-ratio R] [-cpuprofile FILE] [-memprofile FILE] [-json]")
 	fs.PrintDefaults()
 }
 
@@ -173,6 +174,7 @@ func newFlagSet(o *Options) *flag.FlagSet {
 	fs.BoolVar(&o.Execute, "execute", false, "use pbft_execute's path (ordering query, every replica's reply) instead of the PBFT client's (a quorum of matching replies)")
 	fs.Float64Var(&o.ReadRatio, "read-ratio", 0, "fraction of operations that are reads (get of the client's key) on the read-only path, 0 to 1")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the replicated run to this file")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile to this file when the replicated run ends")
 	return fs
 }
 
@@ -281,6 +283,9 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 	if err := stopProfile(); err != nil {
 		return res, err
 	}
+	if err := writeMemProfile(o.MemProfile); err != nil {
+		return res, err
+	}
 	res.Requests, res.Errors, res.Seconds = len(m.lat), m.errors, m.elapsed.Seconds()
 	res.ThroughputRPS = m.rps()
 	res.Reads, res.ReadFallbacks = len(m.readLat), int(fallbacks.Load())
@@ -313,28 +318,6 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 // floor(k*ratio) of its first k operations are, spread evenly.
 func isRead(k uint64, ratio float64) bool {
 	return math.Floor(float64(k)*ratio) > math.Floor(float64(k-1)*ratio)
-}
-
-// startProfile starts a CPU profile to the file path ("" for none); stop ends it.
-func startProfile(path string) (stop func() error, err error) {
-	if path == "" {
-		return func() error { return nil }, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("loadgen: -cpuprofile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("loadgen: -cpuprofile: %w", err)
-	}
-	return func() error {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("loadgen: -cpuprofile: %w", err)
-		}
-		return nil
-	}, nil
 }
 
 // writeKeys has each client write its key once (timestamp base), all at once.

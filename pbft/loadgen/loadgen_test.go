@@ -27,11 +27,11 @@ func TestParseFlagsDefaults(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
-	o, err := ParseFlags([]string{"-clients", "64", "-duration", "3s", "-size=1024", "-nodes", "7", "-json", "-read-ratio", "0.25", "-cpuprofile", "cpu.pb.gz"})
+	o, err := ParseFlags([]string{"-clients", "64", "-duration", "3s", "-size=1024", "-nodes", "7", "-json", "-read-ratio", "0.25", "-cpuprofile", "cpu.pb.gz", "-memprofile", "mem.pb.gz"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Options{Clients: 64, Duration: 3 * time.Second, Size: 1024, Nodes: 7, JSON: true, ReadRatio: 0.25, CPUProfile: "cpu.pb.gz"}
+	want := Options{Clients: 64, Duration: 3 * time.Second, Size: 1024, Nodes: 7, JSON: true, ReadRatio: 0.25, CPUProfile: "cpu.pb.gz", MemProfile: "mem.pb.gz"}
 	if o != want {
 		t.Fatalf("got %+v, want %+v", o, want)
 	}
@@ -65,7 +65,7 @@ func TestParseFlagsErrors(t *testing.T) {
 	}
 	var b bytes.Buffer
 	Usage(&b)
-	for _, f := range []string{"-clients", "-duration", "-size", "-nodes", "-json", "-read-ratio", "-cpuprofile"} {
+	for _, f := range []string{"-clients", "-duration", "-size", "-nodes", "-json", "-read-ratio", "-cpuprofile", "-memprofile"} {
 		if !strings.Contains(b.String(), f) {
 			t.Errorf("usage lacks %s:\n%s", f, b.String())
 		}
@@ -123,8 +123,8 @@ func TestRunReads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a cluster for a few seconds")
 	}
-	profile := filepath.Join(t.TempDir(), "cpu.pb.gz")
-	o := Options{Clients: 2, Duration: time.Second, Nodes: 4, Size: 8, ReadRatio: 0.5, CPUProfile: profile}
+	profile, memProfile := filepath.Join(t.TempDir(), "cpu.pb.gz"), filepath.Join(t.TempDir(), "mem.pb.gz")
+	o := Options{Clients: 2, Duration: time.Second, Nodes: 4, Size: 8, ReadRatio: 0.5, CPUProfile: profile, MemProfile: memProfile}
 	r, err := Run(context.Background(), config.Default(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +148,9 @@ func TestRunReads(t *testing.T) {
 	}
 	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
 		t.Errorf("-cpuprofile: %v, %v", fi, err)
+	}
+	if fi, err := os.Stat(memProfile); err != nil || fi.Size() == 0 {
+		t.Errorf("-memprofile: %v, %v", fi, err)
 	}
 	var text bytes.Buffer
 	r.WriteText(&text)
@@ -240,6 +243,10 @@ func TestRunBadProfile(t *testing.T) {
 	o := Options{Clients: 1, Duration: time.Second, Nodes: 4, CPUProfile: filepath.Join(t.TempDir(), "no", "such", "dir", "cpu")}
 	if _, err := Run(context.Background(), config.Default(), o); err == nil || !strings.Contains(err.Error(), "-cpuprofile") {
 		t.Fatalf("err = %v, want a -cpuprofile error", err)
+	}
+	o.CPUProfile, o.MemProfile = "", filepath.Join(t.TempDir(), "no", "such", "dir", "mem")
+	if _, err := Run(context.Background(), config.Default(), o); err == nil || !strings.Contains(err.Error(), "-memprofile") {
+		t.Fatalf("err = %v, want a -memprofile error", err)
 	}
 }
 

@@ -21,10 +21,14 @@ var errFrame = errors.New("node: bad configuration frame")
 func Frame(conf uint64, payload []byte) []byte { return frame(conf, payload) }
 
 func frame(conf uint64, payload []byte) []byte {
-	b := make([]byte, 0, len(payload)+1+binary.MaxVarintLen64)
-	b = append(b, confMark)
-	b = binary.AppendUvarint(b, conf)
+	b := appendFrameHeader(make([]byte, 0, len(payload)+1+binary.MaxVarintLen64), conf)
 	return append(b, payload...)
+}
+
+// appendFrameHeader appends the mark and the configuration a framed message starts with.
+func appendFrameHeader(b []byte, conf uint64) []byte {
+	b = append(b, confMark)
+	return binary.AppendUvarint(b, conf)
 }
 
 // unframe splits a framed payload; framed is false for a bare one (a client's request).

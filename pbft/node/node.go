@@ -109,6 +109,9 @@ type Node struct {
 	metrics  nodeMetrics  // metrics.go
 	// reissues is the replica's RefusedReissues already reported.
 	reissues uint64
+	// wire and env are the node goroutine's buffers for a message it sends and its
+	// envelope, reused: the transport copies what it is given.
+	wire, env []byte
 }
 
 // Stats counts what the node did with messages.
@@ -404,31 +407,53 @@ func (n *Node) sendOut(o pbft.Outbound, f Fault) {
 	}
 	n.sign(m)
 	kind := m.Kind().String()
-	payload := pbft.Marshal(m)
+	if o.To == pbft.ToGateway {
+		n.wire = pbft.AppendMessage(n.wire[:0], m) // replies carry their configuration inside
+	} else {
+		n.wire = pbft.AppendMessage(appendFrameHeader(n.wire[:0], o.Conf), m)
+	}
 	var err error
 	switch {
 	case o.To == pbft.ToGateway:
-		err = n.tr.Send(o.Gateway, kind, n.keys.Seal(o.Gateway, kind, payload))
+		n.env = n.keys.AppendSeal(n.env[:0], o.Gateway, kind, n.wire)
+		err = n.tr.Send(o.Gateway, kind, n.env)
 	case o.Peer != "":
-		err = n.tr.Send(o.Peer, kind, n.keys.Seal(o.Peer, kind, frame(o.Conf, payload)))
+		n.env = n.keys.AppendSeal(n.env[:0], o.Peer, kind, n.wire)
+		err = n.tr.Send(o.Peer, kind, n.env)
 	case o.To == pbft.Broadcast:
 		// Every replica on the bus hears a broadcast; each keeps what its configurations
 		// name the sender in (joiners, the checkpoint that starts theirs).
-		err = n.tr.Broadcast(kind, n.keys.Seal("", kind, frame(o.Conf, payload)))
+		n.env = n.keys.AppendSeal(n.env[:0], "", kind, n.wire)
+		err = n.tr.Broadcast(kind, n.env)
 	default:
 		members := n.r.MembersOf(o.Conf)
 		if o.To < 0 || o.To >= len(members) {
 			return
 		}
 		to := members[o.To]
-		err = n.tr.Send(to, kind, n.keys.Seal(to, kind, frame(o.Conf, payload)))
+		n.env = n.keys.AppendSeal(n.env[:0], to, kind, n.wire)
+		err = n.tr.Send(to, kind, n.env)
 	}
+	n.trimBuffers()
 	if err != nil {
 		n.log.Warn("send failed", "kind", kind, "err", err)
 		return
 	}
 	n.count(n.stats.Out, kind)
 	n.traceSent(o, m)
+}
+
+// maxKeptBuffer is the largest send buffer the node keeps between messages: a rare
+// large one (a view change, a state chunk) is not held for good.
+const maxKeptBuffer = 64 << 10
+
+func (n *Node) trimBuffers() {
+	if cap(n.wire) > maxKeptBuffer {
+		n.wire = nil
+	}
+	if cap(n.env) > maxKeptBuffer {
+		n.env = nil
+	}
 }
 
 // equivocate sends half the backups the real pre-prepare and the other half a conflicting

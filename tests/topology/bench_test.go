@@ -19,7 +19,9 @@ import (
 //
 //	go test -run xxx -bench MultiProcess -benchtime 1x ./tests/topology/
 //
-// PBFT_BENCH_DURATION sets each run's length (default 5s).
+// PBFT_BENCH_DURATION sets each run's length (default 5s). PBFT_BENCH_PROFILE=DIR serves
+// pprof on the replicas and keeps CPU profiles of n1 (the primary) and n2 (a backup)
+// during the load, and their allocation profiles after it, in DIR.
 func BenchmarkMultiProcess(b *testing.B) {
 	d := 5 * time.Second
 	if v := os.Getenv("PBFT_BENCH_DURATION"); v != "" {
@@ -27,6 +29,11 @@ func BenchmarkMultiProcess(b *testing.B) {
 		if d, err = time.ParseDuration(v); err != nil {
 			b.Fatal(err)
 		}
+	}
+	profileDir := os.Getenv("PBFT_BENCH_PROFILE")
+	var env []string
+	if profileDir != "" {
+		env = []string{"PBFT_PPROF=on"}
 	}
 	bins, err := topology.Build(context.Background())
 	if err != nil {
@@ -40,7 +47,7 @@ func BenchmarkMultiProcess(b *testing.B) {
 					ids[i] = fmt.Sprintf("n%d", i+1)
 				}
 				ctx := context.Background()
-				top, err := topology.Start(ctx, bins, topology.Options{NATSServers: 1, Replicas: ids, Cluster: "bench"})
+				top, err := topology.Start(ctx, bins, topology.Options{NATSServers: 1, Replicas: ids, Cluster: "bench", Env: env})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -49,7 +56,14 @@ func BenchmarkMultiProcess(b *testing.B) {
 				s.KeysDir, s.ClientID, s.Cluster, s.NodeIDs = top.KeysDir(), topology.GatewayID, "bench", ids
 				url := top.NATSURL(topology.GatewayID)
 				b.ResetTimer()
+				var profiles *replicaProfiles
+				if profileDir != "" {
+					profiles = profileReplicas(b, profileDir, top, ids[:2], d)
+				}
 				res, err := loadgen.Run(ctx, s, loadgen.Options{Clients: tc.clients, Duration: d, Size: tc.size, Nodes: n, NATSURL: url})
+				if profiles != nil {
+					profiles.finish()
+				}
 				if err != nil {
 					b.Fatal(err)
 				}
