@@ -42,8 +42,8 @@ func newJoin(prev Membership) *joinState {
 }
 
 // Joining reports whether this replica still waits for the state that starts its
-// configuration.
-func (r *Replica) Joining() bool { return r.join != nil }
+// configuration, or for the reconfiguration that admits it (Config.Join).
+func (r *Replica) Joining() bool { return r.join != nil || r.awaiting }
 
 func (r *Replica) joinCheckpoint(name string, from int, m *Checkpoint) error {
 	j := r.join
