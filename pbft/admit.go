@@ -51,11 +51,14 @@ func (r *Replica) admit(from int, m Message) error {
 	return nil
 }
 
+// ConfigVersion changes whenever KnownMembers may have changed (cheap: a driver asks
+// after every step).
+func (r *Replica) ConfigVersion() uint64 { return r.confVersion }
+
 // KnownMembers returns the ids of every configuration this replica knows (the current
-// one, the one decided to follow and the one before), each once, and a version that
-// changes whenever that may change: a driver keeps its keys for all of them (a joiner's
-// tag in broadcasts, the old members a joiner fetches from).
-func (r *Replica) KnownMembers() (ids []string, version uint64) {
+// one, the one decided to follow and the one before), each once: a driver keeps its keys
+// for all of them (a joiner's tag in broadcasts, the old members a joiner fetches from).
+func (r *Replica) KnownMembers() (ids []string) {
 	add := func(ms []string) {
 		for _, id := range ms {
 			if !slices.Contains(ids, id) {
@@ -70,5 +73,5 @@ func (r *Replica) KnownMembers() (ids []string, version uint64) {
 	if r.prev != nil {
 		add(r.prev.Members)
 	}
-	return ids, r.confVersion
+	return ids
 }
