@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,7 +43,9 @@ type traceConner interface {
 type External struct {
 	nc     *nats.Conn
 	client *client.Client
-	settle.Policy
+	admin  string        // PBFT_ADMIN_ID: the gateway may reconfigure when it is its identity
+	wait   time.Duration // PBFT_REQUEST_TIMEOUT, for the settle policy of a new membership
+	policy atomic.Pointer[settle.Policy]
 }
 
 // ConnectExternal joins the cluster of replicas ids behind the NATS server at url, with
@@ -83,7 +86,17 @@ func connectExternal(ids []string, s config.Settings, connect func([]nats.Option
 		nc.Close()
 		return nil, err
 	}
-	return &External{nc: nc, client: c, Policy: settle.AfterQuorum(ids, s.RequestTimeout)}, nil
+	x := &External{nc: nc, client: c, admin: s.AdminID, wait: s.RequestTimeout}
+	x.setPolicy(ids)
+	return x, nil
+}
+
+// Plan is the settle policy of the membership the gateway follows (reconfigure_external.go).
+func (x *External) Plan() settle.Plan { return (*x.policy.Load()).Plan() }
+
+func (x *External) setPolicy(ids []string) {
+	p := settle.AfterQuorum(ids, x.wait)
+	x.policy.Store(&p)
 }
 
 // Client returns the gateway's bus client.

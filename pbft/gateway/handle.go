@@ -22,6 +22,8 @@ type handleHooks struct {
 	settle func()
 	// ids, if set, numbers the requests instead of taking msg_id as their timestamp.
 	ids *requestIDs
+	// stdio is set for the stdio input, the one place pbft_reconfigure is served.
+	stdio bool
 	// sent, if set, is called once a pbft_request is on the bus or will not be sent (maybe
 	// more than once; the first call counts), before it waits to be ordered.
 	sent func()
@@ -120,7 +122,7 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 			jsonl.Field{Key: "prepares_received", Value: st.Prepares},
 			jsonl.Field{Key: "commits_received", Value: st.Commits}, jsonl.Field{Key: "executed", Value: st.Executed})
 	case "pbft_reconfigure":
-		res, err := s.Reconfigure(ctx, l, msgID, h.ids)
+		res, err := s.Reconfigure(ctx, l, msgID, h.ids, h.stdio)
 		if err != nil {
 			return fail(err)
 		}

@@ -162,13 +162,13 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 		go func() {
 			defer s.inflight.Done()
 			defer s.pipe.finish(k, f)
-			answer(handleHooks{ids: ids, sent: sync.OnceFunc(func() { close(sent) })})
+			answer(handleHooks{stdio: true, ids: ids, sent: sync.OnceFunc(func() { close(sent) })})
 		}()
 		<-sent
 		return
 	}
 	if l.Type != "pbft_execute" {
-		answer(handleHooks{settle: s.inflight.Wait, ids: ids})
+		answer(handleHooks{stdio: true, settle: s.inflight.Wait, ids: ids})
 		return
 	}
 	// The request is ordered before the next line is read, so requests keep line order;
@@ -177,7 +177,7 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 	s.inflight.Add(1)
 	go func() {
 		defer s.inflight.Done()
-		answer(handleHooks{ordered: sync.OnceFunc(func() { close(ordered) }), ids: ids})
+		answer(handleHooks{stdio: true, ordered: sync.OnceFunc(func() { close(ordered) }), ids: ids})
 	}()
 	<-ordered
 }
