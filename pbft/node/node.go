@@ -112,8 +112,10 @@ type Node struct {
 	metrics  nodeMetrics  // metrics.go
 	// reissues is the replica's RefusedReissues already reported.
 	reissues uint64
-	// keysVersion is the replica's configuration version the keyring follows (keysync.go).
+	// keysVersion is the replica's configuration version the keyring follows, keysRetry
+	// when to try again after a key was missing (keysync.go).
 	keysVersion uint64
+	keysRetry   time.Time
 	// wire and env are the node goroutine's buffers for a message it sends and its
 	// envelope, reused: the transport copies what it is given.
 	wire, env []byte

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,30 @@ func TestExternalReplicaJoinsByTheAdministratorsReconfiguration(t *testing.T) {
 	if err := top.WaitReplicaReady(ctx, "n5"); err != nil {
 		t.Fatal(err)
 	}
+
+	// The administrator's replica reconfigure takes n5 out again: told the five, it finds
+	// configuration 1 and ends it; a gateway given the four gets 4 replies, and n5 says
+	// it is no member any more.
+	cmd = exec.CommandContext(ctx, bins.Replica, "reconfigure", "n1", "n2", "n3", "n4")
+	cmd.Env = []string{"PBFT_ADMIN_ID=admin", "PBFT_NATS_URL=" + top.NATSURL("admin"),
+		"PBFT_NODE_IDS=n1,n2,n3,n4,n5", "PBFT_KEYS_DIR=" + top.KeysDir()}
+	stderr.Reset()
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	// A quorum of the five (4) agreed, maybe all of them by the time the answer was taken.
+	done := regexp.MustCompile(`^configuration 2: n1,n2,n3,n4 \(primary n1\), ordered at 6, agreed by [45] replicas; running it: n1,n2,n3,n4\n$`)
+	if err != nil || !done.Match(stdout) {
+		t.Fatalf("replica reconfigure as the administrator: %v, stdout %q, stderr %q", err, stdout, stderr.String())
+	}
+	out = runStdio(t, top, "gateway", init4,
+		`{"src": "c1", "dest": "n1", "body": {"type": "pbft_execute", "msg_id": 7, "operation": "get y", "client": "c1"}}`)
+	if out[1]["type"] != "pbft_execute_ok" || out[1]["replies"] != float64(4) || out[1]["result"] != "2" {
+		t.Fatalf("pbft_execute after n5 left: %v", out[1])
+	}
+	poll.Eventually(t, 30*time.Second, "n5's /readyz saying it left", func() bool {
+		code, body := get(t, readyz)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "not a member of configuration 2")
+	})
 }
 
 // runStdio runs a stdio gateway of identity id against the topology on lines and
