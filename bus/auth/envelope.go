@@ -68,7 +68,7 @@ func NewKeyring(self *Identity, replicas []string, pubs map[string]ed25519.Publi
 	all[self.ID] = self.Public() // so that its own signatures (in forwarded evidence) verify
 	pubs = all
 	k := &Keyring{self: self, seen: map[channel]*replayWindow{}}
-	r := &ring{replicas: slices.Clone(replicas), pubs: pubs, macs: map[string]*macState{}}
+	r := &ring{replicas: slices.Clone(replicas), selfPos: slices.Index(replicas, self.ID), pubs: pubs, macs: map[string]*macState{}}
 	for _, id := range replicas {
 		if _, ok := pubs[id]; !ok {
 			return nil, fmt.Errorf("%w: no public key for replica %s", ErrKeys, id)
@@ -213,7 +213,8 @@ func (k *Keyring) Open(sender, kind string, data []byte) ([]byte, error) {
 	if string(name) != sender {
 		return nil, fmt.Errorf("%w: envelope of %q on a subject of %q", ErrSenderMismatch, name, sender)
 	}
-	key := k.ring.Load().macs[sender]
+	r := k.ring.Load()
+	key := r.macs[sender]
 	if key == nil {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownSender, sender)
 	}
@@ -223,7 +224,11 @@ func (k *Keyring) Open(sender, kind string, data []byte) ([]byte, error) {
 	digest := sha256.Sum256(payload)
 	var wantBuf [tagSize]byte
 	want := k.tag(wantBuf[:0], key, k.self.ID, kind, counter, digest[:], sender, path)
-	if !hasTag(tags, want) {
+	hint := 0
+	if broadcast {
+		hint = r.selfPos
+	}
+	if !hasTag(tags, want, hint) {
 		return nil, fmt.Errorf("%w: no tag for %s", ErrBadMAC, k.self.ID)
 	}
 	ch := channel{sender, broadcast}
@@ -293,7 +298,8 @@ func (k *Keyring) RequestTags(requestDigest []byte) []byte {
 
 // VerifyRequest checks this replica's tag in a request authenticator from client.
 func (k *Keyring) VerifyRequest(client string, requestDigest, tags []byte) error {
-	key := k.ring.Load().macs[client]
+	r := k.ring.Load()
+	key := r.macs[client]
 	if key == nil {
 		return fmt.Errorf("%w: client %q", ErrUnknownSender, client)
 	}
@@ -302,7 +308,7 @@ func (k *Keyring) VerifyRequest(client string, requestDigest, tags []byte) error
 	}
 	var wantBuf [tagSize]byte
 	want := k.tag(wantBuf[:0], key, k.self.ID, "request", 0, requestDigest, client, pathRequest)
-	if !hasTag(tags, want) {
+	if !hasTag(tags, want, r.selfPos) {
 		return fmt.Errorf("%w: request authenticator has no tag for %s", ErrBadMAC, k.self.ID)
 	}
 	return nil
