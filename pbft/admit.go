@@ -28,26 +28,58 @@ func (r *Replica) admit(from int, m Message) error {
 	if from != FromClient || !ok || !IsReconfig(req.Op) {
 		return fmt.Errorf("%w: %s: awaiting the administrator's reconfiguration", ErrRejected, m.Kind())
 	}
+	prev, err := r.checkAdmission(req)
+	if err != nil {
+		return err
+	}
+	r.persist(req) // a joiner restarted before it holds the state is still admitted
+	r.enterAdmission(req, prev)
+	return nil
+}
+
+// checkAdmission returns the configuration an admission ends, or why it admits nothing.
+func (r *Replica) checkAdmission(req *Request) (Membership, error) {
 	if req.Gateway != r.cfg.Admin {
-		return fmt.Errorf("%w: reconfiguration from %q, who is not the administrator", ErrRejected, req.Gateway)
+		return Membership{}, fmt.Errorf("%w: reconfiguration from %q, who is not the administrator", ErrRejected, req.Gateway)
 	}
 	ends, next, err := DecodeReconfigChange(req.Op)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrRejected, err)
+		return Membership{}, fmt.Errorf("%w: %v", ErrRejected, err)
 	}
 	switch {
 	case !slices.Equal(next.Members, r.conf.cur.Members):
-		return fmt.Errorf("%w: a reconfiguration to %q, this replica joins %q", ErrRejected, next.Members, r.conf.cur.Members)
+		return Membership{}, fmt.Errorf("%w: a reconfiguration to %q, this replica joins %q", ErrRejected, next.Members, r.conf.cur.Members)
 	case ends.Index(r.self) >= 0:
-		return fmt.Errorf("%w: %s is a member of the configuration the reconfiguration ends", ErrRejected, r.self)
+		return Membership{}, fmt.Errorf("%w: %s is a member of the configuration the reconfiguration ends", ErrRejected, r.self)
 	}
-	prev := Membership{Conf: ends.Conf, Members: slices.Clone(ends.Members)}
+	return Membership{Conf: ends.Conf, Members: slices.Clone(ends.Members)}, nil
+}
+
+// enterAdmission makes the replica a joiner of the configuration after prev.
+func (r *Replica) enterAdmission(req *Request, prev Membership) {
+	r.admission = req
 	r.awaiting, r.member = false, true
-	r.conf.cur.Conf = ends.Conf + 1
+	r.conf.cur.Conf = prev.Conf + 1
 	r.prev, r.prevID = &prev, -1
 	r.join = newJoin(prev)
 	r.confVersion++
 	r.nextReady.ViewChanged = true // the driver reads the configuration again
+}
+
+// restoreAdmission takes an admission from the durable log (Restore), checked as when it
+// came; a replica whose log already put it in a configuration ignores it.
+func (r *Replica) restoreAdmission(req *Request) error {
+	switch {
+	case !r.cfg.Join:
+		return fmt.Errorf("an admission in the log of a replica that does not join")
+	case !r.awaiting:
+		return nil
+	}
+	prev, err := r.checkAdmission(req)
+	if err != nil {
+		return err
+	}
+	r.enterAdmission(req, prev)
 	return nil
 }
 

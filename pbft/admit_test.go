@@ -116,3 +116,36 @@ func TestReconfigNamingOtherOldMembersIsRefused(t *testing.T) {
 	}
 	s.write(c0, "set x=1", 4)
 }
+
+// A joiner killed after its admission and before it holds the state restarts admitted
+// (the admission is in its durable log) and joins.
+func TestAdmissionSurvivesARestart(t *testing.T) {
+	for _, seed := range reconfSeeds {
+		s := newRsim(t, seed, nil)
+		s.durable = true
+		for i := range ids(4) {
+			s.add(ids(4), i, 0, nil)
+		}
+		c0 := Membership{Members: ids(4)}
+		n5 := s.addAwaiting(ids(5), 4)
+		s.write(c0, "set x=1", 4)
+		op := ReconfigOp(c0, ids(5))
+		s.nextT++
+		if err := n5.Step(FromClient, &Request{Gateway: simAdmin, Client: "admin", Timestamp: s.nextT, Op: op}); err != nil {
+			t.Fatal(err)
+		}
+		s.flush("n5")
+		s.restart("n5")
+		if r := s.reps["n5"]; !r.Joining() || r.IsMember() || r.Configuration() != 1 || r.MembersOf(0) == nil {
+			t.Fatalf("seed %d: n5 restarted joining %v member %v in configuration %d", seed, r.Joining(), r.IsMember(), r.Configuration())
+		}
+		// The reconfiguration then reaches only the old members.
+		res, _, _ := s.submit(simAdmin, "admin", op, c0.Members)
+		m, ok := DecodeReconfigResult(res)
+		if !ok {
+			t.Fatalf("seed %d: %q", seed, res)
+		}
+		s.settle(m)
+		s.write(m, "set y=2", 5)
+	}
+}
