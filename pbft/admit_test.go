@@ -2,6 +2,7 @@ package pbft
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -147,5 +148,61 @@ func TestAdmissionSurvivesARestart(t *testing.T) {
 		}
 		s.settle(m)
 		s.write(m, "set y=2", 5)
+	}
+}
+
+// A joiner admitted only after its configuration moved past its start (the state at the
+// reconfiguration is gone) installs a later state of its own configuration, certified by
+// f'+1 of its members, and takes part; also when that configuration changed view
+// meanwhile and needs the joiner for its quorum (its first primary crashed).
+func TestLateAdmissionJoinsALaterState(t *testing.T) {
+	for _, seed := range reconfSeeds {
+		for _, viewChange := range []bool{false, true} {
+			s := newRsim(t, seed, ids(4))
+			c0 := Membership{Members: ids(4)}
+			n5 := s.addAwaiting(ids(5), 4)
+			s.crashed["n5"] = true
+			res, _, _ := s.submit(simAdmin, "admin", ReconfigOp(c0, ids(5)), c0.Members)
+			m, ok := DecodeReconfigResult(res)
+			if !ok {
+				t.Fatalf("seed %d: %q", seed, res)
+			}
+			for i := range 9 {
+				s.submit(simAdmin, "c1", []byte(fmt.Sprintf("set k=%d", i)), m.Members)
+			}
+			if viewChange {
+				// Without n1 the backups change view, and without n5 nothing is ordered:
+				// n2..n4 are not a quorum of five.
+				s.crashed["n1"] = true
+				s.nextT++
+				req := &Request{Gateway: simAdmin, Client: "c1", Timestamp: s.nextT, Op: []byte("set k=vc")}
+				for _, id := range m.Members[1:4] {
+					_ = s.reps[id].Step(FromClient, req)
+					s.flush(id)
+				}
+				for range 300 {
+					s.tick()
+				}
+				if r := s.reps["n2"]; r.View() == 0 || r.LastExecuted() != 10 {
+					t.Fatalf("seed %d: n2 in view %d executed %d, want a view change and nothing more", seed, r.View(), r.LastExecuted())
+				}
+			}
+			if st := s.reps["n2"].StableCheckpoint(); st <= 1 {
+				t.Fatalf("seed %d: the configuration did not move past its start (stable %d)", seed, st)
+			}
+			s.crashed["n5"] = false
+			s.nextT++
+			if err := n5.Step(FromClient, &Request{Gateway: simAdmin, Client: "admin", Timestamp: s.nextT, Op: ReconfigOp(c0, ids(5))}); err != nil {
+				t.Fatal(err)
+			}
+			s.flush("n5")
+			s.settle(m)
+			want := 5
+			if viewChange {
+				want = 4
+			}
+			s.write(m, "set y=2", want)
+			s.settle(m)
+		}
 	}
 }
