@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,8 +105,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%w: PBFT_CLUSTER %q must be one NATS subject token", ErrInvalid, s.Cluster)
 	case bool(s.Join) && s.AdminID == "":
 		return fmt.Errorf("%w: PBFT_JOIN=on needs PBFT_ADMIN_ID: a joiner waits for the administrator's reconfiguration", ErrInvalid)
-	case s.AdminID != "" && s.AdminID == s.NodeID:
-		return fmt.Errorf("%w: PBFT_ADMIN_ID %q is this replica's own id", ErrInvalid, s.AdminID)
+	case s.AdminID != "" && (s.AdminID == s.NodeID || slices.Contains(s.NodeIDs, s.AdminID)):
+		return fmt.Errorf("%w: PBFT_ADMIN_ID %q is a replica's id: the administrator is an identity of its own", ErrInvalid, s.AdminID)
 	}
 	if _, err := pbft.ParseFault(s.Fault); err != nil {
 		return fmt.Errorf("%w: PBFT_FAULT: %v", ErrInvalid, err)
