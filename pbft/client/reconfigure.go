@@ -32,7 +32,9 @@ type Reconfiguration struct {
 // Reconfigure changes the membership of replicas run elsewhere to next (ids in rotation
 // order). The client's identity must be the replicas' administrator (PBFT_ADMIN_ID):
 // anyone else's reconfiguration executes to a refusal (ErrRefused). It learns the
-// configuration in force from the replicas (Discover), tags the request for the new ids
+// configuration in force from the replicas (Discover), refuses (pbft.ErrNoProgress,
+// sending nothing) a membership of which fewer than its quorum answer a query (joiners
+// must already run), tags the request for the new ids
 // too (their keys come from the keys directory: auth.Keyring.Include), sends it to the
 // joiners, which wait for it (PBFT_JOIN), then orders it like any request (r.Op is set
 // here), follows the new membership, and waits, within the request timeout, until its
@@ -44,6 +46,11 @@ func (c *Client) Reconfigure(ctx context.Context, r Request, next []string) (Rec
 	cur, err := c.Discover(ctx)
 	if err != nil {
 		return Reconfiguration{}, err
+	}
+	live := c.probe(ctx, next)
+	if need := pbft.NewQuorum(len(next)).Commit(); len(live) < need {
+		return Reconfiguration{}, fmt.Errorf("%w: %d of %v answer (%v), its quorum is %d; start the joining replicas first",
+			pbft.ErrNoProgress, len(live), next, live, need)
 	}
 	if err := c.keys.Load().Include(append(slices.Clone(cur.Members), next...)); err != nil {
 		return Reconfiguration{}, fmt.Errorf("%w: %v", pbft.ErrMembership, err)
@@ -98,6 +105,38 @@ func (c *Client) awaitMembers(ctx context.Context, m pbft.Membership) []string {
 	}
 	var out []string
 	for i, id := range m.Members {
+		if ok[i] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// probeWait bounds how long Reconfigure waits for each replica of the new membership to
+// answer a query before it counts it as not running.
+const probeWait = time.Second
+
+// probe asks each of ids for its status and returns those that answered within
+// probeWait, in ids' order: running replicas (a joiner waiting for its admission answers
+// too). A replica whose key the client lacks cannot be asked, and counts as not running.
+func (c *Client) probe(ctx context.Context, ids []string) []string {
+	ctx, cancel := context.WithTimeout(ctx, min(probeWait, c.cfg.Timeout))
+	defer cancel()
+	ok := make([]bool, len(ids))
+	done := make(chan struct{}, len(ids))
+	for i, id := range ids {
+		wait := c.sendQuery(id, &pbft.Query{Op: pbft.OpInfo})
+		go func() {
+			_, err := wait(ctx)
+			ok[i] = err == nil
+			done <- struct{}{}
+		}()
+	}
+	for range ids {
+		<-done
+	}
+	var out []string
+	for i, id := range ids {
 		if ok[i] {
 			out = append(out, id)
 		}
