@@ -43,6 +43,9 @@ func (c *Client) Reconfigure(ctx context.Context, r Request, next []string) (Rec
 	if err := pbft.ValidateMembers(next); err != nil {
 		return Reconfiguration{}, err
 	}
+	if slices.Contains(next, c.id) {
+		return Reconfiguration{}, fmt.Errorf("%w: %q is this client's id, not a replica's", pbft.ErrMembership, c.id)
+	}
 	cur, err := c.Discover(ctx)
 	if err != nil {
 		return Reconfiguration{}, err

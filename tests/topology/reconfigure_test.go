@@ -92,16 +92,20 @@ func TestExternalReplicaJoinsByTheAdministratorsReconfiguration(t *testing.T) {
 	out = runStdio(t, top, "admin", init4,
 		// n6..n8 do not run: a membership that could not make progress changes nothing.
 		`{"src": "c1", "dest": "n1", "body": {"type": "pbft_reconfigure", "msg_id": 9, "replicas": ["n1", "n6", "n7", "n8"]}}`,
+		`{"src": "c1", "dest": "n1", "body": {"type": "pbft_reconfigure", "msg_id": 8, "replicas": ["n1", "n2", "n3", "n4", "admin"]}}`,
 		reconf,
 		`{"src": "c1", "dest": "n1", "body": {"type": "pbft_execute", "msg_id": 5, "operation": "set y=2", "client": "c1"}}`,
 		`{"src": "c1", "dest": "n1", "body": {"type": "pbft_execute", "msg_id": 6, "operation": "get x", "client": "c1"}}`)
 	if out[1]["type"] != "error" || out[1]["code"] != float64(22) {
 		t.Fatalf("pbft_reconfigure to replicas that do not run: %v", out[1])
 	}
-	if out[2]["type"] != "pbft_reconfigure_ok" || out[2]["configuration"] != float64(1) || out[2]["primary"] != "n1" {
-		t.Fatalf("the administrator's pbft_reconfigure: %v", out[2])
+	if out[2]["type"] != "error" || out[2]["code"] != float64(12) {
+		t.Fatalf("pbft_reconfigure naming the administrator as a replica: %v", out[2])
 	}
-	for i, want := range map[int]string{3: "OK", 4: "1"} {
+	if out[3]["type"] != "pbft_reconfigure_ok" || out[3]["configuration"] != float64(1) || out[3]["primary"] != "n1" {
+		t.Fatalf("the administrator's pbft_reconfigure: %v", out[3])
+	}
+	for i, want := range map[int]string{4: "OK", 5: "1"} {
 		if out[i]["type"] != "pbft_execute_ok" || out[i]["replies"] != float64(5) || out[i]["result"] != want {
 			t.Fatalf("pbft_execute after the reconfiguration: %v; want %q from 5 replies", out[i], want)
 		}
