@@ -182,6 +182,9 @@ func (c *Client) Discover(ctx context.Context) (pbft.Membership, error) {
 		return pbft.Membership{}, fail(ErrTimeout, "no %d of %v agree on the configuration in force within %v", need, ids, c.cfg.Timeout)
 	}
 	if best.Conf != conf || !slices.Equal(best.Members, ids) {
+		// Tag for the new members too; one whose key is missing still counts in the
+		// quorum it belongs to, it just cannot check this client's requests.
+		_ = c.keys.Load().Include(best.Members)
 		c.SetMembership(best.Conf, best.Members, nil)
 	}
 	return *best, nil
