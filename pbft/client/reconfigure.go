@@ -153,7 +153,7 @@ func (c *Client) probe(ctx context.Context, ids []string) []string {
 // was given, finds the membership that replaced them this way as long as f+1 of those
 // ids still run and remember it.
 func (c *Client) Discover(ctx context.Context) (pbft.Membership, error) {
-	conf, ids := c.Configuration()
+	_, ids := c.Configuration()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	answers := make(chan *pbft.Answer, len(ids))
@@ -181,7 +181,8 @@ func (c *Client) Discover(ctx context.Context) (pbft.Membership, error) {
 	if best == nil {
 		return pbft.Membership{}, fail(ErrTimeout, "no %d of %v agree on the configuration in force within %v", need, ids, c.cfg.Timeout)
 	}
-	if best.Conf != conf || !slices.Equal(best.Members, ids) {
+	// Never backwards: the client may have followed a newer one meanwhile.
+	if now := c.mem.Load(); best.Conf > now.conf || best.Conf == now.conf && !slices.Equal(best.Members, now.ids) {
 		// Tag for the new members too; one whose key is missing still counts in the
 		// quorum it belongs to, it just cannot check this client's requests.
 		_ = c.keys.Load().Include(best.Members)
