@@ -32,18 +32,19 @@ func (c *Client) ReadOnly(ctx context.Context, r Request, set *ReplySet, s Settl
 	if limit := c.MaxOperation(); len(r.Op) > limit {
 		return Result{}, false, fail(ErrTooLarge, "operation is %d bytes; this cluster takes at most %d", len(r.Op), limit)
 	}
-	if err := c.Broadcast(c.NewReadRequest(r.Client, r.Timestamp, r.Op)); err != nil {
+	if err := c.enqueue(everyReplica, c.NewReadRequest(r.Client, r.Timestamp, r.Op)); err != nil {
 		return Result{}, false, fail(ErrUnavailable, "send: %v", err)
 	}
 	settled := len(s.Need) > 0 || len(s.Late) > 0
 	var grace <-chan time.Time
 	for {
 		changed := set.Changed()
-		best, all := set.ReadOnlyBest()
-		if !settled && (best.Replies >= c.q.Commit() || len(all) == len(c.cfg.Replicas)) {
-			break
-		}
-		if settled && coversAll(all, s.Need) && len(all) >= c.q.Weak() {
+		if !settled {
+			// Counts only: this runs at every reply of every read.
+			if best, replied := set.ReadOnlyTally(); best >= c.q.Commit() || replied == len(c.cfg.Replicas) {
+				break
+			}
+		} else if _, all := set.ReadOnlyBest(); coversAll(all, s.Need) && len(all) >= c.q.Weak() {
 			if coversAll(all, s.Late) {
 				break
 			}

@@ -1,0 +1,97 @@
+package client
+
+import (
+	"bytes"
+
+	"github.com/pbft-nats/pbft/pbft"
+)
+
+// The read-only replies of a ReplySet are grouped by result as they arrive, so that a
+// reader waiting for q matching ones looks at a count instead of regrouping every reply
+// at every arrival. The rule is pbft.AcceptReplies': each replica's latest reply counts
+// once, replies match on the result alone (each replica reads at its own last executed
+// number), and a tie goes to the smaller result.
+
+// roGroup counts the read-only replies that agree on one result.
+type roGroup struct {
+	value   []byte
+	members int
+}
+
+// tallyReadOnly makes r from's read-only vote, in place of any earlier one (s.mu held).
+func (s *ReplySet) tallyReadOnly(from string, r *pbft.Reply) {
+	if prev := s.readOnly[from]; prev != nil {
+		if i := s.roGroupOf(prev.Result); i >= 0 {
+			if s.roGroups[i].members--; s.roGroups[i].members == 0 {
+				// Drop it: a faulty replica changing its reply must not grow the list.
+				last := len(s.roGroups) - 1
+				s.roGroups[i] = s.roGroups[last]
+				s.roGroups = s.roGroups[:last]
+			}
+		}
+	}
+	s.readOnly[from] = r
+	if i := s.roGroupOf(r.Result); i >= 0 {
+		s.roGroups[i].members++
+		return
+	}
+	s.roGroups = append(s.roGroups, roGroup{value: r.Result, members: 1})
+}
+
+func (s *ReplySet) roGroupOf(v []byte) int {
+	for i := range s.roGroups {
+		if bytes.Equal(s.roGroups[i].value, v) {
+			return i
+		}
+	}
+	return -1
+}
+
+// roLeader is the largest group (ties: the smaller result), or -1 (s.mu held).
+func (s *ReplySet) roLeader() int {
+	best := -1
+	for i, g := range s.roGroups {
+		if best < 0 || g.members > s.roGroups[best].members ||
+			g.members == s.roGroups[best].members && bytes.Compare(g.value, s.roGroups[best].value) < 0 {
+			best = i
+		}
+	}
+	return best
+}
+
+// ReadOnlyTally returns the size of the largest group of matching read-only replies and
+// how many replicas sent one; it allocates nothing.
+func (s *ReplySet) ReadOnlyTally() (best, replied int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.roLeader(); i >= 0 {
+		best = s.roGroups[i].members
+	}
+	return best, len(s.readOnly)
+}
+
+// ReadOnlyBest returns the largest group of read-only replies with the same result (a
+// read's replies may come from different sequence numbers: each replica reads its
+// current state) and the set of replicas that sent one. Replicas are told apart by their
+// authenticated ids, not by the index a reply names.
+func (s *ReplySet) ReadOnlyBest() (Result, map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := make(map[string]bool, len(s.readOnly))
+	for from := range s.readOnly {
+		all[from] = true
+	}
+	i := s.roLeader()
+	if i < 0 {
+		return Result{}, all
+	}
+	g := s.roGroups[i]
+	best := Result{Replies: g.members, Value: bytes.Clone(g.value), From: make(map[string]bool, g.members)}
+	for from, r := range s.readOnly {
+		if bytes.Equal(r.Result, g.value) {
+			best.From[from] = true
+			best.View, best.Seq = max(best.View, r.View), max(best.Seq, r.Seq)
+		}
+	}
+	return best, all
+}
