@@ -2,6 +2,7 @@ package client
 
 import (
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -31,5 +32,41 @@ func TestReplySetReadOnlyReplies(t *testing.T) {
 	empty := &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
 	if best, all := empty.ReadOnlyBest(); best.Replies != 0 || len(all) != 0 || best.From != nil {
 		t.Fatalf("no replies: %+v %v", best, all)
+	}
+}
+
+// The incremental grouping agrees with pbft.AcceptReplies over each replica's latest
+// read-only reply, whatever the order and however often replicas change their reply.
+func TestReadOnlyTallyMatchesAcceptReplies(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	froms := []string{"n1", "n2", "n3", "n4", "n5", "n6", "n7"}
+	values := []string{"", "a", "b", "c"}
+	for run := range 500 {
+		s := &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
+		latest := map[string]*pbft.Reply{}
+		for range rng.IntN(20) {
+			from := froms[rng.IntN(len(froms))]
+			r := &pbft.Reply{Seq: rng.Uint64N(5), View: rng.Uint64N(3), Result: []byte(values[rng.IntN(len(values))]), ReadOnly: true}
+			s.add(from, r)
+			latest[from] = r
+			var reps []*pbft.Reply
+			for i, f := range froms {
+				if r := latest[f]; r != nil {
+					c := *r
+					c.Replica = i
+					reps = append(reps, &c)
+				}
+			}
+			value, agreeing, _ := pbft.AcceptReplies(reps, true, 1)
+			best, replied := s.ReadOnlyTally()
+			full, all := s.ReadOnlyBest()
+			if best != agreeing || replied != len(latest) || len(all) != len(latest) ||
+				full.Replies != agreeing || string(full.Value) != string(value) || len(full.From) != agreeing {
+				t.Fatalf("run %d: tally %d of %d, best %+v; AcceptReplies %q at %d of %d", run, best, replied, full, value, agreeing, len(latest))
+			}
+		}
+		if len(s.roGroups) > len(latest) {
+			t.Fatalf("run %d: %d groups for %d replies", run, len(s.roGroups), len(latest))
+		}
 	}
 }
