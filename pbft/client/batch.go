@@ -1,6 +1,7 @@
 package client
 
 import (
+	"runtime"
 	"sync"
 
 	"github.com/pbft-nats/pbft/pbft"
@@ -56,6 +57,11 @@ func (c *Client) enqueue(to string, req *pbft.Request) error {
 		return nil
 	}
 	q.busy = true
+	b.mu.Unlock()
+	// Yield once: callers already runnable (woken by the same batch of replies, say) join
+	// this batch. With nothing else to run this returns at once: no delay for a lone request.
+	runtime.Gosched()
+	b.mu.Lock()
 	var err error
 	for first := true; len(q.reqs) > 0; first = false {
 		batch := q.reqs

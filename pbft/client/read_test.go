@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -68,5 +69,44 @@ func TestReadOnlyTallyMatchesAcceptReplies(t *testing.T) {
 		if len(s.roGroups) > len(latest) {
 			t.Fatalf("run %d: %d groups for %d replies", run, len(s.roGroups), len(latest))
 		}
+	}
+}
+
+// A reader waiting for q = 3 matching read-only replies of 4 wakes when the third
+// matching one arrives, or when the fourth replica replied without a match; not before.
+func TestReadOnlyDoneWakesOnceDecided(t *testing.T) {
+	ro := func(result string) *pbft.Reply { return &pbft.Reply{Result: []byte(result), ReadOnly: true} }
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	s := &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
+	done := s.ReadOnlyDone(3, 4)
+	for i, step := range []struct {
+		from, result string
+		want         bool
+	}{{"n1", "v", false}, {"n2", "old", false}, {"n2", "v", false}, {"n3", "v", true}} {
+		s.add(step.from, ro(step.result))
+		if closed(done) != step.want {
+			t.Fatalf("step %d (%s %q): done %v, want %v", i, step.from, step.result, !step.want, step.want)
+		}
+	}
+	if !closed(s.ReadOnlyDone(3, 4)) {
+		t.Fatal("a reader arriving after the quorum waits")
+	}
+	s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
+	done = s.ReadOnlyDone(3, 4)
+	for i, r := range []string{"a", "b", "a", "b"} {
+		if closed(done) {
+			t.Fatalf("done after %d split replies", i)
+		}
+		s.add(fmt.Sprintf("n%d", i+1), ro(r))
+	}
+	if !closed(done) || len(s.roWaiters) != 0 {
+		t.Fatalf("every replica replied: done %v, %d waiters left", closed(done), len(s.roWaiters))
 	}
 }

@@ -33,9 +33,51 @@ func (s *ReplySet) tallyReadOnly(from string, r *pbft.Reply) {
 	s.readOnly[from] = r
 	if i := s.roGroupOf(r.Result); i >= 0 {
 		s.roGroups[i].members++
-		return
+	} else {
+		s.roGroups = append(s.roGroups, roGroup{value: r.Result, members: 1})
 	}
-	s.roGroups = append(s.roGroups, roGroup{value: r.Result, members: 1})
+	s.wakeReadOnly()
+}
+
+// roWaiter is a reader waiting for a group of need matching read-only replies or replies
+// from all replicas.
+type roWaiter struct {
+	need, all int
+	ch        chan struct{}
+}
+
+// ReadOnlyDone returns a channel closed once the largest group of matching read-only
+// replies has need members or all replicas sent one: a reader wakes once, not at every
+// reply.
+func (s *ReplySet) ReadOnlyDone(need, all int) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := roWaiter{need: need, all: all, ch: make(chan struct{})}
+	if s.roDone(w) {
+		close(w.ch)
+	} else {
+		s.roWaiters = append(s.roWaiters, w)
+	}
+	return w.ch
+}
+
+func (s *ReplySet) roDone(w roWaiter) bool {
+	i := s.roLeader()
+	return len(s.readOnly) >= w.all || i >= 0 && s.roGroups[i].members >= w.need
+}
+
+// wakeReadOnly closes the channels of the waiters whose condition now holds (s.mu held).
+func (s *ReplySet) wakeReadOnly() {
+	kept := s.roWaiters[:0]
+	for _, w := range s.roWaiters {
+		if s.roDone(w) {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(s.roWaiters[len(kept):])
+	s.roWaiters = kept
 }
 
 func (s *ReplySet) roGroupOf(v []byte) int {

@@ -11,13 +11,14 @@ import (
 
 // ReplySet collects the replies of all replicas to one request.
 type ReplySet struct {
-	mu       sync.Mutex
-	byRep    map[string]*pbft.Reply // replies to the ordered request
-	readOnly map[string]*pbft.Reply // replies to the read-only request, the latest of each
-	roGroups []roGroup              // readOnly grouped by result (readtally.go)
-	changed  chan struct{}          // closed at the next reply; shared by everyone waiting for it
-	watchers int                    // guarded by Client.mu
-	op       [32]byte               // the operation's digest, guarded by Client.mu
+	mu        sync.Mutex
+	byRep     map[string]*pbft.Reply // replies to the ordered request
+	readOnly  map[string]*pbft.Reply // replies to the read-only request, the latest of each
+	roGroups  []roGroup              // readOnly grouped by result (readtally.go)
+	roWaiters []roWaiter             // readers waiting for enough of them (readtally.go)
+	changed   chan struct{}          // closed at the next reply; shared by everyone waiting for it
+	watchers  int                    // guarded by Client.mu
+	op        [32]byte               // the operation's digest, guarded by Client.mu
 	// conflict is the conflict answer to this operation; a conflict answer to another
 	// (a late one, for an earlier request under the same id) is not this request's.
 	conflict []byte
