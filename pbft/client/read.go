@@ -78,7 +78,7 @@ func (c *Client) awaitReadOnly(ctx context.Context, set *ReplySet, expire <-chan
 	case <-expire:
 	case <-ctx.Done():
 	}
-	best, _ := set.ReadOnlyBest()
+	best := set.ReadOnlyResult()
 	return best, best.Replies >= c.q.Commit()
 }
 

@@ -61,6 +61,9 @@ func TestReadOnlyTallyMatchesAcceptReplies(t *testing.T) {
 			value, agreeing, _ := pbft.AcceptReplies(reps, true, 1)
 			best, replied := s.ReadOnlyTally()
 			full, all := s.ReadOnlyBest()
+			if r := s.ReadOnlyResult(); r.Replies != full.Replies || string(r.Value) != string(full.Value) || r.Seq != full.Seq || r.View != full.View || len(r.From) != len(full.From) {
+				t.Fatalf("run %d: ReadOnlyResult %+v, ReadOnlyBest %+v", run, r, full)
+			}
 			if best != agreeing || replied != len(latest) || len(all) != len(latest) ||
 				full.Replies != agreeing || string(full.Value) != string(value) || len(full.From) != agreeing {
 				t.Fatalf("run %d: tally %d of %d, best %+v; AcceptReplies %q at %d of %d", run, best, replied, full, value, agreeing, len(latest))

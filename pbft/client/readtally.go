@@ -123,9 +123,14 @@ func (s *ReplySet) ReadOnlyBest() (Result, map[string]bool) {
 	for from := range s.readOnly {
 		all[from] = true
 	}
+	return s.readOnlyResult(), all
+}
+
+// readOnlyResult is ReadOnlyBest's Result (s.mu held).
+func (s *ReplySet) readOnlyResult() Result {
 	i := s.roLeader()
 	if i < 0 {
-		return Result{}, all
+		return Result{}
 	}
 	g := s.roGroups[i]
 	best := Result{Replies: g.members, Value: bytes.Clone(g.value), From: make(map[string]bool, g.members)}
@@ -135,5 +140,12 @@ func (s *ReplySet) ReadOnlyBest() (Result, map[string]bool) {
 			best.View, best.Seq = max(best.View, r.View), max(best.Seq, r.Seq)
 		}
 	}
-	return best, all
+	return best
+}
+
+// ReadOnlyResult is ReadOnlyBest without the set of replicas that replied.
+func (s *ReplySet) ReadOnlyResult() Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.readOnlyResult()
 }
