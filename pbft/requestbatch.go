@@ -7,10 +7,13 @@ import (
 )
 
 // Request batches: a gateway sends the requests it has queued for one replica in one bus
-// message (KindRequests) instead of one message each. Each request keeps its own
-// authenticator (the client's tags over RequestDigest), so a replica checks every request
-// of a batch on its own and refuses a forged or altered one without refusing the others;
-// the bus envelope around the batch only says which gateway sent it.
+// message (KindRequests) instead of one message each. The bus envelope around the batch
+// authenticates the whole batch as the gateway's, sealed for that replica. Each ordered
+// request keeps its own authenticator (the client's tags over RequestDigest), since a
+// primary relays it to the backups in a pre-prepare; a read-only request, never relayed,
+// may leave its out and rely on the envelope. A replica checks every request of a batch
+// on its own (it must name the envelope's gateway, and its tags, if any or if it is
+// ordered, must verify) and refuses a forged or altered one without refusing the others.
 
 // KindRequests carries several requests of one gateway to one replica in one bus
 // message: read-only requests go to every replica, ordered ones to the primary. A lone

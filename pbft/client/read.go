@@ -63,7 +63,10 @@ func (c *Client) sendReadOnly(r Request) error {
 	if limit := c.MaxOperation(); len(r.Op) > limit {
 		return fail(ErrTooLarge, "operation is %d bytes; this cluster takes at most %d", len(r.Op), limit)
 	}
-	if err := c.enqueue(everyReplica, c.NewReadRequest(r.Client, r.Timestamp, r.Op)); err != nil {
+	// Unauthenticated until sent: in a batch, the batch's envelope authenticates it
+	// (batch.go); sent alone, it gets its tags then.
+	req := &pbft.Request{Gateway: c.id, Client: r.Client, Timestamp: r.Timestamp, Op: r.Op, ReadOnly: true}
+	if err := c.enqueue(everyReplica, req); err != nil {
 		return fail(ErrUnavailable, "send: %v", err)
 	}
 	return nil

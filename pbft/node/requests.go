@@ -9,7 +9,7 @@ import (
 // handleRequests steps a gateway's batch of requests (pbft.KindRequests) that passed the
 // envelope's check: each request on its own, as if it had come alone, so a request
 // whose authenticator fails, or that names another gateway, is refused and counted
-// without refusing the others. Stats.In counts the batch under pbft.KindRequests and
+// without refusing the others (pbft/requestbatch.go says which requests need one). Stats.In counts the batch under pbft.KindRequests and
 // each request it steps under "request".
 func (n *Node) handleRequests(sender string, payload []byte) {
 	if _, ok := n.index[sender]; ok {
@@ -28,9 +28,14 @@ func (n *Node) handleRequests(sender string, payload []byte) {
 			n.reject(RejectSenderMismatch, sender, pbft.KindRequests, errors.New("a client may only send its own requests"))
 			continue
 		}
-		if err := n.verifyInner(req); err != nil {
-			n.reject(rejectReason(err), sender, pbft.KindRequests, err)
-			continue
+		// A read-only request without tags is authenticated by the envelope (sealed for
+		// this replica by the gateway it names) and is never relayed; one with tags, or any
+		// ordered request (a pre-prepare relays it), must carry a valid authenticator.
+		if !req.ReadOnly || req.Auth != nil {
+			if err := n.verifyInner(req); err != nil {
+				n.reject(rejectReason(err), sender, pbft.KindRequests, err)
+				continue
+			}
 		}
 		n.step(pbft.FromClient, sender, kind, req)
 	}

@@ -10,9 +10,10 @@ import (
 )
 
 // A batch of requests is checked request by request: one whose operation was altered
-// after the gateway authenticated it, and one naming another gateway (its own,
-// genuine authenticator included), are refused and counted; the honest reads and the
-// honest write of the same batch are served.
+// after the gateway authenticated it, one naming another gateway (its own, genuine
+// authenticator included) and an ordered one without an authenticator (a pre-prepare
+// would relay it) are refused and counted; the honest reads (one with tags, one relying
+// on the batch's envelope) and the honest write of the same batch are served.
 func TestRequestBatchRefusesOnlyTheForgedRequests(t *testing.T) {
 	mc := newMemCluster(t, nil, nil)
 	mc.run()
@@ -46,7 +47,8 @@ func TestRequestBatchRefusesOnlyTheForgedRequests(t *testing.T) {
 		sign("reader", 2, "get x", true),
 		altered,
 		sign("gw", 4, "get x", true), // another gateway's request, replayed by this one
-		sign("reader", 5, "get x", true),
+		&pbft.Request{Gateway: "reader", Client: "c1", Timestamp: 5, Op: []byte("get x"), ReadOnly: true},
+		&pbft.Request{Gateway: "reader", Client: "c2", Timestamp: 7, Op: []byte("set z=1")},
 		sign("reader", 6, "set x=2", false),
 	)
 	for _, ts := range []uint64{2, 5} {
@@ -63,11 +65,11 @@ func TestRequestBatchRefusesOnlyTheForgedRequests(t *testing.T) {
 	}
 	for _, id := range mc.ids {
 		st := mc.nodes[id].Stats()
-		if st.Rejected[node.RejectBadMAC] != 1 || st.Rejected[node.RejectSenderMismatch] != 1 || st.In[pbft.KindRequests] != 2 {
-			t.Fatalf("%s: rejected %v, in %v; want one bad MAC, one sender mismatch, two batches", id, st.Rejected, st.In)
+		if st.Rejected[node.RejectBadMAC] != 2 || st.Rejected[node.RejectSenderMismatch] != 1 || st.In[pbft.KindRequests] != 2 {
+			t.Fatalf("%s: rejected %v, in %v; want two bad MACs, one sender mismatch, two batches", id, st.Rejected, st.In)
 		}
 	}
-	if n := len(rd.got(3)) + len(rd.got(4)); n != 0 {
+	if n := len(rd.got(3)) + len(rd.got(4)) + len(rd.got(7)); n != 0 {
 		t.Fatalf("%d replies to the refused requests", n)
 	}
 }
