@@ -23,8 +23,15 @@ import (
 // of each of them (the read-only flag included) at the cost of one MAC per batch instead
 // of one per replica per read. Sent alone, a read-only request gets its tags like any.
 
-// maxBatchBytes bounds the operations in one batch, well under the bus's message limit.
+// maxBatchBytes bounds the requests in one batch (their operations, names and
+// authenticators), well under the bus's message limit.
 const maxBatchBytes = 256 << 10
+
+// requestBytes is about what r takes in a batch: its variable fields and a margin for
+// the numbers and lengths.
+func requestBytes(r *pbft.Request) int {
+	return len(r.Op) + len(r.Client) + len(r.Gateway) + len(r.Auth) + 32
+}
 
 // everyReplica is the destination of requests sent to every replica.
 const everyReplica = ""
@@ -87,14 +94,15 @@ func (c *Client) enqueue(to string, req *pbft.Request) error {
 	return err
 }
 
-// sendBatch sends reqs to to in messages of at most maxBatchBytes of operations and
-// pbft.MaxRequestsPerMessage requests; q's buffer is the caller's while its queue is busy.
+// sendBatch sends reqs to to in messages of at most about maxBatchBytes and
+// pbft.MaxRequestsPerMessage requests (a larger request goes alone); q's buffer is the
+// caller's while its queue is busy.
 func (c *Client) sendBatch(to string, reqs []*pbft.Request, q *sendQueue) error {
 	var err error
 	for len(reqs) > 0 {
 		k, size := 0, 0
-		for k < len(reqs) && k < pbft.MaxRequestsPerMessage && (k == 0 || size+len(reqs[k].Op) <= maxBatchBytes) {
-			size += len(reqs[k].Op)
+		for k < len(reqs) && k < pbft.MaxRequestsPerMessage && (k == 0 || size+requestBytes(reqs[k]) <= maxBatchBytes) {
+			size += requestBytes(reqs[k])
 			k++
 		}
 		if e := c.sendRequests(to, reqs[:k], q); e != nil && err == nil {
