@@ -128,7 +128,7 @@ func (c *Client) sendRequests(to string, reqs []*pbft.Request, q *sendQueue) err
 		return c.tr.Send(to, pbft.KindRequests, c.keys.Seal(to, pbft.KindRequests, q.buf))
 	}
 	// Point to point, not broadcast: gateways may broadcast only single requests (the
-	// NATS permissions of deploy/k8s), and every replica checks its own tag either way.
+	// NATS permissions of deploy/k8s), and each replica checks only its own tag either way.
 	var err error
 	for _, r := range c.cfg.Replicas {
 		if e := c.tr.Send(r, pbft.KindRequests, c.keys.Seal(r, pbft.KindRequests, q.buf)); e != nil && err == nil {
