@@ -105,7 +105,7 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	if err := c.Send(c.first(r), req); err != nil {
+	if err := c.enqueue(c.first(r), req); err != nil {
 		return Result{}, fail(ErrUnavailable, "send: %v", err)
 	}
 	best, err := c.agreed(ctx, req, set)

@@ -296,6 +296,10 @@ func (n *Node) handle(it *item) {
 	if n.Fault() == FaultCrash {
 		return
 	}
+	if m.Kind == pbft.KindRequests {
+		n.handleRequests(m.From, payload)
+		return
+	}
 	kind, ok := pbft.KindFromString(m.Kind)
 	if !ok {
 		n.reject(RejectMalformed, m.From, m.Kind, errors.New("unknown kind"))
@@ -330,22 +334,28 @@ func (n *Node) handle(it *item) {
 		n.reject(rejectReason(err), m.From, m.Kind, err)
 		return
 	}
+	n.step(conf, from, m.From, m.Kind, msg)
+}
+
+// step steps an authenticated message (its inner authenticators checked too) of
+// configuration conf from sender, replica index from or pbft.FromClient.
+func (n *Node) step(conf uint64, from int, sender, kind string, msg pbft.Message) {
 	if req, ok := msg.(*pbft.Request); ok && req.ReadOnly {
-		n.stepReadOnly(from, m.From, req)
+		n.stepReadOnly(from, sender, req)
 		return
 	}
-	n.count(n.stats.In, m.Kind)
+	n.count(n.stats.In, kind)
 	n.metrics.noteStepped(from, msg, time.Now())
-	err = n.r.StepIn(conf, from, msg)
+	err := n.r.StepIn(conf, from, msg)
 	if c := n.r.RefusedReissues(); c > n.reissues {
 		// More than f faulty replicas: say so loudly, whichever path it came by.
 		n.reissues = c
-		n.reject(RejectReissue, m.From, m.Kind, errors.New("a pre-prepare for an executed number with another digest"))
+		n.reject(RejectReissue, sender, kind, errors.New("a pre-prepare for an executed number with another digest"))
 	} else if err != nil {
 		n.count(n.stats.Rejected, RejectProtocol)
-		n.log.Debug("rejected", "kind", m.Kind, "from", m.From, "err", err)
+		n.log.Debug("rejected", "kind", kind, "from", sender, "err", err)
 	}
-	n.traceRecv(m.From, msg)
+	n.traceRecv(sender, msg)
 }
 
 // reject counts a dropped message under reason and logs it, rate-limited.
