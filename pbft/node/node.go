@@ -112,6 +112,8 @@ type Node struct {
 	// wire and env are the node goroutine's buffers for a message it sends and its
 	// envelope, reused: the transport copies what it is given.
 	wire, env []byte
+	// replies groups a Ready's replies by gateway (replies.go), reused.
+	replies replyGroups
 }
 
 // Stats counts what the node did with messages.
@@ -395,7 +397,7 @@ func (n *Node) send(msgs []pbft.Outbound, f Fault) {
 	if f == FaultCrash || f == FaultSilent {
 		return
 	}
-	var replies replyGroups
+	replies := &n.replies
 	for _, o := range msgs {
 		if o.To == pbft.ToGateway {
 			replies.add(n.forge(o))
@@ -403,7 +405,8 @@ func (n *Node) send(msgs []pbft.Outbound, f Fault) {
 		}
 		n.sendOut(o, f)
 	}
-	n.sendReplies(&replies, f)
+	n.sendReplies(replies, f)
+	replies.reset()
 }
 
 func (n *Node) sendOut(o pbft.Outbound, f Fault) {
