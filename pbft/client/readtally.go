@@ -22,7 +22,9 @@ type roGroup struct {
 
 // inForce reports whether a reply of configuration conf counts for a read: it is of
 // the configuration the client follows (s.mu held).
-func (s *ReplySet) inForce(conf uint64) bool { return s.current == nil || conf == s.current() }
+func (s *ReplySet) inForce(conf uint64) bool {
+	return s.owner == nil || conf == s.owner.mem.Load().conf
+}
 
 // roReplied is how many replicas of the configuration in force sent a read-only reply
 // (s.mu held).
@@ -147,29 +149,35 @@ func (s *ReplySet) ReadOnlyBest() (Result, map[string]bool) {
 			all[from] = true
 		}
 	}
-	return s.readOnlyResult(), all
+	return s.readOnlyResult(true), all
 }
 
-// readOnlyResult is ReadOnlyBest's Result (s.mu held).
-func (s *ReplySet) readOnlyResult() Result {
+// readOnlyResult is ReadOnlyBest's Result, with its From set if withFrom (s.mu held).
+func (s *ReplySet) readOnlyResult(withFrom bool) Result {
 	i := s.roLeader()
 	if i < 0 {
 		return Result{}
 	}
 	g := s.roGroups[i]
-	best := Result{Replies: g.members, Value: bytes.Clone(g.value), From: make(map[string]bool, g.members)}
+	best := Result{Replies: g.members, Value: bytes.Clone(g.value)}
+	if withFrom {
+		best.From = make(map[string]bool, g.members)
+	}
 	for from, r := range s.readOnly {
 		if r.Conf == g.conf && bytes.Equal(r.Result, g.value) {
-			best.From[from] = true
+			if withFrom {
+				best.From[from] = true
+			}
 			best.View, best.Seq = max(best.View, r.View), max(best.Seq, r.Seq)
 		}
 	}
 	return best
 }
 
-// ReadOnlyResult is ReadOnlyBest without the set of replicas that replied.
+// ReadOnlyResult is ReadOnlyBest's Result without who replied (From is nil): what a
+// reader needs, one map less per read.
 func (s *ReplySet) ReadOnlyResult() Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.readOnlyResult()
+	return s.readOnlyResult(false)
 }

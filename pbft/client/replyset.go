@@ -19,14 +19,12 @@ type ReplySet struct {
 	changed   chan struct{}          // closed at the next reply; shared by everyone waiting for it
 	watchers  int                    // guarded by Client.mu
 	op        [32]byte               // the operation's digest, guarded by Client.mu
-	// conflict is the conflict answer to this operation; a conflict answer to another
-	// (a late one, for an earlier request under the same id) is not this request's.
-	conflict []byte
-	// quorumOf gives the quorum of the configuration a group of replies came from.
-	quorumOf func(conf uint64) (int, bool)
-	// current is the configuration the client follows: read-only replies count only
-	// from its members.
-	current func() uint64
+	// owner is the client watching (nil in tests): it knows the quorum of the
+	// configuration a group of replies came from, and the configuration it follows, the
+	// only one whose read-only replies count. Only the conflict answer to op counts; a
+	// conflict answer to another operation (a late one, for an earlier request under the
+	// same id) is not this request's.
+	owner *Client
 }
 
 // Watch starts collecting replies to (client, t) with operation op; call Unwatch when
@@ -40,8 +38,7 @@ func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bo
 	d := sha256.Sum256(op)
 	s := c.replies[k]
 	if s == nil {
-		s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}, op: d, conflict: pbft.ConflictResultFor(op),
-			quorumOf: c.quorumOf, current: func() uint64 { return c.mem.Load().conf }}
+		s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}, op: d, owner: c}
 		c.replies[k] = s
 	} else if s.op != d {
 		return nil, false
@@ -73,7 +70,7 @@ func (c *Client) Unwatch(client string, t uint64) {
 // its latest, since an earlier one may answer another request under the same id (a
 // late reply; only conflict answers name their operation).
 func (s *ReplySet) add(from string, r *pbft.Reply) {
-	if s.conflict != nil && pbft.IsConflict(r.Result) && !bytes.Equal(r.Result, s.conflict) {
+	if s.owner != nil && pbft.IsConflict(r.Result) && !pbft.IsConflictAnswerTo(r.Result, &s.op) {
 		return // refuses another operation under this id, sent before this request
 	}
 	s.mu.Lock()
@@ -155,9 +152,9 @@ func (s *ReplySet) Agreed(quorum int) (Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	best, _ := s.largestGroup()
-	if s.quorumOf != nil && best.Replies > 0 {
+	if s.owner != nil && best.Replies > 0 {
 		// Counted in the quorum of the configuration the replies came from.
-		if q, ok := s.quorumOf(best.Conf); ok {
+		if q, ok := s.owner.quorumOf(best.Conf); ok {
 			quorum = q
 		}
 	}
