@@ -72,8 +72,7 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 			return fail(err)
 		}
 		id.noteAssigned(asg)
-		return reply("pbft_request_ok", jsonl.Field{Key: "sequence_number", Value: asg.Seq},
-			jsonl.Field{Key: "view", Value: asg.View}, jsonl.Field{Key: "phase", Value: "pre-prepare"})
+		return requestOK(msgID, asg), nil
 	case "pbft_execute":
 		args, id, err := requestOf(l, msgID, h.ids)
 		if err != nil {

@@ -45,6 +45,12 @@ func (a RequestArgs) request(to string) client.Request {
 	return client.Request{Client: a.Client, Timestamp: a.Timestamp, Op: []byte(a.Operation), To: to}
 }
 
+// requestOK is the answer to the pbft_request msgID ordered at asg.
+func requestOK(msgID int64, asg Assignment) jsonl.Object {
+	return jsonl.Object{{Key: "type", Value: "pbft_request_ok"}, {Key: "in_reply_to", Value: msgID},
+		{Key: "sequence_number", Value: asg.Seq}, {Key: "view", Value: asg.View}, {Key: "phase", Value: "pre-prepare"}}
+}
+
 // Assignment is where the cluster ordered a request.
 type Assignment = client.Assignment
 

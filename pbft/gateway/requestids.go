@@ -73,6 +73,21 @@ func (ids *requestIDs) stamp(a *RequestArgs, msgID int64) (*requestID, error) {
 	return id, nil
 }
 
+// stampNew is stamp for a (client, msg_id) not seen before in the session; for one seen
+// before (a retransmission, or a reuse with another operation) it changes nothing and
+// reports false: the ordinary path answers those.
+func (ids *requestIDs) stampNew(a *RequestArgs, msgID int64) (*requestID, bool) {
+	ids.mu.Lock()
+	c := ids.clients[a.Client]
+	seen := c != nil && c.byMsg[msgID] != nil
+	ids.mu.Unlock()
+	if seen {
+		return nil, false
+	}
+	id, err := ids.stamp(a, msgID)
+	return id, err == nil
+}
+
 func (id *requestID) noteAssigned(a Assignment) {
 	if id == nil {
 		return

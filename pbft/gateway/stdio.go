@@ -64,7 +64,12 @@ func (s *Stdio) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 			}
 			break
 		}
+		if br.Buffered() == 0 {
+			// The next line may be a while: send the requests gathered so far.
+			s.flush(ctx)
+		}
 	}
+	s.flush(ctx)
 	s.inflight.Wait()
 	close(s.slots)
 	werr := <-writerDone
@@ -138,13 +143,26 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 		return
 	}
 	sl := &slot{src: l.Dest, dest: l.Src, ready: make(chan struct{})}
-	s.slots <- sl
+	select {
+	case s.slots <- sl:
+	default:
+		// The writer waits for an answer: the requests gathered must be on their way.
+		s.flush(ctx)
+		s.slots <- sl
+	}
 	// The session numbers its requests only against its own embedded cluster; against
 	// external replicas other gateways may number theirs too, so msg_id stays the
 	// timestamp there.
 	ids := s.ids
 	if b := s.svc.Backend(); b != nil && !b.InProcess() {
 		ids = nil
+	}
+	if s.pipe != nil {
+		if s.gather(ctx, l, ids, sl) {
+			return
+		}
+		// Any other line sees the requests before it answered.
+		s.waitPipeline(ctx)
 	}
 	answer := func(hooks handleHooks) {
 		body, pe := s.svc.Handle(ctx, l, hooks)
@@ -153,19 +171,6 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 		}
 		sl.body = body
 		close(sl.ready)
-	}
-	if k, f, ok := s.pipe.admit(s.svc, l, ids); ok {
-		// The next line is read once this request is on the bus, so requests keep line
-		// order; it is ordered, and answered, in the background.
-		sent := make(chan struct{})
-		s.inflight.Add(1)
-		go func() {
-			defer s.inflight.Done()
-			defer s.pipe.finish(k, f)
-			answer(handleHooks{ids: ids, sent: sync.OnceFunc(func() { close(sent) })})
-		}()
-		<-sent
-		return
 	}
 	if l.Type != "pbft_execute" {
 		answer(handleHooks{settle: s.inflight.Wait, ids: ids})

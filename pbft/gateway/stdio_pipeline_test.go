@@ -6,16 +6,26 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 )
 
+// pipelineRun is what runStdioWindow saw.
+type pipelineRun struct {
+	out     string
+	peak    int               // most requests in flight at once
+	largest int               // most requests sent in one run
+	primary map[string]uint64 // what the primary (n1) stepped, by kind (node.Stats.In)
+}
+
 // runStdioWindow runs input through a stdio engine with PBFT_STDIO_WINDOW = window over
-// a fresh embedded cluster; it returns the output and the most requests in flight at once.
-func runStdioWindow(t *testing.T, input []byte, window int) (string, int) {
+// a fresh embedded cluster.
+func runStdioWindow(t *testing.T, input io.Reader, window int) pipelineRun {
 	t.Helper()
 	s := testSettings()
 	s.StdioWindow = window
@@ -29,10 +39,14 @@ func runStdioWindow(t *testing.T, input []byte, window int) (string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st := NewStdio(svc, logger)
-	if err := st.Run(ctx, bytes.NewReader(input), &out); err != nil {
+	if err := st.Run(ctx, input, &out); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	return out.String(), st.pipe.peak
+	r := pipelineRun{out: out.String(), peak: st.pipe.peak, largest: st.pipe.largest}
+	if e, ok := svc.Backend().(*embedded.Cluster); ok {
+		r.primary = e.Node("n1").Stats().In
+	}
+	return r
 }
 
 type pipelineReply struct {
@@ -107,10 +121,16 @@ func TestStdioPipelineKeepsInputOrder(t *testing.T) {
 	}
 	// The input ends right after the second burst, without a final newline: what is
 	// in flight then is still answered, in order.
-	out, peak := runStdioWindow(t, bytes.TrimSuffix(in.Bytes(), []byte("\n")), 64)
-	if peak < 2 {
-		t.Errorf("at most %d request in flight: the pipeline did not pipeline", peak)
+	run := runStdioWindow(t, bytes.NewReader(bytes.TrimSuffix(in.Bytes(), []byte("\n"))), 64)
+	out := run.out
+	if run.peak < 2 || run.largest < 2 {
+		t.Errorf("at most %d requests in flight, %d in one run: the pipeline did not pipeline", run.peak, run.largest)
 	}
+	// Runs reach the primary as request batches, not one submit query per request.
+	if batches := run.primary[pbft.KindRequests]; batches == 0 || batches > burst {
+		t.Errorf("the primary stepped %d request batches for %d pipelined requests; want runs of 2 and more", batches, 2*burst)
+	}
+	t.Logf("peak %d in flight, largest run %d, %d request batches at the primary", run.peak, run.largest, run.primary[pbft.KindRequests])
 	var got []pipelineReply
 	sc := bufio.NewScanner(bytes.NewReader([]byte(out)))
 	for sc.Scan() {
@@ -155,5 +175,80 @@ func TestStdioPipelineKeepsInputOrder(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// With stdin held open, requests gathered while the input had more are sent as soon as
+// it has none: each burst written is answered in full, in order, before the next is
+// written, and the last after the input closes.
+func TestStdioPipelineAnswersWhileStdinStaysOpen(t *testing.T) {
+	s := testSettings()
+	s.StdioWindow = 64
+	s.ViewChangeTimeout = 4 * time.Second
+	logger := slog.New(slog.DiscardHandler)
+	svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
+	defer svc.Close()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- NewStdio(svc, logger).Run(ctx, inR, outW); outW.Close() }()
+	answers := make(chan pipelineReply, 1024)
+	go func() {
+		defer close(answers)
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			var r pipelineReply
+			if json.Unmarshal(sc.Bytes(), &r) == nil {
+				answers <- r
+			}
+		}
+	}()
+	write := func(lines string) {
+		if _, err := io.WriteString(inW, lines); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(n int, what string) []pipelineReply {
+		var got []pipelineReply
+		timeout := time.After(20 * time.Second)
+		for len(got) < n {
+			select {
+			case r, ok := <-answers:
+				if !ok {
+					t.Fatalf("%s: output ended after %d answers, want %d", what, len(got), n)
+				}
+				got = append(got, r)
+			case <-timeout:
+				t.Fatalf("%s: %d answers within 20s, want %d: requests held back while stdin stays open", what, len(got), n)
+			}
+		}
+		return got
+	}
+	write(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}` + "\n")
+	expect(1, "init")
+	next := 0
+	for burst := range 3 {
+		var b bytes.Buffer
+		for range 40 {
+			fmt.Fprintf(&b, `{"src":"c%d","dest":"n1","body":{"type":"pbft_request","msg_id":%d,"operation":"set k%d=1"}}`+"\n", next%2, next, next)
+			next++
+		}
+		write(b.String())
+		got := expect(40, fmt.Sprintf("burst %d", burst))
+		for i, r := range got {
+			k := burst*40 + i
+			if r.Body.Type != "pbft_request_ok" || r.Body.InReplyTo != int64(k) || r.Dest != fmt.Sprintf("c%d", k%2) {
+				t.Fatalf("burst %d, answer %d: %+v; want pbft_request_ok to c%d for %d", burst, i, r, k%2, k)
+			}
+		}
+	}
+	inW.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if r, ok := <-answers; ok {
+		t.Fatalf("an answer after the input closed: %+v", r)
 	}
 }
