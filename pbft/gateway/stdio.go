@@ -49,22 +49,20 @@ func (s *Stdio) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	writerDone := make(chan error, 1)
 	go func() { writerDone <- s.write(out) }()
 
-	br := bufio.NewReaderSize(in, 64<<10)
+	// Lines are read and parsed on a goroutine of their own, ahead of the one that
+	// handles them in order: parsing is most of the reader's work, and a stream of
+	// requests would otherwise wait for it on one core.
+	chunks := make(chan []*jsonl.Line, 4)
 	var err error
-	for {
-		line, tooLong, rerr := readLine(br, maxLine)
-		if tooLong {
-			s.log.Error("input line too long, skipped", "limit", maxLine)
-		} else if len(line) > 0 {
-			s.handleLine(ctx, line)
+	go func() {
+		err = s.read(in, chunks)
+		close(chunks) // after err is set: Run reads it once chunks is drained
+	}()
+	for chunk := range chunks {
+		for _, l := range chunk {
+			s.handleLine(ctx, l)
 		}
-		if rerr != nil {
-			if rerr != io.EOF {
-				err = rerr
-			}
-			break
-		}
-		if br.Buffered() == 0 {
+		if len(chunks) == 0 {
 			// The next line may be a while: send the requests gathered so far.
 			s.flush(ctx)
 		}
@@ -77,6 +75,41 @@ func (s *Stdio) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 		return err
 	}
 	return werr
+}
+
+// maxChunk bounds the lines parsed ahead in one chunk.
+const maxChunk = 128
+
+// read parses the lines of in into chunks, skipping (and reporting) bad ones; a chunk
+// ends where the input has nothing more buffered, so that a line written alone is
+// handled at once. It returns at the end of in, with its error if not EOF.
+func (s *Stdio) read(in io.Reader, chunks chan<- []*jsonl.Line) error {
+	br := bufio.NewReaderSize(in, 64<<10)
+	var chunk []*jsonl.Line
+	for {
+		line, tooLong, rerr := readLine(br, maxLine)
+		if tooLong {
+			s.log.Error("input line too long, skipped", "limit", maxLine)
+		} else if len(line) > 0 {
+			if l, err := jsonl.Parse(line); err != nil {
+				s.log.Warn("skipping input line", "err", err, "line", truncate(line))
+			} else {
+				chunk = append(chunk, l)
+			}
+		}
+		if rerr != nil || br.Buffered() == 0 || len(chunk) >= maxChunk {
+			if len(chunk) > 0 {
+				chunks <- chunk
+				chunk = nil
+			}
+		}
+		if rerr != nil {
+			if rerr != io.EOF {
+				return rerr
+			}
+			return nil
+		}
+	}
 }
 
 // readLine returns the next line without its newline. A line longer than max is
@@ -136,12 +169,7 @@ func (s *Stdio) write(out io.Writer) error {
 	return err
 }
 
-func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
-	l, err := jsonl.Parse(raw)
-	if err != nil {
-		s.log.Warn("skipping input line", "err", err, "line", truncate(raw))
-		return
-	}
+func (s *Stdio) handleLine(ctx context.Context, l *jsonl.Line) {
 	sl := &slot{src: l.Dest, dest: l.Src, ready: make(chan struct{})}
 	select {
 	case s.slots <- sl:
@@ -161,8 +189,9 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 		if s.gather(ctx, l, ids, sl) {
 			return
 		}
-		// Any other line sees the requests before it answered.
+		// Any other line sees the requests before it answered, and may change faults.
 		s.waitPipeline(ctx)
+		s.pipe.allLive = 0
 	}
 	answer := func(hooks handleHooks) {
 		body, pe := s.svc.Handle(ctx, l, hooks)

@@ -33,6 +33,10 @@ type pipeline struct {
 	hold   time.Duration // how long the oldest request in flight may wait before no more go
 
 	gathered *run // the run the reader is gathering (the reader's alone)
+	// allLive caches, for a stretch of gathered lines, whether every replica is live
+	// (0: not known): faults change only at lines that are not gathered (pbft_fault,
+	// pbft_reconfigure), and every such line clears it. The reader's alone.
+	allLive int8
 
 	mu       sync.Mutex
 	answered *sync.Cond // broadcast whenever a request in flight is answered
@@ -122,10 +126,16 @@ func (p *pipeline) qualifies(svc *Service, l *jsonl.Line, ids *requestIDs) (stri
 		return "", false
 	}
 	primary := b.Client().Primary()
-	if svc.replica(l.Dest) != primary || len(b.Plan().Live) != len(svc.ids) {
+	if svc.replica(l.Dest) != primary {
 		return "", false
 	}
-	return primary, true
+	if p.allLive == 0 {
+		p.allLive = -1
+		if len(b.Plan().Live) == len(svc.ids) {
+			p.allLive = 1
+		}
+	}
+	return primary, p.allLive == 1
 }
 
 // stamp parses l's request and gives it its timestamp if its (client, msg_id) is new.
