@@ -69,12 +69,35 @@ func (p *Pending) Wait(ctx context.Context) (Result, error) {
 	if p.err != nil {
 		return Result{}, p.err
 	}
+	bounded, cancel := context.WithDeadline(ctx, p.expire)
+	defer cancel()
+	return p.wait(ctx, bounded)
+}
+
+// WaitAll waits for the requests of one SendAll in their order, as Wait does, and calls
+// each with every outcome as soon as it has it. They share one deadline, so one run
+// costs one timer for it instead of one per request.
+func WaitAll(ctx context.Context, ps []*Pending, each func(i int, res Result, err error)) {
+	if len(ps) == 0 {
+		return
+	}
+	bounded, cancel := context.WithDeadline(ctx, ps[0].expire)
+	defer cancel()
+	for i, p := range ps {
+		if p.err != nil {
+			each(i, Result{}, p.err)
+			continue
+		}
+		res, err := p.wait(ctx, bounded)
+		each(i, res, err)
+	}
+}
+
+// wait is Wait within bounded, a context of caller that ends at p's expiry.
+func (p *Pending) wait(caller, bounded context.Context) (Result, error) {
 	c := p.c
 	defer c.Unwatch(p.r.Client, p.r.Timestamp)
-	caller := ctx
-	ctx, cancel := context.WithDeadline(ctx, p.expire)
-	defer cancel()
-	best, err := c.agreed(ctx, p.req, p.set)
+	best, err := c.agreed(bounded, p.req, p.set)
 	if err != nil {
 		return Result{}, givenUp(caller, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.replicas()))
 	}

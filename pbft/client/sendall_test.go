@@ -29,8 +29,7 @@ func TestSendAllSendsARunInOneMessageAndKeepsOrder(t *testing.T) {
 		pending = append(pending, c.client.SendAll("r1", rs)...)
 	}
 	var last uint64
-	for i, p := range pending {
-		res, err := p.Wait(context.Background())
+	check := func(i int, res client.Result, err error) {
 		if err != nil || string(res.Value) != "OK" || res.Replies < 3 {
 			t.Fatalf("request %d: %+v, %v; want OK from a quorum", i, res, err)
 		}
@@ -38,6 +37,24 @@ func TestSendAllSendsARunInOneMessageAndKeepsOrder(t *testing.T) {
 			t.Fatalf("request %d ordered at %d after one at %d", i, res.Seq, last)
 		}
 		last = res.Seq
+	}
+	// The first run one by one, the others with WaitAll.
+	for i, p := range pending[:per] {
+		res, err := p.Wait(context.Background())
+		check(i, res, err)
+	}
+	for k := 1; k < runs; k++ {
+		seen := 0
+		client.WaitAll(context.Background(), pending[k*per:(k+1)*per], func(i int, res client.Result, err error) {
+			if i != seen {
+				t.Fatalf("run %d: WaitAll reported request %d after %d others, want them in order", k, i, seen)
+			}
+			seen++
+			check(k*per+i, res, err)
+		})
+		if seen != per {
+			t.Fatalf("run %d: WaitAll reported %d requests, want %d", k, seen, per)
+		}
 	}
 	r1 := c.nodes["r1"]
 	poll.Eventually(t, 5*time.Second, "r1 stepping every request", func() bool { return r1.Stats().In["request"] >= runs*per })
