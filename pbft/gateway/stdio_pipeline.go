@@ -199,12 +199,12 @@ func (s *Stdio) flush(ctx context.Context) {
 	go func() {
 		defer s.inflight.Done()
 		defer p.running.Done()
-		for i, it := range r.items {
-			res, err := pending[i].Wait(ctx)
+		client.WaitAll(ctx, pending, func(i int, res client.Result, err error) {
+			it := r.items[i]
 			it.sl.body = s.svc.requestAnswer(it.l, it.args, it.id, res, err)
 			close(it.sl.ready)
 			p.done(r)
-		}
+		})
 	}()
 }
 
