@@ -252,3 +252,64 @@ func TestStdioPipelineAnswersWhileStdinStaysOpen(t *testing.T) {
 		t.Fatalf("an answer after the input closed: %+v", r)
 	}
 }
+
+// Requests are gathered only while every replica is live: after a pbft_fault in the
+// middle of the stream (a backup crashed), the requests that follow take the ordinary
+// path (a submit each) and never reach the primary as a batch; all are answered, in
+// input order, and the pbft_cluster after them sees the crashed replica.
+func TestStdioPipelineStopsGatheringAfterAFault(t *testing.T) {
+	var in bytes.Buffer
+	in.WriteString(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}` + "\n")
+	// One request before the fault: a run of one travels alone, not as a batch.
+	in.WriteString(`{"src":"c1","dest":"n1","body":{"type":"pbft_request","msg_id":2,"operation":"set a=1"}}` + "\n")
+	in.WriteString(`{"src":"c0","dest":"n2","body":{"type":"pbft_fault","msg_id":3,"node":"n2","fault":"crash"}}` + "\n")
+	const after = 120
+	for i := range after {
+		fmt.Fprintf(&in, `{"src":"c%d","dest":"n1","body":{"type":"pbft_request","msg_id":%d,"operation":"set k%d=1"}}`+"\n", i%3+1, 10+i, i)
+	}
+	in.WriteString(`{"src":"c0","dest":"n3","body":{"type":"pbft_cluster","msg_id":4}}` + "\n")
+	run := runStdioWindow(t, bytes.NewReader(in.Bytes()), 64)
+	if b := run.primary[pbft.KindRequests]; b != 0 {
+		t.Errorf("the primary stepped %d request batches; want none: nothing may be gathered with a replica crashed", b)
+	}
+	var got []pipelineReply
+	sc := bufio.NewScanner(bytes.NewReader([]byte(run.out)))
+	for sc.Scan() {
+		var r pipelineReply
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("line %d: %v: %s", len(got)+1, err, sc.Bytes())
+		}
+		got = append(got, r)
+	}
+	if len(got) != after+4 {
+		t.Fatalf("%d answers, want %d:\n%s", len(got), after+4, run.out)
+	}
+	types := []string{"init_ok", "pbft_request_ok", "pbft_fault_ok"}
+	var last uint64
+	for i, r := range got {
+		want := "pbft_request_ok"
+		switch {
+		case i < len(types):
+			want = types[i]
+		case i == len(got)-1:
+			want = "pbft_cluster_ok"
+		}
+		if r.Body.Type != want || r.Body.MsgID != int64(i) {
+			t.Fatalf("answer %d: %+v; want %s, msg_id %d", i, r, want, i)
+		}
+		if want == "pbft_request_ok" {
+			if r.Body.Seq < max(last, 1) {
+				t.Errorf("answer %d: sequence number %d after %d", i, r.Body.Seq, last)
+			}
+			last = r.Body.Seq
+		}
+		if i >= len(types) && i < len(got)-1 && r.Body.InReplyTo != int64(10+i-len(types)) {
+			t.Fatalf("answer %d answers %d, want %d", i, r.Body.InReplyTo, 10+i-len(types))
+		}
+	}
+	for _, rep := range got[len(got)-1].Body.Replicas {
+		if rep.Node != "n2" && rep.LastExecuted != last {
+			t.Errorf("cluster: %s executed up to %d, want %d", rep.Node, rep.LastExecuted, last)
+		}
+	}
+}
