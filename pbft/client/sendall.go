@@ -97,9 +97,14 @@ func WaitAll(ctx context.Context, ps []*Pending, each func(i int, res Result, er
 func (p *Pending) wait(caller, bounded context.Context) (Result, error) {
 	c := p.c
 	defer c.Unwatch(p.r.Client, p.r.Timestamp)
-	best, err := c.agreed(bounded, p.req, p.set)
-	if err != nil {
-		return Result{}, givenUp(caller, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.replicas()))
+	// Waiting in order, most requests after the first of a run have their quorum already:
+	// no retransmission timer for them.
+	best, ok := p.set.Agreed(c.Accept())
+	if !ok {
+		var err error
+		if best, err = c.agreed(bounded, p.req, p.set); err != nil {
+			return Result{}, givenUp(caller, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.replicas()))
+		}
 	}
 	if isConflict(best, c.Accept()) {
 		return Result{}, conflict(p.r, best.Seq)
