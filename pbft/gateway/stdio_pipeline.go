@@ -42,9 +42,9 @@ type pipeline struct {
 	answered *sync.Cond // broadcast whenever a request in flight is answered
 	inflight int        // requests sent and not answered
 	// allowed is how many may be in flight now (1 to window): one more for each request
-	// answered within hold, half as many after one that took longer than 1.5 hold (still
-	// short of the retransmission delay), so that the requests queued at the primary
-	// take about hold to drain whatever its speed.
+	// answered within hold, half as many after a run with one that took longer than 1.5
+	// hold (still short of the retransmission delay), so that the requests queued at the
+	// primary take about hold to drain whatever its speed.
 	allowed float64
 	runs    []*run // runs sent with requests not answered yet, in line order
 	peak    int    // most requests in flight at once (read by tests after Run)
@@ -56,7 +56,8 @@ type pipeline struct {
 type run struct {
 	to    string // the primary
 	sent  time.Time
-	left  int // requests not answered yet (guarded by pipeline.mu)
+	left  int  // requests not answered yet (guarded by pipeline.mu)
+	slow  bool // one of them took so long that the window was halved (pipeline.mu)
 	items []runItem
 }
 
@@ -208,7 +209,7 @@ func (s *Stdio) flush(ctx context.Context) {
 	}()
 }
 
-// wait sends the run gathered and waits until every request sent is answered.
+// waitPipeline sends the run gathered and waits until every request sent is answered.
 func (s *Stdio) waitPipeline(ctx context.Context) {
 	if s.pipe == nil {
 		return
@@ -227,7 +228,10 @@ func (p *pipeline) done(r *run) {
 	switch {
 	case took < p.hold:
 		p.allowed = min(p.allowed+1, float64(p.window))
-	case took > p.hold*3/2:
+	case took > p.hold*3/2 && !r.slow:
+		// Once per run: its requests are answered together, and halving for each would
+		// shut the window on one slow round.
+		r.slow = true
 		p.allowed = max(p.allowed/2, 1)
 	}
 	for len(p.runs) > 0 && p.runs[0].left == 0 {

@@ -313,3 +313,37 @@ func TestStdioPipelineStopsGatheringAfterAFault(t *testing.T) {
 		}
 	}
 }
+
+// The window grows by one for each request answered within hold and halves once for a
+// run answered too late, however many requests that run holds.
+func TestPipelineWindowAdapts(t *testing.T) {
+	p := newPipeline(256, 4*time.Second) // hold: 500ms
+	send := func(n int, age time.Duration) *run {
+		r := &run{sent: time.Now().Add(-age), left: n}
+		p.runs = append(p.runs, r)
+		p.inflight += n
+		return r
+	}
+	quick := send(10, 0)
+	for range 10 {
+		p.done(quick)
+	}
+	if p.allowed != 11 || p.inflight != 0 || len(p.runs) != 0 {
+		t.Fatalf("after 10 quick answers: allowed %v, in flight %d, runs %d; want 11, 0, 0", p.allowed, p.inflight, len(p.runs))
+	}
+	slow := send(8, 2*p.hold)
+	for range 8 {
+		p.done(slow)
+	}
+	if p.allowed != 5.5 {
+		t.Fatalf("after a slow run of 8: allowed %v, want 5.5 (halved once)", p.allowed)
+	}
+	if !p.roomFor(5) || p.roomFor(6) {
+		t.Fatalf("room: want 5 requests allowed, not 6")
+	}
+	old := send(1, 2*p.hold)
+	if p.roomFor(1) {
+		t.Fatal("room with the oldest request in flight past hold")
+	}
+	p.done(old)
+}
