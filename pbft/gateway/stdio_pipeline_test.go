@@ -317,7 +317,7 @@ func TestStdioPipelineStopsGatheringAfterAFault(t *testing.T) {
 // The window grows by one for each request answered within hold and halves once for a
 // run answered too late, however many requests that run holds.
 func TestPipelineWindowAdapts(t *testing.T) {
-	p := newPipeline(256, 4*time.Second) // hold: 500ms
+	p := newPipeline(256, 40*time.Second) // hold: 5s, far beyond any stall of the test
 	send := func(n int, age time.Duration) *run {
 		r := &run{sent: time.Now().Add(-age), left: n}
 		p.runs = append(p.runs, r)
