@@ -16,10 +16,11 @@ const maxLine = 16 << 20
 // Stdio runs the client protocol over JSON lines: lines from in, replies to out, in the
 // order of the lines they answer.
 //
-// Lines are handled one after another, except that a pbft_execute, once its request is
-// ordered, waits for its replies in the background while the following lines go on.
-// Status, cluster and fault lines first wait for those executions, so every answer
-// reflects exactly the lines before it.
+// Lines are parsed ahead and handled one after another, except that a pbft_execute,
+// once its request is ordered, waits for its replies in the background while the
+// following lines go on, and that with PBFT_STDIO_WINDOW above 1 new pbft_requests to
+// the primary go in runs (stdio_pipeline.go). Status, cluster and fault lines first
+// wait for those, so every answer reflects exactly the lines before it.
 type Stdio struct {
 	svc *Service
 	log *slog.Logger
