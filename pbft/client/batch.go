@@ -49,12 +49,12 @@ type sendQueue struct {
 	buf   []byte          // the encoded batch, reused by whoever is sending
 }
 
-// enqueue sends req to replica to (everyReplica: to every replica), alone or in a batch
-// with others queued for the same destination. It returns the error of the send that
-// carried req when the caller sent it; a request sent by another caller's send is
-// reported as sent (a lost request is what retransmission and the ordered fallback are
-// for).
-func (c *Client) enqueue(to string, req *pbft.Request) error {
+// enqueue sends reqs to replica to (everyReplica: to every replica), in their order,
+// alone or in a batch with others queued for the same destination. It returns the error
+// of the send that carried them when the caller sent it; requests sent by another
+// caller's send are reported as sent (a lost request is what retransmission and the
+// ordered fallback are for).
+func (c *Client) enqueue(to string, reqs ...*pbft.Request) error {
 	b := &c.batch
 	b.mu.Lock()
 	if b.queues == nil {
@@ -65,7 +65,7 @@ func (c *Client) enqueue(to string, req *pbft.Request) error {
 		q = &sendQueue{}
 		b.queues[to] = q
 	}
-	q.reqs = append(q.reqs, req)
+	q.reqs = append(q.reqs, reqs...)
 	if q.busy {
 		b.mu.Unlock()
 		return nil
