@@ -54,6 +54,7 @@ type Client struct {
 	mu       sync.Mutex
 	queries  map[uint64]chan *pbft.Answer
 	replies  map[replyKey]*ReplySet
+	batch    batcher // batch.go
 }
 
 type replyKey struct {
