@@ -89,6 +89,11 @@ type Config struct {
 	// the state at the reconfiguration that ends JoinFrom, certified by a quorum of
 	// JoinFrom's members.
 	JoinFrom *Membership
+	// Join, when set, makes this replica a joiner told only the membership it joins
+	// (Members): it takes no part until the administrator's reconfiguration to Members
+	// reaches it as a client request, which names the configuration it ends; then it
+	// joins as with JoinFrom (admit.go). It needs Admin.
+	Join bool
 }
 
 // DefaultConfig returns a Config with the protocol defaults; the caller sets ID, N and App.
@@ -138,6 +143,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %d members for N = %d", ErrConfig, len(c.Members), c.N)
 	case c.JoinFrom != nil && c.Members == nil:
 		return fmt.Errorf("%w: a joiner needs Members", ErrConfig)
+	case c.Join && (c.Members == nil || c.JoinFrom != nil || c.Admin == ""):
+		return fmt.Errorf("%w: Join needs Members and Admin, and no JoinFrom", ErrConfig)
 	case c.JoinFrom != nil && c.JoinFrom.Conf+1 != c.Configuration:
 		return fmt.Errorf("%w: joining configuration %d from %d", ErrConfig, c.Configuration, c.JoinFrom.Conf)
 	}

@@ -49,6 +49,9 @@ func (r *Replica) requestCompaction() {
 // older prepared batch before its current pre-prepare.
 func (r *Replica) durableState() []Message {
 	var out []Message
+	if r.join != nil && r.admission != nil {
+		out = append(out, r.admission)
+	}
 	id := max(r.id, 0) // a replica that left keeps its state under some index
 	if snap, ok := r.checkpoints.snapshots[r.lowWater]; ok && r.lowWater > 0 {
 		out = append(out, &State{Seq: r.lowWater, Total: uint64(len(snap)), Snapshot: snap, Replica: id})
@@ -258,6 +261,8 @@ func (r *Replica) restoreOne(m Message) error {
 		}
 		e.votesFor(m.View, r.q.N).commits.add(r.id, m.Digest)
 		return nil
+	case *Request:
+		return r.restoreAdmission(m)
 	}
 	return fmt.Errorf("not a durable record")
 }

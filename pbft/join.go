@@ -16,8 +16,16 @@ import (
 type joinState struct {
 	prev  Membership
 	q     Quorum
-	votes map[string]joinVote // each old member's latest checkpoint claim
+	votes map[string]joinVote // each old or new member's latest checkpoint claim
 	floor uint64              // certificates at or below this are not the start: skip them
+	// byOld and byOwn say who certified the state being fetched: a quorum of the old
+	// membership (the start must be) or f'+1 of the joiner's own configuration (a later
+	// state of it must be: a joiner admitted, or restarted, after its configuration moved
+	// past its start). retry is a number whose state turned out to need the other
+	// certificate (retryOld: the old membership's), fetched again once it has it.
+	byOld, byOwn bool
+	retry        uint64
+	retryOld     bool
 
 	// the transfer under way
 	seq    uint64
@@ -42,15 +50,16 @@ func newJoin(prev Membership) *joinState {
 }
 
 // Joining reports whether this replica still waits for the state that starts its
-// configuration.
-func (r *Replica) Joining() bool { return r.join != nil }
+// configuration, or for the reconfiguration that admits it (Config.Join).
+func (r *Replica) Joining() bool { return r.join != nil || r.awaiting }
 
 func (r *Replica) joinCheckpoint(name string, from int, m *Checkpoint) error {
 	j := r.join
 	if m.Replica != from {
 		return fmt.Errorf("%w: checkpoint names replica %d, sent by %d", ErrRejected, m.Replica, from)
 	}
-	if j.prev.Index(name) < 0 || m.Seq <= j.floor {
+	cur := r.conf.cur
+	if (j.prev.Index(name) < 0 && (cur.Index(name) < 0 || name == r.self)) || m.Seq <= j.floor {
 		return nil
 	}
 	if v, ok := j.votes[name]; ok && v.seq > m.Seq {
@@ -58,18 +67,35 @@ func (r *Replica) joinCheckpoint(name string, from int, m *Checkpoint) error {
 	}
 	j.votes[name] = joinVote{m.Seq, m.State}
 	var vouchers []string
+	old, own := 0, 0
 	for id, v := range j.votes {
 		if v.seq == m.Seq && v.digest == m.State {
 			vouchers = append(vouchers, id)
+			if j.prev.Index(id) >= 0 {
+				old++
+			}
+			if cur.Index(id) >= 0 {
+				own++
+			}
 		}
 	}
 	sort.Strings(vouchers)
+	// The start is certified by a quorum of the old membership. A later state of the
+	// joiner's own configuration by f'+1 of its members: one of them is correct, so it is
+	// the state correct members executed; a quorum might need the joiner itself (its
+	// configuration lost a member meanwhile and waits for it to order anything).
+	byOld, byOwn := old >= j.q.Commit(), own >= NewQuorum(len(cur.Members)).Weak()
 	if m.Seq == j.seq && m.State == j.digest {
-		j.from = vouchers // more old members vouch for the state being fetched
+		j.from = vouchers // more members vouch for the state being fetched
+		j.byOld, j.byOwn = byOld, byOwn
 	}
-	if len(vouchers) < j.q.Commit() || m.Seq <= j.seq {
+	switch {
+	case !byOld && !byOwn || m.Seq <= j.seq:
 		return nil
+	case m.Seq == j.retry && (j.retryOld && !byOld || !j.retryOld && !byOwn):
+		return nil // its state needs the other certificate, not there yet
 	}
+	j.byOld, j.byOwn = byOld, byOwn
 	j.seq, j.digest, j.from, j.next = m.Seq, m.State, vouchers, 0
 	j.buf, j.total, j.seen, j.stalls, j.asked = nil, 0, 0, 0, ""
 	clear(j.liars)
@@ -158,22 +184,37 @@ func (r *Replica) joinState(conf uint64, from int, m *State) error {
 		r.joinRestart()
 		return fmt.Errorf("%w: certified state: %v", ErrRejected, err)
 	}
-	if cs.next == nil || cs.nextSeq != j.seq || cs.cur.Conf != j.prev.Conf ||
-		cs.next.Conf != r.conf.cur.Conf || !slices.Equal(cs.next.Members, r.conf.cur.Members) {
-		// A certified checkpoint, but not the one that starts this configuration.
+	start := cs.next != nil && cs.nextSeq == j.seq && cs.cur.Conf == j.prev.Conf &&
+		slices.Equal(cs.cur.Members, j.prev.Members) &&
+		cs.next.Conf == r.conf.cur.Conf && slices.Equal(cs.next.Members, r.conf.cur.Members)
+	later := cs.next == nil && cs.cur.Conf == r.conf.cur.Conf && slices.Equal(cs.cur.Members, r.conf.cur.Members)
+	switch {
+	case start && j.byOld, later && j.byOwn:
+	case start || later:
+		// The right kind of state, but not yet certified by whom that kind needs.
+		j.retry, j.retryOld, j.seq, j.buf = j.seq, start, 0, nil
+		return nil
+	default:
+		// A certified checkpoint, but not one this joiner may start from.
 		j.floor, j.seq, j.buf = j.seq, 0, nil
 		return nil
 	}
+	own := later
 	if err := r.installSnapshot(snap); err != nil {
 		r.joinRestart()
 		return fmt.Errorf("%w: %v", ErrRejected, err)
 	}
 	seq := j.seq
+	if own {
+		// Already the configuration in force: take part from here as a member.
+		r.join = nil
+		r.setMembership(r.conf.cur)
+	}
 	r.lastExec = seq
 	r.checkpoints.own[seq] = j.digest
 	r.checkpoints.snapshots[seq] = snap
 	r.nextReady.StateInstalled = true
-	r.makeStable(seq) // switches: the state's configuration has its next decided at seq
+	r.makeStable(seq) // the start: switches, since the state's configuration has its next decided at seq
 	return nil
 }
 

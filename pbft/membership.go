@@ -114,19 +114,52 @@ func (d *decoder) membership() Membership {
 }
 
 // ReconfigOp is the operation of a reconfiguration request: end configuration ends
-// (a request for a configuration no longer in force executes to a refusal) and run
-// members from then on.
-func ReconfigOp(ends uint64, members []string) []byte {
-	return append([]byte(ReconfigPrefix), EncodeMembership(Membership{Conf: ends, Members: members})...)
+// (its number and members: a request that does not name the configuration in force
+// executes to a refusal) and run next from then on. Naming the old members lets a
+// joiner, which is told only the membership it joins, learn from the administrator
+// whose certificate the state it fetches needs (admit.go).
+func ReconfigOp(ends Membership, next []string) []byte {
+	op := append([]byte(ReconfigPrefix), EncodeMembership(Membership{Conf: ends.Conf, Members: next})...)
+	op = appendUvarint(op, uint64(len(ends.Members)))
+	for _, id := range ends.Members {
+		op = appendString(op, id)
+	}
+	return op
 }
 
-// DecodeReconfigOp parses ReconfigOp: the configuration the request ends and the new
-// member list.
+// DecodeReconfigOp parses ReconfigOp: the new member list, with the number of the
+// configuration the request ends.
 func DecodeReconfigOp(op []byte) (Membership, error) {
+	_, next, err := DecodeReconfigChange(op)
+	return next, err
+}
+
+// DecodeReconfigChange parses ReconfigOp whole: the configuration it ends and the new
+// member list (with the ended configuration's number, as DecodeReconfigOp). It
+// validates both lists and never panics.
+func DecodeReconfigChange(op []byte) (ends, next Membership, err error) {
 	if !IsReconfig(op) {
-		return Membership{}, fmt.Errorf("%w: not a reconfiguration", ErrDecode)
+		return Membership{}, Membership{}, fmt.Errorf("%w: not a reconfiguration", ErrDecode)
 	}
-	return DecodeMembership(op[len(ReconfigPrefix):])
+	d := decoder{buf: op[len(ReconfigPrefix):]}
+	next = d.membership()
+	ends.Conf = next.Conf
+	for i, n := 0, d.count(); i < n && d.err == nil; i++ {
+		ends.Members = append(ends.Members, d.string())
+	}
+	if d.err == nil && len(d.buf) != 0 {
+		d.fail("trailing bytes after reconfiguration")
+	}
+	if d.err != nil {
+		return Membership{}, Membership{}, d.err
+	}
+	if err := ValidateMembers(next.Members); err != nil {
+		return Membership{}, Membership{}, err
+	}
+	if err := ValidateMembers(ends.Members); err != nil {
+		return Membership{}, Membership{}, fmt.Errorf("the configuration it ends: %w", err)
+	}
+	return ends, next, nil
 }
 
 // DecodeReconfigResult parses the result of a reconfiguration reply: the configuration

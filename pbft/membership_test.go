@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -18,12 +19,22 @@ func TestMembershipEncoding(t *testing.T) {
 			t.Fatalf("%q: %v, want ErrMembership", bad, err)
 		}
 	}
-	op := ReconfigOp(2, []string{"a", "b"})
+	op := ReconfigOp(Membership{Conf: 2, Members: []string{"a", "c", "d"}}, []string{"a", "b"})
 	if !IsReconfig(op) || IsReconfig([]byte("set x=1")) {
 		t.Fatal("IsReconfig")
 	}
 	if m, err := DecodeReconfigOp(op); err != nil || m.Conf != 2 || len(m.Members) != 2 {
 		t.Fatalf("DecodeReconfigOp: %v, %v", m, err)
+	}
+	if ends, next, err := DecodeReconfigChange(op); err != nil || ends.Conf != 2 || !slices.Equal(ends.Members, []string{"a", "c", "d"}) ||
+		!slices.Equal(next.Members, []string{"a", "b"}) {
+		t.Fatalf("DecodeReconfigChange: %v %v %v", ends, next, err)
+	}
+	for _, bad := range [][]byte{op[:len(op)-1], append(slices.Clone(op), 0), ReconfigOp(Membership{Members: []string{"a", "a"}}, []string{"b"}),
+		[]byte(ReconfigPrefix), []byte("set x=1")} {
+		if _, _, err := DecodeReconfigChange(bad); err == nil {
+			t.Fatalf("DecodeReconfigChange(%q) accepted", bad)
+		}
 	}
 	if _, ok := DecodeReconfigResult([]byte(ReconfigRefusedPrefix + "no")); ok {
 		t.Fatal("a refusal decoded as a reconfiguration")
@@ -63,6 +74,28 @@ func FuzzDecodeMembership(f *testing.F) {
 		b := EncodeMembership(m)
 		if len(b) > len(data) || len(b) == len(data) && !bytes.Equal(b, data) {
 			t.Fatalf("re-encoding %x of %x is not canonical", b, data)
+		}
+	})
+}
+
+// FuzzDecodeReconfigChange: a reconfiguration's operation (a joiner reads it to learn
+// whom to trust) never panics the decoder, and one that decodes is two valid lists and
+// re-encodes canonically (no longer, and the same bytes when as long: varints may have
+// been written long).
+func FuzzDecodeReconfigChange(f *testing.F) {
+	f.Add(ReconfigOp(Membership{Conf: 3, Members: []string{"n1", "n2"}}, []string{"n2", "n3"}))
+	f.Add([]byte(ReconfigPrefix + "\x00\x01\x01a\x01\x01a"))
+	f.Add([]byte(ReconfigPrefix))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ends, next, err := DecodeReconfigChange(data)
+		if err != nil {
+			return
+		}
+		if ValidateMembers(ends.Members) != nil || ValidateMembers(next.Members) != nil || ends.Conf != next.Conf {
+			t.Fatalf("invalid change decoded: %v %v", ends, next)
+		}
+		if b := ReconfigOp(ends, next.Members); len(b) > len(data) || len(b) == len(data) && !bytes.Equal(b, data) {
+			t.Fatalf("re-encoding %x of %x differs", b, data)
 		}
 	})
 }

@@ -33,6 +33,9 @@ func (r *Replica) initConfig() {
 		r.prev, r.prevID = &prev, prev.Index(r.self)
 		r.join = newJoin(prev)
 	}
+	if r.cfg.Join {
+		r.awaiting, r.member = true, false
+	}
 }
 
 // Configuration returns the number of the configuration this replica is in.
@@ -43,7 +46,7 @@ func (r *Replica) Configuration() uint64 { return r.conf.cur.Conf }
 func (r *Replica) Members() []string { return slices.Clone(r.conf.cur.Members) }
 
 // IsMember is false for a replica that left the membership, or has not joined yet.
-func (r *Replica) IsMember() bool { return r.member && r.join == nil }
+func (r *Replica) IsMember() bool { return r.member && r.join == nil && !r.awaiting }
 
 // Self returns this replica's id (empty without Config.Members).
 func (r *Replica) Self() string { return r.self }
@@ -69,6 +72,9 @@ func (r *Replica) MembersOf(conf uint64) []string {
 // checkpoint that started this one, state transfer, status that asks for them); of the
 // one that follows, only state transfer until this replica has switched.
 func (r *Replica) StepIn(conf uint64, from int, m Message) error {
+	if r.awaiting {
+		return r.admit(from, m)
+	}
 	cur := r.conf.cur.Conf
 	if from == FromClient {
 		if !r.IsMember() {
@@ -139,15 +145,20 @@ func (r *Replica) executeReconfig(req *Request, n int, seq uint64) []byte {
 	case len(r.conf.cur.Members) == 0:
 		return refuse("this cluster was configured without member ids")
 	}
-	m, err := DecodeReconfigOp(req.Op)
+	ends, m, err := DecodeReconfigChange(req.Op)
 	if err != nil {
 		return refuse(err.Error())
 	}
 	if m.Conf != r.conf.cur.Conf {
 		return refuse(fmt.Sprintf("configuration %d is not in force (%d is)", m.Conf, r.conf.cur.Conf))
 	}
+	if !slices.Equal(ends.Members, r.conf.cur.Members) {
+		// Joiners trust the members named here to certify their state (admit.go).
+		return refuse(fmt.Sprintf("it names members %q, configuration %d has %q", ends.Members, m.Conf, r.conf.cur.Members))
+	}
 	next := Membership{Conf: r.conf.cur.Conf + 1, Members: slices.Clone(m.Members)}
 	r.conf.next, r.conf.nextSeq = &next, seq
+	r.confVersion++
 	return reconfigOKResult(next)
 }
 
@@ -182,6 +193,7 @@ func (r *Replica) noteReconfigAccepted(pp *PrePrepare) {
 // setMembership makes m the configuration in force, from view 0.
 func (r *Replica) setMembership(m Membership) {
 	r.conf = configState{cur: Membership{Conf: m.Conf, Members: slices.Clone(m.Members)}}
+	r.confVersion++
 	idx := m.Index(r.self)
 	r.member, r.id = idx >= 0, idx
 	r.q = NewQuorum(len(m.Members))
@@ -202,10 +214,16 @@ func (r *Replica) adoptConfig(c configState) {
 		r.conf = c // a cluster without ids: nothing to follow
 		return
 	}
+	if r.awaiting {
+		// A joiner restarted from its log after it joined: its state says where it is.
+		r.awaiting, r.member = false, true
+		r.setMembership(c.cur)
+	}
 	if c.cur.Conf != r.conf.cur.Conf || !slices.Equal(c.cur.Members, r.conf.cur.Members) {
 		r.setMembership(c.cur)
 	}
 	r.conf.next, r.conf.nextSeq = c.next, c.nextSeq
+	r.confVersion++
 }
 
 // enterNext switches to the decided configuration once the checkpoint at its

@@ -283,7 +283,7 @@ func (s *rsim) confSize(conf uint64) int {
 func (s *rsim) reconfigure(cur Membership, next []string) Membership {
 	s.t.Helper()
 	s.join(cur, next)
-	res, conf, _ := s.submit(simAdmin, "admin", ReconfigOp(cur.Conf, next), cur.Members)
+	res, conf, _ := s.submit(simAdmin, "admin", ReconfigOp(cur, next), cur.Members)
 	m, ok := DecodeReconfigResult(res)
 	if !ok || conf != cur.Conf || m.Conf != cur.Conf+1 || !slices.Equal(m.Members, next) {
 		s.t.Fatalf("seed %d: reconfiguration answered %q in configuration %d", s.seed, res, conf)

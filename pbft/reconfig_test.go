@@ -182,7 +182,7 @@ func TestReconfigFromNonAdminChangesNothing(t *testing.T) {
 	s := newRsim(t, 1, ids(4))
 	c0 := Membership{Members: ids(4)}
 	s.join(c0, ids(5))
-	res, conf, n := s.submit("mallory", "m", ReconfigOp(0, ids(5)), c0.Members)
+	res, conf, n := s.submit("mallory", "m", ReconfigOp(c0, ids(5)), c0.Members)
 	if !strings.HasPrefix(string(res), ReconfigRefusedPrefix) || conf != 0 || n != 4 {
 		t.Fatalf("non-admin reconfiguration answered %q (%d replies, configuration %d)", res, n, conf)
 	}
@@ -197,7 +197,7 @@ func TestReconfigFromNonAdminChangesNothing(t *testing.T) {
 		t.Fatal("n5 joined after a refused reconfiguration")
 	}
 	// A stale configuration number is refused too.
-	res, _, _ = s.submit(simAdmin, "admin", ReconfigOp(7, ids(5)), c0.Members)
+	res, _, _ = s.submit(simAdmin, "admin", ReconfigOp(Membership{Conf: 7, Members: c0.Members}, ids(5)), c0.Members)
 	if !strings.HasPrefix(string(res), ReconfigRefusedPrefix) {
 		t.Fatalf("stale reconfiguration answered %q", res)
 	}
@@ -215,7 +215,7 @@ func TestReconfigBatchRulesAtBackups(t *testing.T) {
 		}
 		return r
 	}
-	rc := &Request{Gateway: simAdmin, Client: "admin", Timestamp: 1, Op: ReconfigOp(0, ids(5))}
+	rc := &Request{Gateway: simAdmin, Client: "admin", Timestamp: 1, Op: ReconfigOp(Membership{Members: ids(4)}, ids(5))}
 	op := &Request{Gateway: simAdmin, Client: "c", Timestamp: 1, Op: []byte("set x=1")}
 	pp := func(seq uint64, batch ...*Request) *PrePrepare {
 		return &PrePrepare{View: 0, Seq: seq, Digest: BatchDigest(batch), Batch: batch}

@@ -128,6 +128,14 @@ type Replica struct {
 	// is ordered in this configuration.
 	barrier uint64
 	join    *joinState
+	// awaiting is a replica started with Config.Join that has not yet been admitted by
+	// the administrator's reconfiguration (admit.go).
+	awaiting bool
+	// admission is the reconfiguration that admitted it, kept in the durable state until
+	// it has joined.
+	admission *Request
+	// confVersion counts changes of the configurations this replica knows (KnownMembers).
+	confVersion uint64
 }
 
 // NewReplica returns a replica in view 0 with an empty log.

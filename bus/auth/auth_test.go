@@ -40,15 +40,15 @@ func TestPairwiseKeysAgree(t *testing.T) {
 			if a == b {
 				continue
 			}
-			ta := k[a].tag(nil, k[a].macs[b], "x", "k", 1, []byte("d"), "s", 0)
-			tb := k[b].tag(nil, k[b].macs[a], "x", "k", 1, []byte("d"), "s", 0)
+			ta := k[a].tag(nil, k[a].ring.Load().macs[b], "x", "k", 1, []byte("d"), "s", 0)
+			tb := k[b].tag(nil, k[b].ring.Load().macs[a], "x", "k", 1, []byte("d"), "s", 0)
 			if string(ta) != string(tb) {
 				t.Fatalf("%s and %s derived different keys", a, b)
 			}
 		}
 	}
-	t2 := k["n1"].tag(nil, k["n1"].macs["n2"], "x", "k", 1, []byte("d"), "s", 0)
-	t3 := k["n1"].tag(nil, k["n1"].macs["n3"], "x", "k", 1, []byte("d"), "s", 0)
+	t2 := k["n1"].tag(nil, k["n1"].ring.Load().macs["n2"], "x", "k", 1, []byte("d"), "s", 0)
+	t3 := k["n1"].tag(nil, k["n1"].ring.Load().macs["n3"], "x", "k", 1, []byte("d"), "s", 0)
 	if string(t2) == string(t3) {
 		t.Fatal("different pairs share a key")
 	}

@@ -60,7 +60,7 @@ func BenchmarkVerifySignature(b *testing.B) {
 	msg := make([]byte, 200)
 	sig := rings["n1"].Sign(msg)
 	for b.Loop() {
-		if !ed25519.Verify(rings["n2"].pubs["n1"], msg, sig) {
+		if !ed25519.Verify(rings["n2"].ring.Load().pubs["n1"], msg, sig) {
 			b.Fatal("bad")
 		}
 	}

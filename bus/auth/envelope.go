@@ -37,13 +37,12 @@ const (
 )
 
 // Keyring holds one principal's identity, everyone's public keys, and the pairwise MAC
-// keys derived from them. Seal and Open are safe for concurrent use.
+// keys derived from them. Seal and Open are safe for concurrent use, also with Include.
 type Keyring struct {
-	self     *Identity
-	replicas []string // order of the tags in a broadcast's authenticator
-	selfPos  int      // self's index in replicas (its tag in every authenticator), or -1
-	pubs     map[string]ed25519.PublicKey
-	macs     map[string]*macState
+	self *Identity
+	ring atomic.Pointer[ring] // replaced whole by Include (ring.go)
+	dir  string               // the keys directory Include learns new principals from
+	grow sync.Mutex           // serialises Include
 
 	counter atomic.Uint64
 	mu      sync.Mutex
@@ -68,11 +67,11 @@ func NewKeyring(self *Identity, replicas []string, pubs map[string]ed25519.Publi
 	}
 	all[self.ID] = self.Public() // so that its own signatures (in forwarded evidence) verify
 	pubs = all
-	k := &Keyring{self: self, replicas: replicas, selfPos: slices.Index(replicas, self.ID), pubs: pubs,
-		macs: map[string]*macState{}, seen: map[channel]*replayWindow{}}
-	for _, r := range replicas {
-		if _, ok := pubs[r]; !ok {
-			return nil, fmt.Errorf("%w: no public key for replica %s", ErrKeys, r)
+	k := &Keyring{self: self, seen: map[channel]*replayWindow{}}
+	r := &ring{replicas: slices.Clone(replicas), selfPos: slices.Index(replicas, self.ID), pubs: pubs, macs: map[string]*macState{}}
+	for _, id := range replicas {
+		if _, ok := pubs[id]; !ok {
+			return nil, fmt.Errorf("%w: no public key for replica %s", ErrKeys, id)
 		}
 	}
 	for id, pub := range pubs {
@@ -83,8 +82,9 @@ func NewKeyring(self *Identity, replicas []string, pubs map[string]ed25519.Publi
 		if err != nil {
 			return nil, err
 		}
-		k.macs[id] = newMacState(key)
+		r.macs[id] = newMacState(key)
 	}
+	k.ring.Store(r)
 	k.counter.Store(epoch)
 	return k, nil
 }
@@ -93,7 +93,10 @@ func NewKeyring(self *Identity, replicas []string, pubs map[string]ed25519.Publi
 func (k *Keyring) Self() *Identity { return k.self }
 
 // Knows reports whether id is a known principal.
-func (k *Keyring) Knows(id string) bool { _, ok := k.pubs[id]; return ok || id == k.self.ID }
+func (k *Keyring) Knows(id string) bool {
+	_, ok := k.ring.Load().pubs[id]
+	return ok || id == k.self.ID
+}
 
 // macState is one pairwise key's HMAC, pooled: hmac.New is the expensive part of a tag,
 // and Reset brings a keyed HMAC back to its keyed start. Each pooled HMAC carries its own
@@ -136,7 +139,7 @@ func (k *Keyring) tag(dst []byte, st *macState, receiver, kind string, counter u
 func (k *Keyring) Seal(to, kind string, payload []byte) []byte {
 	tags := 1
 	if to == "" {
-		tags = len(k.replicas)
+		tags = len(k.ring.Load().replicas)
 	}
 	return k.AppendSeal(make([]byte, 0, 16+len(k.self.ID)+len(payload)+tags*tagSize), to, kind, payload)
 }
@@ -156,19 +159,20 @@ func (k *Keyring) AppendSeal(dst []byte, to, kind string, payload []byte) []byte
 	out = binary.AppendUvarint(out, counter)
 	out = binary.AppendUvarint(out, uint64(len(payload)))
 	out = append(out, payload...)
+	r := k.ring.Load()
 	if to != "" {
 		out = binary.AppendUvarint(out, 1)
-		return k.appendTag(out, to, kind, counter, digest[:], path)
+		return k.appendTag(out, r, to, kind, counter, digest[:], path)
 	}
-	out = binary.AppendUvarint(out, uint64(len(k.replicas)))
-	for _, t := range k.replicas {
-		out = k.appendTag(out, t, kind, counter, digest[:], path)
+	out = binary.AppendUvarint(out, uint64(len(r.replicas)))
+	for _, t := range r.replicas {
+		out = k.appendTag(out, r, t, kind, counter, digest[:], path)
 	}
 	return out
 }
 
-func (k *Keyring) appendTag(out []byte, receiver, kind string, counter uint64, digest []byte, path byte) []byte {
-	key := k.macs[receiver]
+func (k *Keyring) appendTag(out []byte, r *ring, receiver, kind string, counter uint64, digest []byte, path byte) []byte {
+	key := r.macs[receiver]
 	if key == nil { // to oneself: a slot nobody checks
 		var zero [tagSize]byte
 		return append(out, zero[:]...)
@@ -209,24 +213,23 @@ func (k *Keyring) Open(sender, kind string, data []byte) ([]byte, error) {
 	if string(name) != sender {
 		return nil, fmt.Errorf("%w: envelope of %q on a subject of %q", ErrSenderMismatch, name, sender)
 	}
-	key := k.macs[sender]
+	r := k.ring.Load()
+	key := r.macs[sender]
 	if key == nil {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownSender, sender)
 	}
-	pos := 0
-	if broadcast {
-		pos = k.selfPos
-		if pos < 0 || uint64(pos) >= count {
-			return nil, fmt.Errorf("%w: no tag for %s", ErrBadMAC, k.self.ID)
-		}
-	} else if count != 1 {
+	if !broadcast && count != 1 {
 		return nil, fmt.Errorf("%w: point-to-point message with %d tags", ErrMalformed, count)
 	}
 	digest := sha256.Sum256(payload)
 	var wantBuf [tagSize]byte
 	want := k.tag(wantBuf[:0], key, k.self.ID, kind, counter, digest[:], sender, path)
-	if !hmac.Equal(want, tags[pos*tagSize:(pos+1)*tagSize]) {
-		return nil, ErrBadMAC
+	hint := 0
+	if broadcast {
+		hint = r.selfPos
+	}
+	if !hasTag(tags, want, hint) {
+		return nil, fmt.Errorf("%w: no tag for %s", ErrBadMAC, k.self.ID)
 	}
 	ch := channel{sender, broadcast}
 	k.mu.Lock()
@@ -280,9 +283,10 @@ func takeBytes(d []byte) ([]byte, []byte, bool) {
 // request's identity and operation, so every backup can check a request that the primary
 // relays in a pre-prepare, and a faulty primary cannot invent or alter one.
 func (k *Keyring) RequestTags(requestDigest []byte) []byte {
-	out := make([]byte, 0, len(k.replicas)*tagSize)
-	for _, r := range k.replicas {
-		key := k.macs[r]
+	ring := k.ring.Load()
+	out := make([]byte, 0, len(ring.replicas)*tagSize)
+	for _, r := range ring.replicas {
+		key := ring.macs[r]
 		if key == nil {
 			out = append(out, make([]byte, tagSize)...)
 			continue
@@ -294,18 +298,18 @@ func (k *Keyring) RequestTags(requestDigest []byte) []byte {
 
 // VerifyRequest checks this replica's tag in a request authenticator from client.
 func (k *Keyring) VerifyRequest(client string, requestDigest, tags []byte) error {
-	key := k.macs[client]
+	r := k.ring.Load()
+	key := r.macs[client]
 	if key == nil {
 		return fmt.Errorf("%w: client %q", ErrUnknownSender, client)
 	}
-	pos := k.selfPos
-	if pos < 0 || len(tags) != len(k.replicas)*tagSize {
-		return fmt.Errorf("%w: request authenticator", ErrBadMAC)
+	if len(tags) == 0 || len(tags)%tagSize != 0 {
+		return fmt.Errorf("%w: request authenticator of %d bytes", ErrBadMAC, len(tags))
 	}
 	var wantBuf [tagSize]byte
 	want := k.tag(wantBuf[:0], key, k.self.ID, "request", 0, requestDigest, client, pathRequest)
-	if !hmac.Equal(want, tags[pos*tagSize:(pos+1)*tagSize]) {
-		return fmt.Errorf("%w: request authenticator", ErrBadMAC)
+	if !hasTag(tags, want, r.selfPos) {
+		return fmt.Errorf("%w: request authenticator has no tag for %s", ErrBadMAC, k.self.ID)
 	}
 	return nil
 }
@@ -315,7 +319,7 @@ func (k *Keyring) Sign(msg []byte) []byte { return ed25519.Sign(k.self.Private, 
 
 // Verify checks signer's signature over msg.
 func (k *Keyring) Verify(signer string, msg, sig []byte) error {
-	pub, ok := k.pubs[signer]
+	pub, ok := k.ring.Load().pubs[signer]
 	if !ok {
 		return fmt.Errorf("%w: signer %q", ErrUnknownSender, signer)
 	}

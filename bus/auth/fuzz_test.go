@@ -42,46 +42,42 @@ func forget(k *Keyring) {
 
 var fuzzKinds = []string{"prepare", "commit", "preprepare", "query", "reply", "viewchange"}
 
-// ownView is what receiver checks of an envelope: everything but the other receivers'
-// tags. ok is false if the envelope does not parse.
-func ownView(k *Keyring, data []byte) (string, bool) {
+// ownView is what receiver checks of an envelope: everything before the tags, and the
+// tags, among which it looks for its own in any slot (authenticators are sets). ok is
+// false if the envelope does not parse.
+func ownView(data []byte) (prefix string, tags []byte, ok bool) {
 	if len(data) < 2 {
-		return "", false
+		return "", nil, false
 	}
 	d := data[2:]
 	if _, rest, ok := takeBytes(d); ok {
 		d = rest
 	} else {
-		return "", false
+		return "", nil, false
 	}
 	if _, n := binary.Uvarint(d); n > 0 {
 		d = d[n:]
 	} else {
-		return "", false
+		return "", nil, false
 	}
 	if _, rest, ok := takeBytes(d); ok {
 		d = rest
 	} else {
-		return "", false
+		return "", nil, false
 	}
 	count, n := binary.Uvarint(d)
 	if n <= 0 || count > uint64(len(d)) {
-		return "", false
+		return "", nil, false
 	}
-	tags := d[n:]
-	prefix := data[:len(data)-len(tags)]
-	pos := 0
-	if data[1] == pathBroadcast {
-		for i, r := range k.replicas {
-			if r == k.self.ID {
-				pos = i
-			}
-		}
-	}
-	if (pos+1)*tagSize > len(tags) {
-		return "", false
-	}
-	return string(prefix) + string(tags[pos*tagSize:(pos+1)*tagSize]), true
+	tags = d[n:]
+	return string(data[:len(data)-len(tags)]), tags, true
+}
+
+// genuineView is what a receiver may accept: a genuine envelope's prefix, with its own
+// tag somewhere among the tags.
+type genuineView struct {
+	from string // sender/kind
+	tag  []byte // the receiver's tag in the genuine envelope
 }
 
 // FuzzOpen: opening arbitrary bytes, as from any sender with any kind, never panics and
@@ -131,27 +127,27 @@ func FuzzOpenFields(f *testing.F) {
 
 // fuzzGenuine makes the deterministic keyrings and some genuine envelopes, and records
 // what each receiver may accept: the own view of each genuine envelope, by sender/kind.
-func fuzzGenuine(f *testing.F) (map[string]*Keyring, map[string]map[string]string, [][]byte) {
+func fuzzGenuine(f *testing.F) (map[string]*Keyring, map[string]map[string]genuineView, [][]byte) {
 	k := fuzzRings(f)
-	genuine := map[string]map[string]string{} // receiver -> own view -> sender/kind
+	genuine := map[string]map[string]genuineView{} // receiver -> prefix -> sender/kind and its tag
 	seal := func(from, to, kind string, payload []byte) []byte {
 		env := k[from].Seal(to, kind, payload)
 		receivers := []string{to}
 		if to == "" {
 			receivers = replicas
 		}
-		for _, r := range receivers {
+		for i, r := range receivers {
 			if r == from {
 				continue
 			}
-			v, ok := ownView(k[r], env)
+			prefix, tags, ok := ownView(env)
 			if !ok {
 				f.Fatalf("ownView of a genuine envelope failed")
 			}
 			if genuine[r] == nil {
-				genuine[r] = map[string]string{}
+				genuine[r] = map[string]genuineView{}
 			}
-			genuine[r][v] = from + "/" + kind
+			genuine[r][prefix] = genuineView{from: from + "/" + kind, tag: tags[i*tagSize : (i+1)*tagSize]}
 		}
 		return env
 	}
@@ -170,7 +166,7 @@ func fuzzGenuine(f *testing.F) (map[string]*Keyring, map[string]map[string]strin
 
 // checkOpen opens data at the receiver chosen by receiverSel, as from the sender and kind
 // chosen by senderSel and kindSel (a sender >= 128 is one nobody knows).
-func checkOpen(t *testing.T, k map[string]*Keyring, genuine map[string]map[string]string, data []byte, senderSel, kindSel, receiverSel uint8) {
+func checkOpen(t *testing.T, k map[string]*Keyring, genuine map[string]map[string]genuineView, data []byte, senderSel, kindSel, receiverSel uint8) {
 	sender := fuzzPrincipals[int(senderSel)%len(fuzzPrincipals)]
 	if senderSel >= 128 {
 		sender = "evil"
@@ -195,12 +191,12 @@ func checkOpen(t *testing.T, k map[string]*Keyring, genuine map[string]map[strin
 		}
 		t.Fatalf("error %v wraps none of the reasons", err)
 	}
-	v, ok := ownView(kr, data)
+	prefix, tags, ok := ownView(data)
 	if !ok {
 		t.Fatalf("%s accepted an envelope that does not parse: %x", receiver, data)
 	}
-	if got := genuine[receiver][v]; got != sender+"/"+kind {
-		t.Fatalf("%s authenticated a forged envelope as %s/%s (genuine: %q): %x", receiver, sender, kind, got, data)
+	if got := genuine[receiver][prefix]; got.from != sender+"/"+kind || !hasTag(tags, got.tag, -1) {
+		t.Fatalf("%s authenticated a forged envelope as %s/%s (genuine: %q): %x", receiver, sender, kind, got.from, data)
 	}
 	if _, err := kr.Open(sender, kind, data); !errors.Is(err, ErrReplay) {
 		t.Fatalf("second Open of the same envelope: %v, want ErrReplay", err)

@@ -192,7 +192,12 @@ func LoadKeyring(dir, self string, replicas []string, epoch uint64) (*Keyring, e
 	if err != nil {
 		return nil, err
 	}
-	return NewKeyring(id, replicas, pubs, epoch)
+	k, err := NewKeyring(id, replicas, pubs, epoch)
+	if err != nil {
+		return nil, err
+	}
+	k.dir = dir // where Include finds the keys of replicas that join later
+	return k, nil
 }
 
 // GenerateKeyrings makes fresh identities for every principal in ids and a keyring for

@@ -10,6 +10,12 @@
 //
 // writes a key pair (<id>.key, <id>.pub) for each id: replicas and gateways alike. It
 // replaces no existing key without -force.
+//
+//	replica reconfigure [-timeout D] ID...
+//
+// changes the running replicas' membership to ID..., signed as the administrator
+// PBFT_ADMIN_ID. A replica started with PBFT_JOIN=on waits (not ready) until such a
+// reconfiguration makes it a member of PBFT_NODE_IDS.
 package main
 
 import (
@@ -37,6 +43,8 @@ func run() error {
 		switch arg := os.Args[1]; {
 		case arg == "keygen":
 			return keygen(os.Args[2:], os.Stdout)
+		case arg == "reconfigure":
+			return reconfigure(os.Args[2:], os.Stdout)
 		case cli.IsHelp(arg):
 			usage(os.Stdout)
 			return nil
@@ -44,7 +52,7 @@ func run() error {
 			cli.WriteVersion(os.Stdout, "replica")
 			return nil
 		default:
-			return fmt.Errorf("unknown command %q (commands: keygen, version, help; none runs the replica)", arg)
+			return fmt.Errorf("unknown command %q (commands: keygen, reconfigure, version, help; none runs the replica)", arg)
 		}
 	}
 	s, err := config.Load()

@@ -46,6 +46,8 @@ type Client struct {
 	keys atomic.Pointer[auth.Keyring]
 	cfg  Config
 	mem  atomic.Pointer[membership] // membership.go
+	// learning is set while the client asks which configuration is in force (followNewer).
+	learning atomic.Bool
 
 	nextID   atomic.Uint64
 	lastView atomic.Uint64 // latest view seen, to guess the primary
@@ -150,6 +152,9 @@ func (c *Client) receive(m bus.Message) {
 }
 
 func (c *Client) deliver(from string, rep *pbft.Reply) {
+	if c.followNewer(rep.Conf) {
+		return
+	}
 	c.mu.Lock()
 	set := c.replies[replyKey{rep.Client, rep.Timestamp}]
 	c.mu.Unlock()

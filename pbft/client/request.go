@@ -297,6 +297,7 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 	late := c.lateReports(ctx, s)
 	err := c.retransmit(ctx, req, func() progress {
 		changed := set.Changed()
+		accept = c.Accept() // the client may have learned of a new configuration meanwhile
 		best, all := set.Best()
 		if isConflict(best, accept) {
 			conflicting = best

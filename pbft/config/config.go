@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,6 +56,8 @@ type Settings struct {
 	HTTPAddr           string        `envconfig:"PBFT_HTTP_ADDR" desc:"gateway: network API; replica: /healthz, /readyz, /metrics; empty: off"`
 	KeysDir            string        `envconfig:"PBFT_KEYS_DIR" desc:"<id>.pub of every replica and client and this process's <id>.key (embedded cluster: generated)"`
 	ClientID           string        `envconfig:"PBFT_CLIENT_ID" default:"gateway" desc:"the gateway's identity on the bus (its key is <id>.key)"`
+	AdminID            string        `envconfig:"PBFT_ADMIN_ID" desc:"the administrator: the one identity whose reconfigurations replicas execute (its <id>.pub in PBFT_KEYS_DIR); replica reconfigure signs as it, a gateway whose PBFT_CLIENT_ID it is may reconfigure on stdio; empty: nobody (the embedded cluster: its gateway)"`
+	Join               trace.Switch  `envconfig:"PBFT_JOIN" default:"off" desc:"replica: on: join the running cluster as a member of PBFT_NODE_IDS (the membership it will join): not ready until the administrator's reconfiguration to it makes it a member"`
 	Fault              string        `envconfig:"PBFT_FAULT" default:"none" desc:"a replica's built-in behaviour: none, crash, silent, equivocate"`
 	LogLevel           string        `envconfig:"PBFT_LOG_LEVEL" default:"info" desc:"slog level: debug, info, warn, error"`
 	Trace              trace.Switch  `envconfig:"PBFT_TRACE" default:"off" desc:"replicas publish protocol events for the live page and gateway trace (on/off)"`
@@ -100,6 +103,10 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%w: PBFT_REQUEST_TIMEOUT must be positive", ErrInvalid)
 	case strings.ContainsAny(s.Cluster, ".*> ") || s.Cluster == "":
 		return fmt.Errorf("%w: PBFT_CLUSTER %q must be one NATS subject token", ErrInvalid, s.Cluster)
+	case bool(s.Join) && s.AdminID == "":
+		return fmt.Errorf("%w: PBFT_JOIN=on needs PBFT_ADMIN_ID: a joiner waits for the administrator's reconfiguration", ErrInvalid)
+	case s.AdminID != "" && (s.AdminID == s.NodeID || slices.Contains(s.NodeIDs, s.AdminID)):
+		return fmt.Errorf("%w: PBFT_ADMIN_ID %q is a replica's id: the administrator is an identity of its own", ErrInvalid, s.AdminID)
 	}
 	if _, err := pbft.ParseFault(s.Fault); err != nil {
 		return fmt.Errorf("%w: PBFT_FAULT: %v", ErrInvalid, err)
@@ -144,6 +151,7 @@ func (s Settings) Protocol() pbft.Config {
 	p.BatchMax = s.BatchMax
 	p.ViewChangeTicks = ticks(s.ViewChangeTimeout, s.Tick)
 	p.StatusTicks = ticks(s.StatusInterval, s.Tick)
+	p.Admin = s.AdminID
 	return p
 }
 

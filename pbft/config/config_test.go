@@ -44,6 +44,8 @@ func TestValidateRejects(t *testing.T) {
 		"zero batch":                     func(s *Settings) { s.BatchMax = 0 },
 		"no stdio window":                func(s *Settings) { s.StdioWindow = 0 },
 		"stdio window past the writer":   func(s *Settings) { s.StdioWindow = 257 },
+		"join without an administrator":  func(s *Settings) { s.Join = true },
+		"a replica as the administrator": func(s *Settings) { s.NodeIDs, s.AdminID = []string{"a", "b"}, "b" },
 	} {
 		s := Default()
 		mutate(&s)

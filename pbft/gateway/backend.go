@@ -42,7 +42,8 @@ type traceConner interface {
 type External struct {
 	nc     *nats.Conn
 	client *client.Client
-	settle.Policy
+	admin  string        // PBFT_ADMIN_ID: the gateway may reconfigure when it is its identity
+	wait   time.Duration // PBFT_REQUEST_TIMEOUT, for the settle policy
 }
 
 // ConnectExternal joins the cluster of replicas ids behind the NATS server at url, with
@@ -83,7 +84,14 @@ func connectExternal(ids []string, s config.Settings, connect func([]nats.Option
 		nc.Close()
 		return nil, err
 	}
-	return &External{nc: nc, client: c, Policy: settle.AfterQuorum(ids, s.RequestTimeout)}, nil
+	return &External{nc: nc, client: c, admin: s.AdminID, wait: s.RequestTimeout}, nil
+}
+
+// Plan waits for the members of the configuration the client follows, which changes with
+// a reconfiguration (reconfigure_external.go, client.Discover).
+func (x *External) Plan() settle.Plan {
+	_, ids := x.client.Configuration()
+	return settle.AfterQuorum(ids, x.wait).Plan()
 }
 
 // Client returns the gateway's bus client.

@@ -22,6 +22,8 @@ type handleHooks struct {
 	settle func()
 	// ids, if set, numbers the requests instead of taking msg_id as their timestamp.
 	ids *requestIDs
+	// stdio is set for the stdio input, the one place pbft_reconfigure is served.
+	stdio bool
 }
 
 // Handle answers one message of the client protocol: the reply body (type, in_reply_to
@@ -113,7 +115,7 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 			jsonl.Field{Key: "prepares_received", Value: st.Prepares},
 			jsonl.Field{Key: "commits_received", Value: st.Commits}, jsonl.Field{Key: "executed", Value: st.Executed})
 	case "pbft_reconfigure":
-		res, err := s.Reconfigure(ctx, l, msgID, h.ids)
+		res, err := s.Reconfigure(ctx, l, msgID, h.ids, h.stdio)
 		if err != nil {
 			return fail(err)
 		}

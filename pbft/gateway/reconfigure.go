@@ -10,7 +10,8 @@ import (
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
 )
 
-// Reconfigurer is a backend that can change its membership (the embedded cluster).
+// Reconfigurer is a backend that can change its membership: the embedded cluster, and
+// external replicas when the gateway is their administrator (External).
 type Reconfigurer interface {
 	// Reconfigure orders req as the reconfiguration to next and returns its sequence
 	// number and the membership now in force; an error wrapping pbft.ErrNoProgress
@@ -25,9 +26,10 @@ type ReconfigureResult struct {
 	Primary       string
 }
 
-// Reconfigure serves pbft_reconfigure: only from the stdio input of the embedded
-// cluster (reaching a network port must never be enough to change the membership).
-func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, ids *requestIDs) (ReconfigureResult, error) {
+// Reconfigure serves pbft_reconfigure: only from the stdio input (reaching a network
+// port must never be enough to change the membership), of the embedded cluster or of a
+// gateway whose identity is the external replicas' administrator (error 10 otherwise).
+func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, ids *requestIDs, stdio bool) (ReconfigureResult, error) {
 	next, ok, err := l.Strings("replicas")
 	if err != nil || !ok {
 		return ReconfigureResult{}, protoErr(CodeMalformed, "replicas must be a list of strings")
@@ -36,8 +38,8 @@ func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, i
 		return ReconfigureResult{}, protoErr(CodeMalformed, "replicas must be distinct non-empty strings, at least one: %v", err)
 	}
 	rc, isRC := s.Backend().(Reconfigurer)
-	if !isRC || ids == nil {
-		return ReconfigureResult{}, protoErr(CodeNotSupported, "pbft_reconfigure is served only on the stdio input of the embedded cluster")
+	if !isRC || !stdio {
+		return ReconfigureResult{}, protoErr(CodeNotSupported, "pbft_reconfigure is served only on the stdio input")
 	}
 	name, _, err := l.String("client")
 	if err != nil {
@@ -47,12 +49,19 @@ func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, i
 		name = l.Src
 	}
 	args := RequestArgs{Operation: "reconfigure " + strings.Join(next, ","), Client: name}
+	if ids == nil && msgID < 1 {
+		return ReconfigureResult{}, errTimestamp // against external replicas msg_id is the timestamp
+	} else if ids == nil {
+		args.Timestamp = uint64(msgID)
+	}
 	if _, err := ids.stamp(&args, msgID); err != nil {
 		return ReconfigureResult{}, err
 	}
 	seq, m, err := rc.Reconfigure(ctx, client.Request{Client: args.Client, Timestamp: args.Timestamp}, next)
 	switch {
-	case errors.Is(err, pbft.ErrNoProgress):
+	case errors.Is(err, ErrNotAdmin):
+		return ReconfigureResult{}, protoErr(CodeNotSupported, "%v: only the administrator may reconfigure", err)
+	case errors.Is(err, pbft.ErrNoProgress), errors.Is(err, client.ErrRefused):
 		return ReconfigureResult{}, protoErr(CodePreconditionFail, "%v", err)
 	case errors.Is(err, pbft.ErrMembership):
 		return ReconfigureResult{}, protoErr(CodeMalformed, "%v", err)

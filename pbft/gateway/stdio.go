@@ -203,7 +203,7 @@ func (s *Stdio) handleLine(ctx context.Context, l *jsonl.Line) {
 		close(sl.ready)
 	}
 	if l.Type != "pbft_execute" {
-		answer(handleHooks{settle: s.inflight.Wait, ids: ids})
+		answer(handleHooks{stdio: true, settle: s.inflight.Wait, ids: ids})
 		return
 	}
 	// The request is ordered before the next line is read, so requests keep line order;
@@ -212,7 +212,7 @@ func (s *Stdio) handleLine(ctx context.Context, l *jsonl.Line) {
 	s.inflight.Add(1)
 	go func() {
 		defer s.inflight.Done()
-		answer(handleHooks{ordered: sync.OnceFunc(func() { close(ordered) }), ids: ids})
+		answer(handleHooks{stdio: true, ordered: sync.OnceFunc(func() { close(ordered) }), ids: ids})
 	}()
 	<-ordered
 }

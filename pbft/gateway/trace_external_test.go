@@ -14,7 +14,6 @@ import (
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
-	"github.com/pbft-nats/pbft/pbft/gateway/settle"
 	"github.com/pbft-nats/pbft/pbft/trace"
 )
 
@@ -47,7 +46,7 @@ func startExternalTraced(t *testing.T) *httptest.Server {
 		if err != nil {
 			return nil, err
 		}
-		return &External{nc: nc, client: c, Policy: settle.AfterQuorum(ids, gs.RequestTimeout)}, nil
+		return &External{nc: nc, client: c, wait: gs.RequestTimeout}, nil
 	})
 	t.Cleanup(svc.Close)
 	if err := InitCluster(svc, ids); err != nil {

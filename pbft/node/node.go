@@ -58,6 +58,9 @@ type Config struct {
 	// JoinFrom makes the replica a joiner of Configuration: NodeIDs is the membership it
 	// joins, JoinFrom the one the reconfiguration ends (pbft.Config.JoinFrom).
 	JoinFrom *pbft.Membership
+	// Join makes the replica a joiner told only NodeIDs, the membership it joins: it
+	// waits for the administrator's reconfiguration to it (pbft.Config.Join).
+	Join bool
 }
 
 // Validate checks the configuration.
@@ -109,6 +112,10 @@ type Node struct {
 	metrics  nodeMetrics  // metrics.go
 	// reissues is the replica's RefusedReissues already reported.
 	reissues uint64
+	// keysVersion is the replica's configuration version the keyring follows, keysRetry
+	// when to try again after a key was missing (keysync.go).
+	keysVersion uint64
+	keysRetry   time.Time
 	// wire and env are the node goroutine's buffers for a message it sends and its
 	// envelope, reused: the transport copies what it is given.
 	wire, env []byte
@@ -156,7 +163,7 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 	n.self = n.index[cfg.ID]
 	pc := cfg.Protocol
 	pc.ID, pc.N, pc.App = n.self, len(cfg.NodeIDs), n.app
-	pc.Members, pc.Configuration, pc.JoinFrom = cfg.NodeIDs, cfg.Configuration, cfg.JoinFrom
+	pc.Members, pc.Configuration, pc.JoinFrom, pc.Join = cfg.NodeIDs, cfg.Configuration, cfg.JoinFrom, cfg.Join
 	pc.Durable = cfg.DataDir != ""
 	r, err := pbft.NewReplica(pc)
 	if err != nil {
@@ -371,6 +378,7 @@ func (n *Node) reject(reason, from, kind string, err error) {
 // flush sends what the replica produced, through the node's fault behaviour.
 func (n *Node) flush() {
 	n.traceProgress()
+	n.syncKeys()
 	if !n.r.HasReady() {
 		return
 	}

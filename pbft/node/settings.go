@@ -16,6 +16,6 @@ func FromSettings(s config.Settings, id string, ids []string, keys *auth.Keyring
 		return Config{}, err
 	}
 	c := Config{ID: id, NodeIDs: ids, Protocol: s.Protocol(), Tick: s.Tick, Fault: f, Keys: keys, Logger: logger,
-		Trace: bool(s.Trace), DataDir: s.DataDir, BatchTimeout: s.BatchTimeout}
+		Trace: bool(s.Trace), DataDir: s.DataDir, BatchTimeout: s.BatchTimeout, Join: bool(s.Join)}
 	return c, c.Validate()
 }

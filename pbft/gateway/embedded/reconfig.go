@@ -54,7 +54,7 @@ func (e *Cluster) Reconfigure(ctx context.Context, req client.Request, next []st
 			return 0, pbft.Membership{}, err
 		}
 	}
-	req.Op = pbft.ReconfigOp(conf, next)
+	req.Op = pbft.ReconfigOp(pbft.Membership{Conf: conf, Members: cur}, next)
 	res, err := e.client.Invoke(ctx, req)
 	if err != nil {
 		return 0, pbft.Membership{}, err
