@@ -402,6 +402,7 @@ func (n *Node) flush() {
 
 // send hands one Ready's messages to the transport, through the node's fault behaviour.
 func (n *Node) send(msgs []pbft.Outbound, f Fault) {
+	defer n.r.Recycle(msgs) // the transport copied what it sent
 	if f == FaultCrash || f == FaultSilent {
 		return
 	}
