@@ -174,6 +174,14 @@ func Check(objs []Object) []string {
 	c.checkServices()
 	c.checkPDBs()
 	c.checkNATS()
+	c.checkAdmin()
+	for _, w := range c.workloads {
+		for _, ctr := range w.tmpl.Spec.Containers {
+			for i := range podCount(w) {
+				c.checkKeysDir(w, ctr, w.podName(i))
+			}
+		}
+	}
 	c.checkNamespaces()
 	sort.Strings(c.problems)
 	return slices.Compact(c.problems)
@@ -262,6 +270,15 @@ func (c *checker) index() {
 	for _, w := range c.workloads {
 		w.configMaps = c.configMaps
 	}
+}
+
+// podCount is the number of pods of w the checks simulate: a StatefulSet's replicas, one
+// of any other workload.
+func podCount(w *workload) int {
+	if w.kind != "StatefulSet" || w.replicas < 1 {
+		return 1
+	}
+	return int(w.replicas)
 }
 
 func replicas(p *int32) int32 {
