@@ -24,7 +24,7 @@ const (
 	root       = "/k8s"
 )
 
-var natsUsers = []string{"replica-0", "replica-1", "replica-2", "replica-3", "replica-4", "replica-5", "replica-6", "gateway", "admin"}
+var natsUsers = []string{"replica-0", "replica-1", "replica-2", "replica-3", "replica-4", "replica-5", "replica-6", "replica-7", "gateway", "admin"}
 
 // runningUsers are the NATS users of the pods the base runs (four replicas, the gateway)
 // and of the administrator's Job.
@@ -498,7 +498,7 @@ func TestIdentityInitScript(t *testing.T) {
 	// A replica added later: its key pair lands in the Secret; one pass of the
 	// public-keys loop (a stand-in sleep ends it) copies the public key only.
 	secrets := filepath.Join(dir, "secrets-keys")
-	for _, f := range []string{"replica-7.pub", "replica-7.key"} {
+	for _, f := range []string{"replica-9.pub", "replica-9.key"} {
 		if err := os.WriteFile(filepath.Join(secrets, f), []byte(f), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -512,8 +512,8 @@ func TestIdentityInitScript(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 97 {
 		t.Fatalf("public-keys: one pass did not reach its sleep: %v\n%s", err, out)
 	}
-	if b, err := os.ReadFile(filepath.Join(keysDir, "replica-7.pub")); err != nil || string(b) != "replica-7.pub" {
-		t.Errorf("public-keys: replica-7.pub holds %q (%v)", b, err)
+	if b, err := os.ReadFile(filepath.Join(keysDir, "replica-9.pub")); err != nil || string(b) != "replica-9.pub" {
+		t.Errorf("public-keys: replica-9.pub holds %q (%v)", b, err)
 	}
 	ents, err = os.ReadDir(keysDir)
 	if err != nil {
@@ -534,7 +534,7 @@ func TestIdentityInitScript(t *testing.T) {
 	if _, out, err := run(t, "", "replica-1", nil); err == nil || !strings.Contains(string(out), "pbft-nats-auth has no key replica-1") {
 		t.Errorf("pod without a password: err %v, output %s", err, out)
 	}
-	if _, out, err := run(t, "", "replica-7", []byte("fine")); err == nil || !strings.Contains(string(out), "no replica-7.key") {
+	if _, out, err := run(t, "", "replica-9", []byte("fine")); err == nil || !strings.Contains(string(out), "no replica-9.key") {
 		t.Errorf("pod without a key: err %v, output %s", err, out)
 	}
 }
