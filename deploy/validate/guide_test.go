@@ -76,7 +76,7 @@ func TestGuideStepsBite(t *testing.T) {
 	const growScale = "kubectl -n pbft scale statefulset/replica --replicas=7\n"
 	const shrink = "# And back to four: reconfigure first, while the three still run, then scale down.\n"
 	for _, tc := range []struct {
-		name, old, new string
+		name, old, new   string
 		file, fold, fnew string // a breakage of the manifests instead
 		want             string
 	}{
