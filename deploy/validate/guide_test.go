@@ -48,6 +48,8 @@ func TestGuideChecksBite(t *testing.T) {
 		{"apply into another namespace", "kubectl -n pbft apply -k deploy/k8s", "kubectl -n other apply -k deploy/k8s", "uses namespace other, but the guide created pbft"},
 		{"namespace never created", "kubectl create namespace pbft\n", "\n", "before a kubectl create namespace"},
 		{"overlay in another namespace", "namespace: pbft\n", "namespace: prod\n", "an overlay sets namespace prod"},
+		{"piped apply in the default namespace", "-o yaml | kubectl -n pbft apply -f -", "-o yaml | kubectl apply -f -", `"kubectl apply -f -" passes no -n`},
+		{"a loop's kubectl in another namespace", "until kubectl -n pbft exec", "until kubectl -n other exec", "uses namespace other, but the guide created pbft"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !strings.Contains(guide, tc.old) {
