@@ -21,7 +21,8 @@ func TestGuides(t *testing.T) {
 }
 
 // TestGuideSteps follows the deploy guide's commands against the manifests (the base
-// and deploy/k8s/admin): installing, replacing a key, growing to seven and back.
+// and deploy/k8s/admin): installing, replacing a key, growing to seven and back; and the
+// repository README's install commands.
 func TestGuideSteps(t *testing.T) {
 	b, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -32,6 +33,14 @@ func TestGuideSteps(t *testing.T) {
 		t.Fatal(problems)
 	}
 	for _, p := range CheckGuideSteps("deploy/README.md", string(b), objs) {
+		t.Error(p)
+	}
+	// The repository README's short version installs the same way.
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range CheckGuideSteps("README.md", string(readme), objs) {
 		t.Error(p)
 	}
 }
