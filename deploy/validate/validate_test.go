@@ -603,3 +603,35 @@ test -d /tmp/k`
 		t.Errorf("SandboxScript:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// The states deploy/README.md's membership changes leave are valid manifests too, as an
+// overlay that records them would render: replica-0 replaced by replica-4 (first ordinal
+// 1), then seven replicas.
+func TestChangedMembershipsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name, sts, lists string
+	}{
+		{"replica-0 replaced", "  replicas: 4\n  ordinals:\n    start: 1\n", "replica-1,replica-2,replica-3,replica-4"},
+		{"seven replicas", "  replicas: 7\n  ordinals:\n    start: 1\n", "replica-1,replica-2,replica-3,replica-4,replica-5,replica-6,replica-7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := mutate(t, "replica/statefulset.yaml", "  replicas: 4\n", tc.sts)
+			p := filepath.Join(root, "replica/membership.yaml")
+			data, err := fsys.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := "  next: replica-0,replica-1,replica-2,replica-3\n  members: replica-0,replica-1,replica-2,replica-3\n"
+			if !strings.Contains(string(data), old) {
+				t.Fatalf("membership.yaml does not contain %q", old)
+			}
+			s := strings.Replace(string(data), old, "  next: "+tc.lists+"\n  members: "+tc.lists+"\n", 1)
+			if err := fsys.WriteFile(p, []byte(s)); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range Validate(render(t, fsys)) {
+				t.Error(p)
+			}
+		})
+	}
+}
