@@ -126,6 +126,10 @@ func (c *Colluders) handle(tr bus.Transport, keys *auth.Keyring, id string, idx 
 		if req := decodeRequest(data); req != nil {
 			reqs = append(reqs, req)
 		}
+	case pbft.KindRequests:
+		if batch, err := pbft.DecodeRequests(data); err == nil {
+			reqs = append(reqs, batch...)
+		}
 	case pbft.KindPrePrepare.String():
 		msg, err := pbft.Unmarshal(node.StripFrame(data))
 		if pp, ok := msg.(*pbft.PrePrepare); err == nil && ok {

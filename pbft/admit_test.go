@@ -206,3 +206,36 @@ func TestLateAdmissionJoinsALaterState(t *testing.T) {
 		}
 	}
 }
+
+// Two joiners, one late: when n6 catches up, n5 already vouches for the start as a
+// member of the new configuration, which makes f'+1 of n6's own configuration before a
+// quorum of the old one does. The start still needs the old quorum, and n6 waits for it
+// instead of giving that state up.
+func TestJoinerWaitsForTheOldQuorumOfTheStart(t *testing.T) {
+	for _, seed := range []int64{1, 2, 3, 4, 5, 6} {
+		s := newRsim(t, seed, ids(4))
+		c0 := Membership{Members: ids(4)}
+		s.join(c0, ids(6))
+		s.crashed["n6"] = true
+		res, _, _ := s.submit(simAdmin, "admin", ReconfigOp(c0, ids(6)), c0.Members)
+		m, ok := DecodeReconfigResult(res)
+		if !ok {
+			t.Fatalf("seed %d: %q", seed, res)
+		}
+		for i := 0; i < 400 && !s.reps["n5"].IsMember(); i++ {
+			s.tick()
+		}
+		if !s.reps["n5"].IsMember() {
+			t.Fatalf("seed %d: n5 did not join", seed)
+		}
+		// Only n5 and n1 of the others answer n6 at first.
+		s.crashed["n6"] = false
+		s.crashed["n2"], s.crashed["n3"], s.crashed["n4"] = true, true, true
+		for range 60 {
+			s.tick()
+		}
+		s.crashed["n2"], s.crashed["n3"], s.crashed["n4"] = false, false, false
+		s.settle(m)
+		s.write(m, "set y=2", 6)
+	}
+}

@@ -46,6 +46,14 @@ func ConflictResultFor(op []byte) []byte {
 	return append([]byte(ConflictResult), d[:]...)
 }
 
+// IsConflictAnswerTo reports whether result is ConflictResultFor(op), given op's
+// SHA-256 (a client already has it): no encoding of the answer to compare with.
+func IsConflictAnswerTo(result []byte, opSHA256 *[32]byte) bool {
+	var d opDigest
+	rest, ok := bytes.CutPrefix(result, []byte(ConflictResult))
+	return ok && len(rest) == len(d) && bytes.Equal(rest, opSHA256[:len(d)])
+}
+
 // IsConflict reports whether result answers a conflicting request (any operation).
 func IsConflict(result []byte) bool {
 	return bytes.HasPrefix(result, []byte(ConflictResult))

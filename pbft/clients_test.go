@@ -1,6 +1,8 @@
 package pbft
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -130,5 +132,27 @@ func TestClientRecordSteadyStateAllocations(t *testing.T) {
 	}
 	if !table.stale(reqKey{"c", ts - capacity}) || table.stale(reqKey{"c", ts + 1}) {
 		t.Errorf("stale: evicted %d not refused, or unknown %d refused", ts-capacity, ts+1)
+	}
+}
+
+// TestIsConflictAnswerTo: a client's check against the operation's SHA-256 accepts
+// exactly ConflictResultFor(op): not another operation's, nor a cut or extended one.
+func TestIsConflictAnswerTo(t *testing.T) {
+	op := []byte("set x=1")
+	h := sha256.Sum256(op)
+	own := ConflictResultFor(op)
+	if !IsConflictAnswerTo(own, &h) {
+		t.Fatal("the conflict answer to op is not recognised")
+	}
+	for name, res := range map[string][]byte{
+		"another operation's": ConflictResultFor([]byte("set x=2")),
+		"cut":                 own[:len(own)-1],
+		"extended":            append(bytes.Clone(own), 0),
+		"a plain result":      []byte("OK"),
+		"the bare prefix":     []byte(ConflictResult),
+	} {
+		if IsConflictAnswerTo(res, &h) {
+			t.Errorf("%s accepted as the conflict answer to op", name)
+		}
 	}
 }

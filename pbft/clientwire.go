@@ -136,13 +136,22 @@ func DecodeAnswer(b []byte) (*Answer, error) {
 const maxRepliesPerMessage = 1 << 16
 
 // EncodeReplies packs replies as a count, then each reply's wire encoding with its length.
-func EncodeReplies(replies []*Reply) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(replies)))
-	var one []byte
+func EncodeReplies(replies []*Reply) []byte { return AppendReplies(nil, replies) }
+
+// AppendReplies appends EncodeReplies' encoding of replies to b: a sender reusing its
+// buffer allocates nothing.
+func AppendReplies(b []byte, replies []*Reply) []byte {
+	b = binary.AppendUvarint(b, uint64(len(replies)))
 	for _, r := range replies {
-		one = AppendMessage(one[:0], r)
-		b = binary.AppendUvarint(b, uint64(len(one)))
-		b = append(b, one...)
+		// Encode in place, then slide it to make room for its length in front.
+		start := len(b)
+		b = AppendMessage(b, r)
+		n := len(b) - start
+		var prefix [binary.MaxVarintLen64]byte
+		k := binary.PutUvarint(prefix[:], uint64(n))
+		b = append(b, prefix[:k]...)
+		copy(b[start+k:], b[start:start+n])
+		copy(b[start:], prefix[:k])
 	}
 	return b
 }

@@ -19,12 +19,13 @@ type joinState struct {
 	votes map[string]joinVote // each old or new member's latest checkpoint claim
 	floor uint64              // certificates at or below this are not the start: skip them
 	// byOld and byOwn say who certified the state being fetched: a quorum of the old
-	// membership (the start must be) or of the joiner's own configuration (a later state
-	// of it must be: a joiner admitted, or restarted, after its configuration moved past
-	// its start). later is a number whose certified state turned out to be a later one,
-	// fetched again once its own configuration's quorum vouches for it.
+	// membership (the start must be) or f'+1 of the joiner's own configuration (a later
+	// state of it must be: a joiner admitted, or restarted, after its configuration moved
+	// past its start). retry is a number whose state turned out to need the other
+	// certificate (retryOld: the old membership's), fetched again once it has it.
 	byOld, byOwn bool
-	later        uint64
+	retry        uint64
+	retryOld     bool
 
 	// the transfer under way
 	seq    uint64
@@ -91,8 +92,8 @@ func (r *Replica) joinCheckpoint(name string, from int, m *Checkpoint) error {
 	switch {
 	case !byOld && !byOwn || m.Seq <= j.seq:
 		return nil
-	case m.Seq == j.later && !byOwn:
-		return nil // a later state: its own configuration has not certified it yet
+	case m.Seq == j.retry && (j.retryOld && !byOld || !j.retryOld && !byOwn):
+		return nil // its state needs the other certificate, not there yet
 	}
 	j.byOld, j.byOwn = byOld, byOwn
 	j.seq, j.digest, j.from, j.next = m.Seq, m.State, vouchers, 0
@@ -189,9 +190,9 @@ func (r *Replica) joinState(conf uint64, from int, m *State) error {
 	later := cs.next == nil && cs.cur.Conf == r.conf.cur.Conf && slices.Equal(cs.cur.Members, r.conf.cur.Members)
 	switch {
 	case start && j.byOld, later && j.byOwn:
-	case later:
-		// A later state of this configuration, certified so far by old members only.
-		j.later, j.seq, j.buf = j.seq, 0, nil
+	case start || later:
+		// The right kind of state, but not yet certified by whom that kind needs.
+		j.retry, j.retryOld, j.seq, j.buf = j.seq, start, 0, nil
 		return nil
 	default:
 		// A certified checkpoint, but not one this joiner may start from.

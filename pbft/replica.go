@@ -201,6 +201,20 @@ func (r *Replica) Ready() Ready {
 	return rd
 }
 
+// maxRecycled bounds the capacity of a messages slice Recycle keeps.
+const maxRecycled = 1024
+
+// Recycle hands back the Messages of a Ready whose messages the driver has sent and no
+// longer holds: the next Ready collects into its capacity instead of growing a new
+// slice (many small appends per Ready under load). A driver need not call it.
+func (r *Replica) Recycle(msgs []Outbound) {
+	if r.out != nil || cap(msgs) == 0 || cap(msgs) > maxRecycled {
+		return
+	}
+	clear(msgs[:cap(msgs)]) // let the messages go
+	r.out = msgs[:0]
+}
+
 // HasReady reports whether Ready has anything.
 func (r *Replica) HasReady() bool {
 	return len(r.out) > 0 || len(r.executed) > 0 || r.nextReady.ViewChanged || r.nextReady.StateInstalled ||

@@ -30,39 +30,52 @@ func fourClientInput(n int) []byte {
 }
 
 // BenchmarkStdioFourClients runs the gateway process on init and 20,000 pbft_request
-// lines from four clients, and reports input lines per second from start to exit: one
-// line at a time (PBFT_STDIO_WINDOW=1), pipelined (256), and the -stdio.baseline binary
-// if given. Every answer is checked: one per line, in input order, sequence numbers that
-// never go down.
+// lines from four clients, and reports input lines per second from start to exit and per
+// CPU-second of the process (user and system time, which a loaded machine changes far
+// less than the wall time): one line at a time (PBFT_STDIO_WINDOW=1) and pipelined
+// (256), for this command and for the -stdio.baseline binary if given. Every answer is
+// checked: one per line, in input order, sequence numbers that never go down. With
+// -count N the four runs alternate N times.
 func BenchmarkStdioFourClients(b *testing.B) {
 	const n = 20000
 	input := fourClientInput(n)
-	bin := gatewayBinary(b)
-	runs := []struct {
-		name, bin, window string
-	}{{"window=1", bin, "1"}, {"window=256", bin, "256"}}
-	if *baselineBin != "" {
-		runs = append([]struct{ name, bin, window string }{{"baseline", *baselineBin, ""}}, runs...)
+	bin := *branchBin
+	if bin == "" {
+		bin = gatewayBinary(b)
+	}
+	type run struct{ name, bin, window string }
+	var runs []run
+	for _, w := range []string{"1", "256"} {
+		if *baselineBin != "" {
+			runs = append(runs, run{"baseline_window=" + w, *baselineBin, w})
+		}
+		runs = append(runs, run{"window=" + w, bin, w})
 	}
 	for _, r := range runs {
 		b.Run(r.name, func(b *testing.B) {
-			var total time.Duration
+			var total, cpu time.Duration
 			for range b.N {
 				start := time.Now()
-				out := runGatewayEnv(b, r.bin, input, r.window)
+				out, used := runGatewayEnv(b, r.bin, input, r.window)
 				total += time.Since(start)
+				cpu += used
 				b.StopTimer()
 				checkFourClients(b, out, n)
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(n*b.N)/total.Seconds(), "lines/s")
+			b.ReportMetric(float64(n*b.N)/cpu.Seconds(), "lines/cpu-s")
 		})
 	}
 }
 
+// branchBin measures a prebuilt binary instead of building this command.
+var branchBin = flag.String("stdio.bin", "", "the gateway binary to measure (default: build this command)")
+
 // runGatewayEnv runs bin on input with the embedded cluster (no PBFT_ variable of the
-// caller's environment) and PBFT_STDIO_WINDOW=window if set, and returns its stdout.
-func runGatewayEnv(tb testing.TB, bin string, input []byte, window string) []byte {
+// caller's environment) and PBFT_STDIO_WINDOW=window if set, and returns its stdout and
+// the CPU time it used.
+func runGatewayEnv(tb testing.TB, bin string, input []byte, window string) ([]byte, time.Duration) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -81,7 +94,7 @@ func runGatewayEnv(tb testing.TB, bin string, input []byte, window string) []byt
 	if err := cmd.Run(); err != nil {
 		tb.Fatalf("gateway: %v\nstderr (tail):\n%s", err, tail(stderr.String(), 4000))
 	}
-	return stdout.Bytes()
+	return stdout.Bytes(), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
 func checkFourClients(tb testing.TB, out []byte, n int) {

@@ -46,12 +46,15 @@ type Client struct {
 	keys atomic.Pointer[auth.Keyring]
 	cfg  Config
 	mem  atomic.Pointer[membership] // membership.go
+	// learning is set while the client asks which configuration is in force (followNewer).
+	learning atomic.Bool
 
 	nextID   atomic.Uint64
 	lastView atomic.Uint64 // latest view seen, to guess the primary
 	mu       sync.Mutex
 	queries  map[uint64]chan *pbft.Answer
 	replies  map[replyKey]*ReplySet
+	batch    batcher // batch.go
 }
 
 type replyKey struct {
@@ -149,6 +152,9 @@ func (c *Client) receive(m bus.Message) {
 }
 
 func (c *Client) deliver(from string, rep *pbft.Reply) {
+	if c.followNewer(rep.Conf) {
+		return
+	}
 	c.mu.Lock()
 	set := c.replies[replyKey{rep.Client, rep.Timestamp}]
 	c.mu.Unlock()

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"slices"
 
 	"github.com/pbft-nats/pbft/bus/auth"
@@ -62,4 +63,25 @@ func (c *Client) quorumOf(conf uint64) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// followNewer reports a reply from a configuration newer than the one the client follows
+// (another client reconfigured the replicas): the client cannot count it, knowing neither
+// that configuration's members nor its quorum, so the reply is dropped and the client
+// asks the replicas which configuration is in force (Discover, one at a time, in the
+// background). Once it follows that one, the replicas answer the retransmitted request
+// again from their reply caches.
+func (c *Client) followNewer(conf uint64) bool {
+	if conf <= c.mem.Load().conf {
+		return false
+	}
+	if c.learning.CompareAndSwap(false, true) {
+		go func() {
+			defer c.learning.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+			defer cancel()
+			_, _ = c.Discover(ctx)
+		}()
+	}
+	return true
 }

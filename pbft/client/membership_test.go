@@ -32,4 +32,25 @@ func TestRepliesCountInOneConfiguration(t *testing.T) {
 	if ro, _ := set.ReadOnlyBest(); ro.Replies != 1 {
 		t.Fatalf("read-only replies of configuration 0 counted: %+v", ro)
 	}
+	// Nor do they wake a reader or count as replied: three more of configuration 0 make
+	// four matching replies, but only one of the configuration in force.
+	for _, id := range []string{"n3", "n4", "n5"} {
+		set.add(id, &pbft.Reply{Result: ok, ReadOnly: true, Conf: 0})
+	}
+	select {
+	case <-set.ReadOnlyDone(c.quorum().Commit(), len(c.replicas())):
+		t.Fatal("a reader woke on read-only replies of an older configuration")
+	default:
+	}
+	if best, replied := set.ReadOnlyTally(); best != 1 || replied != 1 {
+		t.Fatalf("tally %d matching of %d replied, want 1 of 1 (configuration 1 only)", best, replied)
+	}
+	set.add("n3", &pbft.Reply{Result: ok, ReadOnly: true, Conf: 1})
+	set.add("n4", &pbft.Reply{Result: ok, ReadOnly: true, Conf: 1})
+	set.add("n5", &pbft.Reply{Result: ok, ReadOnly: true, Conf: 1})
+	select {
+	case <-set.ReadOnlyDone(c.quorum().Commit(), len(c.replicas())):
+	default:
+		t.Fatal("four matching read-only replies of configuration 1 (q = 4) did not wake a reader")
+	}
 }

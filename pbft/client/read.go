@@ -29,21 +29,17 @@ func (c *Client) NewReadRequest(client string, t uint64, op []byte) *pbft.Reques
 // wait. It returns the largest group of matching replies and whether it has q members.
 // It does not retransmit: a caller whose read did not agree orders the operation instead.
 func (c *Client) ReadOnly(ctx context.Context, r Request, set *ReplySet, s Settle) (Result, bool, error) {
-	if limit := c.MaxOperation(); len(r.Op) > limit {
-		return Result{}, false, fail(ErrTooLarge, "operation is %d bytes; this cluster takes at most %d", len(r.Op), limit)
+	if err := c.sendReadOnly(r); err != nil {
+		return Result{}, false, err
 	}
-	if err := c.Broadcast(c.NewReadRequest(r.Client, r.Timestamp, r.Op)); err != nil {
-		return Result{}, false, fail(ErrUnavailable, "send: %v", err)
+	if len(s.Need) == 0 && len(s.Late) == 0 {
+		best, agreed := c.awaitReadOnly(ctx, set, nil)
+		return best, agreed, nil
 	}
-	settled := len(s.Need) > 0 || len(s.Late) > 0
 	var grace <-chan time.Time
 	for {
 		changed := set.Changed()
-		best, all := set.ReadOnlyBest()
-		if !settled && (best.Replies >= c.quorum().Commit() || len(all) == len(c.replicas())) {
-			break
-		}
-		if settled && coversAll(all, s.Need) && len(all) >= c.quorum().Weak() {
+		if _, all := set.ReadOnlyBest(); coversAll(all, s.Need) && len(all) >= c.quorum().Weak() {
 			if coversAll(all, s.Late) {
 				break
 			}
@@ -63,6 +59,32 @@ func (c *Client) ReadOnly(ctx context.Context, r Request, set *ReplySet, s Settl
 	return best, best.Replies >= c.quorum().Commit(), nil
 }
 
+func (c *Client) sendReadOnly(r Request) error {
+	if limit := c.MaxOperation(); len(r.Op) > limit {
+		return fail(ErrTooLarge, "operation is %d bytes; this cluster takes at most %d", len(r.Op), limit)
+	}
+	// Unauthenticated until sent: in a batch, the batch's envelope authenticates it
+	// (batch.go); sent alone, it gets its tags then.
+	req := &pbft.Request{Gateway: c.id, Client: r.Client, Timestamp: r.Timestamp, Op: r.Op, ReadOnly: true}
+	if err := c.enqueue(everyReplica, req); err != nil {
+		return fail(ErrUnavailable, "send: %v", err)
+	}
+	return nil
+}
+
+// awaitReadOnly waits until q read-only replies in set match or every replica replied,
+// or ctx ends or expire fires, and returns the largest group and whether it has q. The
+// reader wakes once, not at every reply.
+func (c *Client) awaitReadOnly(ctx context.Context, set *ReplySet, expire <-chan time.Time) (Result, bool) {
+	select {
+	case <-set.ReadOnlyDone(c.quorum().Commit(), len(c.replicas())):
+	case <-expire:
+	case <-ctx.Done():
+	}
+	best := set.ReadOnlyResult()
+	return best, best.Replies >= c.quorum().Commit()
+}
+
 // Read is the client's read: the read-only path first, waiting at most ReadWait for q
 // matching replies; when they do not agree (a write in flight, a lagging or faulty
 // replica), the same operation as an ordered request (Invoke). ordered says which path
@@ -72,9 +94,16 @@ func (c *Client) Read(ctx context.Context, r Request) (res Result, ordered bool,
 	if !ok {
 		return Result{}, false, inFlight(r)
 	}
-	rctx, cancel := context.WithTimeout(ctx, c.readWait())
-	best, agreed, err := c.ReadOnly(rctx, r, set, Settle{})
-	cancel()
+	err = c.sendReadOnly(r)
+	var best Result
+	var agreed bool
+	if err == nil {
+		// A timer, not a context with a deadline: the caller's context is shared by many
+		// readers, and registering a child with it at every read contends on its lock.
+		wait := time.NewTimer(c.readWait())
+		best, agreed = c.awaitReadOnly(ctx, set, wait.C)
+		wait.Stop()
+	}
 	c.Unwatch(r.Client, r.Timestamp)
 	if err != nil {
 		return Result{}, false, err

@@ -1,7 +1,9 @@
 package client
 
 import (
+	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -31,5 +33,83 @@ func TestReplySetReadOnlyReplies(t *testing.T) {
 	empty := &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
 	if best, all := empty.ReadOnlyBest(); best.Replies != 0 || len(all) != 0 || best.From != nil {
 		t.Fatalf("no replies: %+v %v", best, all)
+	}
+}
+
+// The incremental grouping agrees with pbft.AcceptReplies over each replica's latest
+// read-only reply, whatever the order and however often replicas change their reply.
+func TestReadOnlyTallyMatchesAcceptReplies(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	froms := []string{"n1", "n2", "n3", "n4", "n5", "n6", "n7"}
+	values := []string{"", "a", "b", "c"}
+	for run := range 500 {
+		s := &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
+		latest := map[string]*pbft.Reply{}
+		for range rng.IntN(20) {
+			from := froms[rng.IntN(len(froms))]
+			r := &pbft.Reply{Seq: rng.Uint64N(5), View: rng.Uint64N(3), Result: []byte(values[rng.IntN(len(values))]), ReadOnly: true}
+			s.add(from, r)
+			latest[from] = r
+			var reps []*pbft.Reply
+			for i, f := range froms {
+				if r := latest[f]; r != nil {
+					c := *r
+					c.Replica = i
+					reps = append(reps, &c)
+				}
+			}
+			value, agreeing, _ := pbft.AcceptReplies(reps, true, 1)
+			best, replied := s.ReadOnlyTally()
+			full, all := s.ReadOnlyBest()
+			if r := s.ReadOnlyResult(); r.Replies != full.Replies || string(r.Value) != string(full.Value) || r.Seq != full.Seq || r.View != full.View || r.From != nil {
+				t.Fatalf("run %d: ReadOnlyResult %+v, ReadOnlyBest %+v", run, r, full)
+			}
+			if best != agreeing || replied != len(latest) || len(all) != len(latest) ||
+				full.Replies != agreeing || string(full.Value) != string(value) || len(full.From) != agreeing {
+				t.Fatalf("run %d: tally %d of %d, best %+v; AcceptReplies %q at %d of %d", run, best, replied, full, value, agreeing, len(latest))
+			}
+		}
+		if len(s.roGroups) > len(latest) {
+			t.Fatalf("run %d: %d groups for %d replies", run, len(s.roGroups), len(latest))
+		}
+	}
+}
+
+// A reader waiting for q = 3 matching read-only replies of 4 wakes when the third
+// matching one arrives, or when the fourth replica replied without a match; not before.
+func TestReadOnlyDoneWakesOnceDecided(t *testing.T) {
+	ro := func(result string) *pbft.Reply { return &pbft.Reply{Result: []byte(result), ReadOnly: true} }
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	s := &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
+	done := s.ReadOnlyDone(3, 4)
+	for i, step := range []struct {
+		from, result string
+		want         bool
+	}{{"n1", "v", false}, {"n2", "old", false}, {"n2", "v", false}, {"n3", "v", true}} {
+		s.add(step.from, ro(step.result))
+		if closed(done) != step.want {
+			t.Fatalf("step %d (%s %q): done %v, want %v", i, step.from, step.result, !step.want, step.want)
+		}
+	}
+	if !closed(s.ReadOnlyDone(3, 4)) {
+		t.Fatal("a reader arriving after the quorum waits")
+	}
+	s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
+	done = s.ReadOnlyDone(3, 4)
+	for i, r := range []string{"a", "b", "a", "b"} {
+		if closed(done) {
+			t.Fatalf("done after %d split replies", i)
+		}
+		s.add(fmt.Sprintf("n%d", i+1), ro(r))
+	}
+	if !closed(done) || len(s.roWaiters) != 0 {
+		t.Fatalf("every replica replied: done %v, %d waiters left", closed(done), len(s.roWaiters))
 	}
 }

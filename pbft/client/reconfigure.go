@@ -32,7 +32,9 @@ type Reconfiguration struct {
 // Reconfigure changes the membership of replicas run elsewhere to next (ids in rotation
 // order). The client's identity must be the replicas' administrator (PBFT_ADMIN_ID):
 // anyone else's reconfiguration executes to a refusal (ErrRefused). It learns the
-// configuration in force from the replicas (Discover), tags the request for the new ids
+// configuration in force from the replicas (Discover), refuses (pbft.ErrNoProgress,
+// sending nothing) a membership of which fewer than its quorum answer a query (joiners
+// must already run), tags the request for the new ids
 // too (their keys come from the keys directory: auth.Keyring.Include), sends it to the
 // joiners, which wait for it (PBFT_JOIN), then orders it like any request (r.Op is set
 // here), follows the new membership, and waits, within the request timeout, until its
@@ -41,9 +43,17 @@ func (c *Client) Reconfigure(ctx context.Context, r Request, next []string) (Rec
 	if err := pbft.ValidateMembers(next); err != nil {
 		return Reconfiguration{}, err
 	}
+	if slices.Contains(next, c.id) {
+		return Reconfiguration{}, fmt.Errorf("%w: %q is this client's id, not a replica's", pbft.ErrMembership, c.id)
+	}
 	cur, err := c.Discover(ctx)
 	if err != nil {
 		return Reconfiguration{}, err
+	}
+	live := c.probe(ctx, next)
+	if need := pbft.NewQuorum(len(next)).Commit(); len(live) < need {
+		return Reconfiguration{}, fmt.Errorf("%w: %d of %v answer (%v), its quorum is %d; start the joining replicas first",
+			pbft.ErrNoProgress, len(live), next, live, need)
 	}
 	if err := c.keys.Load().Include(append(slices.Clone(cur.Members), next...)); err != nil {
 		return Reconfiguration{}, fmt.Errorf("%w: %v", pbft.ErrMembership, err)
@@ -105,13 +115,45 @@ func (c *Client) awaitMembers(ctx context.Context, m pbft.Membership) []string {
 	return out
 }
 
+// probeWait bounds how long Reconfigure waits for each replica of the new membership to
+// answer a query before it counts it as not running.
+const probeWait = time.Second
+
+// probe asks each of ids for its status and returns those that answered within
+// probeWait, in ids' order: running replicas (a joiner waiting for its admission answers
+// too). A replica whose key the client lacks cannot be asked, and counts as not running.
+func (c *Client) probe(ctx context.Context, ids []string) []string {
+	ctx, cancel := context.WithTimeout(ctx, min(probeWait, c.cfg.Timeout))
+	defer cancel()
+	ok := make([]bool, len(ids))
+	done := make(chan struct{}, len(ids))
+	for i, id := range ids {
+		wait := c.sendQuery(id, &pbft.Query{Op: pbft.OpInfo})
+		go func() {
+			_, err := wait(ctx)
+			ok[i] = err == nil
+			done <- struct{}{}
+		}()
+	}
+	for range ids {
+		<-done
+	}
+	var out []string
+	for i, id := range ids {
+		if ok[i] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // Discover asks the replicas the client sends to which configuration is in force and
 // follows it: the newest configuration that f+1 of them report alike (one of them is
 // correct), with its members. A client started after a reconfiguration, with the ids it
 // was given, finds the membership that replaced them this way as long as f+1 of those
 // ids still run and remember it.
 func (c *Client) Discover(ctx context.Context) (pbft.Membership, error) {
-	conf, ids := c.Configuration()
+	_, ids := c.Configuration()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	answers := make(chan *pbft.Answer, len(ids))
@@ -139,7 +181,11 @@ func (c *Client) Discover(ctx context.Context) (pbft.Membership, error) {
 	if best == nil {
 		return pbft.Membership{}, fail(ErrTimeout, "no %d of %v agree on the configuration in force within %v", need, ids, c.cfg.Timeout)
 	}
-	if best.Conf != conf || !slices.Equal(best.Members, ids) {
+	// Never backwards: the client may have followed a newer one meanwhile.
+	if now := c.mem.Load(); best.Conf > now.conf || best.Conf == now.conf && !slices.Equal(best.Members, now.ids) {
+		// Tag for the new members too; one whose key is missing still counts in the
+		// quorum it belongs to, it just cannot check this client's requests.
+		_ = c.keys.Load().Include(best.Members)
 		c.SetMembership(best.Conf, best.Members, nil)
 	}
 	return *best, nil

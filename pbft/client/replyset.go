@@ -11,20 +11,20 @@ import (
 
 // ReplySet collects the replies of all replicas to one request.
 type ReplySet struct {
-	mu       sync.Mutex
-	byRep    map[string]*pbft.Reply // replies to the ordered request
-	readOnly map[string]*pbft.Reply // replies to the read-only request, the latest of each
-	waiting  []chan struct{}
-	watchers int      // guarded by Client.mu
-	op       [32]byte // the operation's digest, guarded by Client.mu
-	// conflict is the conflict answer to this operation; a conflict answer to another
-	// (a late one, for an earlier request under the same id) is not this request's.
-	conflict []byte
-	// quorumOf gives the quorum of the configuration a group of replies came from.
-	quorumOf func(conf uint64) (int, bool)
-	// current is the configuration the client follows: read-only replies count only
-	// from its members.
-	current func() uint64
+	mu        sync.Mutex
+	byRep     map[string]*pbft.Reply // replies to the ordered request
+	readOnly  map[string]*pbft.Reply // replies to the read-only request, the latest of each
+	roGroups  []roGroup              // readOnly grouped by result (readtally.go)
+	roWaiters []roWaiter             // readers waiting for enough of them (readtally.go)
+	changed   chan struct{}          // closed at the next reply; shared by everyone waiting for it
+	watchers  int                    // guarded by Client.mu
+	op        [32]byte               // the operation's digest, guarded by Client.mu
+	// owner is the client watching (nil in tests): it knows the quorum of the
+	// configuration a group of replies came from, and the configuration it follows, the
+	// only one whose read-only replies count. Only the conflict answer to op counts; a
+	// conflict answer to another operation (a late one, for an earlier request under the
+	// same id) is not this request's.
+	owner *Client
 }
 
 // Watch starts collecting replies to (client, t) with operation op; call Unwatch when
@@ -38,8 +38,7 @@ func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bo
 	d := sha256.Sum256(op)
 	s := c.replies[k]
 	if s == nil {
-		s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}, op: d, conflict: pbft.ConflictResultFor(op),
-			quorumOf: c.quorumOf, current: func() uint64 { return c.mem.Load().conf }}
+		s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}, op: d, owner: c}
 		c.replies[k] = s
 	} else if s.op != d {
 		return nil, false
@@ -71,20 +70,20 @@ func (c *Client) Unwatch(client string, t uint64) {
 // its latest, since an earlier one may answer another request under the same id (a
 // late reply; only conflict answers name their operation).
 func (s *ReplySet) add(from string, r *pbft.Reply) {
-	if s.conflict != nil && pbft.IsConflict(r.Result) && !bytes.Equal(r.Result, s.conflict) {
+	if s.owner != nil && pbft.IsConflict(r.Result) && !pbft.IsConflictAnswerTo(r.Result, &s.op) {
 		return // refuses another operation under this id, sent before this request
 	}
 	s.mu.Lock()
 	if r.ReadOnly {
-		s.readOnly[from] = r
+		s.tallyReadOnly(from, r)
 	} else {
 		s.byRep[from] = r // a replica's latest reply is its vote
 	}
-	waiting := s.waiting
-	s.waiting = nil
+	changed := s.changed
+	s.changed = nil
 	s.mu.Unlock()
-	for _, ch := range waiting {
-		close(ch)
+	if changed != nil {
+		close(changed)
 	}
 }
 
@@ -109,11 +108,12 @@ func (s *ReplySet) vouchedView(r Result, k int) uint64 {
 
 // Changed returns a channel closed when the next reply arrives; each watcher asks anew.
 func (s *ReplySet) Changed() <-chan struct{} {
-	ch := make(chan struct{})
 	s.mu.Lock()
-	s.waiting = append(s.waiting, ch)
-	s.mu.Unlock()
-	return ch
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
 }
 
 // Result is the outcome the replies agree on.
@@ -152,9 +152,9 @@ func (s *ReplySet) Agreed(quorum int) (Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	best, _ := s.largestGroup()
-	if s.quorumOf != nil && best.Replies > 0 {
+	if s.owner != nil && best.Replies > 0 {
 		// Counted in the quorum of the configuration the replies came from.
-		if q, ok := s.quorumOf(best.Conf); ok {
+		if q, ok := s.owner.quorumOf(best.Conf); ok {
 			quorum = q
 		}
 	}
@@ -200,40 +200,4 @@ func (s *ReplySet) largestGroup() (Result, []string) {
 	}
 	best.Value = bytes.Clone(best.Value) // the reply's buffer stays the reply's
 	return best, members
-}
-
-// ReadOnlyBest returns the largest group of read-only replies with the same result (a
-// read's replies may come from different sequence numbers: each replica reads its
-// current state) and the set of replicas that sent one. Replicas are told apart by their
-// authenticated ids, not by the index a reply names.
-func (s *ReplySet) ReadOnlyBest() (Result, map[string]bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	froms := make([]string, 0, len(s.readOnly))
-	for from, r := range s.readOnly {
-		if s.current == nil || r.Conf == s.current() {
-			froms = append(froms, from) // a read counts in the configuration in force
-		}
-	}
-	slices.Sort(froms)
-	reps := make([]*pbft.Reply, len(froms))
-	for i, from := range froms {
-		r := *s.readOnly[from]
-		r.Replica = i
-		reps[i] = &r
-	}
-	value, n, _ := pbft.AcceptReplies(reps, true, 1)
-	best := Result{Replies: n, Value: bytes.Clone(value)}
-	all := make(map[string]bool, len(froms))
-	for _, from := range froms {
-		all[from] = true
-		if r := s.readOnly[from]; n > 0 && bytes.Equal(r.Result, value) {
-			if best.From == nil {
-				best.From = map[string]bool{}
-			}
-			best.From[from] = true
-			best.View, best.Seq = max(best.View, r.View), max(best.Seq, r.Seq)
-		}
-	}
-	return best, all
 }

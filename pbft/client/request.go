@@ -105,7 +105,7 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	if err := c.Send(c.first(r), req); err != nil {
+	if err := c.enqueue(c.first(r), req); err != nil {
 		return Result{}, fail(ErrUnavailable, "send: %v", err)
 	}
 	best, err := c.agreed(ctx, req, set)
@@ -176,11 +176,6 @@ type Route struct {
 	// Fallback are asked too once the request is retransmitted: the replica asked may be
 	// behind (catching up after a restart) and see the ordering late.
 	Fallback []string
-	// Sent, if set, is called once the request has been handed to the bus (or failed to
-	// be), before Submit waits (not at all when the request cannot be built): a caller that starts its Submits one after another, each
-	// after the previous one's Sent, has them reach a replica in that order (the bus keeps
-	// one sender's order), which decides their sequence numbers at the primary.
-	Sent func()
 }
 
 // Submit hands r to replica r.To (a backup forwards it to the primary) and waits until a
@@ -212,9 +207,6 @@ func (c *Client) Submit(ctx context.Context, r Request, route Route) (Assignment
 	ask(c.first(r))
 	if route.Broadcast {
 		_ = c.Broadcast(req)
-	}
-	if route.Sent != nil {
-		route.Sent()
 	}
 	var (
 		asg       Assignment
@@ -305,6 +297,7 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 	late := c.lateReports(ctx, s)
 	err := c.retransmit(ctx, req, func() progress {
 		changed := set.Changed()
+		accept = c.Accept() // the client may have learned of a new configuration meanwhile
 		best, all := set.Best()
 		if isConflict(best, accept) {
 			conflicting = best

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,8 +43,7 @@ type External struct {
 	nc     *nats.Conn
 	client *client.Client
 	admin  string        // PBFT_ADMIN_ID: the gateway may reconfigure when it is its identity
-	wait   time.Duration // PBFT_REQUEST_TIMEOUT, for the settle policy of a new membership
-	policy atomic.Pointer[settle.Policy]
+	wait   time.Duration // PBFT_REQUEST_TIMEOUT, for the settle policy
 }
 
 // ConnectExternal joins the cluster of replicas ids behind the NATS server at url, with
@@ -86,17 +84,14 @@ func connectExternal(ids []string, s config.Settings, connect func([]nats.Option
 		nc.Close()
 		return nil, err
 	}
-	x := &External{nc: nc, client: c, admin: s.AdminID, wait: s.RequestTimeout}
-	x.setPolicy(ids)
-	return x, nil
+	return &External{nc: nc, client: c, admin: s.AdminID, wait: s.RequestTimeout}, nil
 }
 
-// Plan is the settle policy of the membership the gateway follows (reconfigure_external.go).
-func (x *External) Plan() settle.Plan { return (*x.policy.Load()).Plan() }
-
-func (x *External) setPolicy(ids []string) {
-	p := settle.AfterQuorum(ids, x.wait)
-	x.policy.Store(&p)
+// Plan waits for the members of the configuration the client follows, which changes with
+// a reconfiguration (reconfigure_external.go, client.Discover).
+func (x *External) Plan() settle.Plan {
+	_, ids := x.client.Configuration()
+	return settle.AfterQuorum(ids, x.wait).Plan()
 }
 
 // Client returns the gateway's bus client.

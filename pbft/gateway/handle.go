@@ -24,9 +24,6 @@ type handleHooks struct {
 	ids *requestIDs
 	// stdio is set for the stdio input, the one place pbft_reconfigure is served.
 	stdio bool
-	// sent, if set, is called once a pbft_request is on the bus or will not be sent (maybe
-	// more than once; the first call counts), before it waits to be ordered.
-	sent func()
 }
 
 // Handle answers one message of the client protocol: the reply body (type, in_reply_to
@@ -35,9 +32,6 @@ type handleHooks struct {
 func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jsonl.Object, *ProtoError) {
 	if h.ordered != nil {
 		defer h.ordered()
-	}
-	if h.sent != nil {
-		defer h.sent()
 	}
 	msgID, ok := l.MsgIDInt()
 	reply := func(typ string, fields ...jsonl.Field) (jsonl.Object, *ProtoError) {
@@ -66,7 +60,7 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 		if err != nil {
 			return fail(err)
 		}
-		asg, err := s.submit(ctx, s.backend.Plan(), l.Dest, args, h.sent)
+		asg, err := s.submit(ctx, s.backend.Plan(), l.Dest, args)
 		if prev, _ := id.previous(); err != nil && isStale(err) && prev != nil {
 			asg, err = *prev, nil // answered before; the replicas no longer remember it
 		}
@@ -74,8 +68,7 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 			return fail(err)
 		}
 		id.noteAssigned(asg)
-		return reply("pbft_request_ok", jsonl.Field{Key: "sequence_number", Value: asg.Seq},
-			jsonl.Field{Key: "view", Value: asg.View}, jsonl.Field{Key: "phase", Value: "pre-prepare"})
+		return requestOK(msgID, asg), nil
 	case "pbft_execute":
 		args, id, err := requestOf(l, msgID, h.ids)
 		if err != nil {

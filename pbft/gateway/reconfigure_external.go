@@ -25,6 +25,5 @@ func (x *External) Reconfigure(ctx context.Context, req client.Request, next []s
 	if err != nil {
 		return 0, pbft.Membership{}, err
 	}
-	x.setPolicy(res.Membership.Members)
 	return res.Seq, res.Membership, nil
 }

@@ -45,6 +45,12 @@ func (a RequestArgs) request(to string) client.Request {
 	return client.Request{Client: a.Client, Timestamp: a.Timestamp, Op: []byte(a.Operation), To: to}
 }
 
+// requestOK is the answer to the pbft_request msgID ordered at asg.
+func requestOK(msgID int64, asg Assignment) jsonl.Object {
+	return jsonl.Object{{Key: "type", Value: "pbft_request_ok"}, {Key: "in_reply_to", Value: msgID},
+		{Key: "sequence_number", Value: asg.Seq}, {Key: "view", Value: asg.View}, {Key: "phase", Value: "pre-prepare"}}
+}
+
 // Assignment is where the cluster ordered a request.
 type Assignment = client.Assignment
 
@@ -61,11 +67,11 @@ type ExecuteResult struct {
 // Submit hands a request to replica dest (or, if the gateway knows dest is faulty, to a
 // live replica in its name) and waits until a pre-prepare orders it.
 func (s *Service) Submit(ctx context.Context, dest string, a RequestArgs) (Assignment, error) {
-	return s.submit(ctx, s.backend.Plan(), dest, a, nil)
+	return s.submit(ctx, s.backend.Plan(), dest, a)
 }
 
-// submit is Submit that also calls sent (if not nil) once the request is on the bus.
-func (s *Service) submit(ctx context.Context, p settle.Plan, dest string, a RequestArgs, sent func()) (Assignment, error) {
+// submit is Submit under plan p.
+func (s *Service) submit(ctx context.Context, p settle.Plan, dest string, a RequestArgs) (Assignment, error) {
 	target := s.replica(dest)
 	to := target
 	if !p.IsLive(target) {
@@ -73,7 +79,7 @@ func (s *Service) submit(ctx context.Context, p settle.Plan, dest string, a Requ
 	}
 	// When it goes to another replica, the one it was meant for cannot pass it on: it goes
 	// to every replica at once.
-	asg, err := s.backend.Client().Submit(ctx, a.request(to), client.Route{Broadcast: to != target, Fallback: p.Live, Sent: sent})
+	asg, err := s.backend.Client().Submit(ctx, a.request(to), client.Route{Broadcast: to != target, Fallback: p.Live})
 	if err != nil {
 		return Assignment{}, s.requestError(err, a)
 	}
@@ -126,7 +132,7 @@ func (s *Service) executeOrdered(ctx context.Context, dest string, a RequestArgs
 	defer c.Unwatch(a.Client, a.Timestamp)
 	ctx, cancel := context.WithDeadline(ctx, time.Now().Add(s.settings.RequestTimeout))
 	defer cancel()
-	asg, err := s.submit(ctx, p, dest, a, nil)
+	asg, err := s.submit(ctx, p, dest, a)
 	if ordered != nil {
 		ordered()
 	}

@@ -43,34 +43,53 @@ func newRequestIDs() *requestIDs { return &requestIDs{clients: map[string]*clien
 // timestamp) it changes nothing and returns nil. A msg_id used before with another
 // operation is refused here (error 22), before anything is sent to the replicas.
 func (ids *requestIDs) stamp(a *RequestArgs, msgID int64) (*requestID, error) {
+	id, _, err := ids.stampIf(a, msgID, false)
+	return id, err
+}
+
+// stampIf is stamp; with onlyNew, a (client, msg_id) seen before is left as it is and
+// reported as not new.
+func (ids *requestIDs) stampIf(a *RequestArgs, msgID int64, onlyNew bool) (id *requestID, isNew bool, err error) {
 	if ids == nil {
-		return nil, nil
-	}
-	if ids.clients == nil {
-		ids.clients = map[string]*clientIDs{}
+		return nil, false, nil
 	}
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
+	if ids.clients == nil {
+		ids.clients = map[string]*clientIDs{}
+	}
 	c := ids.clients[a.Client]
 	if c == nil {
 		c = &clientIDs{byMsg: map[int64]*requestID{}}
 		ids.clients[a.Client] = c
 	}
+	id = c.byMsg[msgID]
+	if id != nil && onlyNew {
+		return nil, false, nil
+	}
 	op := sha256.Sum256([]byte(a.Operation))
-	id := c.byMsg[msgID]
 	if id == nil {
 		c.last++
 		id = &requestID{ts: c.last, op: op}
 		c.byMsg[msgID] = id
+		isNew = true
 	} else if id.op != op {
 		pe := protoErr(CodePreconditionFail,
 			"client %s used msg_id %d before with another operation: a retransmission must repeat its request; nothing was ordered or executed; send a new msg_id",
 			a.Client, msgID)
 		pe.conflict = true
-		return nil, pe
+		return nil, false, pe
 	}
 	a.Timestamp = id.ts
-	return id, nil
+	return id, isNew, nil
+}
+
+// stampNew is stamp for a (client, msg_id) not seen before in the session; for one seen
+// before (a retransmission, or a reuse with another operation) it changes nothing and
+// reports false: the ordinary path answers those.
+func (ids *requestIDs) stampNew(a *RequestArgs, msgID int64) (*requestID, bool) {
+	id, isNew, _ := ids.stampIf(a, msgID, true)
+	return id, isNew
 }
 
 func (id *requestID) noteAssigned(a Assignment) {

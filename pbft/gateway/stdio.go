@@ -16,10 +16,11 @@ const maxLine = 16 << 20
 // Stdio runs the client protocol over JSON lines: lines from in, replies to out, in the
 // order of the lines they answer.
 //
-// Lines are handled one after another, except that a pbft_execute, once its request is
-// ordered, waits for its replies in the background while the following lines go on.
-// Status, cluster and fault lines first wait for those executions, so every answer
-// reflects exactly the lines before it.
+// Lines are parsed ahead and handled one after another, except that a pbft_execute,
+// once its request is ordered, waits for its replies in the background while the
+// following lines go on, and that with PBFT_STDIO_WINDOW above 1 new pbft_requests to
+// the primary go in runs (stdio_pipeline.go). Status, cluster and fault lines first
+// wait for those, so every answer reflects exactly the lines before it.
 type Stdio struct {
 	svc *Service
 	log *slog.Logger
@@ -49,22 +50,25 @@ func (s *Stdio) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	writerDone := make(chan error, 1)
 	go func() { writerDone <- s.write(out) }()
 
-	br := bufio.NewReaderSize(in, 64<<10)
+	// Lines are read and parsed on a goroutine of their own, ahead of the one that
+	// handles them in order: parsing is most of the reader's work, and a stream of
+	// requests would otherwise wait for it on one core.
+	chunks := make(chan []*jsonl.Line, 4)
 	var err error
-	for {
-		line, tooLong, rerr := readLine(br, maxLine)
-		if tooLong {
-			s.log.Error("input line too long, skipped", "limit", maxLine)
-		} else if len(line) > 0 {
-			s.handleLine(ctx, line)
+	go func() {
+		err = s.read(in, chunks)
+		close(chunks) // after err is set: Run reads it once chunks is drained
+	}()
+	for chunk := range chunks {
+		for _, l := range chunk {
+			s.handleLine(ctx, l)
 		}
-		if rerr != nil {
-			if rerr != io.EOF {
-				err = rerr
-			}
-			break
+		if len(chunks) == 0 {
+			// The next line may be a while: send the requests gathered so far.
+			s.flush(ctx)
 		}
 	}
+	s.flush(ctx)
 	s.inflight.Wait()
 	close(s.slots)
 	werr := <-writerDone
@@ -72,6 +76,41 @@ func (s *Stdio) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 		return err
 	}
 	return werr
+}
+
+// maxChunk bounds the lines parsed ahead in one chunk.
+const maxChunk = 128
+
+// read parses the lines of in into chunks, skipping (and reporting) bad ones; a chunk
+// ends where the input has nothing more buffered, so that a line written alone is
+// handled at once. It returns at the end of in, with its error if not EOF.
+func (s *Stdio) read(in io.Reader, chunks chan<- []*jsonl.Line) error {
+	br := bufio.NewReaderSize(in, 64<<10)
+	var chunk []*jsonl.Line
+	for {
+		line, tooLong, rerr := readLine(br, maxLine)
+		if tooLong {
+			s.log.Error("input line too long, skipped", "limit", maxLine)
+		} else if len(line) > 0 {
+			if l, err := jsonl.Parse(line); err != nil {
+				s.log.Warn("skipping input line", "err", err, "line", truncate(line))
+			} else {
+				chunk = append(chunk, l)
+			}
+		}
+		if rerr != nil || br.Buffered() == 0 || len(chunk) >= maxChunk {
+			if len(chunk) > 0 {
+				chunks <- chunk
+				chunk = nil
+			}
+		}
+		if rerr != nil {
+			if rerr != io.EOF {
+				return rerr
+			}
+			return nil
+		}
+	}
 }
 
 // readLine returns the next line without its newline. A line longer than max is
@@ -131,20 +170,29 @@ func (s *Stdio) write(out io.Writer) error {
 	return err
 }
 
-func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
-	l, err := jsonl.Parse(raw)
-	if err != nil {
-		s.log.Warn("skipping input line", "err", err, "line", truncate(raw))
-		return
-	}
+func (s *Stdio) handleLine(ctx context.Context, l *jsonl.Line) {
 	sl := &slot{src: l.Dest, dest: l.Src, ready: make(chan struct{})}
-	s.slots <- sl
+	select {
+	case s.slots <- sl:
+	default:
+		// The writer waits for an answer: the requests gathered must be on their way.
+		s.flush(ctx)
+		s.slots <- sl
+	}
 	// The session numbers its requests only against its own embedded cluster; against
 	// external replicas other gateways may number theirs too, so msg_id stays the
 	// timestamp there.
 	ids := s.ids
 	if b := s.svc.Backend(); b != nil && !b.InProcess() {
 		ids = nil
+	}
+	if s.pipe != nil {
+		if s.gather(ctx, l, ids, sl) {
+			return
+		}
+		// Any other line sees the requests before it answered, and may change faults.
+		s.waitPipeline(ctx)
+		s.pipe.allLive = 0
 	}
 	answer := func(hooks handleHooks) {
 		body, pe := s.svc.Handle(ctx, l, hooks)
@@ -153,19 +201,6 @@ func (s *Stdio) handleLine(ctx context.Context, raw []byte) {
 		}
 		sl.body = body
 		close(sl.ready)
-	}
-	if k, f, ok := s.pipe.admit(s.svc, l, ids); ok {
-		// The next line is read once this request is on the bus, so requests keep line
-		// order; it is ordered, and answered, in the background.
-		sent := make(chan struct{})
-		s.inflight.Add(1)
-		go func() {
-			defer s.inflight.Done()
-			defer s.pipe.finish(k, f)
-			answer(handleHooks{stdio: true, ids: ids, sent: sync.OnceFunc(func() { close(sent) })})
-		}()
-		<-sent
-		return
 	}
 	if l.Type != "pbft_execute" {
 		answer(handleHooks{stdio: true, settle: s.inflight.Wait, ids: ids})

@@ -6,16 +6,26 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 )
 
+// pipelineRun is what runStdioWindow saw.
+type pipelineRun struct {
+	out     string
+	peak    int               // most requests in flight at once
+	largest int               // most requests sent in one run
+	primary map[string]uint64 // what the primary (n1) stepped, by kind (node.Stats.In)
+}
+
 // runStdioWindow runs input through a stdio engine with PBFT_STDIO_WINDOW = window over
-// a fresh embedded cluster; it returns the output and the most requests in flight at once.
-func runStdioWindow(t *testing.T, input []byte, window int) (string, int) {
+// a fresh embedded cluster.
+func runStdioWindow(t *testing.T, input io.Reader, window int) pipelineRun {
 	t.Helper()
 	s := testSettings()
 	s.StdioWindow = window
@@ -29,10 +39,14 @@ func runStdioWindow(t *testing.T, input []byte, window int) (string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st := NewStdio(svc, logger)
-	if err := st.Run(ctx, bytes.NewReader(input), &out); err != nil {
+	if err := st.Run(ctx, input, &out); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	return out.String(), st.pipe.peak
+	r := pipelineRun{out: out.String(), peak: st.pipe.peak, largest: st.pipe.largest}
+	if e, ok := svc.Backend().(*embedded.Cluster); ok {
+		r.primary = e.Node("n1").Stats().In
+	}
+	return r
 }
 
 type pipelineReply struct {
@@ -107,10 +121,16 @@ func TestStdioPipelineKeepsInputOrder(t *testing.T) {
 	}
 	// The input ends right after the second burst, without a final newline: what is
 	// in flight then is still answered, in order.
-	out, peak := runStdioWindow(t, bytes.TrimSuffix(in.Bytes(), []byte("\n")), 64)
-	if peak < 2 {
-		t.Errorf("at most %d request in flight: the pipeline did not pipeline", peak)
+	run := runStdioWindow(t, bytes.NewReader(bytes.TrimSuffix(in.Bytes(), []byte("\n"))), 64)
+	out := run.out
+	if run.peak < 2 || run.largest < 2 {
+		t.Errorf("at most %d requests in flight, %d in one run: the pipeline did not pipeline", run.peak, run.largest)
 	}
+	// Runs reach the primary as request batches, not one submit query per request.
+	if batches := run.primary[pbft.KindRequests]; batches == 0 || batches > burst {
+		t.Errorf("the primary stepped %d request batches for %d pipelined requests; want runs of 2 and more", batches, 2*burst)
+	}
+	t.Logf("peak %d in flight, largest run %d, %d request batches at the primary", run.peak, run.largest, run.primary[pbft.KindRequests])
 	var got []pipelineReply
 	sc := bufio.NewScanner(bytes.NewReader([]byte(out)))
 	for sc.Scan() {
@@ -156,4 +176,174 @@ func TestStdioPipelineKeepsInputOrder(t *testing.T) {
 			}
 		}
 	}
+}
+
+// With stdin held open, requests gathered while the input had more are sent as soon as
+// it has none: each burst written is answered in full, in order, before the next is
+// written, and the last after the input closes.
+func TestStdioPipelineAnswersWhileStdinStaysOpen(t *testing.T) {
+	s := testSettings()
+	s.StdioWindow = 64
+	s.ViewChangeTimeout = 4 * time.Second
+	logger := slog.New(slog.DiscardHandler)
+	svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
+	defer svc.Close()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- NewStdio(svc, logger).Run(ctx, inR, outW); outW.Close() }()
+	answers := make(chan pipelineReply, 1024)
+	go func() {
+		defer close(answers)
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			var r pipelineReply
+			if json.Unmarshal(sc.Bytes(), &r) == nil {
+				answers <- r
+			}
+		}
+	}()
+	write := func(lines string) {
+		if _, err := io.WriteString(inW, lines); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(n int, what string) []pipelineReply {
+		var got []pipelineReply
+		timeout := time.After(20 * time.Second)
+		for len(got) < n {
+			select {
+			case r, ok := <-answers:
+				if !ok {
+					t.Fatalf("%s: output ended after %d answers, want %d", what, len(got), n)
+				}
+				got = append(got, r)
+			case <-timeout:
+				t.Fatalf("%s: %d answers within 20s, want %d: requests held back while stdin stays open", what, len(got), n)
+			}
+		}
+		return got
+	}
+	write(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}` + "\n")
+	expect(1, "init")
+	next := 0
+	for burst := range 3 {
+		var b bytes.Buffer
+		for range 40 {
+			fmt.Fprintf(&b, `{"src":"c%d","dest":"n1","body":{"type":"pbft_request","msg_id":%d,"operation":"set k%d=1"}}`+"\n", next%2, next, next)
+			next++
+		}
+		write(b.String())
+		got := expect(40, fmt.Sprintf("burst %d", burst))
+		for i, r := range got {
+			k := burst*40 + i
+			if r.Body.Type != "pbft_request_ok" || r.Body.InReplyTo != int64(k) || r.Dest != fmt.Sprintf("c%d", k%2) {
+				t.Fatalf("burst %d, answer %d: %+v; want pbft_request_ok to c%d for %d", burst, i, r, k%2, k)
+			}
+		}
+	}
+	inW.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if r, ok := <-answers; ok {
+		t.Fatalf("an answer after the input closed: %+v", r)
+	}
+}
+
+// Requests are gathered only while every replica is live: after a pbft_fault in the
+// middle of the stream (a backup crashed), the requests that follow take the ordinary
+// path (a submit each) and never reach the primary as a batch; all are answered, in
+// input order, and the pbft_cluster after them sees the crashed replica.
+func TestStdioPipelineStopsGatheringAfterAFault(t *testing.T) {
+	var in bytes.Buffer
+	in.WriteString(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}` + "\n")
+	// One request before the fault: a run of one travels alone, not as a batch.
+	in.WriteString(`{"src":"c1","dest":"n1","body":{"type":"pbft_request","msg_id":2,"operation":"set a=1"}}` + "\n")
+	in.WriteString(`{"src":"c0","dest":"n2","body":{"type":"pbft_fault","msg_id":3,"node":"n2","fault":"crash"}}` + "\n")
+	const after = 120
+	for i := range after {
+		fmt.Fprintf(&in, `{"src":"c%d","dest":"n1","body":{"type":"pbft_request","msg_id":%d,"operation":"set k%d=1"}}`+"\n", i%3+1, 10+i, i)
+	}
+	in.WriteString(`{"src":"c0","dest":"n3","body":{"type":"pbft_cluster","msg_id":4}}` + "\n")
+	run := runStdioWindow(t, bytes.NewReader(in.Bytes()), 64)
+	if b := run.primary[pbft.KindRequests]; b != 0 {
+		t.Errorf("the primary stepped %d request batches; want none: nothing may be gathered with a replica crashed", b)
+	}
+	var got []pipelineReply
+	sc := bufio.NewScanner(bytes.NewReader([]byte(run.out)))
+	for sc.Scan() {
+		var r pipelineReply
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("line %d: %v: %s", len(got)+1, err, sc.Bytes())
+		}
+		got = append(got, r)
+	}
+	if len(got) != after+4 {
+		t.Fatalf("%d answers, want %d:\n%s", len(got), after+4, run.out)
+	}
+	types := []string{"init_ok", "pbft_request_ok", "pbft_fault_ok"}
+	var last uint64
+	for i, r := range got {
+		want := "pbft_request_ok"
+		switch {
+		case i < len(types):
+			want = types[i]
+		case i == len(got)-1:
+			want = "pbft_cluster_ok"
+		}
+		if r.Body.Type != want || r.Body.MsgID != int64(i) {
+			t.Fatalf("answer %d: %+v; want %s, msg_id %d", i, r, want, i)
+		}
+		if want == "pbft_request_ok" {
+			if r.Body.Seq < max(last, 1) {
+				t.Errorf("answer %d: sequence number %d after %d", i, r.Body.Seq, last)
+			}
+			last = r.Body.Seq
+		}
+		if i >= len(types) && i < len(got)-1 && r.Body.InReplyTo != int64(10+i-len(types)) {
+			t.Fatalf("answer %d answers %d, want %d", i, r.Body.InReplyTo, 10+i-len(types))
+		}
+	}
+	for _, rep := range got[len(got)-1].Body.Replicas {
+		if rep.Node != "n2" && rep.LastExecuted != last {
+			t.Errorf("cluster: %s executed up to %d, want %d", rep.Node, rep.LastExecuted, last)
+		}
+	}
+}
+
+// The window grows by one for each request answered within hold and halves once for a
+// run answered too late, however many requests that run holds.
+func TestPipelineWindowAdapts(t *testing.T) {
+	p := newPipeline(256, 40*time.Second) // hold: 5s, far beyond any stall of the test
+	send := func(n int, age time.Duration) *run {
+		r := &run{sent: time.Now().Add(-age), left: n}
+		p.runs = append(p.runs, r)
+		p.inflight += n
+		return r
+	}
+	quick := send(10, 0)
+	for range 10 {
+		p.done(quick)
+	}
+	if p.allowed != 11 || p.inflight != 0 || len(p.runs) != 0 {
+		t.Fatalf("after 10 quick answers: allowed %v, in flight %d, runs %d; want 11, 0, 0", p.allowed, p.inflight, len(p.runs))
+	}
+	slow := send(8, 2*p.hold)
+	for range 8 {
+		p.done(slow)
+	}
+	if p.allowed != 5.5 {
+		t.Fatalf("after a slow run of 8: allowed %v, want 5.5 (halved once)", p.allowed)
+	}
+	if !p.roomFor(5) || p.roomFor(6) {
+		t.Fatalf("room: want 5 requests allowed, not 6")
+	}
+	old := send(1, 2*p.hold)
+	if p.roomFor(1) {
+		t.Fatal("room with the oldest request in flight past hold")
+	}
+	p.done(old)
 }

@@ -46,9 +46,7 @@ func startExternalTraced(t *testing.T) *httptest.Server {
 		if err != nil {
 			return nil, err
 		}
-		x := &External{nc: nc, client: c, wait: gs.RequestTimeout}
-		x.setPolicy(ids)
-		return x, nil
+		return &External{nc: nc, client: c, wait: gs.RequestTimeout}, nil
 	})
 	t.Cleanup(svc.Close)
 	if err := InitCluster(svc, ids); err != nil {

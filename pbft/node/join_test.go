@@ -48,36 +48,13 @@ func TestJoinerWaitsForTheKeyOfItsMembershipToReachTheOldMembers(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	start := func(id, dir string, ids []string, join bool) {
-		keys, err := auth.LoadKeyring(dir, id, ids, uint64(time.Now().UnixNano()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := pbft.DefaultConfig()
-		p.Admin = "admin"
-		n, err := node.New(node.Config{ID: id, NodeIDs: ids, Protocol: p, Tick: 5 * time.Millisecond, Keys: keys, App: kv.New(), Join: join},
-			func(h bus.Handler) (bus.Transport, error) { return hub.Join(id, bus.RoleReplica, h) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = n.Run(ctx) }()
-	}
+	start := func(id, dir string, ids []string, join bool) { startFromDir(ctx, t, &wg, hub, id, dir, ids, join) }
 	for _, id := range old {
 		start(id, oldDir, old, false)
 	}
 	start("n5", newDir, next, true)
 
-	keys, err := auth.LoadKeyring(newDir, "admin", old, uint64(time.Now().UnixNano()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(client.Config{Keys: keys, Replicas: old, Timeout: time.Second, Retransmit: 50 * time.Millisecond,
-		Connect: func(h bus.Handler) (bus.Transport, error) { return hub.Join("admin", bus.RoleClient, h) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := clientFromDir(t, hub, "admin", newDir, old)
 	member := func(id string) bool {
 		qctx, qcancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		defer qcancel()
@@ -108,5 +85,80 @@ func TestJoinerWaitsForTheKeyOfItsMembershipToReachTheOldMembers(t *testing.T) {
 	out, err := c.Invoke(ctx, client.Request{Client: "c", Timestamp: 1, Op: []byte("set x=1")})
 	if err != nil || string(out.Value) != "OK" || out.Conf != 1 {
 		t.Fatalf("a write after n5 joined: %+v, %v", out, err)
+	}
+}
+
+// startFromDir runs replica id of ids (a joiner if join) with its keys from dir, the
+// administrator "admin", until ctx ends.
+func startFromDir(ctx context.Context, t *testing.T, wg *sync.WaitGroup, hub *bus.Hub, id, dir string, ids []string, join bool) {
+	t.Helper()
+	keys, err := auth.LoadKeyring(dir, id, ids, uint64(time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pbft.DefaultConfig()
+	p.Admin = "admin"
+	n, err := node.New(node.Config{ID: id, NodeIDs: ids, Protocol: p, Tick: 5 * time.Millisecond, Keys: keys, App: kv.New(), Join: join},
+		func(h bus.Handler) (bus.Transport, error) { return hub.Join(id, bus.RoleReplica, h) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = n.Run(ctx) }()
+}
+
+// clientFromDir is client id of the replicas ids, with its keys from dir.
+func clientFromDir(t *testing.T, hub *bus.Hub, id, dir string, ids []string) *client.Client {
+	t.Helper()
+	keys, err := auth.LoadKeyring(dir, id, ids, uint64(time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Keys: keys, Replicas: ids, Timeout: 2 * time.Second, Retransmit: 50 * time.Millisecond,
+		Connect: func(h bus.Handler) (bus.Transport, error) { return hub.Join(id, bus.RoleClient, h) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// A client that still follows the four replicas it was given, after the administrator
+// grew them to five, counts no reply of the new configuration in the old quorum: it
+// learns the configuration in force from the replicas and accepts its write at the new
+// quorum (4 of 5, not 3).
+func TestStaleClientFollowsANewerConfiguration(t *testing.T) {
+	old, next := []string{"n1", "n2", "n3", "n4"}, []string{"n1", "n2", "n3", "n4", "n5"}
+	dir := t.TempDir()
+	for _, id := range append(slices.Clone(next), "admin", "gw") {
+		if err := auth.WriteKeyPair(dir, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub := bus.NewHub("test")
+	defer hub.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for _, id := range old {
+		startFromDir(ctx, t, &wg, hub, id, dir, old, false)
+	}
+	startFromDir(ctx, t, &wg, hub, "n5", dir, next, true)
+	stale := clientFromDir(t, hub, "gw", dir, old)
+	if _, err := stale.Invoke(ctx, client.Request{Client: "c", Timestamp: 1, Op: []byte("set x=1")}); err != nil {
+		t.Fatal(err)
+	}
+	admin := clientFromDir(t, hub, "admin", dir, old)
+	if res, err := admin.Reconfigure(ctx, client.Request{Client: "admin", Timestamp: 1}, next); err != nil || len(res.Installed) != 5 {
+		t.Fatalf("reconfiguration: %+v, %v", res, err)
+	}
+	res, err := stale.Invoke(ctx, client.Request{Client: "c", Timestamp: 2, Op: []byte("set x=2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, ids := stale.Configuration()
+	if res.Conf != 1 || res.Replies < 4 || conf != 1 || !slices.Equal(ids, next) || stale.Accept() != 4 {
+		t.Fatalf("the stale client accepted %+v and follows configuration %d %q (accept %d)", res, conf, ids, stale.Accept())
 	}
 }

@@ -55,7 +55,9 @@ func TestMetricsSnapshot(t *testing.T) {
 	// Every replica executes every request; poll the snapshots until they show it.
 	if err := poll.Within(10*time.Second, poll.Interval, func() (bool, error) {
 		for _, n := range nodes {
-			if m := n.Metrics(); m.BatchSize.Sum != requests || m.HeardFrom != 3 || !m.Running {
+			// LastExecuted is taken after the loop iteration whose flush counted the
+			// batches: wait for that too.
+			if m := n.Metrics(); m.BatchSize.Sum != requests || m.HeardFrom != 3 || !m.Running || m.LastExecuted != m.ExecutedBatches {
 				return false, nil
 			}
 		}

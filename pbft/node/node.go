@@ -119,6 +119,8 @@ type Node struct {
 	// wire and env are the node goroutine's buffers for a message it sends and its
 	// envelope, reused: the transport copies what it is given.
 	wire, env []byte
+	// replies groups a Ready's replies by gateway (replies.go), reused.
+	replies replyGroups
 }
 
 // Stats counts what the node did with messages.
@@ -303,6 +305,10 @@ func (n *Node) handle(it *item) {
 	if n.Fault() == FaultCrash {
 		return
 	}
+	if m.Kind == pbft.KindRequests {
+		n.handleRequests(m.From, payload)
+		return
+	}
 	kind, ok := pbft.KindFromString(m.Kind)
 	if !ok {
 		n.reject(RejectMalformed, m.From, m.Kind, errors.New("unknown kind"))
@@ -337,22 +343,28 @@ func (n *Node) handle(it *item) {
 		n.reject(rejectReason(err), m.From, m.Kind, err)
 		return
 	}
+	n.step(conf, from, m.From, m.Kind, msg)
+}
+
+// step steps an authenticated message (its inner authenticators checked too) of
+// configuration conf from sender, replica index from or pbft.FromClient.
+func (n *Node) step(conf uint64, from int, sender, kind string, msg pbft.Message) {
 	if req, ok := msg.(*pbft.Request); ok && req.ReadOnly {
-		n.stepReadOnly(from, m.From, req)
+		n.stepReadOnly(from, sender, req)
 		return
 	}
-	n.count(n.stats.In, m.Kind)
+	n.count(n.stats.In, kind)
 	n.metrics.noteStepped(from, msg, time.Now())
-	err = n.r.StepIn(conf, from, msg)
+	err := n.r.StepIn(conf, from, msg)
 	if c := n.r.RefusedReissues(); c > n.reissues {
 		// More than f faulty replicas: say so loudly, whichever path it came by.
 		n.reissues = c
-		n.reject(RejectReissue, m.From, m.Kind, errors.New("a pre-prepare for an executed number with another digest"))
+		n.reject(RejectReissue, sender, kind, errors.New("a pre-prepare for an executed number with another digest"))
 	} else if err != nil {
 		n.count(n.stats.Rejected, RejectProtocol)
-		n.log.Debug("rejected", "kind", m.Kind, "from", m.From, "err", err)
+		n.log.Debug("rejected", "kind", kind, "from", sender, "err", err)
 	}
-	n.traceRecv(m.From, msg)
+	n.traceRecv(sender, msg)
 }
 
 // reject counts a dropped message under reason and logs it, rate-limited.
@@ -390,10 +402,11 @@ func (n *Node) flush() {
 
 // send hands one Ready's messages to the transport, through the node's fault behaviour.
 func (n *Node) send(msgs []pbft.Outbound, f Fault) {
+	defer n.r.Recycle(msgs) // the transport copied what it sent
 	if f == FaultCrash || f == FaultSilent {
 		return
 	}
-	var replies replyGroups
+	replies := &n.replies
 	for _, o := range msgs {
 		if o.To == pbft.ToGateway {
 			replies.add(n.forge(o))
@@ -401,7 +414,8 @@ func (n *Node) send(msgs []pbft.Outbound, f Fault) {
 		}
 		n.sendOut(o, f)
 	}
-	n.sendReplies(&replies, f)
+	n.sendReplies(replies, f)
+	replies.reset()
 }
 
 func (n *Node) sendOut(o pbft.Outbound, f Fault) {

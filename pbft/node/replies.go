@@ -13,19 +13,42 @@ func EncodeReplies(replies []*pbft.Reply) []byte { return pbft.EncodeReplies(rep
 func DecodeReplies(b []byte) ([]*pbft.Reply, error) { return pbft.DecodeReplies(b) }
 
 // replyGroups collects one Ready's replies by gateway, in the order gateways first appear.
+// The node keeps one and reuses it from Ready to Ready (reset), so grouping allocates
+// nothing once its slices have grown.
 type replyGroups struct {
 	order []string
 	by    map[string][]pbft.Outbound
+	batch []*pbft.Reply // sendReplies' scratch
+}
+
+// maxKeptGateways bounds the gateways whose slices a replyGroups keeps between Readies.
+const maxKeptGateways = 64
+
+// reset empties g for the next Ready, keeping its buffers unless too many gateways came
+// by (gateways come and go; their ids must not pile up).
+func (g *replyGroups) reset() {
+	if len(g.by) > maxKeptGateways {
+		g.by = nil
+	}
+	for gw, outs := range g.by {
+		clear(outs) // let the messages go
+		g.by[gw] = outs[:0]
+	}
+	clear(g.order)
+	g.order = g.order[:0]
+	clear(g.batch)
+	g.batch = g.batch[:0]
 }
 
 func (g *replyGroups) add(o pbft.Outbound) {
 	if g.by == nil {
 		g.by = make(map[string][]pbft.Outbound)
 	}
-	if _, ok := g.by[o.Gateway]; !ok {
+	outs := g.by[o.Gateway]
+	if len(outs) == 0 {
 		g.order = append(g.order, o.Gateway)
 	}
-	g.by[o.Gateway] = append(g.by[o.Gateway], o)
+	g.by[o.Gateway] = append(outs, o)
 }
 
 // sendReplies sends each gateway its replies: alone as a reply, or together as replies.
@@ -36,7 +59,7 @@ func (n *Node) sendReplies(g *replyGroups, f Fault) {
 			n.sendOut(outs[0], f)
 			continue
 		}
-		batch := make([]*pbft.Reply, 0, len(outs))
+		batch := g.batch[:0]
 		size := 0
 		for _, o := range outs {
 			r, ok := o.Msg.(*pbft.Reply)
@@ -55,6 +78,7 @@ func (n *Node) sendReplies(g *replyGroups, f Fault) {
 		if len(batch) > 0 {
 			n.sendReplyBatch(gw, batch)
 		}
+		g.batch = batch
 	}
 }
 
@@ -63,7 +87,11 @@ func (n *Node) sendReplies(g *replyGroups, f Fault) {
 const maxRepliesBytes = 256 << 10
 
 func (n *Node) sendReplyBatch(gw string, batch []*pbft.Reply) {
-	if err := n.tr.Send(gw, KindReplies, n.keys.Seal(gw, KindReplies, EncodeReplies(batch))); err != nil {
+	n.wire = pbft.AppendReplies(n.wire[:0], batch)
+	n.env = n.keys.AppendSeal(n.env[:0], gw, KindReplies, n.wire)
+	err := n.tr.Send(gw, KindReplies, n.env)
+	n.trimBuffers()
+	if err != nil {
 		n.log.Warn("send failed", "kind", KindReplies, "replies", len(batch), "err", err)
 		return
 	}

@@ -33,11 +33,10 @@ func (s *sinkTransport) Send(to, kind string, data []byte) error {
 func (s *sinkTransport) Broadcast(kind string, data []byte) error { return s.Send("", kind, data) }
 func (s *sinkTransport) Close() error                             { return nil }
 
-// TestSendReusesBuffers: what the node sends opens at its receiver as the message it
-// meant, one message after another through the same buffers, and once the buffers have
-// grown a prepare, a commit broadcast and a reply cost no allocation in the send path
-// (each used to allocate its encoding and its envelope).
-func TestSendReusesBuffers(t *testing.T) {
+// newSinkNode is node n1 of four whose transport is a sinkTransport keeping what it is
+// given, with the keyrings of the four replicas and of a gateway "gw".
+func newSinkNode(t *testing.T) (*Node, *sinkTransport, map[string]*auth.Keyring) {
+	t.Helper()
 	ids := []string{"n1", "n2", "n3", "n4"}
 	keys, err := auth.GenerateKeyrings(append([]string{"gw"}, ids...), ids, 1)
 	if err != nil {
@@ -49,6 +48,15 @@ func TestSendReusesBuffers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return n, sink, keys
+}
+
+// TestSendReusesBuffers: what the node sends opens at its receiver as the message it
+// meant, one message after another through the same buffers, and once the buffers have
+// grown a prepare, a commit broadcast and a reply cost no allocation in the send path
+// (each used to allocate its encoding and its envelope).
+func TestSendReusesBuffers(t *testing.T) {
+	n, sink, keys := newSinkNode(t)
 	outs := []pbft.Outbound{
 		{To: 1, Msg: &pbft.Prepare{View: 0, Seq: 1, Digest: pbft.Digest{1}, Replica: 0}},
 		{To: pbft.Broadcast, Msg: &pbft.Commit{View: 0, Seq: 1, Digest: pbft.Digest{2}, Replica: 0}},

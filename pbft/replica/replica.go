@@ -68,8 +68,10 @@ func Run(ctx context.Context, s config.Settings, app pbft.Application, opts ...O
 // must be fresh: the replica owns it from now on (see pbft.Application). It registers
 // with the NATS services framework as pbft-replica (package nodemicro). With
 // PBFT_HTTP_ADDR it serves HTTP from before it waits for NATS: /healthz alive, /readyz
-// 503 saying what it waits for, then the replica's endpoints (package nodehttp). Run
-// releases what New holds.
+// 503 saying what it waits for, then the replica's endpoints (package nodehttp). With
+// PBFT_JOIN=on the replica joins a running cluster as a member of PBFT_NODE_IDS once the
+// administrator's (PBFT_ADMIN_ID) reconfiguration admits it; /readyz says not ready
+// until then. Run releases what New holds.
 func New(ctx context.Context, s config.Settings, app pbft.Application, opts ...Option) (*Replica, error) {
 	if app == nil {
 		return nil, errors.New("replica: no application")

@@ -56,19 +56,28 @@ func (p *replicaProfiles) finish() {
 func (p *replicaProfiles) fetch(id, path, kind string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.top.ReplicaHTTP(id)+"/debug/pprof/"+path, nil)
+	file := filepath.Join(p.dir, fmt.Sprintf("%s-%s.%s.pb.gz", p.name, id, kind))
+	if err := saveURL(ctx, p.top.ReplicaHTTP(id)+"/debug/pprof/"+path, file); err != nil {
+		return fmt.Errorf("%s profile of %s: %w", kind, id, err)
+	}
+	return nil
+}
+
+// saveURL writes the body of a GET of url (a profile) to file.
+func saveURL(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s profile of %s: %w", kind, id, err)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s profile of %s: %s", kind, id, resp.Status)
+		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	f, err := os.Create(filepath.Join(p.dir, fmt.Sprintf("%s-%s.%s.pb.gz", p.name, id, kind)))
+	f, err := os.Create(file)
 	if err != nil {
 		return err
 	}

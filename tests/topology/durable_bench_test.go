@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -116,23 +115,7 @@ func onOff(v bool) string {
 // fetchTo saves replica base's CPU profile of the next span to file.
 func fetchTo(file, base string, span time.Duration) error {
 	secs := max(1, int(span/time.Second))
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", base, resp.Status)
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return saveURL(context.Background(), fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), file)
 }
 
 // heapAfter reports, after wait, replica base's heap in use in MB (after a GC), or -1.

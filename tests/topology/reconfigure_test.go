@@ -21,9 +21,9 @@ import (
 // PBFT_NODE_IDS the membership it joins): it waits not ready; a reconfiguration from
 // anyone but the administrator changes nothing (replica reconfigure signed by another
 // key is refused by the replicas; a gateway of another identity refuses pbft_reconfigure
-// with error 10) and requests still get 4 replies; the administrator's gateway
-// reconfigures to five, the joiner becomes ready, and the next pbft_execute gets 5
-// replies.
+// with error 10) and requests still get 4 replies; the administrator's gateway refuses a
+// membership whose replicas do not run (error 22), reconfigures to five, the joiner
+// becomes ready, and the next pbft_execute gets 5 replies.
 func TestExternalReplicaJoinsByTheAdministratorsReconfiguration(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -89,13 +89,23 @@ func TestExternalReplicaJoinsByTheAdministratorsReconfiguration(t *testing.T) {
 		t.Fatalf("the joiner is ready after refused reconfigurations: %d %s", code, body)
 	}
 
-	out = runStdio(t, top, "admin", init4, reconf,
+	out = runStdio(t, top, "admin", init4,
+		// n6..n8 do not run: a membership that could not make progress changes nothing.
+		`{"src": "c1", "dest": "n1", "body": {"type": "pbft_reconfigure", "msg_id": 9, "replicas": ["n1", "n6", "n7", "n8"]}}`,
+		`{"src": "c1", "dest": "n1", "body": {"type": "pbft_reconfigure", "msg_id": 8, "replicas": ["n1", "n2", "n3", "n4", "admin"]}}`,
+		reconf,
 		`{"src": "c1", "dest": "n1", "body": {"type": "pbft_execute", "msg_id": 5, "operation": "set y=2", "client": "c1"}}`,
 		`{"src": "c1", "dest": "n1", "body": {"type": "pbft_execute", "msg_id": 6, "operation": "get x", "client": "c1"}}`)
-	if out[1]["type"] != "pbft_reconfigure_ok" || out[1]["configuration"] != float64(1) || out[1]["primary"] != "n1" {
-		t.Fatalf("the administrator's pbft_reconfigure: %v", out[1])
+	if out[1]["type"] != "error" || out[1]["code"] != float64(22) {
+		t.Fatalf("pbft_reconfigure to replicas that do not run: %v", out[1])
 	}
-	for i, want := range map[int]string{2: "OK", 3: "1"} {
+	if out[2]["type"] != "error" || out[2]["code"] != float64(12) {
+		t.Fatalf("pbft_reconfigure naming the administrator as a replica: %v", out[2])
+	}
+	if out[3]["type"] != "pbft_reconfigure_ok" || out[3]["configuration"] != float64(1) || out[3]["primary"] != "n1" {
+		t.Fatalf("the administrator's pbft_reconfigure: %v", out[3])
+	}
+	for i, want := range map[int]string{4: "OK", 5: "1"} {
 		if out[i]["type"] != "pbft_execute_ok" || out[i]["replies"] != float64(5) || out[i]["result"] != want {
 			t.Fatalf("pbft_execute after the reconfiguration: %v; want %q from 5 replies", out[i], want)
 		}

@@ -1,0 +1,140 @@
+package client
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/pbft-nats/pbft/pbft"
+)
+
+// Request batching: many goroutines share one client (a gateway serves all its clients
+// through one), and each request sent alone costs a bus message, an envelope MAC and, at
+// every replica, an envelope check and an inbox event. So requests are queued per
+// destination, and whoever finds the queue's sender idle becomes the sender: it sends
+// what is queued, then what was queued meanwhile, until the queue is empty. A lone
+// request goes out at once, on its own (pbft.KindRequest); requests that arrive while a
+// send is under way go together in one pbft.KindRequests message. There is no timer:
+// batches fill only because sending takes time.
+//
+// Ordered requests keep their authenticators in a batch: the primary relays them to the
+// backups in a pre-prepare, where each backup checks its own tag. Read-only requests are
+// never relayed, so in a batch they carry none: the batch's envelope, sealed for the one
+// replica it goes to with the key it shares with this gateway, authenticates every field
+// of each of them (the read-only flag included) at the cost of one MAC per batch instead
+// of one per replica per read. Sent alone, a read-only request gets its tags like any.
+
+// maxBatchBytes bounds the requests in one batch (their operations, names and
+// authenticators), well under the bus's message limit.
+const maxBatchBytes = 256 << 10
+
+// requestBytes is about what r takes in a batch: its variable fields and a margin for
+// the numbers and lengths.
+func requestBytes(r *pbft.Request) int {
+	return len(r.Op) + len(r.Client) + len(r.Gateway) + len(r.Auth) + 32
+}
+
+// everyReplica is the destination of requests sent to every replica.
+const everyReplica = ""
+
+type batcher struct {
+	mu     sync.Mutex
+	queues map[string]*sendQueue
+}
+
+// sendQueue holds the requests waiting for one destination.
+type sendQueue struct {
+	reqs  []*pbft.Request
+	spare []*pbft.Request // the previous batch's slice, reused
+	busy  bool            // a goroutine is sending this queue's batches
+	buf   []byte          // the encoded batch, reused by whoever is sending
+}
+
+// enqueue sends reqs to replica to (everyReplica: to every replica), in their order,
+// alone or in a batch with others queued for the same destination. It returns the error
+// of the send that carried them when the caller sent it; requests sent by another
+// caller's send are reported as sent (a lost request is what retransmission and the
+// ordered fallback are for).
+func (c *Client) enqueue(to string, reqs ...*pbft.Request) error {
+	b := &c.batch
+	b.mu.Lock()
+	if b.queues == nil {
+		b.queues = map[string]*sendQueue{}
+	}
+	q := b.queues[to]
+	if q == nil {
+		q = &sendQueue{}
+		b.queues[to] = q
+	}
+	q.reqs = append(q.reqs, reqs...)
+	if q.busy {
+		b.mu.Unlock()
+		return nil
+	}
+	q.busy = true
+	b.mu.Unlock()
+	// Yield once: callers already runnable (woken by the same batch of replies, say) join
+	// this batch. With nothing else to run this returns at once: no delay for a lone request.
+	runtime.Gosched()
+	b.mu.Lock()
+	var err error
+	for first := true; len(q.reqs) > 0; first = false {
+		batch := q.reqs
+		q.reqs = q.spare[:0]
+		b.mu.Unlock()
+		e := c.sendBatch(to, batch, q)
+		if first {
+			err = e
+		}
+		clear(batch)
+		b.mu.Lock()
+		q.spare = batch[:0]
+	}
+	q.busy = false
+	b.mu.Unlock()
+	return err
+}
+
+// sendBatch sends reqs to to in messages of at most about maxBatchBytes and
+// pbft.MaxRequestsPerMessage requests (a larger request goes alone); q's buffer is the
+// caller's while its queue is busy.
+func (c *Client) sendBatch(to string, reqs []*pbft.Request, q *sendQueue) error {
+	var err error
+	for len(reqs) > 0 {
+		k, size := 0, 0
+		for k < len(reqs) && k < pbft.MaxRequestsPerMessage && (k == 0 || size+requestBytes(reqs[k]) <= maxBatchBytes) {
+			size += requestBytes(reqs[k])
+			k++
+		}
+		if e := c.sendRequests(to, reqs[:k], q); e != nil && err == nil {
+			err = e
+		}
+		reqs = reqs[k:]
+	}
+	return err
+}
+
+func (c *Client) sendRequests(to string, reqs []*pbft.Request, q *sendQueue) error {
+	if len(reqs) == 1 {
+		if r := reqs[0]; r.ReadOnly && r.Auth == nil {
+			r.Auth = c.keys.Load().RequestTags(pbft.RequestDigest(r))
+		}
+		if to == everyReplica {
+			return c.Broadcast(reqs[0])
+		}
+		return c.Send(to, reqs[0])
+	}
+	q.buf = pbft.AppendRequests(q.buf[:0], reqs)
+	if to != everyReplica {
+		return c.tr.Send(to, pbft.KindRequests, c.keys.Load().Seal(to, pbft.KindRequests, q.buf))
+	}
+	// Point to point, not broadcast: gateways may broadcast only single requests (the
+	// NATS permissions of deploy/k8s), and each replica checks only its own tag either way.
+	var err error
+	keys := c.keys.Load()
+	for _, r := range c.replicas() {
+		if e := c.tr.Send(r, pbft.KindRequests, keys.Seal(r, pbft.KindRequests, q.buf)); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
