@@ -115,6 +115,13 @@ func TestInitialIDsDecideWhoJoins(t *testing.T) {
 			t.Errorf("%s: join %v, PBFT_NODE_IDS %v; want %v, %s", id, s.Join, s.NodeIDs, want.join, want.ids)
 		}
 	}
+	// PBFT_JOIN=on agrees with the decision for a replica outside PBFT_INITIAL_IDS.
+	t.Setenv("PBFT_NODE_ID", "r5")
+	t.Setenv("PBFT_JOIN", "on")
+	if s, err := Load(); err != nil || !bool(s.Join) {
+		t.Errorf("a joiner with PBFT_JOIN=on as well: join %v, %v", s.Join, err)
+	}
+	t.Setenv("PBFT_JOIN", "off")
 	// The gateway (no PBFT_NODE_ID) keeps PBFT_NODE_IDS.
 	t.Setenv("PBFT_NODE_ID", "")
 	if s, err := Load(); err != nil || len(s.NodeIDs) != 7 || s.Join {
@@ -122,7 +129,7 @@ func TestInitialIDsDecideWhoJoins(t *testing.T) {
 	}
 	for name, env := range map[string]map[string]string{
 		"a replica in neither list": {"PBFT_NODE_ID": "r9"},
-		"PBFT_JOIN as well":         {"PBFT_NODE_ID": "r4", "PBFT_JOIN": "on"},
+		"a founder told to join":    {"PBFT_NODE_ID": "r1", "PBFT_JOIN": "on"},
 		"a joiner without an admin": {"PBFT_NODE_ID": "r4", "PBFT_ADMIN_ID": ""},
 	} {
 		for k, v := range env {

@@ -15,10 +15,10 @@ func (s *Settings) resolveInitial() error {
 	if len(s.InitialIDs) == 0 || s.NodeID == "" {
 		return nil
 	}
-	switch {
-	case bool(s.Join):
-		return fmt.Errorf("%w: PBFT_JOIN and PBFT_INITIAL_IDS: with PBFT_INITIAL_IDS the replica decides whether it joins", ErrInvalid)
-	case slices.Contains(s.InitialIDs, s.NodeID):
+	switch founder := slices.Contains(s.InitialIDs, s.NodeID); {
+	case founder && bool(s.Join):
+		return fmt.Errorf("%w: PBFT_JOIN=on for %q, which PBFT_INITIAL_IDS names: it started the cluster", ErrInvalid, s.NodeID)
+	case founder:
 		s.NodeIDs = slices.Clone(s.InitialIDs)
 	case !slices.Contains(s.NodeIDs, s.NodeID):
 		return fmt.Errorf("%w: replica %q is neither in PBFT_INITIAL_IDS %v nor in PBFT_NODE_IDS %v, the membership it would join",
