@@ -94,6 +94,7 @@ func TestGuideStepsBite(t *testing.T) {
 		{name: "scale past the NATS users", old: "--replicas=7", new: "--replicas=8", want: `pod replica-8: NATS has no user "replica-8"`},
 		{name: "a NATS user the manifests lack", file: authConf, fold: `user: "replica-7"`, fnew: `user: "replica-seven"`, want: `pod replica-7: NATS has no user "replica-7"`},
 		{name: "no admin Secret", old: "kubectl -n pbft create secret generic pbft-admin --from-file=admin-keys/admin.key\n", new: "", want: "the administrator: Secret pbft-admin has no admin.key"},
+		{name: "admin key pair made among the replicas' keys", old: "keygen -dir admin-keys admin\n", new: "keygen -dir admin-keys admin\ncp admin-keys/admin.key keys/\n", want: "Secret pbft-keys holds admin.key, the administrator's private key, and [Deployment/gateway StatefulSet/replica] mount it: only the Job may"},
 		{name: "admin key in the replicas' Secret only", old: "--from-file=admin-keys/admin.key", new: "--from-file=keys/admin.pub", want: "the administrator: Secret pbft-admin has no admin.key"},
 		{name: "no key pair for a new replica", old: "keygen -dir keys replica-5 replica-6 replica-7", new: "keygen -dir keys replica-5 replica-6", want: "pod replica-7: Secret pbft-keys has no replica-7.key"},
 		{name: "no NATS password for a replica", old: "replica-6 replica-7 gateway admin", new: "replica-6 gateway admin", want: "NATS reads key replica-7 of Secret pbft-nats-auth, which the guide did not create"},

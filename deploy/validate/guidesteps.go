@@ -42,6 +42,7 @@ type guideModel struct {
 	membersKey     string
 	users          map[string]bool            // NATS users
 	natsSecretKeys map[string]map[string]bool // Secret -> keys the NATS servers read
+	mountedBy      map[string][]string        // Secret -> workloads other than the Job mounting it
 }
 
 // CheckGuideSteps follows the sh blocks of the deploy guide in order against the
@@ -89,7 +90,7 @@ func newGuideModel(objs []Object) (*guideModel, error) {
 	c := &checker{objs: objs}
 	defer c.cleanup()
 	c.index()
-	m := &guideModel{users: map[string]bool{}, natsSecretKeys: map[string]map[string]bool{}}
+	m := &guideModel{users: map[string]bool{}, natsSecretKeys: map[string]map[string]bool{}, mountedBy: map[string][]string{}}
 	ref := func(ctr corev1.Container, name string) *corev1.ConfigMapKeySelector {
 		for _, e := range ctr.Env {
 			if e.Name == name && e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil {
@@ -134,6 +135,28 @@ func newGuideModel(objs []Object) (*guideModel, error) {
 			}
 		}
 	}
+	for _, w := range c.workloads {
+		if w == m.job {
+			continue
+		}
+		for _, v := range w.tmpl.Spec.Volumes {
+			var names []string
+			if v.Secret != nil {
+				names = append(names, v.Secret.SecretName)
+			}
+			if v.Projected != nil {
+				for _, src := range v.Projected.Sources {
+					if src.Secret != nil {
+						names = append(names, src.Secret.Name)
+					}
+				}
+			}
+			for _, n := range names {
+				m.mountedBy[n] = append(m.mountedBy[n], w.String())
+				slices.Sort(m.mountedBy[n])
+			}
+		}
+	}
 	switch {
 	case m.sts == nil || m.cm == "" || m.initialKey == "":
 		return nil, fmt.Errorf("no replica StatefulSet reading PBFT_NODE_IDS and PBFT_INITIAL_IDS from a ConfigMap")
@@ -167,6 +190,9 @@ func (m *guideModel) step(st *guideState, cmd string, dryRun bool, report func(s
 	case f[0] != "kubectl" || len(f) < 4:
 	case f[3] == "create" && len(f) >= 7 && f[4] == "secret" && f[5] == "generic":
 		st.createSecret(f[6], cmd, f[7:], dryRun, report)
+		if admin := m.adminID(); st.secrets[f[6]][admin+".key"] && len(m.mountedBy[f[6]]) > 0 {
+			report("Secret %s holds %s.key, the administrator's private key, and %v mount it: only the Job may", f[6], admin, m.mountedBy[f[6]])
+		}
 	case f[3] == "apply" && dryRun:
 		// the second half of a create --dry-run | apply: done by createSecret
 	case f[3] == "apply" && len(f) >= 6 && f[4] == "-k":
