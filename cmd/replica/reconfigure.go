@@ -17,7 +17,8 @@ import (
 const reconfigureUsage = `usage: replica reconfigure [-timeout D] ID...
 
 Changes the membership of the running replicas to ID... (the whole new list, in rotation
-order: the first is the new configuration's first primary). It signs the reconfiguration
+order: the first is the new configuration's first primary; an argument may also be a
+comma-separated list, as PBFT_NODE_IDS, so a Kubernetes Job can pass $(VARIABLE)). It signs the reconfiguration
 as the administrator PBFT_ADMIN_ID (its key <id>.key in PBFT_KEYS_DIR, where the new
 replicas' <id>.pub must be too), sends it to the replicas over PBFT_NATS_URL and waits
 until a quorum of the membership it ends agree on the result, then until the new
@@ -46,7 +47,7 @@ func reconfigure(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("reconfigure: %v\n%s", err, reconfigureUsage)
 	}
-	next := fs.Args()
+	next := splitIDs(fs.Args())
 	if err := pbft.ValidateMembers(next); err != nil {
 		return fmt.Errorf("reconfigure: the new membership: %v\n%s", err, reconfigureUsage)
 	}
@@ -85,4 +86,14 @@ func reconfigure(args []string, stdout io.Writer) error {
 		return fmt.Errorf("reconfigure: executed, but only %d of the %d members reported running configuration %d in time", len(res.Installed), len(m.Members), m.Conf)
 	}
 	return nil
+}
+
+// splitIDs splits each argument at its commas: "a,b c" is a, b, c. An empty id stays,
+// for ValidateMembers to refuse.
+func splitIDs(args []string) []string {
+	var ids []string
+	for _, a := range args {
+		ids = append(ids, strings.Split(a, ",")...)
+	}
+	return ids
 }

@@ -25,6 +25,8 @@ func TestReconfigureUsageAndErrors(t *testing.T) {
 	}{
 		{nil, []string{"reconfigure"}, "the new membership"},
 		{nil, []string{"reconfigure", "n1", "n1"}, "twice"},
+		{nil, []string{"reconfigure", "n1,n2,n1"}, "twice"}, // a comma-separated list is split
+		{nil, []string{"reconfigure", "n1,,n2"}, "the new membership"},
 		{nil, []string{"reconfigure", "-bogus", "n1"}, "flag provided but not defined"},
 		{[]string{"PBFT_ADMIN_ID="}, []string{"reconfigure", "n1", "n2"}, "PBFT_ADMIN_ID is not set"},
 		{[]string{"PBFT_ADMIN_ID=admin", "PBFT_NATS_URL="}, []string{"reconfigure", "n1"}, "PBFT_NATS_URL, PBFT_NODE_IDS and PBFT_KEYS_DIR are required"},
@@ -35,5 +37,14 @@ func TestReconfigureUsageAndErrors(t *testing.T) {
 		if code != 1 || !strings.HasPrefix(errOut, "replica: reconfigure") || !strings.Contains(errOut, c.want) {
 			t.Errorf("replica %v with %q: exit %d, stderr %q; want 1 and %q", c.args, c.env, code, errOut, c.want)
 		}
+	}
+}
+
+// A Kubernetes Job passes the membership as one $(VARIABLE): a comma-separated argument
+// is the same list as separate ones.
+func TestReconfigureSplitsCommaLists(t *testing.T) {
+	got := strings.Join(splitIDs([]string{"replica-0,replica-1", "replica-2", "replica-3,replica-4"}), " ")
+	if want := "replica-0 replica-1 replica-2 replica-3 replica-4"; got != want {
+		t.Errorf("splitIDs = %q, want %q", got, want)
 	}
 }

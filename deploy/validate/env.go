@@ -67,7 +67,8 @@ func withEnv(env map[string]string, fn func()) {
 func secretValue(secret, key string) string { return "pw-" + secret + "-" + key }
 
 // resolveEnv returns the environment ctr sees in the pod named pod of w: literal values
-// with $(VAR) expanded, fieldRefs, and stand-ins for Secret keys (secretValue). Files
+// with $(VAR) expanded, fieldRefs, ConfigMap keys of the manifests, and stand-ins for
+// Secret keys (secretValue). Files
 // (such as PBFT_NATS_PASSWORD_FILE) are resolved by podFiles, not here.
 func resolveEnv(w *workload, ctr corev1.Container, pod string) map[string]string {
 	env := map[string]string{}
@@ -87,7 +88,14 @@ func resolveEnv(w *workload, ctr corev1.Container, pod string) map[string]string
 		case e.ValueFrom.SecretKeyRef != nil:
 			env[e.Name] = secretValue(e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key)
 		case e.ValueFrom.ConfigMapKeyRef != nil:
-			env[e.Name] = "configmap-" + e.ValueFrom.ConfigMapKeyRef.Key
+			r := e.ValueFrom.ConfigMapKeyRef
+			if cm := w.configMaps[r.Name]; cm != nil {
+				if v, ok := cm.Data[r.Key]; ok {
+					env[e.Name] = v
+					continue
+				}
+			}
+			env[e.Name] = "configmap-" + r.Key // reported by checkEnv
 		default:
 			env[e.Name] = "unresolved"
 		}

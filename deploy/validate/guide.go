@@ -2,6 +2,7 @@ package validate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -26,11 +27,8 @@ func CheckGuide(name, markdown string) []string {
 		if b.lang != "sh" {
 			continue
 		}
-		for _, cmd := range shellLines(b.text) {
+		for _, cmd := range kubectlCommands(b.text) {
 			f := strings.Fields(cmd)
-			if len(f) < 2 || f[0] != "kubectl" {
-				continue
-			}
 			if f[1] == "kustomize" {
 				continue // renders locally
 			}
@@ -73,6 +71,27 @@ func codeBlocks(md string) []codeBlock {
 			cur = nil
 		case cur != nil:
 			cur.text += l + "\n"
+		}
+	}
+	return out
+}
+
+// kubectlCommands returns the kubectl commands of a shell block: each line's, each
+// part's of a pipeline, and those run by a loop (until kubectl ...; do).
+func kubectlCommands(text string) []string {
+	var out []string
+	for _, line := range shellLines(text) {
+		for _, part := range strings.Split(line, " | ") {
+			f := strings.Fields(part)
+			i := slices.Index(f, "kubectl")
+			if i < 0 || i+1 >= len(f) {
+				continue
+			}
+			cmd := strings.Join(f[i:], " ")
+			if j := strings.Index(cmd, ";"); j >= 0 {
+				cmd = cmd[:j]
+			}
+			out = append(out, cmd)
 		}
 	}
 	return out

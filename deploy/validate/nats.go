@@ -215,7 +215,11 @@ func (c *checker) checkNATSClient(servers []natsServer, w *workload, ctr corev1.
 	where := fmt.Sprintf("%s container %q (pod %s): NATS client", w, ctr.Name, pod)
 	env := resolveEnv(w, ctr, pod)
 	self := env["PBFT_NODE_ID"]
-	if self == "" {
+	admin := runsReconfigure(ctr)
+	switch {
+	case admin:
+		self = env["PBFT_ADMIN_ID"] // replica reconfigure signs and connects as the administrator
+	case self == "":
 		self = env["PBFT_CLIENT_ID"]
 		if self == "" {
 			self = "gateway"
@@ -285,8 +289,8 @@ func (c *checker) checkNATSClient(servers []natsServer, w *workload, ctr corev1.
 		case nu.Password != pass:
 			c.reportf("%s: the password of NATS user %q comes from a different secret than the one %s uses", where, user, pod)
 		}
-		c.checkPermissions(where, nu, cluster, self, ids)
-		if !contains(ids[:len(ids)-1], self) {
+		c.checkPermissions(where, nu, cluster, self, ids, !admin)
+		if !admin && !contains(ids[:len(ids)-1], self) {
 			c.checkClientUser(where, srv, cluster, ids[:len(ids)-1])
 		}
 	}
@@ -294,7 +298,9 @@ func (c *checker) checkNATSClient(servers []natsServer, w *workload, ctr corev1.
 
 // checkPermissions checks that user may publish under its own id and not under another
 // one (subjects pbft.<cluster>.<kind>.<sender> and pbft.<cluster>.to.<receiver>.<kind>.<sender>).
-func (c *checker) checkPermissions(where string, u *server.User, cluster, self string, ids []string) {
+// A process that serves the NATS services framework (replicas, the gateway; not the
+// administrator's command) must also be allowed to (checkServes).
+func (c *checker) checkPermissions(where string, u *server.User, cluster, self string, ids []string, serves bool) {
 	isReplica := contains(ids[:len(ids)-1], self)
 	var allow, deny []string
 	if u.Permissions != nil && u.Permissions.Publish != nil {
@@ -335,7 +341,15 @@ func (c *checker) checkPermissions(where string, u *server.User, cluster, self s
 	if s := "pbft." + cluster + ".commit." + self; isReplica && !may(s) {
 		c.reportf("%s: NATS user %q may not publish %s", where, u.Username, s)
 	}
-	c.checkServes(where, u, cluster, self, isReplica)
+	if serves {
+		c.checkServes(where, u, cluster, self, isReplica)
+	}
+}
+
+// runsReconfigure reports whether ctr runs `replica reconfigure` (the administrator's Job).
+func runsReconfigure(ctr corev1.Container) bool {
+	args := append(append([]string{}, ctr.Command...), ctr.Args...)
+	return len(args) >= 2 && path.Base(args[0]) == "replica" && args[1] == "reconfigure"
 }
 
 // checkServes checks that user may serve the NATS services framework (nats.go/micro):

@@ -40,23 +40,24 @@ func (fs *podFS) hostPath(ctr corev1.Container, p string) (string, bool) {
 	return filepath.Join(dir, filepath.FromSlash(m.SubPath), filepath.FromSlash(rel)), true
 }
 
-// principals are the ids the stand-in Secrets hold keys for: every id in a PBFT_NODE_IDS
-// or PBFT_CLIENT_ID of the manifests, and "gateway" (the default client id).
+// principals are the ids the stand-in Secrets hold keys for: every id in a
+// PBFT_NODE_IDS, PBFT_INITIAL_IDS, PBFT_CLIENT_ID or PBFT_ADMIN_ID of the manifests (as
+// the first pod of each workload resolves them), every StatefulSet pod's name, and
+// "gateway" (the default client id).
 func (c *checker) principals() []string {
 	set := map[string]bool{"gateway": true}
 	for _, w := range c.workloads {
 		for _, ctr := range w.containers() {
-			for _, e := range ctr.Env {
-				switch e.Name {
-				case "PBFT_NODE_IDS":
-					for _, id := range splitList(e.Value) {
-						set[id] = true
-					}
-				case "PBFT_CLIENT_ID":
-					if e.Value != "" {
-						set[e.Value] = true
-					}
+			env := resolveEnv(w, ctr, w.podName(0))
+			for _, name := range []string{"PBFT_NODE_IDS", "PBFT_INITIAL_IDS", "PBFT_CLIENT_ID", "PBFT_ADMIN_ID"} {
+				for _, id := range splitList(env[name]) {
+					set[id] = true
 				}
+			}
+		}
+		if w.kind == "StatefulSet" {
+			for i := range int(w.replicas) {
+				set[w.podName(i)] = true
 			}
 		}
 	}
@@ -115,6 +116,12 @@ func (c *checker) podFiles(w *workload, pod string) *podFS {
 	for _, ic := range w.tmpl.Spec.InitContainers {
 		if err := c.runInit(fs, w, ic, pod); err != nil {
 			c.reportf("%s init container %q (pod %s): %v", w, ic.Name, pod, err)
+		}
+	}
+	// Containers that run a shell script (the public-keys loop) run one pass.
+	for _, ctr := range w.tmpl.Spec.Containers {
+		if err := c.runOnePass(fs, w, ctr, pod); err != nil {
+			c.reportf("%s container %q (pod %s): %v", w, ctr.Name, pod, err)
 		}
 	}
 	return fs
@@ -226,19 +233,43 @@ func SandboxScript(script string, dirs map[string]string) string {
 	})
 }
 
-// runInit runs the shell script of init container ic (command sh -c SCRIPT) in the
-// simulated pod, with the environment Kubernetes would give it. Other init containers
-// cannot be simulated and are skipped.
-func (c *checker) runInit(fs *podFS, w *workload, ic corev1.Container, pod string) error {
-	args := append(append([]string{}, ic.Command...), ic.Args...)
-	if len(args) < 3 || !contains([]string{"sh", "ash", "bash"}, path.Base(args[0])) || args[1] != "-c" {
-		return nil
+// containerScript returns the shell script container ctr runs in the simulated pod fs,
+// with the environment Kubernetes gives it: `sh -c SCRIPT` ($(VAR) expanded, as
+// Kubernetes does before the shell sees it) or `sh FILE` with FILE on a volume (a
+// ConfigMap of scripts). ok is false for a container that runs no shell script.
+func (c *checker) containerScript(fs *podFS, w *workload, ctr corev1.Container, pod string) (script string, env map[string]string, ok bool, err error) {
+	args := append(append([]string{}, ctr.Command...), ctr.Args...)
+	if len(args) < 2 || !contains([]string{"sh", "ash", "bash"}, path.Base(args[0])) {
+		return "", nil, false, nil
 	}
-	env := resolveEnv(w, ic, pod)
-	// Kubernetes expands $(VAR) (and $$) in the command before the shell sees it.
-	script := expand(args[2], env)
+	env = resolveEnv(w, ctr, pod)
+	switch {
+	case args[1] == "-c" && len(args) >= 3:
+		return expand(args[2], env), env, true, nil
+	case strings.HasPrefix(args[1], "/"):
+		host, mounted := fs.hostPath(ctr, args[1])
+		if !mounted {
+			return "", nil, true, fmt.Errorf("script %s is on no volume the container mounts", args[1])
+		}
+		b, err := os.ReadFile(host)
+		if err != nil {
+			return "", nil, true, fmt.Errorf("script %s: %v", args[1], strings.ReplaceAll(err.Error(), host, args[1]))
+		}
+		return string(b), env, true, nil
+	}
+	return "", nil, false, nil
+}
+
+// runScript runs the shell script of container ctr (containerScript) in the simulated
+// pod, its mount paths moved into the pod's directories, with PATH first searching
+// extraPath if not empty. Containers that run no shell script are skipped.
+func (c *checker) runScript(fs *podFS, w *workload, ctr corev1.Container, pod, extraPath string) error {
+	script, env, ok, err := c.containerScript(fs, w, ctr, pod)
+	if !ok || err != nil {
+		return err
+	}
 	dirs := map[string]string{}
-	for _, m := range ic.VolumeMounts {
+	for _, m := range ctr.VolumeMounts {
 		dir, ok := fs.dirs[m.Name]
 		if !ok {
 			continue // reported by checkMounts
@@ -249,13 +280,20 @@ func (c *checker) runInit(fs *podFS, w *workload, ic corev1.Container, pod strin
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", SandboxScript(script, dirs))
 	cmd.Dir = fs.root
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	pathVar := os.Getenv("PATH")
+	if extraPath != "" {
+		pathVar = extraPath + string(os.PathListSeparator) + pathVar
+	}
+	cmd.Env = []string{"PATH=" + pathVar}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
+		if extraPath != "" && cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == stoppedBySleep {
+			return nil // a loop's first pass ran to its sleep
+		}
 		msg := strings.TrimSpace(out.String())
 		for m, d := range dirs {
 			msg = strings.ReplaceAll(msg, d, m)
@@ -263,6 +301,29 @@ func (c *checker) runInit(fs *podFS, w *workload, ic corev1.Container, pod strin
 		return fmt.Errorf("script fails in the simulated pod: %v: %s", err, msg)
 	}
 	return nil
+}
+
+// runInit runs an init container's script in the simulated pod.
+func (c *checker) runInit(fs *podFS, w *workload, ic corev1.Container, pod string) error {
+	return c.runScript(fs, w, ic, pod, "")
+}
+
+// stoppedBySleep is the exit status of the stand-in sleep RunOnePass puts first on PATH.
+const stoppedBySleep = 97
+
+// runOnePass runs a looping container script (`while :; do ...; sleep N; done`) in the
+// simulated pod once: a stand-in sleep ends the script with stoppedBySleep (the script
+// uses set -e), so whatever one pass does is done.
+func (c *checker) runOnePass(fs *podFS, w *workload, ctr corev1.Container, pod string) error {
+	bin, err := os.MkdirTemp("", "fake-sleep-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(bin)
+	if err := os.WriteFile(filepath.Join(bin, "sleep"), []byte(fmt.Sprintf("#!/bin/sh\nexit %d\n", stoppedBySleep)), 0o755); err != nil {
+		return err
+	}
+	return c.runScript(fs, w, ctr, pod, bin)
 }
 
 // cleanup removes the simulated pods.

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -45,6 +46,7 @@ var kinds = map[string]func() any{
 	"v1/ServiceAccount":                  func() any { return new(corev1.ServiceAccount) },
 	"apps/v1/StatefulSet":                func() any { return new(appsv1.StatefulSet) },
 	"apps/v1/Deployment":                 func() any { return new(appsv1.Deployment) },
+	"batch/v1/Job":                       func() any { return new(batchv1.Job) },
 	"policy/v1/PodDisruptionBudget":      func() any { return new(policyv1.PodDisruptionBudget) },
 	"networking.k8s.io/v1/NetworkPolicy": func() any { return new(networkingv1.NetworkPolicy) },
 }
@@ -60,6 +62,24 @@ func Render(fsys filesys.FileSystem, dir string) ([]byte, error) {
 		return nil, err
 	}
 	return m.AsYaml()
+}
+
+// AdminDir is the kustomization of the administrator's Job, below the base.
+const AdminDir = "admin"
+
+// RenderAll renders the base in dir and its admin kustomization (the administrator's
+// Job, applied apart when the membership changes) as one stream, so that the checks see
+// every workload that may run.
+func RenderAll(fsys filesys.FileSystem, dir string) ([]byte, error) {
+	base, err := Render(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := Render(fsys, dir+"/"+AdminDir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", AdminDir, err)
+	}
+	return append(append(base, "---\n"...), admin...), nil
 }
 
 // SplitDocuments splits a YAML stream at its "---" separators, dropping empty documents.
@@ -154,12 +174,20 @@ func Check(objs []Object) []string {
 	c.checkServices()
 	c.checkPDBs()
 	c.checkNATS()
+	c.checkAdmin()
+	for _, w := range c.workloads {
+		for _, ctr := range w.tmpl.Spec.Containers {
+			for i := range podCount(w) {
+				c.checkKeysDir(w, ctr, w.podName(i))
+			}
+		}
+	}
 	c.checkNamespaces()
 	sort.Strings(c.problems)
 	return slices.Compact(c.problems)
 }
 
-// workload is a StatefulSet or a Deployment.
+// workload is a StatefulSet, a Deployment or a Job.
 type workload struct {
 	kind, name  string
 	replicas    int32
@@ -167,14 +195,17 @@ type workload struct {
 	tmpl        corev1.PodTemplateSpec
 	claims      []corev1.PersistentVolumeClaim
 	serviceName string
+	start       int32                        // a StatefulSet's first ordinal (spec.ordinals.start)
+	configMaps  map[string]*corev1.ConfigMap // of the manifests, for configMapKeyRef
 }
 
 func (w *workload) String() string { return w.kind + "/" + w.name }
 
-// podName is the name of one pod of w, as far as it is predictable (StatefulSets).
-func (w *workload) podName(ordinal int) string {
+// podName is the name of the i-th pod of w, as far as it is predictable (StatefulSets:
+// ordinals from spec.ordinals.start).
+func (w *workload) podName(i int) string {
 	if w.kind == "StatefulSet" {
-		return fmt.Sprintf("%s-%d", w.name, ordinal)
+		return fmt.Sprintf("%s-%d", w.name, int(w.start)+i)
 	}
 	return w.name + "-pod"
 }
@@ -213,11 +244,19 @@ func (c *checker) index() {
 	for _, o := range c.objs {
 		switch v := o.Obj.(type) {
 		case *appsv1.StatefulSet:
-			c.workloads = append(c.workloads, &workload{kind: "StatefulSet", name: v.Name, replicas: replicas(v.Spec.Replicas),
-				selector: v.Spec.Selector, tmpl: v.Spec.Template, claims: v.Spec.VolumeClaimTemplates, serviceName: v.Spec.ServiceName})
+			w := &workload{kind: "StatefulSet", name: v.Name, replicas: replicas(v.Spec.Replicas),
+				selector: v.Spec.Selector, tmpl: v.Spec.Template, claims: v.Spec.VolumeClaimTemplates, serviceName: v.Spec.ServiceName}
+			if v.Spec.Ordinals != nil {
+				w.start = v.Spec.Ordinals.Start
+			}
+			c.workloads = append(c.workloads, w)
 		case *appsv1.Deployment:
 			c.workloads = append(c.workloads, &workload{kind: "Deployment", name: v.Name, replicas: replicas(v.Spec.Replicas),
 				selector: v.Spec.Selector, tmpl: v.Spec.Template})
+		case *batchv1.Job:
+			// A Job selects its pods by a generated label: its template's labels stand in.
+			c.workloads = append(c.workloads, &workload{kind: "Job", name: v.Name, replicas: 1,
+				selector: &metav1.LabelSelector{MatchLabels: v.Spec.Template.Labels}, tmpl: v.Spec.Template})
 		case *corev1.Service:
 			c.services = append(c.services, v)
 		case *policyv1.PodDisruptionBudget:
@@ -228,6 +267,18 @@ func (c *checker) index() {
 			c.configMaps[v.Name] = v
 		}
 	}
+	for _, w := range c.workloads {
+		w.configMaps = c.configMaps
+	}
+}
+
+// podCount is the number of pods of w the checks simulate: a StatefulSet's replicas, one
+// of any other workload.
+func podCount(w *workload) int {
+	if w.kind != "StatefulSet" || w.replicas < 1 {
+		return 1
+	}
+	return int(w.replicas)
 }
 
 func replicas(p *int32) int32 {
@@ -389,17 +440,12 @@ func selectorCovers(pdb, wl *metav1.LabelSelector) bool {
 	return true
 }
 
-// pbftNodeIDs returns PBFT_NODE_IDS of the workload's pbft container, if it has one.
+// pbftNodeIDs returns PBFT_NODE_IDS of the workload's replica container (one with a
+// PBFT_NODE_ID), resolved as in its first pod, if it has one.
 func pbftNodeIDs(w *workload) []string {
 	for _, ctr := range w.tmpl.Spec.Containers {
-		for _, e := range ctr.Env {
-			if e.Name == "PBFT_NODE_ID" {
-				for _, e2 := range ctr.Env {
-					if e2.Name == "PBFT_NODE_IDS" {
-						return splitList(e2.Value)
-					}
-				}
-			}
+		if hasEnv(ctr, "PBFT_NODE_ID") {
+			return splitList(resolveEnv(w, ctr, w.podName(0))["PBFT_NODE_IDS"])
 		}
 	}
 	return nil

@@ -18,12 +18,17 @@ import (
 )
 
 const (
-	k8sDir   = "../k8s"
-	authConf = "nats/auth.conf"
-	root     = "/k8s"
+	k8sDir     = "../k8s"
+	authConf   = "nats/auth.conf"
+	identitySh = "scripts/identity.sh"
+	root       = "/k8s"
 )
 
-var natsUsers = []string{"replica-0", "replica-1", "replica-2", "replica-3", "gateway"}
+var natsUsers = []string{"replica-0", "replica-1", "replica-2", "replica-3", "replica-4", "replica-5", "replica-6", "replica-7", "gateway", "admin"}
+
+// runningUsers are the NATS users of the pods the base runs (four replicas, the gateway)
+// and of the administrator's Job.
+var runningUsers = []string{"replica-0", "replica-1", "replica-2", "replica-3", "gateway", "admin"}
 
 // natsAPIUsers are the NATS users of the NATS-native API, which no pod of the manifests
 // connects as.
@@ -53,9 +58,11 @@ func tree(t *testing.T) filesys.FileSystem {
 	return mem
 }
 
+// render renders the base and deploy/k8s/admin (the administrator's Job, applied apart)
+// as one stream: the checks see every workload that may run.
 func render(t *testing.T, fsys filesys.FileSystem) []byte {
 	t.Helper()
-	out, err := Render(fsys, root)
+	out, err := RenderAll(fsys, root)
 	if err != nil {
 		t.Fatalf("kustomize build: %v", err)
 	}
@@ -88,7 +95,9 @@ func TestManifestsAreValid(t *testing.T) {
 	for _, o := range objs {
 		kinds[o.Kind]++
 	}
-	want := map[string]int{"StatefulSet": 2, "Deployment": 1, "Service": 4, "PodDisruptionBudget": 2, "ConfigMap": 1, "NetworkPolicy": 1}
+	// ConfigMaps: nats-config, replica-membership and pbft-scripts, which the admin
+	// kustomization renders again (the same object).
+	want := map[string]int{"StatefulSet": 2, "Deployment": 1, "Job": 1, "Service": 4, "PodDisruptionBudget": 2, "ConfigMap": 4, "NetworkPolicy": 1}
 	for k, n := range want {
 		if kinds[k] != n {
 			t.Errorf("%d objects of kind %s, want %d (all: %v)", kinds[k], k, n, kinds)
@@ -111,9 +120,11 @@ func TestManifestsAreValid(t *testing.T) {
 		t.Errorf("replica StatefulSet: no preferred pod anti-affinity on kubernetes.io/hostname: %+v", aff)
 	}
 	ctr := rs.Spec.Template.Spec.Containers[0]
-	env := resolveEnv(&workload{kind: "StatefulSet", name: "replica", tmpl: rs.Spec.Template}, ctr, "replica-2")
+	cms := map[string]*corev1.ConfigMap{"replica-membership": find[*corev1.ConfigMap](t, objs, "ConfigMap", "replica-membership")}
+	env := resolveEnv(&workload{kind: "StatefulSet", name: "replica", tmpl: rs.Spec.Template, configMaps: cms}, ctr, "replica-2")
 	for k, v := range map[string]string{
 		"PBFT_NODE_ID": "replica-2", "PBFT_NODE_IDS": "replica-0,replica-1,replica-2,replica-3", "PBFT_CLUSTER": "pbft",
+		"PBFT_INITIAL_IDS": "replica-0,replica-1,replica-2,replica-3", "PBFT_ADMIN_ID": "admin",
 		"PBFT_DATA_DIR": "/data", "PBFT_HTTP_ADDR": ":9090",
 		"PBFT_NATS_URL":  "nats://nats-0.nats-headless:4222,nats://nats-1.nats-headless:4222,nats://nats-2.nats-headless:4222",
 		"PBFT_NATS_USER": "replica-2", "PBFT_NATS_PASSWORD_FILE": "/keys/nats-password",
@@ -236,7 +247,7 @@ func TestChecksBite(t *testing.T) {
 		want                 string // a substring of one reported problem
 	}{
 		{"mistyped field", "replica/statefulset.yaml", "readinessProbe:", "readinesProbe:", `unknown field "spec.template.spec.containers[0].readinesProbe"`},
-		{"field in the wrong case", "gateway/deployment.yaml", "readOnlyRootFilesystem: true", "readonlyRootFilesystem: true", `unknown field "spec.template.spec.containers[0].securityContext.readonlyRootFilesystem"`},
+		{"field in the wrong case", "gateway/deployment.yaml", "readOnlyRootFilesystem: true", "readonlyRootFilesystem: true", `unknown field "spec.template.spec.initContainers[0].securityContext.readonlyRootFilesystem"`},
 		{"unknown PBFT_ variable", "replica/statefulset.yaml", "- name: PBFT_LOG_LEVEL", "- name: PBFT_LOGLEVEL", "PBFT_LOGLEVEL is not a variable of config.Settings"},
 		{"bad PBFT_ value", "gateway/deployment.yaml", "value: info", "value: loud", "config.Load"},
 		{"probe on a port not exposed", "replica/statefulset.yaml", "path: /readyz\n              port: http", "path: /readyz\n              port: 9091", "readinessProbe port 9091 is not a port of the container"},
@@ -246,23 +257,23 @@ func TestChecksBite(t *testing.T) {
 		{"service targets a missing port", "gateway/service.yaml", "targetPort: http", "targetPort: api", "targets api, which no container of Deployment/gateway exposes"},
 		{"PDB selects nothing", "replica/pdb.yaml", "matchLabels:\n      app.kubernetes.io/name: pbft-replica", "matchLabels:\n      app.kubernetes.io/name: pbft-replicas", "PodDisruptionBudget/replica: selector selects no workload's pods"},
 		{"PDB allows more than f", "replica/pdb.yaml", "maxUnavailable: 1", "maxUnavailable: 2", "maxUnavailable 2 for 4 replicas, want f = 1"},
-		{"writable root filesystem", "gateway/deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", `container "gateway": readOnlyRootFilesystem is not true`},
+		{"writable root filesystem", "gateway/deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", `Deployment/gateway container "identity": readOnlyRootFilesystem is not true`},
 		{"root user", "replica/statefulset.yaml", "runAsNonRoot: true", "runAsNonRoot: false", "runAsNonRoot is not true"},
 		{"capabilities kept", "nats/statefulset.yaml", `drop: ["ALL"]`, `drop: ["NET_RAW"]`, "capabilities do not drop ALL"},
-		{"more replicas than ids", "replica/statefulset.yaml", "replicas: 4", "replicas: 5", `PBFT_NODE_ID "replica-4" is not in PBFT_NODE_IDS`},
+		{"more replicas than ids", "replica/statefulset.yaml", "replicas: 4", "replicas: 5", `replica "replica-4" is neither in PBFT_INITIAL_IDS`},
 		{"env used before defined", "replica/statefulset.yaml", "value: /keys/nats-password", "value: $(PBFT_KEYS_DIR)/nats-password", "PBFT_NATS_PASSWORD_FILE refers to $(PBFT_KEYS_DIR), which is not defined before it"},
 		{"env file (fileKeyRef)", "gateway/deployment.yaml", "- name: PBFT_NATS_USER\n              value: gateway\n", "- name: PBFT_NATS_USER\n              valueFrom:\n                fileKeyRef:\n                  volumeName: tmp\n                  path: nats.env\n                  key: USER\n", "PBFT_NATS_USER uses fileKeyRef, which needs Kubernetes >= 1.35"},
-		{"wrong NATS password", "gateway/deployment.yaml", "- key: gateway\n                      path: nats-password", "- key: replica-0\n                      path: nats-password", `the password of NATS user "gateway" comes from a different secret`},
-		{"init script copies another pod's password", "replica/statefulset.yaml", `cp "/secrets/nats/$id" /keys/nats-password`, `cp /secrets/nats/replica-0 /keys/nats-password`, `the password of NATS user "replica-1" comes from a different secret`},
-		{"init script copies the password from the wrong Secret", "replica/statefulset.yaml", `cp "/secrets/nats/$id" /keys/nats-password`, `cp "/secrets/keys/$id.pub" /keys/nats-password`, `the password of NATS user "replica-3" comes from a different secret`},
-		{"password file nobody writes", "replica/statefulset.yaml", `cp "/secrets/nats/$id" /keys/nats-password`, `cp "/secrets/nats/$id" /keys/nats-pw`, "PBFT_NATS_PASSWORD_FILE: open /keys/nats-password: no such file"},
+		{"wrong NATS password", "gateway/deployment.yaml", "- name: ID\n              value: gateway", "- name: ID\n              value: replica-0", `the password of NATS user "gateway" comes from a different secret`},
+		{"init script copies another pod's password", identitySh, `cp "/secrets/nats/$id" /keys/nats-password`, `cp /secrets/nats/replica-0 /keys/nats-password`, `the password of NATS user "replica-1" comes from a different secret`},
+		{"init script copies the password from the wrong Secret", identitySh, `cp "/secrets/nats/$id" /keys/nats-password`, `cp "/secrets/keys/$id.pub" /keys/nats-password`, `the password of NATS user "replica-3" comes from a different secret`},
+		{"password file nobody writes", identitySh, `cp "/secrets/nats/$id" /keys/nats-password`, `cp "/secrets/nats/$id" /keys/nats-pw`, "PBFT_NATS_PASSWORD_FILE: open /keys/nats-password: no such file"},
 		{"password file on no volume", "replica/statefulset.yaml", "value: /keys/nats-password", "value: /run/nats/password", "PBFT_NATS_PASSWORD_FILE /run/nats/password is not on a mounted volume"},
 		{"gateway password file on no volume", "gateway/deployment.yaml", "value: /keys/nats-password", "value: /nats/password", "PBFT_NATS_PASSWORD_FILE /nats/password is not on a mounted volume"},
 		{"user without password file", "gateway/deployment.yaml", "\n            - name: PBFT_NATS_PASSWORD_FILE\n              value: /keys/nats-password", "", "PBFT_NATS_USER and PBFT_NATS_PASSWORD_FILE go together"},
 		{"no NATS credentials", "gateway/deployment.yaml", "\n            - name: PBFT_NATS_USER\n              value: gateway\n            - name: PBFT_NATS_PASSWORD_FILE\n              value: /keys/nats-password", "", "no PBFT_NATS_USER and PBFT_NATS_PASSWORD_FILE: connects without credentials"},
 		{"NATS user not its own id", "gateway/deployment.yaml", "- name: PBFT_NATS_USER\n              value: gateway", "- name: PBFT_NATS_USER\n              value: replica-0", `connects as NATS user "replica-0" (PBFT_NATS_USER), not as its own id "gateway"`},
 		{"credentials in the URL", "gateway/deployment.yaml", "nats://nats-1.nats-headless:4222", "nats://gateway:secret@nats-1.nats-headless:4222", "credentials in PBFT_NATS_URL"},
-		{"failing init script", "replica/statefulset.yaml", `test -f "/secrets/keys/$id.key"`, `test -f "/secrets/keys/$id.secret"`, `init container "identity" (pod replica-0): script fails in the simulated pod: exit status 1: secret pbft-keys has no replica-0.key`},
+		{"failing init script", identitySh, `test -f "/secrets/keys/$id.key"`, `test -f "/secrets/keys/$id.secret"`, `init container "identity" (pod replica-0): script fails in the simulated pod: exit status 1: secret pbft-keys (pbft-admin for the administrator) has no replica-0.key`},
 		{"NATS URL to an unknown host", "replica/statefulset.yaml", "nats://nats-2.nats-headless:4222", "nats://nats-3.nats-headless:4222", "nats-3 is not a pod of StatefulSet/nats"},
 		{"NATS URL on the wrong port", "gateway/deployment.yaml", "nats://nats-0.nats-headless:4222", "nats://nats-0.nats-headless:6222", "port 6222, but NATS listens on 4222"},
 		{"broken nats.conf", "nats/nats.conf", "  routes: $NATS_ROUTES\n}\n", "  routes: $NATS_ROUTES\n", "nats config /etc/nats-config/nats.conf"},
@@ -290,6 +301,14 @@ func TestChecksBite(t *testing.T) {
 		{"gateway may not serve the NATS API", authConf, `"$SRV.>", "pbft.pbft.api"]`, `"$SRV.>"]`, `NATS user "gateway" may not subscribe pbft.pbft.api`},
 		{"replica not discoverable", authConf, `"$SRV.>", "pbft.pbft.replica.replica-0.status"]`, `"pbft.pbft.replica.replica-0.status"]`, `NATS user "replica-0" may not subscribe $SRV.PING`},
 		{"replica may not answer requests", authConf, "        allow_responses: true\n", "", `NATS user "replica-0" may not answer requests (allow_responses)`},
+		{"public-keys copies private keys", "scripts/public-keys.sh", "for f in /secrets/keys/*.pub; do", "for f in /secrets/keys/*; do", `PBFT_KEYS_DIR /keys: holds replica-0.key, the private key of another identity than replica-1`},
+		{"identity script misses the public keys", identitySh, "cp /secrets/keys/*.pub ", "cp ", `Job/reconfigure container "reconfigure" (pod reconfigure-pod): PBFT_KEYS_DIR /keys: no replica-3.pub`},
+		{"replicas obey another administrator", "replica/statefulset.yaml", "- name: PBFT_ADMIN_ID\n              value: admin", "- name: PBFT_ADMIN_ID\n              value: root", `Job/reconfigure container "reconfigure": signs as PBFT_ADMIN_ID "admin", but StatefulSet/replica obeys "root"`},
+		{"admin Job on another image", "admin/kustomization.yaml", "newName: pbft\n", "newName: registry.example.com/pbft\n", `Job/reconfigure container "reconfigure": image registry.example.com/pbft:latest, but StatefulSet/replica runs pbft:latest`},
+		{"no NATS user for the administrator", authConf, `user: "admin"`, `user: "root"`, `(pod reconfigure-pod): NATS client: NATS has no user "admin"`},
+		{"administrator may impersonate", authConf, `publish: { allow: ["pbft.pbft.request.admin", "pbft.pbft.to.*.*.admin"] }`, `publish: { allow: ["pbft.pbft.request.admin", "pbft.pbft.to.>"] }`, `NATS user "admin" may publish pbft.pbft.to.admin.reply.replica-0, impersonating "replica-0"`},
+		{"admin Job shut out of NATS", "nats/networkpolicy.yaml", "        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: pbft-admin\n", "", "Job/reconfigure may not reach the client port 4222"},
+		{"admin Job asks no replicas", "admin/job.yaml", "                  key: members", "                  key: gone", `PBFT_NODE_IDS refers to key "gone" missing from ConfigMap "replica-membership"`},
 		{"unknown kind", "kustomization.yaml", "resources:\n", "resources:\n  - extra.yaml\n", "unknown kind example.com/v1/Widget"},
 		{"StatefulSet without its Service", "replica/service.yaml", "name: replica\n", "name: replicas\n", `serviceName "replica" names no Service`},
 	}
@@ -371,10 +390,25 @@ func TestSubjectMatches(t *testing.T) {
 	}
 }
 
+// scriptsConfigMap returns the rendered ConfigMap of the shared scripts (pbft-scripts,
+// with its kustomize hash suffix).
+func scriptsConfigMap(t *testing.T, objs []Object) *corev1.ConfigMap {
+	t.Helper()
+	for _, o := range objs {
+		if v, ok := o.Obj.(*corev1.ConfigMap); ok && strings.HasPrefix(v.Name, "pbft-scripts-") {
+			return v
+		}
+	}
+	t.Fatal("no pbft-scripts ConfigMap (with a kustomize hash suffix)")
+	return nil
+}
+
 // TestIdentityInitScript runs the replica's init container script (its mount paths moved
 // into a temporary directory, as the checks do) and checks what it leaves for the replica
 // container in the keys volume: its own private key, every public key, and its own NATS
-// password as nats-password, byte for byte, which config.Settings.NATSOptions reads.
+// password as nats-password, byte for byte, which config.Settings.NATSOptions reads. Then
+// one pass of the public-keys container: a public key added to the Secret later reaches
+// the keys volume, a private key does not.
 func TestIdentityInitScript(t *testing.T) {
 	objs, problems := Load(render(t, tree(t)))
 	if len(problems) > 0 {
@@ -382,18 +416,20 @@ func TestIdentityInitScript(t *testing.T) {
 	}
 	rs := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "replica")
 	ic := rs.Spec.Template.Spec.InitContainers
-	if len(ic) != 1 || len(ic[0].Command) != 3 || ic[0].Command[0] != "sh" {
-		t.Fatalf("init containers %+v, want one running sh -c SCRIPT", ic)
+	if len(ic) != 1 || strings.Join(ic[0].Command, " ") != "sh /scripts/identity.sh" {
+		t.Fatalf("init containers %+v, want one running sh /scripts/identity.sh", ic)
 	}
 	var mounts []string
 	for _, m := range ic[0].VolumeMounts {
-		mounts = append(mounts, m.MountPath)
+		if m.MountPath != "/scripts" {
+			mounts = append(mounts, m.MountPath)
+		}
 	}
 	if strings.Join(mounts, " ") != "/secrets/keys /secrets/nats /keys" {
-		t.Fatalf("init container mounts %v, want /secrets/keys /secrets/nats /keys", mounts)
+		t.Fatalf("init container mounts %v, want /scripts /secrets/keys /secrets/nats /keys", mounts)
 	}
-	// Kubernetes expands $(VAR) and $$ in commands before the shell sees them.
-	script := expand(ic[0].Command[2], map[string]string{})
+	scripts := scriptsConfigMap(t, objs)
+	script, sidecar := scripts.Data["identity.sh"], scripts.Data["public-keys.sh"]
 	// run runs the script for pod in dir (a new one if empty), the Secret pbft-nats-auth
 	// holding password for pod (none if nil).
 	run := func(t *testing.T, dir, pod string, password []byte) (string, []byte, error) {
@@ -425,7 +461,7 @@ func TestIdentityInitScript(t *testing.T) {
 			}
 		}
 		cmd := exec.Command("sh", "-c", SandboxScript(script, dirs))
-		cmd.Env = append(os.Environ(), "POD_NAME="+pod)
+		cmd.Env = append(os.Environ(), "ID="+pod)
 		out, err := cmd.CombinedOutput()
 		return dirs["/keys"], out, err
 	}
@@ -450,9 +486,43 @@ func TestIdentityInitScript(t *testing.T) {
 	for _, e := range ents {
 		got = append(got, e.Name())
 	}
-	want := []string{"gateway.pub", "nats-password", "replica-0.pub", "replica-1.pub", "replica-2.key", "replica-2.pub", "replica-3.pub"}
+	want := []string{"nats-password", "replica-2.key"}
+	for _, id := range natsUsers {
+		want = append(want, id+".pub")
+	}
+	slices.Sort(want)
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("keys dir holds %v, want %v (its own private key and password only)", got, want)
+	}
+
+	// A replica added later: its key pair lands in the Secret; one pass of the
+	// public-keys loop (a stand-in sleep ends it) copies the public key only.
+	secrets := filepath.Join(dir, "secrets-keys")
+	for _, f := range []string{"replica-9.pub", "replica-9.key"} {
+		if err := os.WriteFile(filepath.Join(secrets, f), []byte(f), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "sleep"), []byte("#!/bin/sh\nexit 97\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", SandboxScript(sidecar, map[string]string{"/secrets/keys": secrets, "/keys": keysDir}))
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 97 {
+		t.Fatalf("public-keys: one pass did not reach its sleep: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(keysDir, "replica-9.pub")); err != nil || string(b) != "replica-9.pub" {
+		t.Errorf("public-keys: replica-9.pub holds %q (%v)", b, err)
+	}
+	ents, err = os.ReadDir(keysDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if n := e.Name(); strings.HasSuffix(n, ".key") && n != "replica-2.key" || strings.HasPrefix(n, ".") {
+			t.Errorf("public-keys: the keys dir holds %s", n)
+		}
 	}
 	if pw, err := os.ReadFile(filepath.Join(keysDir, "nats-password")); err != nil || string(pw) != string(password) {
 		t.Errorf("nats-password holds %q (%v), want %q", pw, err, password)
@@ -464,7 +534,7 @@ func TestIdentityInitScript(t *testing.T) {
 	if _, out, err := run(t, "", "replica-1", nil); err == nil || !strings.Contains(string(out), "pbft-nats-auth has no key replica-1") {
 		t.Errorf("pod without a password: err %v, output %s", err, out)
 	}
-	if _, out, err := run(t, "", "replica-7", []byte("fine")); err == nil || !strings.Contains(string(out), "no replica-7.key") {
+	if _, out, err := run(t, "", "replica-9", []byte("fine")); err == nil || !strings.Contains(string(out), "no replica-9.key") {
 		t.Errorf("pod without a key: err %v, output %s", err, out)
 	}
 }
@@ -511,8 +581,8 @@ func TestNATSPasswordFiles(t *testing.T) {
 			}
 		}
 	}
-	if len(seen) != len(natsUsers) {
-		t.Errorf("password files for %v, want one for each of %v", keys(seen), natsUsers)
+	if len(seen) != len(runningUsers) {
+		t.Errorf("password files for %v, want one for each of %v", keys(seen), runningUsers)
 	}
 	if len(c.problems) > 0 {
 		t.Errorf("simulating the pods: %v", c.problems)
@@ -531,5 +601,37 @@ rm -f /tmp/k/* /keysfoo /etc/keys/x
 test -d /tmp/k`
 	if got := SandboxScript(in, dirs); got != want {
 		t.Errorf("SandboxScript:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// The states deploy/README.md's membership changes leave are valid manifests too, as an
+// overlay that records them would render: replica-0 replaced by replica-4 (first ordinal
+// 1), then seven replicas.
+func TestChangedMembershipsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name, sts, lists string
+	}{
+		{"replica-0 replaced", "  replicas: 4\n  ordinals:\n    start: 1\n", "replica-1,replica-2,replica-3,replica-4"},
+		{"seven replicas", "  replicas: 7\n  ordinals:\n    start: 1\n", "replica-1,replica-2,replica-3,replica-4,replica-5,replica-6,replica-7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := mutate(t, "replica/statefulset.yaml", "  replicas: 4\n", tc.sts)
+			p := filepath.Join(root, "replica/membership.yaml")
+			data, err := fsys.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := "  next: replica-0,replica-1,replica-2,replica-3\n  members: replica-0,replica-1,replica-2,replica-3\n"
+			if !strings.Contains(string(data), old) {
+				t.Fatalf("membership.yaml does not contain %q", old)
+			}
+			s := strings.Replace(string(data), old, "  next: "+tc.lists+"\n  members: "+tc.lists+"\n", 1)
+			if err := fsys.WriteFile(p, []byte(s)); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range Validate(render(t, fsys)) {
+				t.Error(p)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -17,6 +18,9 @@ const (
 	ClientUser  = "client"
 	MonitorUser = "monitor"
 )
+
+// authUser matches a user of auth.conf.
+var authUser = regexp.MustCompile(`user: "([^"]+)"`)
 
 // setupAuth copies auth.conf next to the NATS configs and makes a password per principal.
 func (t *Topology) setupAuth(principals []string) error {
@@ -31,10 +35,18 @@ func (t *Topology) setupAuth(principals []string) error {
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
 	}
-	// The NATS-API users have no key pair, but nats-server needs their passwords too.
 	for _, id := range slices.Concat(principals, []string{ClientUser, MonitorUser}) {
 		if !strings.Contains(string(conf), fmt.Sprintf("user: %q", id)) {
 			return fmt.Errorf("topology: %s has no NATS user %q", src, id)
+		}
+	}
+	// Every user gets a password, since nats-server refuses an undefined variable: the
+	// NATS-API users, which have no key pair, and the users of replicas this topology
+	// does not run (the ones deploy/k8s grows to, the administrator).
+	for _, m := range authUser.FindAllStringSubmatch(string(conf), -1) {
+		id := m[1]
+		if _, ok := t.passwords[id]; ok {
+			continue
 		}
 		buf := make([]byte, 16)
 		_, _ = rand.Read(buf)

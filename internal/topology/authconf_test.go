@@ -10,7 +10,11 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-var authPrincipals = []string{"replica-0", "replica-1", "replica-2", "replica-3", "gateway", ClientUser, MonitorUser}
+// authPrincipals are auth.conf's users: replica-0 .. replica-7 (four to start with, the
+// rest for deploy/README.md's changes), the gateway, the administrator and the NATS-API
+// users.
+var authPrincipals = []string{"replica-0", "replica-1", "replica-2", "replica-3", "replica-4", "replica-5", "replica-6", "replica-7",
+	"gateway", "admin", ClientUser, MonitorUser}
 
 // loadAuthConf parses deploy/k8s/nats/auth.conf, included from a nats.conf as the
 // deployment does, with nats-server's own parser.
@@ -78,10 +82,16 @@ func TestAuthConfParses(t *testing.T) {
 			// Both answer the services framework's requests (allow_responses): the
 			// gateway the client protocol on pbft.pbft.api, a replica its status.
 			wantResponses = true
-			if u.Username == "gateway" {
+			switch u.Username {
+			case "admin":
+				// The administrator (replica reconfigure) is a client that serves nothing.
+				wantPub = []string{"pbft.pbft.request.admin", "pbft.pbft.to.*.*.admin"}
+				wantSub = []string{"pbft.pbft.to.admin.*.*"}
+				wantResponses = false
+			case "gateway":
 				wantPub = []string{"pbft.pbft.request.gateway", "pbft.pbft.to.*.*.gateway"}
 				wantSub = []string{"pbft.pbft.to.gateway.*.*", "pbft.pbft.trace.*.events", "$SRV.>", "pbft.pbft.api"}
-			} else {
+			default:
 				wantPub = []string{"pbft.pbft.*." + u.Username, "pbft.pbft.to.*.*." + u.Username, "pbft.pbft.trace." + u.Username + ".events"}
 				wantSub = []string{"pbft.pbft.*.*", "pbft.pbft.to." + u.Username + ".*.*", "$SRV.>", "pbft.pbft.replica." + u.Username + ".status"}
 			}

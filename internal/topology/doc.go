@@ -45,10 +45,12 @@
 //   - Auth: deploy/k8s/nats/auth.conf (the production users and permissions) is copied
 //     next to the configs and included; its password variables ($REPLICA_0_PASSWORD ...,
 //     $GATEWAY_PASSWORD, and $CLIENT_PASSWORD and $MONITOR_PASSWORD of the NATS-API users
-//     ClientUser and MonitorUser; PasswordEnv) get random values in nats-server's
-//     environment, and each process connects as its own user (nats://id:password@...). auth.conf
-//     fixes the cluster name "pbft", the replica ids replica-0 ... replica-3 and the
-//     gateway id "gateway", so Start refuses other names with Auth.
+//     ClientUser and MonitorUser; PasswordEnv), one for every user it has, also those no
+//     process of the topology is (replica-4 ... replica-7, admin), get random values in
+//     nats-server's environment, and each process connects as its own user
+//     (nats://id:password@...). auth.conf fixes the cluster name "pbft", the replica ids
+//     replica-0 ... replica-7 and the gateway id "gateway", so Start refuses other names
+//     with Auth.
 //   - Replicas: PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_CLUSTER, PBFT_NATS_URL (every server,
 //     or its own proxy with ProxyNATS), PBFT_HTTP_ADDR (a free port: ReplicaHTTP), with
 //     DataDirs PBFT_DATA_DIR=Dir/data/<id>, then Options.Env. Start waits until every

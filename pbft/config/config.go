@@ -58,6 +58,7 @@ type Settings struct {
 	ClientID           string        `envconfig:"PBFT_CLIENT_ID" default:"gateway" desc:"the gateway's identity on the bus (its key is <id>.key)"`
 	AdminID            string        `envconfig:"PBFT_ADMIN_ID" desc:"the administrator: the one identity whose reconfigurations replicas execute (its <id>.pub in PBFT_KEYS_DIR); replica reconfigure signs as it, a gateway whose PBFT_CLIENT_ID it is may reconfigure on stdio; empty: nobody (the embedded cluster: its gateway)"`
 	Join               trace.Switch  `envconfig:"PBFT_JOIN" default:"off" desc:"replica: on: join the running cluster as a member of PBFT_NODE_IDS (the membership it will join): not ready until the administrator's reconfiguration to it makes it a member"`
+	InitialIDs         []string      `envconfig:"PBFT_INITIAL_IDS" desc:"replica: the ids the cluster started with; a replica among them starts from them (its data dir says which configuration is in force), any other joins PBFT_NODE_IDS as with PBFT_JOIN=on (one setting for every pod of a StatefulSet)"`
 	Fault              string        `envconfig:"PBFT_FAULT" default:"none" desc:"a replica's built-in behaviour: none, crash, silent, equivocate"`
 	LogLevel           string        `envconfig:"PBFT_LOG_LEVEL" default:"info" desc:"slog level: debug, info, warn, error"`
 	Trace              trace.Switch  `envconfig:"PBFT_TRACE" default:"off" desc:"replicas publish protocol events for the live page and gateway trace (on/off)"`
@@ -80,6 +81,9 @@ func Load() (Settings, error) {
 	var s Settings
 	if err := envconfig.Process("", &s); err != nil {
 		return s, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := s.resolveInitial(); err != nil {
+		return s, err
 	}
 	return s, s.Validate()
 }

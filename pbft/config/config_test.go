@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,5 +88,57 @@ func TestNATSCredentialsFromAFile(t *testing.T) {
 	}
 	if _, err := s.NATSOptions(); !errors.Is(err, ErrInvalid) {
 		t.Errorf("empty password file: err = %v", err)
+	}
+}
+
+// One environment for every pod of a StatefulSet: PBFT_INITIAL_IDS makes the founders
+// start from configuration 0 and every other replica join PBFT_NODE_IDS.
+func TestInitialIDsDecideWhoJoins(t *testing.T) {
+	t.Setenv("PBFT_INITIAL_IDS", "r0,r1,r2,r3")
+	t.Setenv("PBFT_NODE_IDS", "r0,r1,r2,r3,r4,r5,r6")
+	t.Setenv("PBFT_ADMIN_ID", "admin")
+	for id, want := range map[string]struct {
+		join bool
+		ids  string
+	}{
+		"r0": {false, "r0,r1,r2,r3"},
+		"r3": {false, "r0,r1,r2,r3"},
+		"r4": {true, "r0,r1,r2,r3,r4,r5,r6"},
+		"r6": {true, "r0,r1,r2,r3,r4,r5,r6"},
+	} {
+		t.Setenv("PBFT_NODE_ID", id)
+		s, err := Load()
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if bool(s.Join) != want.join || strings.Join(s.NodeIDs, ",") != want.ids {
+			t.Errorf("%s: join %v, PBFT_NODE_IDS %v; want %v, %s", id, s.Join, s.NodeIDs, want.join, want.ids)
+		}
+	}
+	// PBFT_JOIN=on agrees with the decision for a replica outside PBFT_INITIAL_IDS.
+	t.Setenv("PBFT_NODE_ID", "r5")
+	t.Setenv("PBFT_JOIN", "on")
+	if s, err := Load(); err != nil || !bool(s.Join) {
+		t.Errorf("a joiner with PBFT_JOIN=on as well: join %v, %v", s.Join, err)
+	}
+	t.Setenv("PBFT_JOIN", "off")
+	// The gateway (no PBFT_NODE_ID) keeps PBFT_NODE_IDS.
+	t.Setenv("PBFT_NODE_ID", "")
+	if s, err := Load(); err != nil || len(s.NodeIDs) != 7 || s.Join {
+		t.Errorf("without PBFT_NODE_ID: %v, %v", s.NodeIDs, err)
+	}
+	for name, env := range map[string]map[string]string{
+		"a replica in neither list": {"PBFT_NODE_ID": "r9"},
+		"a founder told to join":    {"PBFT_NODE_ID": "r1", "PBFT_JOIN": "on"},
+		"a joiner without an admin": {"PBFT_NODE_ID": "r4", "PBFT_ADMIN_ID": ""},
+	} {
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		if _, err := Load(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: got %v", name, err)
+		}
+		t.Setenv("PBFT_JOIN", "off")
+		t.Setenv("PBFT_ADMIN_ID", "admin")
 	}
 }

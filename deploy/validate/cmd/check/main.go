@@ -1,7 +1,8 @@
 // Command check validates rendered manifests with the checks of package validate.
 //
-//	check FILE...         validate multi-document YAML files ("-" is stdin), e.g. the
-//	                      output of `kubectl kustomize deploy/k8s`
+//	check FILE...         validate multi-document YAML files ("-" is stdin) together, as
+//	                      one deployment, e.g. the output of `kubectl kustomize
+//	                      deploy/k8s` and of `kubectl kustomize deploy/k8s/admin`
 //	check -render DIR     print the kustomization in DIR as package validate renders it
 //
 // It exits 1 when a check fails.
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
@@ -34,7 +36,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: check FILE... | check -render DIR")
 		os.Exit(2)
 	}
-	failed := false
+	// The files are one deployment (the base and the administrator's Job): checked
+	// together, so that each sees the other's objects.
+	var all []byte
 	for _, name := range flag.Args() {
 		var data []byte
 		var err error
@@ -47,18 +51,15 @@ func main() {
 			fmt.Fprintln(os.Stderr, "check:", err)
 			os.Exit(1)
 		}
-		objs, problems := validate.Load(data)
-		problems = append(problems, validate.Check(objs)...)
-		for _, p := range problems {
-			fmt.Printf("%s: %s\n", name, p)
-		}
-		if len(problems) > 0 {
-			failed = true
-			continue
-		}
-		fmt.Printf("%s: %d objects, no problems\n", name, len(objs))
+		all = append(append(all, data...), "\n---\n"...)
 	}
-	if failed {
+	objs, problems := validate.Load(all)
+	problems = append(problems, validate.Check(objs)...)
+	for _, p := range problems {
+		fmt.Println(p)
+	}
+	if len(problems) > 0 {
 		os.Exit(1)
 	}
+	fmt.Printf("%s: %d objects, no problems\n", strings.Join(flag.Args(), " "), len(objs))
 }
