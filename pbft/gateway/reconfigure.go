@@ -47,8 +47,12 @@ func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, i
 		name = l.Src
 	}
 	args := RequestArgs{Operation: "reconfigure " + strings.Join(next, ","), Client: name}
-	if _, err := ids.stamp(&args, msgID); err != nil {
+	id, err := ids.stamp(&args, msgID)
+	if err != nil {
 		return ReconfigureResult{}, err
+	}
+	if res, ok := answeredReconfigure(id); ok {
+		return res, nil
 	}
 	seq, m, err := rc.Reconfigure(ctx, client.Request{Client: args.Client, Timestamp: args.Timestamp}, next)
 	switch {
@@ -64,5 +68,22 @@ func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, i
 	s.mu.Unlock()
 	storeMax(&s.maxSeq, seq)
 	s.reconfSeq.Store(seq)
+	id.noteExecuted(ExecuteResult{Seq: seq, Result: string(pbft.EncodeMembership(m))})
 	return ReconfigureResult{Seq: seq, Configuration: m.Conf, Primary: m.Members[0]}, nil
+}
+
+// answeredReconfigure is the answer already given to a reconfiguration's id, if it was
+// answered: a retransmission (same client and msg_id, same list) is the same request,
+// ordered once. Sent again, it would end the configuration now in force, another
+// operation under the same id, which the replicas refuse.
+func answeredReconfigure(id *requestID) (ReconfigureResult, bool) {
+	_, prev := id.previous()
+	if prev == nil {
+		return ReconfigureResult{}, false
+	}
+	m, err := pbft.DecodeMembership([]byte(prev.Result))
+	if err != nil || len(m.Members) == 0 {
+		return ReconfigureResult{}, false
+	}
+	return ReconfigureResult{Seq: prev.Seq, Configuration: m.Conf, Primary: m.Members[0]}, true
 }
