@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/pbft-nats/pbft/pbft"
@@ -54,6 +55,9 @@ func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, i
 	if res, ok := answeredReconfigure(id); ok {
 		return res, nil
 	}
+	if err := s.canOrderReconfigure(); err != nil {
+		return ReconfigureResult{}, err
+	}
 	seq, m, err := rc.Reconfigure(ctx, client.Request{Client: args.Client, Timestamp: args.Timestamp}, next)
 	switch {
 	case errors.Is(err, pbft.ErrNoProgress):
@@ -70,6 +74,31 @@ func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, i
 	s.reconfSeq.Store(seq)
 	id.noteExecuted(ExecuteResult{Seq: seq, Result: string(pbft.EncodeMembership(m))})
 	return ReconfigureResult{Seq: seq, Configuration: m.Conf, Primary: m.Members[0]}, nil
+}
+
+// canOrderReconfigure refuses (error 22, changing nothing) a reconfiguration that the
+// membership in force cannot order: with fewer than its quorum live, the request would
+// time out after the joiners started, and execute later, unanswered, once a replica
+// recovered.
+func (s *Service) canOrderReconfigure() error {
+	p := s.Backend().Plan()
+	if !p.FaultsKnown {
+		return nil
+	}
+	s.mu.Lock()
+	cur, q := s.ids, s.q
+	s.mu.Unlock()
+	live := 0
+	for _, id := range cur {
+		if slices.Contains(p.Live, id) {
+			live++
+		}
+	}
+	if live < q.Commit() {
+		return protoErr(CodePreconditionFail,
+			"the membership in force cannot order a reconfiguration: %d of its %d replicas are live, its quorum is %d", live, len(cur), q.Commit())
+	}
+	return nil
 }
 
 // answeredReconfigure is the answer already given to a reconfiguration's id, if it was
