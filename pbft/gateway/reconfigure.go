@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
@@ -64,6 +65,9 @@ func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, i
 		return ReconfigureResult{}, protoErr(CodePreconditionFail, "%v", err)
 	case errors.Is(err, pbft.ErrMembership):
 		return ReconfigureResult{}, protoErr(CodeMalformed, "%v", err)
+	case errors.Is(err, bus.ErrInvalidToken):
+		// Nothing was ordered: the joiner could not start. Ids travel in NATS subjects.
+		return ReconfigureResult{}, protoErr(CodeMalformed, "%v: a replica id must be a NATS subject token (no '.', whitespace, '*' or '>')", err)
 	case err != nil:
 		return ReconfigureResult{}, asProtoError(err)
 	}
