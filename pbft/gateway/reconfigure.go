@@ -3,8 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
+	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
@@ -54,7 +56,14 @@ func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, i
 	} else if ids == nil {
 		args.Timestamp = uint64(msgID)
 	}
-	if _, err := ids.stamp(&args, msgID); err != nil {
+	id, err := ids.stamp(&args, msgID)
+	if err != nil {
+		return ReconfigureResult{}, err
+	}
+	if res, ok := answeredReconfigure(id); ok {
+		return res, nil
+	}
+	if err := s.canOrderReconfigure(); err != nil {
 		return ReconfigureResult{}, err
 	}
 	seq, m, err := rc.Reconfigure(ctx, client.Request{Client: args.Client, Timestamp: args.Timestamp}, next)
@@ -65,6 +74,9 @@ func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, i
 		return ReconfigureResult{}, protoErr(CodePreconditionFail, "%v", err)
 	case errors.Is(err, pbft.ErrMembership):
 		return ReconfigureResult{}, protoErr(CodeMalformed, "%v", err)
+	case errors.Is(err, bus.ErrInvalidToken):
+		// Nothing was ordered: the joiner could not start. Ids travel in NATS subjects.
+		return ReconfigureResult{}, protoErr(CodeMalformed, "%v: a replica id must be a NATS subject token (no '.', whitespace, '*' or '>')", err)
 	case err != nil:
 		return ReconfigureResult{}, asProtoError(err)
 	}
@@ -73,5 +85,47 @@ func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, i
 	s.mu.Unlock()
 	storeMax(&s.maxSeq, seq)
 	s.reconfSeq.Store(seq)
+	id.noteExecuted(ExecuteResult{Seq: seq, Result: string(pbft.EncodeMembership(m))})
 	return ReconfigureResult{Seq: seq, Configuration: m.Conf, Primary: m.Members[0]}, nil
+}
+
+// canOrderReconfigure refuses (error 22, changing nothing) a reconfiguration that the
+// membership in force cannot order: with fewer than its quorum live, the request would
+// time out after the joiners started, and execute later, unanswered, once a replica
+// recovered.
+func (s *Service) canOrderReconfigure() error {
+	p := s.Backend().Plan()
+	if !p.FaultsKnown {
+		return nil
+	}
+	s.mu.Lock()
+	cur, q := s.ids, s.q
+	s.mu.Unlock()
+	live := 0
+	for _, id := range cur {
+		if slices.Contains(p.Live, id) {
+			live++
+		}
+	}
+	if live < q.Commit() {
+		return protoErr(CodePreconditionFail,
+			"the membership in force cannot order a reconfiguration: %d of its %d replicas are live, its quorum is %d", live, len(cur), q.Commit())
+	}
+	return nil
+}
+
+// answeredReconfigure is the answer already given to a reconfiguration's id, if it was
+// answered: a retransmission (same client and msg_id, same list) is the same request,
+// ordered once. Sent again, it would end the configuration now in force, another
+// operation under the same id, which the replicas refuse.
+func answeredReconfigure(id *requestID) (ReconfigureResult, bool) {
+	_, prev := id.previous()
+	if prev == nil {
+		return ReconfigureResult{}, false
+	}
+	m, err := pbft.DecodeMembership([]byte(prev.Result))
+	if err != nil || len(m.Members) == 0 {
+		return ReconfigureResult{}, false
+	}
+	return ReconfigureResult{Seq: prev.Seq, Configuration: m.Conf, Primary: m.Members[0]}, true
 }
