@@ -89,8 +89,13 @@ func (s *Service) Handle(ctx context.Context, l *jsonl.Line, h handleHooks) (jso
 		if _, err := ParseRead(l, msgID); err != nil {
 			return fail(err)
 		}
-		args, _, err := requestOf(l, msgID, h.ids) // an ordered fallback needs a timestamp like any request
+		args, err := ParseRequest(l, msgID)
 		if err != nil {
+			return fail(err)
+		}
+		// An ordered fallback needs a timestamp like any request, but a read takes no
+		// msg_id from its client: reusing one is no conflict.
+		if err := h.ids.fresh(&args, msgID); err != nil {
 			return fail(err)
 		}
 		if h.settle != nil {

@@ -84,6 +84,32 @@ func (ids *requestIDs) stampIf(a *RequestArgs, msgID int64, onlyNew bool) (id *r
 	return id, isNew, nil
 }
 
+// fresh gives a a new timestamp of its client without recording msgID: a read is never
+// ordered unless its read-only path fails, changes nothing, and so does not take a
+// (client, msg_id) that a request could conflict with (nil ids: msg_id is the timestamp).
+func (ids *requestIDs) fresh(a *RequestArgs, msgID int64) error {
+	if ids == nil {
+		if msgID < 1 {
+			return errTimestamp
+		}
+		a.Timestamp = uint64(msgID)
+		return nil
+	}
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	if ids.clients == nil {
+		ids.clients = map[string]*clientIDs{}
+	}
+	c := ids.clients[a.Client]
+	if c == nil {
+		c = &clientIDs{byMsg: map[int64]*requestID{}}
+		ids.clients[a.Client] = c
+	}
+	c.last++
+	a.Timestamp = c.last
+	return nil
+}
+
 // stampNew is stamp for a (client, msg_id) not seen before in the session; for one seen
 // before (a retransmission, or a reuse with another operation) it changes nothing and
 // reports false: the ordinary path answers those.
