@@ -169,7 +169,9 @@ func (c *Client) Discover(ctx context.Context) (pbft.Membership, error) {
 	var best *pbft.Membership
 	for range ids {
 		a := <-answers
-		if a == nil || len(a.Members) == 0 {
+		if a == nil || len(a.Members) == 0 || a.NotMember {
+			// A replica waiting to join reports the list it was given, and one that left
+			// its last membership: neither speaks for the configuration in force.
 			continue
 		}
 		m := pbft.Membership{Conf: a.Configuration, Members: a.Members}
