@@ -18,6 +18,25 @@ var fourNodes = []string{"n1", "n2", "n3", "n4"}
 
 // usesFault reports whether a case sends pbft_fault, which only the embedded cluster
 // supports, or pbft_reconfigure, which only it serves so far (docs/protocol.md).
+// initIDs returns the node_ids of the case's first init line (four nodes if none): the
+// external replicas the case needs.
+func initIDs(input []byte) []string {
+	sc := bufio.NewScanner(bytes.NewReader(input))
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var l struct {
+			Body struct {
+				Type    string   `json:"type"`
+				NodeIDs []string `json:"node_ids"`
+			} `json:"body"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Body.Type == "init" && len(l.Body.NodeIDs) > 0 {
+			return l.Body.NodeIDs
+		}
+	}
+	return fourNodes
+}
+
 func usesFault(input []byte) bool {
 	sc := bufio.NewScanner(bytes.NewReader(input))
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -61,7 +80,7 @@ func TestGoldenCasesAgainstExternalReplicas(t *testing.T) {
 		}
 		ran++
 		t.Run(name, func(t *testing.T) {
-			c := startCluster(t, b, topology.Options{Replicas: fourNodes})
+			c := startCluster(t, b, topology.Options{Replicas: initIDs(input)})
 			run := c.runGateway(input, 10*time.Second)
 			t.Logf("gateway ran %v", run.elapsed.Round(time.Millisecond))
 			if run.exitErr != nil {
