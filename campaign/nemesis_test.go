@@ -26,6 +26,7 @@ type fakeCluster struct {
 	natsDown map[int]bool
 	maxBad   int
 	calls    []string
+	dynamic  bool // the membership changes (fakeReconf): f follows it
 }
 
 func newFake(t *testing.T, n, nats int) *fakeCluster {
@@ -57,10 +58,18 @@ func (c *fakeCluster) set(call, id, want, to string) error {
 		}
 	}
 	c.maxBad = max(c.maxBad, bad)
-	if bad > c.f {
-		c.t.Errorf("%s %s: %d replicas faulty, f=%d: %v", call, id, bad, c.f, c.state)
+	if bad > c.budget() {
+		c.t.Errorf("%s %s: %d replicas faulty, f=%d: %v", call, id, bad, c.budget(), c.state)
 	}
 	return nil
+}
+
+// budget is f, or with reconfigurations f' of the membership in force. Called with mu held.
+func (c *fakeCluster) budget() int {
+	if c.dynamic {
+		return fOf(len(c.ids))
+	}
+	return c.f
 }
 
 func (c *fakeCluster) KillReplica(id string) error {
@@ -267,5 +276,15 @@ func TestClientClassifiesAnswers(t *testing.T) {
 	}
 	if r := c.Do(ctx, KindSet, "slow", "x"); r.Status != StatusInfo || r.HTTP != 0 || r.Err == "" {
 		t.Errorf("client timeout: %+v", r)
+	}
+	// A gateway that is not listening (restarting) refuses the connection: nothing was
+	// sent, so the write definitely did not happen.
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close()
+	d := NewKVClient(downURL, 200*time.Millisecond)
+	defer d.Close()
+	if r := d.Do(ctx, KindSet, "ok", "x"); r.Status != StatusFail || !r.Refused || r.Err == "" {
+		t.Errorf("refused connection: %+v", r)
 	}
 }
