@@ -46,6 +46,8 @@ type External struct {
 	admin  string        // PBFT_ADMIN_ID: the gateway may reconfigure when it is its identity
 	wait   time.Duration // PBFT_REQUEST_TIMEOUT, for the settle policy of a new membership
 	policy atomic.Pointer[settle.Policy]
+	// stopLearning ends learnConfiguration (discover_external.go); nil when not started.
+	stopLearning func()
 }
 
 // ConnectExternal joins the cluster of replicas ids behind the NATS server at url, with
@@ -88,6 +90,7 @@ func connectExternal(ids []string, s config.Settings, connect func([]nats.Option
 	}
 	x := &External{nc: nc, client: c, admin: s.AdminID, wait: s.RequestTimeout}
 	x.setPolicy(ids)
+	x.learnConfiguration()
 	return x, nil
 }
 
@@ -113,6 +116,9 @@ func (x *External) TraceConn() (*nats.Conn, error) { return x.nc, nil }
 
 // Close leaves the bus.
 func (x *External) Close() {
+	if x.stopLearning != nil {
+		x.stopLearning()
+	}
 	x.client.Close()
 	x.nc.Close()
 }
