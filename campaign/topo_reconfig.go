@@ -27,13 +27,16 @@ type reconfigTopology struct {
 
 var _ Reconfigurable = (*reconfigTopology)(nil)
 
-// StartJoiner adds a replica with a fresh key and an empty data dir and starts it to
-// join next.
+// StartJoiner adds a replica with a fresh key and an empty data dir, starts it to join
+// next and waits until it awaits its admission.
 func (t *reconfigTopology) StartJoiner(ctx context.Context, id string, next []string) error {
 	if err := t.AddJoiner(ctx, id, next); err != nil {
 		return err
 	}
-	return t.StartReplica(id)
+	if err := t.StartReplica(id); err != nil {
+		return err
+	}
+	return t.WaitJoinerWaiting(ctx, id)
 }
 
 // Reconfigure has the administrator's client change the membership to next
