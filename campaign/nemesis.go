@@ -48,10 +48,12 @@ const (
 	FaultCollude FaultKind = "collude"
 )
 
-// AllFaults are the faults a default campaign draws from, reconfigurations included
-// (reconfig.go).
-var AllFaults = []FaultKind{FaultKill, FaultPause, FaultCut, FaultNATS, FaultEquivocate, FaultSilent, FaultForge,
-	FaultGrow, FaultShrink, FaultReplace}
+// MemberFaults are the faults that leave the membership as it is.
+var MemberFaults = []FaultKind{FaultKill, FaultPause, FaultCut, FaultNATS, FaultEquivocate, FaultSilent, FaultForge}
+
+// AllFaults are the faults a default campaign draws from: MemberFaults and the
+// reconfigurations (reconfig.go).
+var AllFaults = append(slices.Clone(MemberFaults), FaultGrow, FaultShrink, FaultReplace)
 
 // ColluderHost is a Cluster that can host Colluders: it knows where the keys are and
 // how a replica connects to NATS. *topology.Topology is one.
@@ -92,10 +94,14 @@ type NemesisConfig struct {
 	F int
 	// MaxMembers bounds the membership a grow makes (default: the initial size + 2);
 	// FreshID names the i-th replica added (default replica-<n+i>); ReconfigTimeout
-	// bounds one reconfiguration, joiner start included (default 60 s).
+	// bounds one reconfiguration, joiner start included (default 60 s); JoinTimeout
+	// bounds a joiner's catch-up after it (default 2 min: a joiner that misses the old
+	// members' checkpoint at the reconfiguration installs the next checkpoint of its
+	// configuration, which a slow cluster may take a minute to reach).
 	MaxMembers      int
 	FreshID         func(i int) string
 	ReconfigTimeout time.Duration
+	JoinTimeout     time.Duration
 	// Gap between faults and how long a fault is held, drawn uniformly.
 	MinGap, MaxGap   time.Duration
 	MinHold, MaxHold time.Duration
@@ -164,6 +170,9 @@ func NewNemesis(c Cluster, cfg NemesisConfig, since func() time.Duration) *Nemes
 	}
 	if cfg.ReconfigTimeout <= 0 {
 		cfg.ReconfigTimeout = time.Minute
+	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = 2 * time.Minute
 	}
 	return &Nemesis{c: c, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6e656d65736973)), since: since,
 		busy: map[string]bool{}, freed: make(chan struct{}, 1), members: members,

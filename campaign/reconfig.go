@@ -195,7 +195,10 @@ func (n *Nemesis) reconfigure(ctx context.Context, p reconfigPlan, hold time.Dur
 	}
 	ev.Healed = n.since()
 	if started && slices.Contains(member, p.join) && n.cfg.Settle != nil {
-		sctx, scancel := context.WithTimeout(rctx, n.cfg.SettleTimeout)
+		sctx, scancel := context.WithTimeout(context.Background(), n.cfg.JoinTimeout)
+		if n.cfg.Abort != nil {
+			defer context.AfterFunc(n.cfg.Abort, scancel)()
+		}
 		if err := n.cfg.Settle(sctx, p.join); err != nil {
 			note(fmt.Errorf("joiner %s not caught up: %w", p.join, err))
 		}

@@ -101,7 +101,11 @@ func (c *fakeReconf) caughtUp(id string) {
 	}
 }
 
-func runFakeReconf(t *testing.T, c *fakeReconf, cfg NemesisConfig, d time.Duration) *Nemesis {
+// runFakeReconf runs the nemesis against c until done says so (checked every few
+// milliseconds, at most 20 s: a loaded machine only slows the schedule down), then ends
+// it and waits until everything healed.
+func runFakeReconf(t *testing.T, c *fakeReconf, cfg NemesisConfig, done func(*Nemesis) bool) *Nemesis {
+	t.Helper()
 	start := time.Now()
 	cfg.MinGap, cfg.MaxGap, cfg.MinHold, cfg.MaxHold = time.Millisecond, 3*time.Millisecond, time.Millisecond, 5*time.Millisecond
 	cfg.Settle = func(_ context.Context, id string) error {
@@ -110,10 +114,28 @@ func runFakeReconf(t *testing.T, c *fakeReconf, cfg NemesisConfig, d time.Durati
 	}
 	cfg.SettleTimeout = time.Second
 	nem := NewNemesis(c, cfg, func() time.Duration { return time.Since(start) })
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	nem.Run(ctx)
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		nem.Run(ctx)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !done(nem) && time.Now().Before(deadline) {
+		wait(context.Background(), 5*time.Millisecond) // polling, with a deadline
+	}
+	cancel()
+	<-ran
 	return nem
+}
+
+// reached reports whether the fake's membership reached size at some point and bad
+// replicas were faulty at once.
+func (c *fakeReconf) reached(size, bad int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Contains(c.sizes, size) && c.maxBad >= bad
 }
 
 // The budget, step by step: a fault starts only below f' of the membership in force; a
@@ -176,7 +198,19 @@ func TestNemesisReconfigBudget(t *testing.T) {
 // only members; leavers are retired and the gateway told each new membership.
 func TestNemesisReconfiguresWithinF(t *testing.T) {
 	c := newFakeReconf(t, 4)
-	nem := runFakeReconf(t, c, NemesisConfig{Seed: 42, Faults: AllFaults, MaxMembers: 7}, 1500*time.Millisecond)
+	want := []FaultKind{FaultGrow, FaultShrink, FaultReplace, FaultKill, FaultCut}
+	nem := runFakeReconf(t, c, NemesisConfig{Seed: 42, Faults: AllFaults, MaxMembers: 7}, func(nem *Nemesis) bool {
+		seen := map[FaultKind]bool{}
+		for _, e := range nem.Events() {
+			seen[e.Kind] = true
+		}
+		for _, k := range want {
+			if !seen[k] {
+				return false
+			}
+		}
+		return c.reached(7, 2) && len(nem.Events()) >= 40
+	})
 	if !c.healthy() {
 		t.Fatalf("not healed after Run: %v", c.state)
 	}
@@ -193,7 +227,7 @@ func TestNemesisReconfiguresWithinF(t *testing.T) {
 			t.Errorf("joiner not settled: %+v", e)
 		}
 	}
-	for _, k := range []FaultKind{FaultGrow, FaultShrink, FaultReplace, FaultKill, FaultCut} {
+	for _, k := range want {
 		if kinds[k] == 0 {
 			t.Errorf("no %s in %v", k, kinds)
 		}
@@ -221,7 +255,8 @@ func TestNemesisReconfiguresWithinF(t *testing.T) {
 func TestNemesisReconfigErrors(t *testing.T) {
 	c := newFakeReconf(t, 4)
 	c.lost, c.refuse = 1, 0
-	nem := runFakeReconf(t, c, NemesisConfig{Seed: 3, Faults: []FaultKind{FaultGrow}, MaxMembers: 5}, 200*time.Millisecond)
+	nem := runFakeReconf(t, c, NemesisConfig{Seed: 3, Faults: []FaultKind{FaultGrow}, MaxMembers: 5},
+		func(nem *Nemesis) bool { return len(nem.Events()) >= 2 })
 	ev := nem.Events()
 	if len(ev) < 2 || ev[0].Error == "" || ev[0].Configuration != 1 || len(ev[0].Members) != 5 {
 		t.Fatalf("events %+v: want the first, executed with its answer lost, recorded with its error and configuration 1", ev)
@@ -232,7 +267,8 @@ func TestNemesisReconfigErrors(t *testing.T) {
 
 	c = newFakeReconf(t, 4)
 	c.refuse = 1
-	nem = runFakeReconf(t, c, NemesisConfig{Seed: 3, Faults: []FaultKind{FaultReplace}}, 200*time.Millisecond)
+	nem = runFakeReconf(t, c, NemesisConfig{Seed: 3, Faults: []FaultKind{FaultReplace}},
+		func(nem *Nemesis) bool { return len(nem.Events()) >= 1 })
 	ev = nem.Events()
 	if len(ev) == 0 || ev[0].Error == "" || len(ev[0].Members) != 4 || !slices.Equal(ev[0].Members, fakeIDs(4)) {
 		t.Fatalf("events %+v: want the refused one recorded with the membership unchanged", ev)

@@ -64,7 +64,8 @@ func TestFaultCampaign(t *testing.T) {
 	s := seed(t)
 	out := outDir(t, fmt.Sprintf("faults-%d", s))
 	t.Logf("seed %d (replay: PBFT_CAMPAIGN_SEED=%d), duration %v, report in %s", s, s, duration, out)
-	cfg := campaign.Config{Duration: duration, Seed: s, Faults: campaign.AllFaults, Out: out, Logf: logf(t),
+	// The membership stays (TestFaultCampaignReconfigures changes it), so NATS auth is on.
+	cfg := campaign.Config{Duration: duration, Seed: s, Faults: campaign.MemberFaults, Out: out, Logf: logf(t),
 		Workload: campaign.Workload{Clients: 8, Keys: 5}}
 	if !long { // short gaps and holds, so that a minute sees every kind of fault
 		cfg.MinGap, cfg.MaxGap, cfg.MinHold, cfg.MaxHold = 500*time.Millisecond, 1500*time.Millisecond, time.Second, 2500*time.Millisecond
@@ -101,7 +102,7 @@ func TestFaultCampaign(t *testing.T) {
 		t.Fatalf("%d replicas faulty at once, f=1", rep.MaxFaulty)
 	}
 	var missing []string
-	for _, k := range campaign.AllFaults {
+	for _, k := range campaign.MemberFaults {
 		if rep.FaultCounts[k] == 0 {
 			missing = append(missing, string(k))
 		}
