@@ -194,6 +194,28 @@ func TestNemesisNoNATSFaultsWithOneServer(t *testing.T) {
 	}
 }
 
+// firstEvents runs nem until it has k events (at most 10 s), then ends it and returns them.
+func firstEvents(t *testing.T, nem *Nemesis, k int) []FaultEvent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		nem.Run(ctx)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(nem.Events()) < k {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d faults after 10s", len(nem.Events()))
+		}
+		wait(context.Background(), time.Millisecond) // polling, with a deadline
+	}
+	cancel()
+	<-done
+	return nem.Events()[:k]
+}
+
 // With f=1 the seed fixes the schedule: the same kinds on the same targets in the same
 // order; another seed gives another one.
 func TestNemesisScheduleIsSeeded(t *testing.T) {
@@ -204,23 +226,7 @@ func TestNemesisScheduleIsSeeded(t *testing.T) {
 		nem := NewNemesis(c, NemesisConfig{Seed: seed, Faults: AllFaults, F: 1,
 			MinGap: time.Millisecond, MaxGap: 2 * time.Millisecond, MinHold: time.Millisecond, MaxHold: 2 * time.Millisecond},
 			func() time.Duration { return time.Duration(clock.Add(1)) })
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			nem.Run(ctx)
-		}()
-		deadline := time.Now().Add(10 * time.Second)
-		for len(nem.Events()) < 12 {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d faults after 10s", len(nem.Events()))
-			}
-			wait(context.Background(), time.Millisecond) // polling, with a deadline
-		}
-		cancel()
-		<-done
-		for _, e := range nem.Events()[:12] {
+		for _, e := range firstEvents(t, nem, 12) {
 			out = append(out, string(e.Kind)+":"+e.Target)
 		}
 		return out

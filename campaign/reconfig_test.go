@@ -297,24 +297,8 @@ func TestNemesisReconfigScheduleIsSeeded(t *testing.T) {
 			MinGap: time.Millisecond, MaxGap: 2 * time.Millisecond, MinHold: time.Millisecond, MaxHold: 2 * time.Millisecond,
 			Settle: func(_ context.Context, id string) error { c.caughtUp(id); return nil }, SettleTimeout: time.Second},
 			func() time.Duration { return time.Duration(clock.Add(1)) })
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			nem.Run(ctx)
-		}()
-		deadline := time.Now().Add(10 * time.Second)
-		for len(nem.Events()) < 15 {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d faults after 10s", len(nem.Events()))
-			}
-			wait(context.Background(), time.Millisecond) // polling, with a deadline
-		}
-		cancel()
-		<-done
 		var out []string
-		for _, e := range nem.Events()[:15] {
+		for _, e := range firstEvents(t, nem, 15) {
 			out = append(out, fmt.Sprintf("%s:%s:%v", e.Kind, e.Target, e.Members))
 		}
 		return out

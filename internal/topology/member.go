@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
-
-	"github.com/pbft-nats/pbft/internal/poll"
 )
 
 // AddJoiner adds replica id (AddReplica: a fresh key pair, an empty data dir) to join
@@ -30,24 +27,9 @@ func (t *Topology) AddJoiner(ctx context.Context, id string, members []string) e
 // must not be sent before: a joiner learns of its admission only from the
 // administrator's request, so one that misses it waits for ever.
 func (t *Topology) WaitJoinerWaiting(ctx context.Context, id string) error {
-	p, err := t.ReplicaProcess(id)
-	if err != nil {
-		return err
-	}
-	url := t.ReplicaHTTP(id) + "/readyz"
-	last := ""
-	err = poll.Until(ctx, 50*time.Millisecond, func() (bool, error) {
-		if p.Exited() {
-			return false, fmt.Errorf("joiner %s exited: %v\n%s", id, p.waitErr, tail(t.replicaLogPath(id)))
-		}
-		code, body, err := httpGet(ctx, url)
-		last = fmt.Sprintf("%d %q %v", code, body, err)
-		return err == nil && code == 503 && strings.Contains(body, "not a member"), nil
+	return t.waitReadyz(ctx, id, "awaiting its admission", func(code int, body string) bool {
+		return code == 503 && strings.Contains(body, "not a member")
 	})
-	if err != nil {
-		return fmt.Errorf("topology: joiner %s not awaiting its admission: %w (last /readyz: %s)", id, err, last)
-	}
-	return nil
 }
 
 // RestartGateway restarts the network-mode gateway on its port with PBFT_NODE_IDS=ids,
