@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,7 +48,9 @@ type External struct {
 	wait   time.Duration // PBFT_REQUEST_TIMEOUT, for the settle policy of a new membership
 	policy atomic.Pointer[settle.Policy]
 	// stopLearning ends learnConfiguration (discover_external.go); nil when not started.
+	// follow is held while the gateway changes the membership it follows.
 	stopLearning func()
+	follow       sync.Mutex
 }
 
 // ConnectExternal joins the cluster of replicas ids behind the NATS server at url, with
