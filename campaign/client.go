@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pbft-nats/pbft/internal/poll"
@@ -42,11 +43,13 @@ type Result struct {
 	Replies int
 	// Ordered is X-PBFT-Ordered: an ordered request gave a read's answer.
 	Ordered bool
+	// Refused: the connection was refused, so the request was never sent.
+	Refused bool
 }
 
 // Do runs one operation (a get on the read-only path) and classifies the outcome: 2xx
-// ok, 4xx a definite failure, anything else (5xx, timeout, connection error)
-// indeterminate.
+// ok, 4xx or a refused connection (nothing was sent: the gateway is restarting) a
+// definite failure, anything else (5xx, timeout, other connection errors) indeterminate.
 func (c *KVClient) Do(ctx context.Context, kind Kind, key, value string) Result {
 	return c.do(ctx, kind, key, value, false)
 }
@@ -77,6 +80,9 @@ func (c *KVClient) do(ctx context.Context, kind Kind, key, value string, ordered
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return Result{Status: StatusFail, Err: err.Error(), Refused: true}
+		}
 		return Result{Status: StatusInfo, Err: err.Error()}
 	}
 	defer resp.Body.Close()
@@ -176,11 +182,17 @@ func runClient(ctx, abort context.Context, c *KVClient, w Workload, id int, seed
 		if r.Status == StatusInfo {
 			process += w.Clients // Jepsen: a crashed process is replaced by a new one
 		}
+		if r.Refused && !wait(ctx, refusedPause) {
+			return // the gateway restarts (it follows a reconfiguration): do not spin
+		}
 		if w.Think > 0 && !wait(ctx, w.Think) {
 			return
 		}
 	}
 }
+
+// refusedPause is how long a client waits after a refused connection.
+const refusedPause = 20 * time.Millisecond
 
 // errNotReady reports a cluster that did not serve in time.
 var errNotReady = errors.New("campaign: cluster not ready")

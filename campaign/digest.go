@@ -21,8 +21,9 @@ type ReplicaDigest struct {
 	Error        string `json:"error,omitempty"`
 }
 
-// DigestSource asks every replica for its state digest.
-type DigestSource func(ctx context.Context) []ReplicaDigest
+// DigestSource asks every replica of members (the final configuration's) for its state
+// digest.
+type DigestSource func(ctx context.Context, members []string) []ReplicaDigest
 
 // QueryDigests joins the bus as client (whose key pair is in keysDir) and asks each
 // replica directly for an OpInfo answer with its state digest. It must run after the

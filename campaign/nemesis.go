@@ -48,8 +48,12 @@ const (
 	FaultCollude FaultKind = "collude"
 )
 
-// AllFaults are the faults a default campaign draws from.
-var AllFaults = []FaultKind{FaultKill, FaultPause, FaultCut, FaultNATS, FaultEquivocate, FaultSilent, FaultForge}
+// MemberFaults are the faults that leave the membership as it is.
+var MemberFaults = []FaultKind{FaultKill, FaultPause, FaultCut, FaultNATS, FaultEquivocate, FaultSilent, FaultForge}
+
+// AllFaults are the faults a default campaign draws from: MemberFaults and the
+// reconfigurations (reconfig.go).
+var AllFaults = append(slices.Clone(MemberFaults), FaultGrow, FaultShrink, FaultReplace)
 
 // ColluderHost is a Cluster that can host Colluders: it knows where the keys are and
 // how a replica connects to NATS. *topology.Topology is one.
@@ -73,6 +77,9 @@ type FaultEvent struct {
 	Healed  time.Duration `json:"healed_ns"`
 	Settled time.Duration `json:"settled_ns,omitempty"`
 	Error   string        `json:"error,omitempty"`
+	// A reconfiguration's outcome: the configuration in force after it and its members.
+	Configuration uint64   `json:"configuration,omitempty"`
+	Members       []string `json:"members,omitempty"`
 }
 
 // End is when the fault stopped affecting the cluster.
@@ -82,8 +89,19 @@ func (e FaultEvent) End() time.Duration { return max(e.Healed, e.Settled) }
 type NemesisConfig struct {
 	Seed   uint64
 	Faults []FaultKind
-	// F is how many replicas may be faulty at once, (n-1)/3 normally.
+	// F is how many replicas may be faulty at once, (n-1)/3 normally. When the nemesis
+	// reconfigures, f' of the membership in force takes its place.
 	F int
+	// MaxMembers bounds the membership a grow makes (default: the initial size + 2);
+	// FreshID names the i-th replica added (default replica-<n+i>); ReconfigTimeout
+	// bounds one reconfiguration, joiner start included (default 60 s); JoinTimeout
+	// bounds a joiner's catch-up after it (default 2 min: a joiner that misses the old
+	// members' checkpoint at the reconfiguration installs the next checkpoint of its
+	// configuration, which a slow cluster may take a minute to reach).
+	MaxMembers      int
+	FreshID         func(i int) string
+	ReconfigTimeout time.Duration
+	JoinTimeout     time.Duration
 	// Gap between faults and how long a fault is held, drawn uniformly.
 	MinGap, MaxGap   time.Duration
 	MinHold, MaxHold time.Duration
@@ -110,10 +128,16 @@ type Nemesis struct {
 
 	mu       sync.Mutex
 	busy     map[string]bool // replicas and nats-<i> with a fault in progress
-	faulty   int             // replicas counted against F
-	events   []FaultEvent
-	maxFault int // the most replicas faulty at once
-	wg       sync.WaitGroup
+	faulty   int             // replicas counted against F (f' with reconfigurations)
+	members  []string        // the membership in force
+	reconfig bool            // the nemesis may reconfigure
+	// reconfiguring: a reconfiguration is under way (one at a time); fresh counts the
+	// replicas added.
+	reconfiguring bool
+	fresh         int
+	events        []FaultEvent
+	maxFault      int // the most replicas faulty at once
+	wg            sync.WaitGroup
 }
 
 // NewNemesis returns a nemesis over c; since gives the run's clock.
@@ -137,8 +161,31 @@ func NewNemesis(c Cluster, cfg NemesisConfig, since func() time.Duration) *Nemes
 		}
 	}
 	cfg.Faults = kinds
+	members := c.Replicas()
+	if cfg.MaxMembers <= 0 {
+		cfg.MaxMembers = len(members) + 2
+	}
+	if cfg.FreshID == nil {
+		cfg.FreshID = freshID(len(members))
+	}
+	if cfg.ReconfigTimeout <= 0 {
+		cfg.ReconfigTimeout = time.Minute
+	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = 2 * time.Minute
+	}
 	return &Nemesis{c: c, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6e656d65736973)), since: since,
-		busy: map[string]bool{}, freed: make(chan struct{}, 1)}
+		busy: map[string]bool{}, freed: make(chan struct{}, 1), members: members,
+		reconfig: slices.ContainsFunc(kinds, reconfigFault)}
+}
+
+// budget is how many replicas may be faulty at once: F, or with reconfigurations f' of
+// the membership in force. Called with mu held.
+func (n *Nemesis) budget() int {
+	if n.reconfig {
+		return fOf(len(n.members))
+	}
+	return n.cfg.F
 }
 
 // supported reports whether c can suffer faults of kind k.
@@ -151,6 +198,9 @@ func supported(c Cluster, k FaultKind) bool {
 		return ok
 	case FaultCollude:
 		return false // byzantine mode sets it up itself
+	case FaultGrow, FaultShrink, FaultReplace:
+		_, ok := c.(Reconfigurable)
+		return ok
 	}
 	return true
 }
@@ -197,6 +247,19 @@ func (n *Nemesis) Run(ctx context.Context) {
 		if !wait(ctx, n.draw(n.cfg.MinGap, n.cfg.MaxGap)) {
 			return
 		}
+		if reconfigFault(kind) {
+			p, ok := n.planReconfig(kind)
+			if !ok {
+				continue // cannot happen: only Run reserves
+			}
+			hold := n.draw(n.cfg.MinHold, n.cfg.MaxHold)
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.reconfigure(ctx, p, hold)
+			}()
+			continue
+		}
 		target, ok := n.pick(kind)
 		if !ok {
 			continue // cannot happen: only Run reserves
@@ -214,8 +277,11 @@ func (n *Nemesis) Run(ctx context.Context) {
 func (n *Nemesis) room(kind FaultKind) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if reconfigFault(kind) {
+		return n.reconfigRoom(kind)
+	}
 	if replicaFault(kind) {
-		return n.faulty < n.cfg.F
+		return n.faulty < n.budget()
 	}
 	for i := range n.c.NATSServers() {
 		if n.busy[natsName(i)] {
@@ -231,10 +297,10 @@ func (n *Nemesis) pick(kind FaultKind) (string, bool) {
 	defer n.mu.Unlock()
 	var candidates []string
 	if replicaFault(kind) {
-		if n.faulty >= n.cfg.F {
+		if n.faulty >= n.budget() {
 			return "", false
 		}
-		for _, id := range n.c.Replicas() {
+		for _, id := range n.members { // members of the configuration in force only
 			if !n.busy[id] {
 				candidates = append(candidates, id)
 			}
@@ -309,7 +375,7 @@ func (n *Nemesis) inject(ctx context.Context, kind FaultKind, target string, hol
 	case FaultForge:
 		note(n.c.KillReplica(target))
 		host := n.c.(ColluderHost) // supported() checked
-		col, err := StartColluders(ColluderConfig{IDs: []string{target}, Replicas: n.c.Replicas(), Cluster: n.cfg.Cluster,
+		col, err := StartColluders(ColluderConfig{IDs: []string{target}, Replicas: n.Members(), Cluster: n.cfg.Cluster,
 			KeysDir: host.KeysDir(), NATSURL: host.NATSURL})
 		note(err)
 		heal = func() error {
@@ -349,6 +415,11 @@ func (n *Nemesis) inject(ctx context.Context, kind FaultKind, target string, hol
 		n.faulty--
 	}
 	n.mu.Unlock()
+	n.signalFreed()
+}
+
+// signalFreed wakes Run waiting for room.
+func (n *Nemesis) signalFreed() {
 	select {
 	case n.freed <- struct{}{}:
 	default:

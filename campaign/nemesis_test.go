@@ -26,6 +26,7 @@ type fakeCluster struct {
 	natsDown map[int]bool
 	maxBad   int
 	calls    []string
+	dynamic  bool // the membership changes (fakeReconf): f follows it
 }
 
 func newFake(t *testing.T, n, nats int) *fakeCluster {
@@ -57,10 +58,18 @@ func (c *fakeCluster) set(call, id, want, to string) error {
 		}
 	}
 	c.maxBad = max(c.maxBad, bad)
-	if bad > c.f {
-		c.t.Errorf("%s %s: %d replicas faulty, f=%d: %v", call, id, bad, c.f, c.state)
+	if bad > c.budget() {
+		c.t.Errorf("%s %s: %d replicas faulty, f=%d: %v", call, id, bad, c.budget(), c.state)
 	}
 	return nil
+}
+
+// budget is f, or with reconfigurations f' of the membership in force. Called with mu held.
+func (c *fakeCluster) budget() int {
+	if c.dynamic {
+		return fOf(len(c.ids))
+	}
+	return c.f
 }
 
 func (c *fakeCluster) KillReplica(id string) error {
@@ -185,6 +194,28 @@ func TestNemesisNoNATSFaultsWithOneServer(t *testing.T) {
 	}
 }
 
+// firstEvents runs nem until it has k events (at most 10 s), then ends it and returns them.
+func firstEvents(t *testing.T, nem *Nemesis, k int) []FaultEvent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		nem.Run(ctx)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(nem.Events()) < k {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d faults after 10s", len(nem.Events()))
+		}
+		wait(context.Background(), time.Millisecond) // polling, with a deadline
+	}
+	cancel()
+	<-done
+	return nem.Events()[:k]
+}
+
 // With f=1 the seed fixes the schedule: the same kinds on the same targets in the same
 // order; another seed gives another one.
 func TestNemesisScheduleIsSeeded(t *testing.T) {
@@ -195,23 +226,7 @@ func TestNemesisScheduleIsSeeded(t *testing.T) {
 		nem := NewNemesis(c, NemesisConfig{Seed: seed, Faults: AllFaults, F: 1,
 			MinGap: time.Millisecond, MaxGap: 2 * time.Millisecond, MinHold: time.Millisecond, MaxHold: 2 * time.Millisecond},
 			func() time.Duration { return time.Duration(clock.Add(1)) })
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			nem.Run(ctx)
-		}()
-		deadline := time.Now().Add(10 * time.Second)
-		for len(nem.Events()) < 12 {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d faults after 10s", len(nem.Events()))
-			}
-			wait(context.Background(), time.Millisecond) // polling, with a deadline
-		}
-		cancel()
-		<-done
-		for _, e := range nem.Events()[:12] {
+		for _, e := range firstEvents(t, nem, 12) {
 			out = append(out, string(e.Kind)+":"+e.Target)
 		}
 		return out
@@ -267,5 +282,15 @@ func TestClientClassifiesAnswers(t *testing.T) {
 	}
 	if r := c.Do(ctx, KindSet, "slow", "x"); r.Status != StatusInfo || r.HTTP != 0 || r.Err == "" {
 		t.Errorf("client timeout: %+v", r)
+	}
+	// A gateway that is not listening (restarting) refuses the connection: nothing was
+	// sent, so the write definitely did not happen.
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close()
+	d := NewKVClient(downURL, 200*time.Millisecond)
+	defer d.Close()
+	if r := d.Do(ctx, KindSet, "ok", "x"); r.Status != StatusFail || !r.Refused || r.Err == "" {
+		t.Errorf("refused connection: %+v", r)
 	}
 }

@@ -108,6 +108,9 @@ type Report struct {
 	// HealedAt is when the fault phase ended and every fault had healed.
 	HealedAt time.Duration `json:"healed_at_ns"`
 
+	// Members are the final configuration's members: those that must converge and
+	// agree (the initial replicas unless the nemesis reconfigured).
+	Members       []string        `json:"final_members,omitempty"`
 	Converged     bool            `json:"converged"`
 	ClusterState  ClusterState    `json:"cluster_state"`
 	ConvergeError string          `json:"converge_error,omitempty"`
@@ -208,6 +211,12 @@ func (r *Report) Text() string {
 		}
 		fmt.Fprintf(&b, "  %8.3fs %-10s %-8s healed %.3fs%s%s\n", f.Start.Seconds(), f.Kind, f.Target, f.Healed.Seconds(), settled, errSuffix(f.Error))
 	}
+	if rc := reconfigSummary(r.Faults); len(rc) > 0 {
+		fmt.Fprintf(&b, "\nReconfigurations: %d, final members %v\n", len(rc), r.Members)
+		for _, l := range rc {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+	}
 	if r.Interrupted != "" {
 		fmt.Fprintf(&b, "\nInterrupted at %.3fs (%s): the report covers the history gathered until then\n", r.InterruptedAt.Seconds(), r.Interrupted)
 	}
@@ -226,7 +235,7 @@ func (r *Report) Text() string {
 		fmt.Fprintf(&b, "  %-4s last_executed %d view %d digest %s%s\n", d.Replica, d.LastExecuted, d.View, d.Digest, errSuffix(d.Error))
 	}
 	for _, f := range r.FinalReads {
-		fmt.Fprintf(&b, "  %-4s ok=%v value=%q matching replies %d/%d%s\n", f.Key, f.OK, f.Value, f.Replies, r.Nodes, errSuffix(f.Error))
+		fmt.Fprintf(&b, "  %-4s ok=%v value=%q matching replies %d/%d%s\n", f.Key, f.OK, f.Value, f.Replies, r.finalNodes(), errSuffix(f.Error))
 	}
 	fmt.Fprintf(&b, "\nLinearizability (porcupine, partitioned by key): %s, %d operations checked in %v\n",
 		r.Linearizable.Result, r.Linearizable.Ops, r.Linearizable.Elapsed.Round(time.Millisecond))
@@ -249,4 +258,12 @@ func (r *Report) Text() string {
 		}
 	}
 	return b.String()
+}
+
+// finalNodes is the size of the final configuration.
+func (r *Report) finalNodes() int {
+	if len(r.Members) > 0 {
+		return len(r.Members)
+	}
+	return r.Nodes
 }

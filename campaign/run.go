@@ -23,6 +23,8 @@ type Config struct {
 	F                int
 	MinGap, MaxGap   time.Duration
 	MinHold, MaxHold time.Duration
+	// MaxNodes bounds the membership the grow reconfigurations make (default Nodes+2).
+	MaxNodes int
 	// Byzantine marks the f+1 mode: more replicas are Byzantine than PBFT tolerates,
 	// and the run passes only if the checks notice. Colluding names them (for the
 	// report); the nemesis is off.
@@ -158,7 +160,7 @@ func Run(ctx context.Context, cfg Config, gatewayURL string, cluster Cluster) (*
 		cfg.settle = kv.WaitCaughtUp
 	}
 	if cluster != nil && len(cfg.Faults) > 0 && !cfg.Byzantine {
-		nem = NewNemesis(cluster, NemesisConfig{Seed: cfg.Seed, Faults: cfg.Faults, F: cfg.F,
+		nem = NewNemesis(cluster, NemesisConfig{Seed: cfg.Seed, Faults: cfg.Faults, F: cfg.F, MaxMembers: cfg.MaxNodes,
 			MinGap: cfg.MinGap, MaxGap: cfg.MaxGap, MinHold: cfg.MinHold, MaxHold: cfg.MaxHold,
 			Settle: cfg.settle, SettleTimeout: cfg.SettleTimeout, Abort: ctx, Logf: cfg.Logf}, h.Now)
 		faultCtx, stopFaults := context.WithTimeout(ctx, cfg.Duration-cfg.After)
@@ -175,6 +177,14 @@ func Run(ctx context.Context, cfg Config, gatewayURL string, cluster Cluster) (*
 		standing = append(standing, FaultEvent{Kind: kind, Target: strings.Join(cfg.Colluding, "+"), Healed: h.Now()})
 	}
 	rep.HealedAt = h.Now()
+	// The final configuration's members are the ones that must converge and agree.
+	rep.Members = ReplicaIDs(cfg.Nodes)
+	if cluster != nil {
+		rep.Members = cluster.Replicas()
+	}
+	if nem != nil {
+		rep.Members = nem.Members()
+	}
 	if !cfg.Byzantine {
 		cfg.Logf("campaign %8.3fs: faults over, all healed; clients continue", rep.HealedAt.Seconds())
 	}
@@ -196,9 +206,9 @@ func Run(ctx context.Context, cfg Config, gatewayURL string, cluster Cluster) (*
 		if note := viewNote(st); note != "" {
 			rep.Notes = append(rep.Notes, note)
 		}
-		rep.FinalReads = finalReads(ctx, kv, cfg, h)
+		rep.FinalReads = finalReads(ctx, kv, cfg, len(rep.Members), h)
 		if cfg.Digests != nil {
-			rep.Digests = cfg.Digests(ctx)
+			rep.Digests = cfg.Digests(ctx, rep.Members)
 		}
 		if ctx.Err() != nil { // interrupted during the checks: what they found is incomplete
 			rep.Interrupted, rep.InterruptedAt = context.Cause(ctx).Error(), h.Now()
@@ -229,10 +239,10 @@ func Run(ctx context.Context, cfg Config, gatewayURL string, cluster Cluster) (*
 	return rep, nil
 }
 
-// finalReads reads every key until every replica gives the same answer (at most 5
+// finalReads reads every key until all n members give the same answer (at most 5
 // reads, at most 2 of them failed; one read in byzantine mode), recording the reads in
 // the history.
-func finalReads(ctx context.Context, kv *KVClient, cfg Config, h *History) []FinalRead {
+func finalReads(ctx context.Context, kv *KVClient, cfg Config, n int, h *History) []FinalRead {
 	var out []FinalRead
 	tries, failures := 5, 2
 	if cfg.Byzantine {
@@ -248,7 +258,7 @@ func finalReads(ctx context.Context, kv *KVClient, cfg Config, h *History) []Fin
 			h.Add(Op{Process: -1 - i, Client: -1, Kind: KindGet, Key: key, Value: r.Value, Status: r.Status,
 				Invoke: invoke, Complete: h.Now(), HTTP: r.HTTP, Error: r.Err, Seq: r.Seq, Replies: r.Replies, Ordered: r.Ordered, Final: true})
 			fr = FinalRead{Key: key, OK: r.Status == StatusOK, Value: r.Value, Replies: r.Replies, Error: r.Err}
-			if fr.OK && fr.Replies >= cfg.Nodes {
+			if fr.OK && fr.Replies >= n {
 				break
 			}
 			if !fr.OK {
@@ -277,17 +287,18 @@ func judge(rep *Report, cfg Config) {
 	}
 	var problems []string
 	agree := 0
+	n := rep.finalNodes()
 	for _, f := range rep.FinalReads {
 		switch {
 		case !f.OK:
 			problems = append(problems, fmt.Sprintf("final read of %s failed: %s", f.Key, f.Error))
-		case f.Replies < cfg.Nodes:
-			problems = append(problems, fmt.Sprintf("final read of %s: only %d of %d replicas gave the same answer", f.Key, f.Replies, cfg.Nodes))
+		case f.Replies < n:
+			problems = append(problems, fmt.Sprintf("final read of %s: only %d of %d replicas gave the same answer", f.Key, f.Replies, n))
 		default:
 			agree++
 		}
 	}
-	reads := fmt.Sprintf("final reads: %d of %d keys answered identically by all %d replicas", agree, len(rep.FinalReads), cfg.Nodes)
+	reads := fmt.Sprintf("final reads: %d of %d keys answered identically by all %d replicas", agree, len(rep.FinalReads), n)
 	if rep.Digests == nil {
 		rep.StateCompare = "no state digests asked for; " + reads
 	} else {
@@ -337,6 +348,9 @@ func judge(rep *Report, cfg Config) {
 		}
 		rep.Verdict, rep.Why = "pass", fmt.Sprintf("linearizable, converged, %sall %d keys read identically on every replica, %d faults within f=%d",
 			digests, len(rep.FinalReads), len(rep.Faults), rep.F)
+		if k := len(reconfigSummary(rep.Faults)); k > 0 {
+			rep.Why += fmt.Sprintf(" (f' of the membership in force), %d reconfigurations, final members %v", k, rep.Members)
+		}
 	}
 }
 

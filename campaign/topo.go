@@ -55,6 +55,17 @@ func RunTopology(ctx context.Context, cfg Config, o TopologyOptions) (*Report, e
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
+	// Reconfigurations need the administrator's key pair and fresh replica ids, for which
+	// auth.conf has no NATS users: such a run goes without NATS auth.
+	reconf := !cfg.Byzantine && slices.ContainsFunc(cfg.Faults, reconfigFault)
+	var clients, extraEnv []string
+	if reconf {
+		if auth {
+			o.Logf("campaign: reconfigurations among the faults: NATS auth off (auth.conf has no users for new replica ids)")
+		}
+		auth = false
+		clients, extraEnv = []string{AdminID}, []string{"PBFT_ADMIN_ID=" + AdminID}
+	}
 	cfg.Nodes, cfg.NATSServers = o.Nodes, o.NATSServers
 	if cfg.Logf == nil {
 		cfg.Logf = o.Logf
@@ -75,9 +86,9 @@ func RunTopology(ctx context.Context, cfg Config, o TopologyOptions) (*Report, e
 		}
 	}
 	ids := ReplicaIDs(o.Nodes)
-	env := append([]string{"PBFT_LOG_LEVEL=info"}, o.Env...)
+	env := slices.Concat([]string{"PBFT_LOG_LEVEL=info"}, extraEnv, o.Env)
 	top, err := topology.Start(ctx, bins, topology.Options{Dir: dir, NATSServers: o.NATSServers, Replicas: ids,
-		Cluster: "pbft", Auth: auth, DataDirs: true, ProxyNATS: true, GatewayHTTP: true, Env: env, Logf: o.Logf})
+		Cluster: "pbft", Auth: auth, DataDirs: true, ProxyNATS: true, GatewayHTTP: true, Env: env, Clients: clients, Logf: o.Logf})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 	}
@@ -92,6 +103,12 @@ func RunTopology(ctx context.Context, cfg Config, o TopologyOptions) (*Report, e
 				return err
 			}
 			return kv.WaitCaughtUp(ctx, id)
+		}
+		if reconf {
+			rt := &reconfigTopology{Topology: top, logf: o.Logf}
+			defer rt.closeAdmin()
+			cfg.Digests = digestsOf(top)
+			return runWith(ctx, cfg, top.GatewayURL(), rt, settle, top.Dir())
 		}
 		return runWith(ctx, cfg, top.GatewayURL(), top, settle, top.Dir())
 	}
@@ -137,11 +154,12 @@ func RunTopology(ctx context.Context, cfg Config, o TopologyOptions) (*Report, e
 	return runWith(ctx, cfg, top.GatewayURL(), nil, nil, top.Dir())
 }
 
-// digestsOf queries the replicas of top for their state digests as the gateway's
-// identity (the gateway is done by then).
+// digestsOf queries the given replicas of top (the members of the final
+// configuration) for their state digests as the gateway's identity (the gateway is done
+// by then).
 func digestsOf(top *topology.Topology) DigestSource {
-	return func(ctx context.Context) []ReplicaDigest {
-		return QueryDigests(ctx, top.NATSURL(topology.GatewayID), "pbft", top.KeysDir(), topology.GatewayID, top.Replicas())
+	return func(ctx context.Context, members []string) []ReplicaDigest {
+		return QueryDigests(ctx, top.NATSURL(topology.GatewayID), "pbft", top.KeysDir(), topology.GatewayID, members)
 	}
 }
 

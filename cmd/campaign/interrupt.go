@@ -20,7 +20,8 @@ var errOutputClosed = errors.New("output closed (broken pipe)")
 // interruptContext returns a context that ends with the first SIGINT, SIGTERM or
 // SIGHUP, or when a write to a closed stdout or stderr raises SIGPIPE (which then
 // returns an error instead of killing the process, so the topology is still torn
-// down). A second SIGINT, SIGTERM or SIGHUP exits at once; the children die with the
+// down); a SIGPIPE while both still have a reader came from one of the campaign's own
+// connections and is ignored. A second SIGINT, SIGTERM or SIGHUP exits at once; the children die with the
 // process (topology's death signal).
 func interruptContext(logger *log.Logger) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -30,7 +31,9 @@ func interruptContext(logger *log.Logger) (context.Context, func()) {
 		for sig := range sigs {
 			switch {
 			case sig == syscall.SIGPIPE:
-				cancel(errOutputClosed)
+				if brokenPipe(os.Stdout) || brokenPipe(os.Stderr) {
+					cancel(errOutputClosed)
+				}
 			case ctx.Err() == nil:
 				cancel(fmt.Errorf("%v signal received", sig))
 				logger.Printf("campaign: %v: stopping, then checking the history gathered so far (again to quit at once)", sig)

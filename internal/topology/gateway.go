@@ -35,10 +35,16 @@ func (t *Topology) tryGateway(ctx context.Context) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	return t.runGateway(ctx, ports[0], t.o.Replicas)
+}
+
+// runGateway starts the gateway on port, sending to ids, and waits until /readyz
+// answers 200.
+func (t *Topology) runGateway(ctx context.Context, port int, ids []string) (*Process, error) {
 	env := append([]string{
-		"PBFT_HTTP_ADDR=" + fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		"PBFT_HTTP_ADDR=" + fmt.Sprintf("127.0.0.1:%d", port),
 		"PBFT_NATS_URL=" + t.natsURL(GatewayID),
-		"PBFT_NODE_IDS=" + strings.Join(t.o.Replicas, ","),
+		"PBFT_NODE_IDS=" + strings.Join(ids, ","),
 		"PBFT_CLUSTER=" + t.o.Cluster,
 		"PBFT_KEYS_DIR=" + t.keysDir,
 		"PBFT_CLIENT_ID=" + GatewayID,
@@ -48,7 +54,7 @@ func (t *Topology) tryGateway(ctx context.Context) (*Process, error) {
 		return nil, err
 	}
 	t.mu.Lock()
-	t.gateway, t.gwPort = p, ports[0]
+	t.gateway, t.gwPort = p, port
 	t.mu.Unlock()
 	err = poll.Until(ctx, 50*time.Millisecond, func() (bool, error) {
 		if p.Exited() {

@@ -157,6 +157,12 @@ func (t *Topology) StartReplica(id string, extraEnv ...string) error {
 // WaitReplicaReady waits until replica id's /readyz answers 200, failing early if the
 // process exits.
 func (t *Topology) WaitReplicaReady(ctx context.Context, id string) error {
+	return t.waitReadyz(ctx, id, "ready", func(code int, _ string) bool { return code == 200 })
+}
+
+// waitReadyz polls replica id's /readyz until ok says so, failing early if the process
+// exits; what names the awaited state in the error.
+func (t *Topology) waitReadyz(ctx context.Context, id, what string, ok func(code int, body string) bool) error {
 	p, err := t.ReplicaProcess(id)
 	if err != nil {
 		return err
@@ -169,10 +175,10 @@ func (t *Topology) WaitReplicaReady(ctx context.Context, id string) error {
 		}
 		code, body, err := httpGet(ctx, url)
 		last = fmt.Sprintf("%d %q %v", code, body, err)
-		return err == nil && code == 200, nil
+		return err == nil && ok(code, body), nil
 	})
 	if err != nil {
-		return fmt.Errorf("topology: replica %s not ready: %w (last /readyz: %s)", id, err, last)
+		return fmt.Errorf("topology: replica %s not %s: %w (last /readyz: %s)", id, what, err, last)
 	}
 	return nil
 }

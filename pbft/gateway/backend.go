@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,6 +45,10 @@ type External struct {
 	client *client.Client
 	admin  string        // PBFT_ADMIN_ID: the gateway may reconfigure when it is its identity
 	wait   time.Duration // PBFT_REQUEST_TIMEOUT, for the settle policy
+	// stopLearning ends learnConfiguration (discover_external.go); nil when not started.
+	// follow is held while the gateway changes the membership it follows.
+	stopLearning func()
+	follow       sync.Mutex
 }
 
 // ConnectExternal joins the cluster of replicas ids behind the NATS server at url, with
@@ -84,7 +89,9 @@ func connectExternal(ids []string, s config.Settings, connect func([]nats.Option
 		nc.Close()
 		return nil, err
 	}
-	return &External{nc: nc, client: c, admin: s.AdminID, wait: s.RequestTimeout}, nil
+	x := &External{nc: nc, client: c, admin: s.AdminID, wait: s.RequestTimeout}
+	x.learnConfiguration()
+	return x, nil
 }
 
 // Plan waits for the members of the configuration the client follows, which changes with
@@ -108,6 +115,9 @@ func (x *External) TraceConn() (*nats.Conn, error) { return x.nc, nil }
 
 // Close leaves the bus.
 func (x *External) Close() {
+	if x.stopLearning != nil {
+		x.stopLearning()
+	}
 	x.client.Close()
 	x.nc.Close()
 }

@@ -32,6 +32,9 @@ func (n *Node) openDurable(dir string) error {
 		l.Close()
 		return fmt.Errorf("%w: %s: %v (move it away to rebuild this replica from its peers)", ErrDataDir, dir, err)
 	}
+	// The log may put the replica in a later configuration than its NodeIDs; one that
+	// starts at view 0 reports no view change, so follow it here.
+	n.refreshMembers()
 	if op.TornBytes > 0 {
 		n.log.Warn("cut an incomplete last record off the durable log (a crash during a write)", "dir", dir, "bytes", op.TornBytes)
 	}

@@ -64,7 +64,8 @@ func TestFaultCampaign(t *testing.T) {
 	s := seed(t)
 	out := outDir(t, fmt.Sprintf("faults-%d", s))
 	t.Logf("seed %d (replay: PBFT_CAMPAIGN_SEED=%d), duration %v, report in %s", s, s, duration, out)
-	cfg := campaign.Config{Duration: duration, Seed: s, Faults: campaign.AllFaults, Out: out, Logf: logf(t),
+	// The membership stays (TestFaultCampaignReconfigures changes it), so NATS auth is on.
+	cfg := campaign.Config{Duration: duration, Seed: s, Faults: campaign.MemberFaults, Out: out, Logf: logf(t),
 		Workload: campaign.Workload{Clients: 8, Keys: 5}}
 	if !long { // short gaps and holds, so that a minute sees every kind of fault
 		cfg.MinGap, cfg.MaxGap, cfg.MinHold, cfg.MaxHold = 500*time.Millisecond, 1500*time.Millisecond, time.Second, 2500*time.Millisecond
@@ -101,7 +102,7 @@ func TestFaultCampaign(t *testing.T) {
 		t.Fatalf("%d replicas faulty at once, f=1", rep.MaxFaulty)
 	}
 	var missing []string
-	for _, k := range campaign.AllFaults {
+	for _, k := range campaign.MemberFaults {
 		if rep.FaultCounts[k] == 0 {
 			missing = append(missing, string(k))
 		}
@@ -182,4 +183,55 @@ func runByzantine(t *testing.T, fault campaign.FaultKind, d time.Duration) *camp
 		t.Fatalf("faults %+v, max faulty %d: want the 2 Byzantine replicas recorded for the whole run", rep.Faults, rep.MaxFaulty)
 	}
 	return rep
+}
+
+// The nemesis reconfigures among its faults (n=4 to at most 6, f'=1 throughout): fresh
+// replicas with empty data dirs join, members leave, the gateway follows, and the other
+// faults hit members of the configuration in force only. The history is linearizable,
+// and the final configuration's members converge, read alike and report one state
+// digest. About 30 s of clients.
+func TestFaultCampaignReconfigures(t *testing.T) {
+	s := seed(t)
+	out := outDir(t, fmt.Sprintf("reconfigure-%d", s))
+	t.Logf("seed %d (replay: PBFT_CAMPAIGN_SEED=%d), report in %s", s, s, out)
+	faults := []campaign.FaultKind{campaign.FaultGrow, campaign.FaultShrink, campaign.FaultReplace, campaign.FaultKill, campaign.FaultCut}
+	cfg := campaign.Config{Duration: 30 * time.Second, After: 5 * time.Second, Seed: s, Faults: faults, Out: out, Logf: logf(t),
+		Workload: campaign.Workload{Clients: 8, Keys: 5},
+		MinGap:   500 * time.Millisecond, MaxGap: time.Second, MinHold: time.Second, MaxHold: 2 * time.Second}
+	rep, err := campaign.RunTopology(context.Background(), cfg, campaign.TopologyOptions{Nodes: 4, NATSServers: 1, Logf: logf(t)})
+	if err != nil {
+		t.Fatalf("campaign: %v", err)
+	}
+	t.Logf("report:\n%s", rep.Text())
+	if rep.Verdict != "pass" || rep.Linearizable.Result != "Ok" || !rep.Converged || !rep.DigestsEqual {
+		t.Fatalf("verdict %s: %s (linearizability %s, converged %v, digests equal %v; report in %s)",
+			rep.Verdict, rep.Why, rep.Linearizable.Result, rep.Converged, rep.DigestsEqual, out)
+	}
+	reconfigs, joined := 0, 0
+	for _, f := range rep.Faults {
+		switch f.Kind {
+		case campaign.FaultGrow, campaign.FaultReplace:
+			joined++
+			fallthrough
+		case campaign.FaultShrink:
+			reconfigs++
+			if f.Error != "" || f.Configuration == 0 || len(f.Members) < 4 {
+				t.Errorf("reconfiguration %+v: want done, with its configuration and members", f)
+			}
+		}
+	}
+	if reconfigs < 2 || joined == 0 {
+		t.Fatalf("%d reconfigurations, %d with a joiner: want at least 2, one of them with a fresh replica (%v)", reconfigs, joined, rep.FaultCounts)
+	}
+	if slices.Equal(rep.Members, campaign.ReplicaIDs(4)) || len(rep.Digests) != len(rep.Members) {
+		t.Fatalf("final members %v, digests of %d: want the membership changed and every member's digest", rep.Members, len(rep.Digests))
+	}
+	for _, f := range rep.FinalReads {
+		if !f.OK || f.Replies != len(rep.Members) {
+			t.Fatalf("final read %+v: want ok with %d matching replies", f, len(rep.Members))
+		}
+	}
+	if rep.MaxFaulty > 1 {
+		t.Fatalf("%d replicas faulty at once, f'=1", rep.MaxFaulty)
+	}
 }
