@@ -55,14 +55,7 @@ func (ids *requestIDs) stampIf(a *RequestArgs, msgID int64, onlyNew bool) (id *r
 	}
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
-	if ids.clients == nil {
-		ids.clients = map[string]*clientIDs{}
-	}
-	c := ids.clients[a.Client]
-	if c == nil {
-		c = &clientIDs{byMsg: map[int64]*requestID{}}
-		ids.clients[a.Client] = c
-	}
+	c := ids.clientLocked(a.Client)
 	id = c.byMsg[msgID]
 	if id != nil && onlyNew {
 		return nil, false, nil
@@ -84,6 +77,19 @@ func (ids *requestIDs) stampIf(a *RequestArgs, msgID int64, onlyNew bool) (id *r
 	return id, isNew, nil
 }
 
+// clientLocked returns client's entry, made on first use (ids.mu held).
+func (ids *requestIDs) clientLocked(client string) *clientIDs {
+	if ids.clients == nil {
+		ids.clients = map[string]*clientIDs{}
+	}
+	c := ids.clients[client]
+	if c == nil {
+		c = &clientIDs{byMsg: map[int64]*requestID{}}
+		ids.clients[client] = c
+	}
+	return c
+}
+
 // fresh gives a a new timestamp of its client without recording msgID: a read is never
 // ordered unless its read-only path fails, changes nothing, and so does not take a
 // (client, msg_id) that a request could conflict with (nil ids: msg_id is the timestamp).
@@ -97,14 +103,7 @@ func (ids *requestIDs) fresh(a *RequestArgs, msgID int64) error {
 	}
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
-	if ids.clients == nil {
-		ids.clients = map[string]*clientIDs{}
-	}
-	c := ids.clients[a.Client]
-	if c == nil {
-		c = &clientIDs{byMsg: map[int64]*requestID{}}
-		ids.clients[a.Client] = c
-	}
+	c := ids.clientLocked(a.Client)
 	c.last++
 	a.Timestamp = c.last
 	return nil
