@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/wal"
@@ -61,7 +62,13 @@ type durableState struct {
 	synced  uint64 // the last gen the writer reported durable
 	held    []heldReady
 	scratch []heldReady
+	// commits are this replica's commit records not yet durable, in the order handed out
+	// (a compaction counts as one at number 0): what a reply waits for (replyGen).
+	commits []pendingCommit
 }
+
+// pendingCommit is a commit record for number seq handed to the writer in Ready gen.
+type pendingCommit struct{ seq, gen uint64 }
 
 // startDurable starts the log's writer; Run calls it, so that a test can put a slower log
 // in first.
@@ -77,7 +84,9 @@ func (n *Node) startDurable() {
 // persist hands what rd asks to make durable to the writer. It reports whether rd's
 // messages must wait (then it holds them): while any record handed out is not yet
 // durable, every message waits, the ones that depend on it and, to keep the order the
-// replica produced them in, the ones after.
+// replica produced them in, the ones after. Replies alone are released by what they
+// depend on (replyGen), so that under load a batch's answers do not wait for the
+// records of the rounds begun meanwhile.
 func (n *Node) persist(rd *pbft.Ready, f Fault) bool {
 	d := &n.dur
 	if d.writer == nil {
@@ -89,21 +98,91 @@ func (n *Node) persist(rd *pbft.Ready, f Fault) bool {
 		if u.compact {
 			src = rd.Compact // Persist is then empty
 		}
+		d.gen++
+		u.gen = d.gen
+		if u.compact {
+			// The whole durable state, the commits of every live number among it.
+			d.commits = append(d.commits, pendingCommit{0, d.gen})
+		}
 		u.recs = make([][]byte, len(src))
 		for i, m := range src {
 			u.recs[i] = pbft.Marshal(m)
+			if c, ok := m.(*pbft.Commit); ok && !u.compact {
+				d.commits = append(d.commits, pendingCommit{c.Seq, d.gen})
+			}
 		}
-		d.gen++
-		u.gen = d.gen
 		d.writer.submit(u)
 	}
 	if d.synced == d.gen {
 		return false
 	}
 	if len(rd.Messages) > 0 {
-		d.held = append(d.held, heldReady{gen: d.gen, msgs: rd.Messages, fault: f})
+		n.hold(rd.Messages, f)
 	}
 	return true
+}
+
+// replyGen is the Ready whose records a reply for number seq depends on: the commits
+// this replica recorded for seq and every number below it, whose execution the reply
+// reports (a later pre-prepare or commit changes nothing it says). Execution without
+// an own commit record (a number 2f+1 others proved committed, a state fetched from
+// peers) is made durable by those peers: their commits and checkpoints are sent only
+// once their own records are.
+func (d *durableState) replyGen(seq uint64) uint64 {
+	g := d.synced
+	for _, c := range d.commits {
+		if c.seq <= seq && c.gen > g {
+			g = c.gen
+		}
+	}
+	return g
+}
+
+// hold keeps msgs (one Ready's) until what they depend on is durable: every record
+// handed out so far, except for replies (replyGen). Replies that need nothing pending go
+// at once.
+func (n *Node) hold(msgs []pbft.Outbound, f Fault) {
+	d := &n.dur
+	if !hasReply(msgs) {
+		d.held = append(d.held, heldReady{gen: d.gen, msgs: msgs, fault: f})
+		return
+	}
+	// Split by what each message waits for; the pieces are new slices, since the
+	// replica reuses msgs' array once it is recycled.
+	var now []pbft.Outbound
+	byGen := map[uint64][]pbft.Outbound{}
+	var gens []uint64
+	for _, o := range msgs {
+		g := d.gen
+		if rep, ok := o.Msg.(*pbft.Reply); ok {
+			g = d.replyGen(rep.Seq)
+		}
+		if g <= d.synced {
+			now = append(now, o)
+			continue
+		}
+		if _, seen := byGen[g]; !seen {
+			gens = append(gens, g)
+		}
+		byGen[g] = append(byGen[g], o)
+	}
+	slices.Sort(gens)
+	for _, g := range gens {
+		d.held = append(d.held, heldReady{gen: g, msgs: byGen[g], fault: f})
+	}
+	n.r.Recycle(msgs)
+	if len(now) > 0 {
+		n.send(now, f)
+	}
+}
+
+func hasReply(msgs []pbft.Outbound) bool {
+	for _, o := range msgs {
+		if _, ok := o.Msg.(*pbft.Reply); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // afterDurable runs send once every record handed to the writer so far is durable: at
@@ -120,7 +199,9 @@ func (n *Node) afterDurable(send func()) {
 }
 
 // durableAt runs on the node's goroutine when the writer has made everything up to gen
-// durable: it sends, in order, the messages that waited for it.
+// durable: it sends, in the order held, the messages that waited for it. Held messages
+// are in order of gen except for replies, which may wait for less than what came
+// before them, so every entry is looked at.
 func (n *Node) durableAt(gen uint64, err error) {
 	d := &n.dur
 	if err != nil {
@@ -129,15 +210,21 @@ func (n *Node) durableAt(gen uint64, err error) {
 	}
 	d.synced = gen
 	i := 0
-	for ; i < len(d.held) && d.held[i].gen <= gen; i++ {
-		if h := d.held[i]; h.fn != nil {
+	for ; i < len(d.commits) && d.commits[i].gen <= gen; i++ {
+	}
+	d.commits = append(d.commits[:0], d.commits[i:]...)
+	// Keep the rest in a second buffer, so that neither grows for ever.
+	d.scratch = d.scratch[:0]
+	for _, h := range d.held {
+		switch {
+		case h.gen > gen:
+			d.scratch = append(d.scratch, h)
+		case h.fn != nil:
 			h.fn()
-		} else {
+		default:
 			n.send(h.msgs, h.fault)
 		}
 	}
-	// Keep the rest in a second buffer, so that neither grows for ever.
-	d.scratch = append(d.scratch[:0], d.held[i:]...)
 	clear(d.held)
 	d.held, d.scratch = d.scratch, d.held[:0]
 }

@@ -27,14 +27,15 @@ type gatedLog struct {
 	open    chan struct{} // closed when the test ends: no sync waits any more
 
 	mu      sync.Mutex
-	written []string // records appended (keys), in order
+	written []string          // records appended (keys), in order
+	commits map[string]uint64 // the numbers of the commit records among written
 	durable map[string]bool
 	syncs   int
 }
 
 func newGatedLog(inner node.DurableLog) *gatedLog {
 	return &gatedLog{DurableLog: inner, syncing: make(chan int), release: make(chan struct{}), open: make(chan struct{}),
-		durable: map[string]bool{}}
+		durable: map[string]bool{}, commits: map[string]uint64{}}
 }
 
 // recordKey names what a message commits its sender to: its kind, view, number, digest.
@@ -53,6 +54,9 @@ func (g *gatedLog) Append(recs ...[]byte) error {
 	for _, b := range recs {
 		if m, err := pbft.Unmarshal(b); err == nil {
 			g.written = append(g.written, recordKey(m))
+			if c, ok := m.(*pbft.Commit); ok {
+				g.commits[recordKey(m)] = c.Seq
+			}
 		}
 	}
 	g.mu.Unlock()
@@ -91,6 +95,20 @@ func (g *gatedLog) Rewrite(recs ...[]byte) error {
 	}
 	g.mu.Unlock()
 	return err
+}
+
+// commitsUpTo lists the commit records appended for numbers up to seq: what a reply for
+// seq reports the execution of.
+func (g *gatedLog) commitsUpTo(seq uint64) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []string
+	for k, s := range g.commits {
+		if s <= seq {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func (g *gatedLog) isDurable(key string) bool {
@@ -148,7 +166,8 @@ func (s *sniffer) note(kind string, env []byte) {
 			s.sent = append(s.sent, recordKey(m))
 		case *pbft.Reply:
 			// A reply follows the execution that the replica's own commit allowed.
-			s.sent = append(s.sent, fmt.Sprintf("reply t%d", m.Timestamp))
+			s.sent = append(s.sent, fmt.Sprintf("reply %s t%d", m.Client, m.Timestamp))
+			deps = s.log.commitsUpTo(m.Seq)
 		case nil:
 			s.sent = append(s.sent, kind)
 		}
