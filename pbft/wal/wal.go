@@ -11,10 +11,15 @@
 // them.
 //
 // On disk: "log" holds an 8-byte magic, then frames of [length uint32 LE][CRC-32C of the
-// payload uint32 LE][payload]. A frame cut short at the end of the file is what a crash
-// of the machine in the middle of an unsynced append leaves: it is cut off and reported
-// (Opened.TornBytes), as etcd's WAL does. A complete frame whose checksum does not match,
-// a bad magic or an impossible length is damage: Open fails with ErrCorrupt.
+// payload uint32 LE][payload], then zeros: the file is preallocated ahead of its frames
+// (segment.go), so that an append overwrites blocks the file already has and its sync
+// flushes data, not the file's size and block map. A record is never empty, so a frame
+// header of zeros is the end of the log. What a crash of the machine in the middle of an
+// unsynced append leaves is cut off and reported (Opened.TornBytes), as etcd's WAL
+// does: a frame cut short at the end of the file, or a frame that fails its checksum and
+// holds a whole sector (of 512 bytes, at the file's offsets) of zeros, which a write the
+// disk did not finish leaves in a preallocated file. A frame that fails its checksum
+// otherwise, a bad magic or an impossible length is damage: Open fails with ErrCorrupt.
 package wal
 
 import (
@@ -46,11 +51,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Log is an open durable log. It is not safe for concurrent use.
 type Log struct {
-	dir  string
-	f    *os.File
-	lock *os.File
-	buf  []byte
-	size int64
+	dir   string
+	f     *os.File
+	lock  *os.File
+	buf   []byte
+	size  int64 // where the next frame goes: the end of the last one
+	alloc int64 // the file's length, preallocated past size
 }
 
 // Opened describes what Open found.
@@ -96,33 +102,46 @@ func Open(dir string) (*Log, Opened, error) {
 		return fail(err)
 	}
 	l.f = f
-	recs, good, err := readAll(f, path)
-	if err != nil {
-		return fail(err)
-	}
 	st, err := f.Stat()
 	if err != nil {
 		return fail(err)
 	}
-	if good < st.Size() {
-		op.TornBytes = st.Size() - good
+	recs, good, err := readAll(f, path, st.Size())
+	if err != nil {
+		return fail(err)
+	}
+	torn, err := nonZeroAfter(f, good, st.Size())
+	if err != nil {
+		return fail(err)
+	}
+	if torn > 0 {
+		// Zero what an unfinished append left, or a later append shorter than it could
+		// end just where an old frame of it starts, and that frame would read back.
+		op.TornBytes = torn
 		if err := f.Truncate(good); err != nil {
 			return fail(err)
 		}
+		st, err = f.Stat()
+		if err != nil {
+			return fail(err)
+		}
+	}
+	l.size, l.alloc = good, st.Size()
+	if err := l.reserve(0); err != nil {
+		return fail(err)
+	}
+	if torn > 0 || l.alloc != st.Size() {
 		if err := f.Sync(); err != nil {
 			return fail(err)
 		}
 	}
-	if _, err := f.Seek(good, io.SeekStart); err != nil {
-		return fail(err)
-	}
-	l.size = good
 	op.Records = recs
 	return l, op, nil
 }
 
-// readAll reads every complete frame; good is the offset after the last one.
-func readAll(f *os.File, path string) (recs [][]byte, good int64, err error) {
+// readAll reads every complete frame of the file of size bytes; good is the offset after
+// the last one.
+func readAll(f *os.File, path string, size int64) (recs [][]byte, good int64, err error) {
 	r := bufio.NewReaderSize(f, 1<<16)
 	head := make([]byte, headerLen)
 	if _, err := io.ReadFull(r, head); err != nil || string(head) != magic {
@@ -139,8 +158,14 @@ func readAll(f *os.File, path string) (recs [][]byte, good int64, err error) {
 		}
 		n := binary.LittleEndian.Uint32(fh[0:4])
 		sum := binary.LittleEndian.Uint32(fh[4:8])
+		if n == 0 && sum == 0 {
+			return recs, good, nil // the preallocated zeros after the last frame
+		}
 		if n > MaxRecord {
 			return nil, 0, fmt.Errorf("%w: %s record %d at offset %d has impossible length %d", ErrCorrupt, path, i, good, n)
+		}
+		if int64(n) > size-good-int64(len(fh)) {
+			return recs, good, nil // torn payload: the file ends inside it
 		}
 		payload := make([]byte, n)
 		if _, err := io.ReadFull(r, payload); err != nil {
@@ -149,7 +174,10 @@ func readAll(f *os.File, path string) (recs [][]byte, good int64, err error) {
 			}
 			return nil, 0, err
 		}
-		if crc32.Checksum(payload, castagnoli) != sum {
+		if n == 0 || crc32.Checksum(payload, castagnoli) != sum {
+			if torn(good, fh[:], payload) {
+				return recs, good, nil
+			}
 			return nil, 0, fmt.Errorf("%w: %s record %d at offset %d fails its checksum", ErrCorrupt, path, i, good)
 		}
 		recs = append(recs, payload)
@@ -164,19 +192,26 @@ func appendFrame(dst, rec []byte) []byte {
 	return append(append(dst, fh[:]...), rec...)
 }
 
-// Append writes records at the end of the log, in one write, without syncing.
+// Append writes records at the end of the log, in one write, without syncing. An empty
+// record is refused: a frame of zeros is the end of the log.
 func (l *Log) Append(records ...[]byte) error {
 	l.buf = l.buf[:0]
 	for _, rec := range records {
 		if len(rec) > MaxRecord {
 			return fmt.Errorf("wal: record of %d bytes exceeds %d", len(rec), MaxRecord)
 		}
+		if len(rec) == 0 {
+			return errors.New("wal: empty record")
+		}
 		l.buf = appendFrame(l.buf, rec)
 	}
 	if len(l.buf) == 0 {
 		return nil
 	}
-	n, err := l.f.Write(l.buf)
+	if err := l.reserve(int64(len(l.buf))); err != nil {
+		return err
+	}
+	n, err := l.f.WriteAt(l.buf, l.size)
 	l.size += int64(n)
 	if cap(l.buf) > 1<<20 {
 		l.buf = nil // a large snapshot passed through: do not keep its buffer
@@ -184,8 +219,9 @@ func (l *Log) Append(records ...[]byte) error {
 	return err
 }
 
-// Sync makes everything appended durable.
-func (l *Log) Sync() error { return l.f.Sync() }
+// Sync makes everything appended durable. Within the preallocated segment that is the
+// data alone (fdatasync on Linux).
+func (l *Log) Sync() error { return datasync(l.f) }
 
 // Size is the log file's length in bytes.
 func (l *Log) Size() int64 { return l.size }
@@ -208,12 +244,20 @@ func (l *Log) rewrite(records [][]byte) error {
 		if err != nil {
 			break
 		}
+		if len(rec) == 0 {
+			err = errors.New("wal: empty record")
+			break
+		}
 		frame = appendFrame(frame[:0], rec)
 		_, err = w.Write(frame)
 		size += int64(len(frame))
 	}
 	if err == nil {
 		err = w.Flush()
+	}
+	alloc := segmentSize(size)
+	if err == nil {
+		err = preallocate(f, alloc)
 	}
 	if err == nil {
 		err = f.Sync()
@@ -232,14 +276,14 @@ func (l *Log) rewrite(records [][]byte) error {
 	if err := syncDir(l.dir); err != nil {
 		return err
 	}
-	nf, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	nf, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
 	if l.f != nil {
 		l.f.Close()
 	}
-	l.f, l.size = nf, size
+	l.f, l.size, l.alloc = nf, size, alloc
 	return nil
 }
 

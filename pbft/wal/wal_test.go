@@ -183,3 +183,44 @@ func BenchmarkAppendSync(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSyncVariants compares, in one run, ways of making a 512-byte append durable
+// (issue 19): the log as it is (a preallocated file, fdatasync), the old way (a growing
+// file, fsync), and on a plain file: growing with fdatasync, preallocated with fsync, and
+// O_DSYNC writes into a preallocated file. Ratios to growing-fsync are what to compare.
+func BenchmarkSyncVariants(b *testing.B) {
+	rec := bytes.Repeat([]byte{1}, 520)
+	plain := func(b *testing.B, flags int, prealloc bool, sync func(*os.File) error) {
+		f, err := os.OpenFile(filepath.Join(b.TempDir(), "f"), os.O_CREATE|os.O_RDWR|flags, 0o600)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if prealloc {
+			if err := preallocate(f, 64<<20); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := f.WriteAt(rec, int64(i*len(rec))); err != nil {
+				b.Fatal(err)
+			}
+			if sync != nil {
+				if err := sync(f); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	fsync := func(f *os.File) error { return f.Sync() }
+	b.Run("growing-fsync", func(b *testing.B) { plain(b, 0, false, fsync) })
+	b.Run("log", BenchmarkAppendSync)
+	b.Run("growing-fdatasync", func(b *testing.B) { plain(b, 0, false, datasync) })
+	b.Run("preallocated-fsync", func(b *testing.B) { plain(b, 0, true, fsync) })
+	b.Run("preallocated-fdatasync", func(b *testing.B) { plain(b, 0, true, datasync) })
+	b.Run("preallocated-odsync", func(b *testing.B) { plain(b, dsync, true, nil) })
+}
