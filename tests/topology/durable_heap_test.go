@@ -79,15 +79,21 @@ func TestHeapFlatOverManyRequests(t *testing.T) {
 	}
 	go func() { wg.Wait(); close(sampled) }()
 	start := time.Now()
+	sample := func(d int64) {
+		h := heapInUse(top.ReplicaHTTP("n1"))
+		samples = append(samples, h)
+		t.Logf("%8d requests, %5.0f s: n1 heap in use %.1f MB", d, time.Since(start).Seconds(), h)
+	}
 	for collecting := true; collecting; {
 		select {
 		case d := <-next:
-			h := heapInUse(top.ReplicaHTTP("n1"))
-			samples = append(samples, h)
-			t.Logf("%8d requests, %5.0f s: n1 heap in use %.1f MB", d, time.Since(start).Seconds(), h)
+			sample(d)
 		case <-sampled:
 			collecting = false
 		}
+	}
+	for len(next) > 0 { // the last tenth, if the clients ended first
+		sample(<-next)
 	}
 	if err, _ := failed.Load().(error); err != nil {
 		t.Fatalf("after %d requests: %v", done.Load(), err)
