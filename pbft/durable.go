@@ -29,6 +29,15 @@ import (
 // driver replaces its log with it, which is how the log stays bounded. Execution is not
 // recorded: a restarted replica executes again from its checkpoint what commits prove
 // committed, with the same results, since execution is deterministic.
+//
+// One exception to "before anything is sent", which a driver may use: a Reply reports
+// only the execution of its number and those below, so it may go once this replica's
+// Commit records for those numbers (and a Compact handed out before it) are durable,
+// whatever later Readies added meanwhile. A number executed without an own Commit
+// record (2f+1 others' commits proved it, or a state fetched from peers) rests on
+// records those peers made durable before they sent their commits or checkpoints.
+// pbft/node does this, so that under load a batch's replies do not wait for the
+// records of the rounds begun after it.
 
 // persist records m for the driver to make durable before the next send.
 func (r *Replica) persist(m Message) {

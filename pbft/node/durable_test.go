@@ -191,8 +191,9 @@ func (s *sniffer) Broadcast(kind string, data []byte) error {
 
 // The durable log is written off the node's loop (issue 19): while the primary's sync is
 // held, its loop still answers queries and sends nothing that depends on the records
-// being synced; once released, its pre-prepares, commits and replies go out in the order
-// the replica produced them, each after its record's fsync returned.
+// being synced; once released, its pre-prepares and commits go out in the order the
+// replica produced them, each after its record's fsync returned, and each reply after
+// the commit records of its number and below.
 func TestDurableLogHoldsMessagesUntilSynced(t *testing.T) {
 	dir := t.TempDir()
 	var snif *sniffer
