@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -224,7 +225,9 @@ func TestDamagedDataDirStopsTheReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data[len(data)/2] ^= 0x40
+	// The log file is preallocated: its records are followed by zeros. Damage the middle
+	// of the records.
+	data[len(bytes.TrimRight(data, "\x00"))/2] ^= 0x40
 	if err := os.WriteFile(logPath, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -251,11 +254,11 @@ func TestDamagedDataDirStopsTheReplica(t *testing.T) {
 	// leaves) loses only that unsynced record: the replica starts from the rest.
 	c.kill("n2")
 	logPath = filepath.Join(c.top.DataDir("n2"), "log")
-	st, err := os.Stat(logPath)
+	data, err = os.ReadFile(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(logPath, st.Size()-3); err != nil {
+	if err := os.Truncate(logPath, int64(len(bytes.TrimRight(data, "\x00")))-3); err != nil {
 		t.Fatal(err)
 	}
 	p = c.startReplica("n2")
