@@ -37,7 +37,10 @@ func (l *Log) reserve(n int64) error {
 
 // torn reports whether the frame at offset off (header fh, then payload) holds a whole
 // sector of zeros, as the preallocated tail does where a write did not land. The pieces
-// at either end that cover part of a sector count too.
+// at either end that cover part of a sector count too. The price, as in etcd's WAL:
+// damage that zeroes a whole sector of a frame, or turns a length into one that reaches
+// the zero tail, reads as a torn end and drops the records after it (Open reports the
+// bytes cut, which the node logs), where a growing file would report ErrCorrupt.
 func torn(off int64, fh, payload []byte) bool {
 	zero := true // the piece of the current sector read so far is zero
 	pos := off
