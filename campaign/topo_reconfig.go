@@ -78,8 +78,9 @@ func (t *reconfigTopology) adminClient(ctx context.Context) (*pbftclient.Client,
 	return c, nil
 }
 
-// FollowMembership restarts the gateway with the new PBFT_NODE_IDS: a network-mode
-// gateway follows only the reconfigurations it makes itself.
+// FollowMembership restarts the gateway with the new PBFT_NODE_IDS: a running gateway
+// follows a reconfiguration made elsewhere only within about a second, and a request it
+// sends before that carries no tag for a joiner (README, Changing the membership).
 func (t *reconfigTopology) FollowMembership(ctx context.Context, members []string) error {
 	return t.RestartGateway(ctx, members)
 }

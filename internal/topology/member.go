@@ -33,9 +33,10 @@ func (t *Topology) WaitJoinerWaiting(ctx context.Context, id string) error {
 }
 
 // RestartGateway restarts the network-mode gateway on its port with PBFT_NODE_IDS=ids,
-// the membership in force after a reconfiguration: a gateway follows only the
-// reconfigurations it makes itself, so one made elsewhere needs a restart. Requests in
-// flight fail; new ones are refused until it is ready again.
+// the membership in force after a reconfiguration. A running gateway follows one made
+// elsewhere within about a second (it asks the replicas each second), but a request it
+// sends before that leaves a joiner without its tag; a restart with the new list avoids
+// that window. Requests in flight fail; new ones are refused until it is ready again.
 func (t *Topology) RestartGateway(ctx context.Context, ids []string) error {
 	t.mu.Lock()
 	p, port, closed := t.gateway, t.gwPort, t.closed

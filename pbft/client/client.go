@@ -46,7 +46,11 @@ type Client struct {
 	keys atomic.Pointer[auth.Keyring]
 	cfg  Config
 	mem  atomic.Pointer[membership] // membership.go
-	// learning is set while the client asks which configuration is in force (followNewer).
+	// following is held while the client changes the configuration it follows, so that
+	// Discover never goes back to an older one (discover.go).
+	following sync.Mutex
+	// learning is set while the client asks, in the background, which configuration is
+	// in force (learn).
 	learning atomic.Bool
 
 	nextID   atomic.Uint64
@@ -192,6 +196,7 @@ func (c *Client) sendQuery(replica string, q *pbft.Query) func(context.Context) 
 			if a.ViewActive {
 				c.NoteView(a.View)
 			}
+			c.followNewer(a.Configuration) // a replica that left, say, names a newer one
 			return a, nil
 		case <-ctx.Done():
 			forget()

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"slices"
 
 	"github.com/pbft-nats/pbft/bus/auth"
@@ -32,6 +31,12 @@ func newMembership(conf uint64, ids []string, prev *membership) *membership {
 // of configuration conf, counts their replies in conf's quorum (and the replies of the
 // configuration before in that one's), and authenticates with keys (nil keeps its own).
 func (c *Client) SetMembership(conf uint64, ids []string, keys *auth.Keyring) {
+	c.following.Lock()
+	defer c.following.Unlock()
+	c.setMembershipLocked(conf, ids, keys)
+}
+
+func (c *Client) setMembershipLocked(conf uint64, ids []string, keys *auth.Keyring) {
 	if keys != nil {
 		c.keys.Store(keys)
 	}
@@ -65,23 +70,13 @@ func (c *Client) quorumOf(conf uint64) (int, bool) {
 	return 0, false
 }
 
-// followNewer reports a reply from a configuration newer than the one the client follows
-// (another client reconfigured the replicas): the client cannot count it, knowing neither
-// that configuration's members nor its quorum, so the reply is dropped and the client
-// asks the replicas which configuration is in force (Discover, one at a time, in the
-// background). Once it follows that one, the replicas answer the retransmitted request
-// again from their reply caches.
-func (c *Client) followNewer(conf uint64) bool {
-	if conf <= c.mem.Load().conf {
-		return false
+// acceptOf is how many replies like best decide a result: the quorum of the
+// configuration that sent them, else (no replies yet) of the one the client follows.
+func (c *Client) acceptOf(best Result) int {
+	if best.Replies > 0 {
+		if q, ok := c.quorumOf(best.Conf); ok {
+			return q
+		}
 	}
-	if c.learning.CompareAndSwap(false, true) {
-		go func() {
-			defer c.learning.Store(false)
-			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
-			defer cancel()
-			_, _ = c.Discover(ctx)
-		}()
-	}
-	return true
+	return c.Accept()
 }

@@ -34,6 +34,12 @@ func RetransmitAfter(viewChangeTimeout time.Duration) time.Duration {
 	return max(viewChangeTimeout/4, minRetransmit)
 }
 
+// stallRetransmissions is how many retransmissions without an outcome make the client ask
+// which configuration is in force (learn): a reconfiguration made by another client shows
+// in replies and answers, unless the replicas the client sends to all left (they neither
+// order nor reply) or the replies come only from replicas whose keys it lacks.
+const stallRetransmissions = 3
+
 // progress is what a wait learns each time it looks at its outcome.
 type progress struct {
 	done   bool
@@ -49,6 +55,7 @@ type progress struct {
 func (c *Client) retransmit(ctx context.Context, req *pbft.Request, look func() progress, resent func()) error {
 	timer := time.NewTimer(c.cfg.Retransmit)
 	defer timer.Stop()
+	sent := 0
 	for {
 		p := look()
 		if p.done {
@@ -60,7 +67,11 @@ func (c *Client) retransmit(ctx context.Context, req *pbft.Request, look func() 
 		case <-p.expire:
 			return nil
 		case <-timer.C:
+			req = c.retag(req)
 			_ = c.Broadcast(req)
+			if sent++; sent == stallRetransmissions {
+				c.learn() // the members this client sends to may all have left
+			}
 			timer.Reset(c.cfg.Retransmit)
 			if resent != nil {
 				resent()
@@ -69,6 +80,16 @@ func (c *Client) retransmit(ctx context.Context, req *pbft.Request, look func() 
 			return ctx.Err()
 		}
 	}
+}
+
+// retag gives req a tag for every replica the client knows now: the replicas that joined
+// since it was built (the client followed a reconfiguration: Discover) check it too, and
+// answer a retransmission from their reply caches only if it is authentic.
+// A retransmission is rare, so it is simply tagged anew.
+func (c *Client) retag(req *pbft.Request) *pbft.Request {
+	r := *req
+	r.Auth = c.keys.Load().RequestTags(pbft.RequestDigest(&r))
+	return &r
 }
 
 // build checks r and makes its authenticated request. An operation larger than the bus
@@ -276,6 +297,10 @@ type Settle struct {
 	// Late are replicas whose replies are awaited at most Grace once Need replied.
 	Late  []string
 	Grace time.Duration
+	// LateMembers makes Late the members of the configuration the client follows, read
+	// anew at each reply: a reconfiguration learnt while the request waits (followNewer)
+	// brings its members' replies in and leaves the removed ones out.
+	LateMembers bool
 	// AskLate waits for each Late replica on what it reports instead of a fixed Grace: it
 	// is asked whether it executed the request, and answers once it has (or after Grace).
 	// A replica sends its reply before that answer on the same connection, and the client
@@ -297,8 +322,11 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 	late := c.lateReports(ctx, s)
 	err := c.retransmit(ctx, req, func() progress {
 		changed := set.Changed()
-		accept = c.Accept() // the client may have learned of a new configuration meanwhile
+		if s.LateMembers {
+			s.Late = c.replicas() // the client may have followed a reconfiguration meanwhile
+		}
 		best, all := set.Best()
+		accept = c.acceptOf(best) // counted in the configuration that replied
 		if isConflict(best, accept) {
 			conflicting = best
 			return progress{done: true}
@@ -323,7 +351,7 @@ func (c *Client) Await(ctx context.Context, r Request, set *ReplySet, s Settle) 
 		return Result{}, conflict(r, conflicting.Seq)
 	}
 	best, _ := set.Best()
-	if err != nil && best.Replies < accept {
+	if accept = c.acceptOf(best); err != nil && best.Replies < accept {
 		return Result{}, c.timeout(fmt.Sprintf("only %d matching replies, need %d,", best.Replies, accept), c.replicas())
 	}
 	return best, nil

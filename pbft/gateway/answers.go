@@ -23,11 +23,12 @@ func (s *Service) Sync(ctx context.Context) []string {
 func (s *Service) sync(ctx context.Context, p settle.Plan) []string {
 	seq := s.maxSeq.Load()
 	if !p.FaultsKnown {
-		ans := s.queryAll(ctx, p, s.ids, s.replicaWait(), func(string) *pbft.Query {
+		ids, _ := s.members()
+		ans := s.queryAll(ctx, p, ids, s.replicaWait(), func(string) *pbft.Query {
 			return &pbft.Query{Op: pbft.OpInfo, Wait: &pbft.Wait{MinExecuted: seq}}
 		})
 		var live []string
-		for _, id := range s.ids {
+		for _, id := range ids {
 			if ans[id] != nil {
 				live = append(live, id)
 			}
@@ -78,6 +79,8 @@ func (s *Service) queryAll(ctx context.Context, p settle.Plan, ids []string, wai
 		id string
 		a  *pbft.Answer
 	}
+	_, q := s.members()
+	weak := q.Weak() // f+1 of the membership
 	ch := make(chan res, len(ids))
 	for _, id := range ids {
 		q := mk(id)
@@ -101,7 +104,7 @@ func (s *Service) queryAll(ctx context.Context, p settle.Plan, ids []string, wai
 			if r.a != nil {
 				out[r.id] = r.a
 			}
-			if !p.FaultsKnown && len(out) >= s.q.Weak() && graceEnd == nil {
+			if !p.FaultsKnown && len(out) >= weak && graceEnd == nil {
 				graceEnd = time.After(p.Grace)
 			}
 		case <-graceEnd:
@@ -174,7 +177,8 @@ func (s *Service) Cluster(ctx context.Context, dest string) (ClusterResult, erro
 	target := s.replica(dest)
 	s.sync(ctx, p)
 	seq := s.maxSeq.Load()
-	ans := s.queryAll(ctx, p, s.ids, s.replicaWait(), func(id string) *pbft.Query {
+	ids, q := s.members()
+	ans := s.queryAll(ctx, p, ids, s.replicaWait(), func(id string) *pbft.Query {
 		q := &pbft.Query{Op: pbft.OpInfo}
 		// A silent or equivocating replica still receives and executes, a moment after
 		// the others or not: its line waits for its execution, at most the late grace.
@@ -184,7 +188,7 @@ func (s *Service) Cluster(ctx context.Context, dest string) (ClusterResult, erro
 		return q
 	})
 	var out ClusterResult
-	for _, id := range s.ids {
+	for _, id := range ids {
 		info := ReplicaInfo{Node: id, Fault: string(pbft.FaultNone)}
 		if f := p.Faults[id]; f != "" {
 			info.Fault = f
@@ -203,7 +207,7 @@ func (s *Service) Cluster(ctx context.Context, dest string) (ClusterResult, erro
 		out.Replicas = append(out.Replicas, info)
 	}
 	if out.Primary == "" {
-		out.Primary = s.ids[s.q.Primary(out.View)]
+		out.Primary = ids[q.Primary(out.View)]
 	}
 	return out, nil
 }
@@ -212,8 +216,8 @@ func (s *Service) Cluster(ctx context.Context, dest string) (ClusterResult, erro
 // the replica saw before the switch is exactly what was submitted before it.
 func (s *Service) Fault(ctx context.Context, l *jsonl.Line) error {
 	id, ok, err := l.String("node")
-	if err != nil || !ok || !slices.Contains(s.ids, id) {
-		return protoErr(CodeMalformed, "node must name one of %v", s.ids)
+	if ids, _ := s.members(); err != nil || !ok || !slices.Contains(ids, id) {
+		return protoErr(CodeMalformed, "node must name one of %v", ids)
 	}
 	name, ok, err := l.String("fault")
 	if err != nil || !ok {

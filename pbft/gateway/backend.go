@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,9 +45,7 @@ type External struct {
 	admin  string        // PBFT_ADMIN_ID: the gateway may reconfigure when it is its identity
 	wait   time.Duration // PBFT_REQUEST_TIMEOUT, for the settle policy
 	// stopLearning ends learnConfiguration (discover_external.go); nil when not started.
-	// follow is held while the gateway changes the membership it follows.
 	stopLearning func()
-	follow       sync.Mutex
 }
 
 // ConnectExternal joins the cluster of replicas ids behind the NATS server at url, with

@@ -13,7 +13,8 @@ func (s *Service) noReplies(what string, asked []string) *ProtoError {
 	if s.backend.InProcess() {
 		return protoErr(CodeTimeout, "%s from %v within %v", what, asked, s.settings.RequestTimeout)
 	}
+	ids, _ := s.members()
 	return protoErr(CodeTimeout,
 		"%s from %v within %v: are the replicas running and connected to %s? is PBFT_NODE_IDS (%v) the cluster's membership?",
-		what, asked, s.settings.RequestTimeout.Round(time.Millisecond), bus.RedactURLs(s.settings.NATSURL), s.ids)
+		what, asked, s.settings.RequestTimeout.Round(time.Millisecond), bus.RedactURLs(s.settings.NATSURL), ids)
 }

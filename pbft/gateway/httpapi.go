@@ -382,7 +382,7 @@ func (a *httpAPI) readyz(w http.ResponseWriter, r *http.Request) {
 			answered++
 		}
 	}
-	if err != nil || ctx.Err() != nil || answered < a.svc.q.Weak() {
+	if _, q := a.svc.members(); err != nil || ctx.Err() != nil || answered < q.Weak() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = fmt.Fprintf(w, "not ready: %d replicas answered\n", answered)
 		return

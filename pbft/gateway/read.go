@@ -83,7 +83,7 @@ func (s *Service) readOnly(ctx context.Context, p settle.Plan, a RequestArgs) (R
 	if err != nil {
 		return ReadResult{}, false, s.requestError(err, a)
 	}
-	if client.IsNotReadOnly(best, s.q) {
+	if _, q := s.members(); client.IsNotReadOnly(best, q) {
 		return ReadResult{}, false, errNotReadOnly(a.Operation)
 	}
 	if !agreed {

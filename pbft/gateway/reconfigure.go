@@ -80,9 +80,7 @@ func (s *Service) Reconfigure(ctx context.Context, l *jsonl.Line, msgID int64, i
 	case err != nil:
 		return ReconfigureResult{}, asProtoError(err)
 	}
-	s.mu.Lock()
-	s.ids, s.q = m.Members, pbft.NewQuorum(len(m.Members))
-	s.mu.Unlock()
+	s.setMembers(m)
 	storeMax(&s.maxSeq, seq)
 	s.reconfSeq.Store(seq)
 	id.noteExecuted(ExecuteResult{Seq: seq, Result: string(pbft.EncodeMembership(m))})
@@ -98,9 +96,7 @@ func (s *Service) canOrderReconfigure() error {
 	if !p.FaultsKnown {
 		return nil
 	}
-	s.mu.Lock()
-	cur, q := s.ids, s.q
-	s.mu.Unlock()
+	cur, q := s.members()
 	live := 0
 	for _, id := range cur {
 		if slices.Contains(p.Live, id) {

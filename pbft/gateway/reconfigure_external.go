@@ -21,8 +21,6 @@ func (x *External) Reconfigure(ctx context.Context, req client.Request, next []s
 	if x.admin == "" || x.client.ID() != x.admin {
 		return 0, pbft.Membership{}, fmt.Errorf("%w: PBFT_CLIENT_ID %q, PBFT_ADMIN_ID %q", ErrNotAdmin, x.client.ID(), x.admin)
 	}
-	x.follow.Lock() // learnConfiguration must not go back meanwhile
-	defer x.follow.Unlock()
 	res, err := x.client.Reconfigure(ctx, req, next)
 	if err != nil {
 		return 0, pbft.Membership{}, err

@@ -96,7 +96,8 @@ func (s *Service) pickLive(p settle.Plan) string {
 	if len(p.Live) > 0 {
 		return p.Live[0]
 	}
-	return s.ids[0]
+	ids, _ := s.members()
+	return ids[0]
 }
 
 // Invoke is the PBFT client's own path (client.Invoke): the result at a quorum of
@@ -166,5 +167,5 @@ func (s *Service) replySettle(p settle.Plan) client.Settle {
 	if p.FaultsKnown {
 		return client.Settle{Need: p.Live, Late: p.Replying, Grace: p.LateGrace, AskLate: true}
 	}
-	return client.Settle{Late: s.ids, Grace: p.Grace}
+	return client.Settle{LateMembers: true, Grace: p.Grace}
 }

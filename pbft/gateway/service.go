@@ -23,9 +23,12 @@ type Service struct {
 	mu      sync.Mutex
 	backend Backend
 	nodeID  string
+	// ids and q are the membership the gateway answers for, of configuration conf; read
+	// them with members(), which follows the client's configuration.
 	ids     []string
 	initIDs []string // node_ids of init: a repeat init is checked against them
 	q       pbft.Quorum
+	conf    uint64
 
 	maxSeq atomic.Uint64 // highest sequence number assigned to a request so far
 	// reconfSeq is the sequence number of the latest reconfiguration.
@@ -103,13 +106,37 @@ func (s *Service) Init(l *jsonl.Line) error {
 	return nil
 }
 
+// members is the membership the gateway answers for and its quorum: the one of init or
+// of the gateway's last reconfiguration, or a newer one its client learnt from the
+// replicas (another client reconfigured them: client.Discover), which it follows.
+func (s *Service) members() ([]string, pbft.Quorum) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.backend != nil {
+		if conf, ids := s.backend.Client().Configuration(); conf > s.conf && len(ids) > 0 {
+			s.conf, s.ids, s.q = conf, ids, pbft.NewQuorum(len(ids))
+		}
+	}
+	return s.ids, s.q
+}
+
+// setMembers is the membership a reconfiguration made here put in force.
+func (s *Service) setMembers(m pbft.Membership) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m.Conf >= s.conf {
+		s.conf, s.ids, s.q = m.Conf, m.Members, pbft.NewQuorum(len(m.Members))
+	}
+}
+
 // replica maps a line's dest to the replica that handles it: dest itself when it names a
 // replica, else the replica this gateway was initialised as.
 func (s *Service) replica(dest string) string {
-	if slices.Contains(s.ids, dest) {
+	ids, _ := s.members()
+	if slices.Contains(ids, dest) {
 		return dest
 	}
-	if slices.Contains(s.ids, s.nodeID) {
+	if slices.Contains(ids, s.nodeID) {
 		return s.nodeID
 	}
 	// A name that left the membership, or was never used, after the init node left:
@@ -119,7 +146,7 @@ func (s *Service) replica(dest string) string {
 			return p
 		}
 	}
-	return s.ids[0]
+	return ids[0]
 }
 
 // storeMax sets v to x if x is higher.

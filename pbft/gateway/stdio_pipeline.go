@@ -132,7 +132,7 @@ func (p *pipeline) qualifies(svc *Service, l *jsonl.Line, ids *requestIDs) (stri
 	}
 	if p.allLive == 0 {
 		p.allLive = -1
-		if len(b.Plan().Live) == len(svc.ids) {
+		if ids, _ := svc.members(); len(b.Plan().Live) == len(ids) {
 			p.allLive = 1
 		}
 	}

@@ -86,9 +86,8 @@ func (a *httpAPI) traceStream(relay *traceRelay, w http.ResponseWriter, r *http.
 		return
 	}
 	defer relay.unwatch(watcher)
-	a.svc.mu.Lock()
-	ids, q := slices.Clone(a.svc.ids), a.svc.q
-	a.svc.mu.Unlock()
+	ids, q := a.svc.members()
+	ids = slices.Clone(ids)
 	tracing := traceByReplicas
 	if b.InProcess() {
 		tracing = a.svc.settings.Trace.String()
