@@ -3,6 +3,7 @@ package client
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pbft-nats/pbft/pbft"
 )
@@ -39,6 +40,21 @@ const everyReplica = ""
 type batcher struct {
 	mu     sync.Mutex
 	queues map[string]*sendQueue
+	// sends and sent count the sends of queued requests (one per destination, a
+	// broadcast once) and the requests they carried: their ratio is the mean batch.
+	sends, sent atomic.Uint64
+}
+
+// SendStats is what the client's send queue sent since the client started.
+type SendStats struct {
+	Sends    uint64 // sends of queued requests: one per destination, a broadcast once
+	Requests uint64 // requests they carried
+}
+
+// SendStats reports how many sends carried how many requests: how well concurrent
+// requests share a message (a diagnostic for load tests).
+func (c *Client) SendStats() SendStats {
+	return SendStats{Sends: c.batch.sends.Load(), Requests: c.batch.sent.Load()}
 }
 
 // sendQueue holds the requests waiting for one destination.
@@ -114,6 +130,8 @@ func (c *Client) sendBatch(to string, reqs []*pbft.Request, q *sendQueue) error 
 }
 
 func (c *Client) sendRequests(to string, reqs []*pbft.Request, q *sendQueue) error {
+	c.batch.sends.Add(1)
+	c.batch.sent.Add(uint64(len(reqs)))
 	if len(reqs) == 1 {
 		if r := reqs[0]; r.ReadOnly && r.Auth == nil {
 			r.Auth = c.keys.Load().RequestTags(pbft.RequestDigest(r))
