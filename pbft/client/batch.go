@@ -63,6 +63,7 @@ type sendQueue struct {
 	spare []*pbft.Request // the previous batch's slice, reused
 	busy  bool            // a goroutine is sending this queue's batches
 	buf   []byte          // the encoded batch, reused by whoever is sending
+	env   []byte          // its envelope, likewise (the transport copies what it sends)
 }
 
 // enqueue sends reqs to replica to (everyReplica: to every replica), in their order,
@@ -142,15 +143,17 @@ func (c *Client) sendRequests(to string, reqs []*pbft.Request, q *sendQueue) err
 		return c.Send(to, reqs[0])
 	}
 	q.buf = pbft.AppendRequests(q.buf[:0], reqs)
+	keys := c.keys.Load()
 	if to != everyReplica {
-		return c.tr.Send(to, pbft.KindRequests, c.keys.Load().Seal(to, pbft.KindRequests, q.buf))
+		q.env = keys.AppendSeal(q.env[:0], to, pbft.KindRequests, q.buf)
+		return c.tr.Send(to, pbft.KindRequests, q.env)
 	}
 	// Point to point, not broadcast: gateways may broadcast only single requests (the
 	// NATS permissions of deploy/k8s), and each replica checks only its own tag either way.
 	var err error
-	keys := c.keys.Load()
 	for _, r := range c.replicas() {
-		if e := c.tr.Send(r, pbft.KindRequests, keys.Seal(r, pbft.KindRequests, q.buf)); e != nil && err == nil {
+		q.env = keys.AppendSeal(q.env[:0], r, pbft.KindRequests, q.buf)
+		if e := c.tr.Send(r, pbft.KindRequests, q.env); e != nil && err == nil {
 			err = e
 		}
 	}

@@ -76,11 +76,20 @@ func (c *Client) sendReadOnly(r Request) error {
 // or ctx ends or expire fires, and returns the largest group and whether it has q. The
 // reader wakes once, not at every reply.
 func (c *Client) awaitReadOnly(ctx context.Context, set *ReplySet, expire <-chan struct{}) (Result, bool) {
+	ch := wakeChans.Get().(chan struct{})
+	set.addWaiter(roWaiter{need: c.quorum().Commit(), all: len(c.replicas()), ch: ch, signal: true})
 	select {
-	case <-set.ReadOnlyDone(c.quorum().Commit(), len(c.replicas())):
+	case <-ch:
 	case <-expire:
 	case <-ctx.Done():
 	}
+	// Once forgotten, nothing sends on ch: drain a wake that came meanwhile, then reuse it.
+	set.removeWaiter(ch)
+	select {
+	case <-ch:
+	default:
+	}
+	wakeChans.Put(ch)
 	best := set.ReadOnlyResult()
 	return best, best.Replies >= c.quorum().Commit()
 }
