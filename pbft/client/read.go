@@ -63,8 +63,7 @@ func (c *Client) sendReadOnly(r Request) error {
 	if limit := c.MaxOperation(); len(r.Op) > limit {
 		return fail(ErrTooLarge, "operation is %d bytes; this cluster takes at most %d", len(r.Op), limit)
 	}
-	// Unauthenticated until sent: in a batch, the batch's envelope authenticates it
-	// (batch.go); sent alone, it gets its tags then.
+	// No tags of its own: the envelope of the batch it goes in authenticates it (batch.go).
 	req := &pbft.Request{Gateway: c.id, Client: r.Client, Timestamp: r.Timestamp, Op: r.Op, ReadOnly: true}
 	if err := c.enqueue(everyReplica, req); err != nil {
 		return fail(ErrUnavailable, "send: %v", err)
