@@ -15,9 +15,10 @@ import (
 // on its own (it must name the envelope's gateway, and its tags, if any or if it is
 // ordered, must verify) and refuses a forged or altered one without refusing the others.
 
-// KindRequests carries several requests of one gateway to one replica in one bus
-// message: read-only requests go to every replica, ordered ones to the primary. A lone
-// request still travels as KindRequest.
+// KindRequests carries several requests of one gateway in one bus message: ordered ones
+// to one replica (the primary), read-only ones broadcast to every replica (even a lone
+// read: its envelope authenticates it). A lone ordered request still travels as
+// KindRequest.
 const KindRequests = "requests"
 
 // MaxRequestsPerMessage bounds what DecodeRequests accepts, and so what a sender puts in

@@ -123,7 +123,7 @@ func requireNodeIDs(s config.Settings, mode string) error {
 	return nil
 }
 
-// bench runs the load tool: gateway bench -clients C -duration D -size BYTES [-nodes N] [-read-ratio R] [-cpuprofile FILE] [-memprofile FILE] [-json].
+// bench runs the load tool: gateway bench -clients C -duration D -size BYTES [-nodes N] [-read-ratio R] [-cpuprofile FILE] [-memprofile FILE] [-trace FILE] [-json].
 func bench(s config.Settings, args []string) error {
 	o, err := loadgen.ParseFlags(args)
 	if errors.Is(err, flag.ErrHelp) {

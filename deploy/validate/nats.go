@@ -341,6 +341,10 @@ func (c *checker) checkPermissions(where string, u *server.User, cluster, self s
 	if s := "pbft." + cluster + ".commit." + self; isReplica && !may(s) {
 		c.reportf("%s: NATS user %q may not publish %s", where, u.Username, s)
 	}
+	// A gateway sends its reads to every replica in one message (pbft/client/batch.go).
+	if s := "pbft." + cluster + ".requests." + self; !isReplica && serves && !may(s) {
+		c.reportf("%s: NATS user %q may not publish %s (reads to every replica)", where, u.Username, s)
+	}
 	if serves {
 		c.checkServes(where, u, cluster, self, isReplica)
 	}

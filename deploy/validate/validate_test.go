@@ -298,6 +298,7 @@ func TestChecksBite(t *testing.T) {
 		{"client user may read protocol traffic", authConf, `subscribe: { allow: ["_INBOX.>"] }`, `subscribe: { allow: [">"] }`, `NATS user "client" may subscribe pbft.pbft.commit.replica-0`},
 		{"client user may not ask the gateway", authConf, `publish: { allow: ["pbft.pbft.api"] }`, `publish: { allow: ["pbft.pbft.apx"] }`, `NATS user "client" may not publish pbft.pbft.api`},
 		{"no client user", authConf, `user: "client"`, `user: "someone"`, `NATS has no user "client" for the NATS API`},
+		{"gateway may not send reads in one message", authConf, `"pbft.pbft.request.gateway", "pbft.pbft.requests.gateway",`, `"pbft.pbft.request.gateway",`, `NATS user "gateway" may not publish pbft.pbft.requests.gateway (reads to every replica)`},
 		{"gateway may not serve the NATS API", authConf, `"$SRV.>", "pbft.pbft.api"]`, `"$SRV.>"]`, `NATS user "gateway" may not subscribe pbft.pbft.api`},
 		{"replica not discoverable", authConf, `"$SRV.>", "pbft.pbft.replica.replica-0.status"]`, `"pbft.pbft.replica.replica-0.status"]`, `NATS user "replica-0" may not subscribe $SRV.PING`},
 		{"replica may not answer requests", authConf, "        allow_responses: true\n", "", `NATS user "replica-0" may not answer requests (allow_responses)`},

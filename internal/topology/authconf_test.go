@@ -89,7 +89,7 @@ func TestAuthConfParses(t *testing.T) {
 				wantSub = []string{"pbft.pbft.to.admin.*.*"}
 				wantResponses = false
 			case "gateway":
-				wantPub = []string{"pbft.pbft.request.gateway", "pbft.pbft.to.*.*.gateway"}
+				wantPub = []string{"pbft.pbft.request.gateway", "pbft.pbft.requests.gateway", "pbft.pbft.to.*.*.gateway"}
 				wantSub = []string{"pbft.pbft.to.gateway.*.*", "pbft.pbft.trace.*.events", "$SRV.>", "pbft.pbft.api"}
 			default:
 				wantPub = []string{"pbft.pbft.*." + u.Username, "pbft.pbft.to.*.*." + u.Username, "pbft.pbft.trace." + u.Username + ".events"}

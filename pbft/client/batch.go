@@ -3,6 +3,7 @@ package client
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pbft-nats/pbft/pbft"
 )
@@ -12,16 +13,17 @@ import (
 // every replica, an envelope check and an inbox event. So requests are queued per
 // destination, and whoever finds the queue's sender idle becomes the sender: it sends
 // what is queued, then what was queued meanwhile, until the queue is empty. A lone
-// request goes out at once, on its own (pbft.KindRequest); requests that arrive while a
-// send is under way go together in one pbft.KindRequests message. There is no timer:
-// batches fill only because sending takes time.
+// ordered request goes out at once, on its own (pbft.KindRequest); requests that arrive
+// while a send is under way go together in one pbft.KindRequests message. There is no
+// timer: batches fill only because sending takes time.
 //
 // Ordered requests keep their authenticators in a batch: the primary relays them to the
 // backups in a pre-prepare, where each backup checks its own tag. Read-only requests are
-// never relayed, so in a batch they carry none: the batch's envelope, sealed for the one
-// replica it goes to with the key it shares with this gateway, authenticates every field
-// of each of them (the read-only flag included) at the cost of one MAC per batch instead
-// of one per replica per read. Sent alone, a read-only request gets its tags like any.
+// never relayed, so they carry none: they always travel in a pbft.KindRequests message
+// (of one, when alone) broadcast to every replica, whose envelope has a tag for each
+// replica, made with the key it shares with this gateway, and so authenticates every
+// field of each read (the read-only flag included). A batch of reads costs one bus
+// message and n MACs, instead of n messages and n MACs per read.
 
 // maxBatchBytes bounds the requests in one batch (their operations, names and
 // authenticators), well under the bus's message limit.
@@ -39,6 +41,21 @@ const everyReplica = ""
 type batcher struct {
 	mu     sync.Mutex
 	queues map[string]*sendQueue
+	// sends and sent count the sends of queued requests (one per destination, a
+	// broadcast once) and the requests they carried: their ratio is the mean batch.
+	sends, sent atomic.Uint64
+}
+
+// SendStats is what the client's send queue sent since the client started.
+type SendStats struct {
+	Sends    uint64 // sends of queued requests: one per destination, a broadcast once
+	Requests uint64 // requests they carried
+}
+
+// SendStats reports how many sends carried how many requests: how well concurrent
+// requests share a message (a diagnostic for load tests).
+func (c *Client) SendStats() SendStats {
+	return SendStats{Sends: c.batch.sends.Load(), Requests: c.batch.sent.Load()}
 }
 
 // sendQueue holds the requests waiting for one destination.
@@ -47,6 +64,7 @@ type sendQueue struct {
 	spare []*pbft.Request // the previous batch's slice, reused
 	busy  bool            // a goroutine is sending this queue's batches
 	buf   []byte          // the encoded batch, reused by whoever is sending
+	env   []byte          // its envelope, likewise (the transport copies what it sends)
 }
 
 // enqueue sends reqs to replica to (everyReplica: to every replica), in their order,
@@ -114,27 +132,21 @@ func (c *Client) sendBatch(to string, reqs []*pbft.Request, q *sendQueue) error 
 }
 
 func (c *Client) sendRequests(to string, reqs []*pbft.Request, q *sendQueue) error {
+	c.batch.sends.Add(1)
+	c.batch.sent.Add(uint64(len(reqs)))
+	keys := c.keys.Load()
+	if to == everyReplica {
+		// Read-only requests, even one alone: one message to every replica, whose envelope
+		// carries a tag for each and authenticates every request in it (batch.go's notes),
+		// so no request needs tags of its own, and the bus takes one message, not n.
+		q.buf = pbft.AppendRequests(q.buf[:0], reqs)
+		q.env = keys.AppendSeal(q.env[:0], "", pbft.KindRequests, q.buf)
+		return c.tr.Broadcast(pbft.KindRequests, q.env)
+	}
 	if len(reqs) == 1 {
-		if r := reqs[0]; r.ReadOnly && r.Auth == nil {
-			r.Auth = c.keys.Load().RequestTags(pbft.RequestDigest(r))
-		}
-		if to == everyReplica {
-			return c.Broadcast(reqs[0])
-		}
 		return c.Send(to, reqs[0])
 	}
 	q.buf = pbft.AppendRequests(q.buf[:0], reqs)
-	if to != everyReplica {
-		return c.tr.Send(to, pbft.KindRequests, c.keys.Load().Seal(to, pbft.KindRequests, q.buf))
-	}
-	// Point to point, not broadcast: gateways may broadcast only single requests (the
-	// NATS permissions of deploy/k8s), and each replica checks only its own tag either way.
-	var err error
-	keys := c.keys.Load()
-	for _, r := range c.replicas() {
-		if e := c.tr.Send(r, pbft.KindRequests, keys.Seal(r, pbft.KindRequests, q.buf)); e != nil && err == nil {
-			err = e
-		}
-	}
-	return err
+	q.env = keys.AppendSeal(q.env[:0], to, pbft.KindRequests, q.buf)
+	return c.tr.Send(to, pbft.KindRequests, q.env)
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // gatedTransport holds the first send after arm until the test closes the gate, and
-// records the kind of every send.
+// records the kind of every send ("broadcast <kind>" for a broadcast).
 type gatedTransport struct {
 	bus.Transport
 	mu    sync.Mutex
@@ -44,7 +44,7 @@ func (g *gatedTransport) Send(to, kind string, data []byte) error {
 }
 
 func (g *gatedTransport) Broadcast(kind string, data []byte) error {
-	g.wait(kind)
+	g.wait("broadcast " + kind)
 	return g.Transport.Broadcast(kind, data)
 }
 
@@ -56,8 +56,9 @@ func (g *gatedTransport) arm() (gate, held chan struct{}) {
 }
 
 // Reads that arrive while the client is sending go out together: with one read's send
-// held, 8 more reads queue, and once it is let go they reach each replica as one batch
-// (one bus message, 8 requests), and every read is answered on the read-only path.
+// held, 8 more reads queue, and once it is let go they reach every replica as one batch
+// (one bus message to all of them, 8 requests), and every read is answered on the
+// read-only path. Even the lone read goes as a batch (of one) to every replica at once.
 func TestConcurrentReadsAreBatched(t *testing.T) {
 	ids := []string{"r1", "r2", "r3", "r4"}
 	keys, err := auth.GenerateKeyrings(append([]string{"c"}, ids...), ids, 1)
@@ -122,9 +123,9 @@ func TestConcurrentReadsAreBatched(t *testing.T) {
 	gated.mu.Lock()
 	kinds := gated.kinds
 	gated.mu.Unlock()
-	want := []string{pbft.KindRequest.String(), pbft.KindRequests, pbft.KindRequests, pbft.KindRequests, pbft.KindRequests}
+	want := []string{"broadcast " + pbft.KindRequests, "broadcast " + pbft.KindRequests}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
-		t.Fatalf("sent %v, want one lone request then one batch per replica %v", kinds, want)
+		t.Fatalf("sent %q, want the lone read then the batch, each one message to every replica %q", kinds, want)
 	}
 	for _, id := range ids {
 		want := queued + 1 // the lone read and the batch's
@@ -132,8 +133,8 @@ func TestConcurrentReadsAreBatched(t *testing.T) {
 			want++ // the write, sent to the primary only
 		}
 		poll.Eventually(t, 5*time.Second, id+" stepping every read", func() bool { return nodes[id].Stats().In["request"] >= uint64(want) })
-		if st := nodes[id].Stats(); st.In[pbft.KindRequests] != 1 || st.In["request"] != uint64(want) {
-			t.Fatalf("%s stepped %v; want 1 batch and %d requests", id, st.In, want)
+		if st := nodes[id].Stats(); st.In[pbft.KindRequests] != 2 || st.In["request"] != uint64(want) {
+			t.Fatalf("%s stepped %v; want 2 batches (the lone read's and the others') and %d requests", id, st.In, want)
 		}
 	}
 }

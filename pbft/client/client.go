@@ -59,6 +59,8 @@ type Client struct {
 	queries  map[uint64]chan *pbft.Answer
 	replies  map[replyKey]*ReplySet
 	batch    batcher // batch.go
+	// readClock ends the read-only path's waits (readclock.go).
+	readClock readClock
 }
 
 type replyKey struct {

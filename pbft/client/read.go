@@ -63,8 +63,7 @@ func (c *Client) sendReadOnly(r Request) error {
 	if limit := c.MaxOperation(); len(r.Op) > limit {
 		return fail(ErrTooLarge, "operation is %d bytes; this cluster takes at most %d", len(r.Op), limit)
 	}
-	// Unauthenticated until sent: in a batch, the batch's envelope authenticates it
-	// (batch.go); sent alone, it gets its tags then.
+	// No tags of its own: the envelope of the batch it goes in authenticates it (batch.go).
 	req := &pbft.Request{Gateway: c.id, Client: r.Client, Timestamp: r.Timestamp, Op: r.Op, ReadOnly: true}
 	if err := c.enqueue(everyReplica, req); err != nil {
 		return fail(ErrUnavailable, "send: %v", err)
@@ -75,18 +74,27 @@ func (c *Client) sendReadOnly(r Request) error {
 // awaitReadOnly waits until q read-only replies in set match or every replica replied,
 // or ctx ends or expire fires, and returns the largest group and whether it has q. The
 // reader wakes once, not at every reply.
-func (c *Client) awaitReadOnly(ctx context.Context, set *ReplySet, expire <-chan time.Time) (Result, bool) {
+func (c *Client) awaitReadOnly(ctx context.Context, set *ReplySet, expire <-chan struct{}) (Result, bool) {
+	ch := wakeChans.Get().(chan struct{})
+	set.addWaiter(roWaiter{need: c.quorum().Commit(), all: len(c.replicas()), ch: ch, signal: true})
 	select {
-	case <-set.ReadOnlyDone(c.quorum().Commit(), len(c.replicas())):
+	case <-ch:
 	case <-expire:
 	case <-ctx.Done():
 	}
+	// Once forgotten, nothing sends on ch: drain a wake that came meanwhile, then reuse it.
+	set.removeWaiter(ch)
+	select {
+	case <-ch:
+	default:
+	}
+	wakeChans.Put(ch)
 	best := set.ReadOnlyResult()
 	return best, best.Replies >= c.quorum().Commit()
 }
 
-// Read is the client's read: the read-only path first, waiting at most ReadWait for q
-// matching replies; when they do not agree (a write in flight, a lagging or faulty
+// Read is the client's read: the read-only path first, waiting a short while (readWait,
+// up to twice that) for q matching replies; when they do not agree (a write in flight, a lagging or faulty
 // replica), the same operation as an ordered request (Invoke). ordered says which path
 // gave the result.
 func (c *Client) Read(ctx context.Context, r Request) (res Result, ordered bool, err error) {
@@ -98,11 +106,10 @@ func (c *Client) Read(ctx context.Context, r Request) (res Result, ordered bool,
 	var best Result
 	var agreed bool
 	if err == nil {
-		// A timer, not a context with a deadline: the caller's context is shared by many
-		// readers, and registering a child with it at every read contends on its lock.
-		wait := time.NewTimer(c.readWait())
-		best, agreed = c.awaitReadOnly(ctx, set, wait.C)
-		wait.Stop()
+		// The client's read clock, not a context with a deadline (the caller's context is
+		// shared by many readers, and registering a child with it at every read contends on
+		// its lock) nor a timer per read (readclock.go).
+		best, agreed = c.awaitReadOnly(ctx, set, c.readClock.expiry(c.readWait()))
 	}
 	c.Unwatch(r.Client, r.Timestamp)
 	if err != nil {
@@ -115,8 +122,9 @@ func (c *Client) Read(ctx context.Context, r Request) (res Result, ordered bool,
 	return res, true, err
 }
 
-// readWait is the read-only path's short wait: a retransmission delay, after which an
-// ordered request is what a slow answer would have cost anyway.
+// readWait is the read-only path's short wait (at least this, less than twice it: the
+// read clock's period): a retransmission delay, after which an ordered request is what a
+// slow answer would have cost anyway.
 func (c *Client) readWait() time.Duration { return max(c.cfg.Retransmit, minRetransmit) }
 
 // IsNotReadOnly reports a result q replicas agree on refusing a read-only request: the

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -16,7 +17,7 @@ func TestReplySetReadOnlyReplies(t *testing.T) {
 	ro := func(seq uint64, result string) *pbft.Reply {
 		return &pbft.Reply{Seq: seq, View: 1, Result: []byte(result), ReadOnly: true}
 	}
-	s := &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
+	s := &ReplySet{byRep: map[string]*pbft.Reply{}}
 	s.add("n1", ro(4, "v"))
 	s.add("n2", ro(5, "v"))
 	s.add("n3", ro(5, "old"))
@@ -30,7 +31,7 @@ func TestReplySetReadOnlyReplies(t *testing.T) {
 	if ordered, all := s.Best(); ordered.Replies != 1 || len(all) != 1 || !all["n4"] {
 		t.Fatalf("ordered best %+v, all %v: read-only replies counted", ordered, all)
 	}
-	empty := &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
+	empty := &ReplySet{byRep: map[string]*pbft.Reply{}}
 	if best, all := empty.ReadOnlyBest(); best.Replies != 0 || len(all) != 0 || best.From != nil {
 		t.Fatalf("no replies: %+v %v", best, all)
 	}
@@ -43,7 +44,7 @@ func TestReadOnlyTallyMatchesAcceptReplies(t *testing.T) {
 	froms := []string{"n1", "n2", "n3", "n4", "n5", "n6", "n7"}
 	values := []string{"", "a", "b", "c"}
 	for run := range 500 {
-		s := &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
+		s := &ReplySet{byRep: map[string]*pbft.Reply{}}
 		latest := map[string]*pbft.Reply{}
 		for range rng.IntN(20) {
 			from := froms[rng.IntN(len(froms))]
@@ -69,8 +70,8 @@ func TestReadOnlyTallyMatchesAcceptReplies(t *testing.T) {
 				t.Fatalf("run %d: tally %d of %d, best %+v; AcceptReplies %q at %d of %d", run, best, replied, full, value, agreeing, len(latest))
 			}
 		}
-		if len(s.roGroups) > len(latest) {
-			t.Fatalf("run %d: %d groups for %d replies", run, len(s.roGroups), len(latest))
+		if len(s.ro.groups) > len(latest) {
+			t.Fatalf("run %d: %d groups for %d replies", run, len(s.ro.groups), len(latest))
 		}
 	}
 }
@@ -87,7 +88,7 @@ func TestReadOnlyDoneWakesOnceDecided(t *testing.T) {
 			return false
 		}
 	}
-	s := &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
+	s := &ReplySet{byRep: map[string]*pbft.Reply{}}
 	done := s.ReadOnlyDone(3, 4)
 	for i, step := range []struct {
 		from, result string
@@ -101,7 +102,7 @@ func TestReadOnlyDoneWakesOnceDecided(t *testing.T) {
 	if !closed(s.ReadOnlyDone(3, 4)) {
 		t.Fatal("a reader arriving after the quorum waits")
 	}
-	s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}}
+	s = &ReplySet{byRep: map[string]*pbft.Reply{}}
 	done = s.ReadOnlyDone(3, 4)
 	for i, r := range []string{"a", "b", "a", "b"} {
 		if closed(done) {
@@ -109,7 +110,35 @@ func TestReadOnlyDoneWakesOnceDecided(t *testing.T) {
 		}
 		s.add(fmt.Sprintf("n%d", i+1), ro(r))
 	}
-	if !closed(done) || len(s.roWaiters) != 0 {
-		t.Fatalf("every replica replied: done %v, %d waiters left", closed(done), len(s.roWaiters))
+	if !closed(done) || len(s.ro.waiters) != 0 {
+		t.Fatalf("every replica replied: done %v, %d waiters left", closed(done), len(s.ro.waiters))
 	}
+}
+
+// A reader waits on a channel it reuses (awaitReadOnly): woken at q matching replies, or
+// at its expiry with too few, it leaves no waiter behind and no wake in the channel.
+func TestAwaitReadOnlyLeavesNothingBehind(t *testing.T) {
+	c := &Client{replies: map[replyKey]*ReplySet{}}
+	c.mem.Store(newMembership(0, []string{"n1", "n2", "n3", "n4"}, nil))
+	ro := func(result string) *pbft.Reply { return &pbft.Reply{Result: []byte(result), ReadOnly: true} }
+	expired := make(chan struct{})
+	close(expired)
+
+	s := &ReplySet{owner: c}
+	s.add("n1", ro("v"))
+	s.add("n2", ro("v"))
+	best, agreed := c.awaitReadOnly(context.Background(), s, expired)
+	if agreed || best.Replies != 2 || len(s.ro.waiters) != 0 {
+		t.Fatalf("expired with 2 of 3: %+v agreed %v, %d waiters left", best, agreed, len(s.ro.waiters))
+	}
+	s.add("n3", ro("v")) // the quorum after the reader left: nobody to wake
+	best, agreed = c.awaitReadOnly(context.Background(), s, nil)
+	if !agreed || best.Replies != 3 || string(best.Value) != "v" || len(s.ro.waiters) != 0 {
+		t.Fatalf("3 matching: %+v agreed %v, %d waiters left", best, agreed, len(s.ro.waiters))
+	}
+	ch := wakeChans.Get().(chan struct{})
+	if len(ch) != 0 {
+		t.Fatal("a reused wake channel holds a wake")
+	}
+	wakeChans.Put(ch)
 }

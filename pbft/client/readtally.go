@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"sync"
 
 	"github.com/pbft-nats/pbft/pbft"
 )
@@ -12,12 +13,37 @@ import (
 // once, replies match on the result alone (each replica reads at its own last executed
 // number), and a tie goes to the smaller result. Only replies of the configuration in
 // force count: a read never mixes members of two configurations.
+//
+// A read's replies are few (one per replica), so they are kept in small slices whose
+// first elements live in the ReplySet itself: a read allocates no map, and a reply costs
+// one comparison of its result per group (one group when the replicas agree).
+
+// roVote is one replica's latest read-only reply.
+type roVote struct {
+	from string
+	rep  *pbft.Reply
+}
 
 // roGroup counts the read-only replies of one configuration that agree on one result.
 type roGroup struct {
 	conf    uint64
 	value   []byte
 	members int
+}
+
+// readOnlyInline is how many votes and waiters a ReplySet holds without allocating:
+// the replicas of a cluster of four.
+const readOnlyInline = 4
+
+// roState is a ReplySet's read-only part (guarded by the set's mu).
+type roState struct {
+	votes   []roVote
+	groups  []roGroup
+	waiters []roWaiter
+	// Backing arrays of the slices above while they are small.
+	voteBuf   [readOnlyInline]roVote
+	groupBuf  [2]roGroup
+	waiterBuf [1]roWaiter
 }
 
 // inForce reports whether a reply of configuration conf counts for a read: it is of
@@ -30,8 +56,8 @@ func (s *ReplySet) inForce(conf uint64) bool {
 // (s.mu held).
 func (s *ReplySet) roReplied() int {
 	n := 0
-	for _, r := range s.readOnly {
-		if s.inForce(r.Conf) {
+	for _, v := range s.ro.votes {
+		if s.inForce(v.rep.Conf) {
 			n++
 		}
 	}
@@ -40,69 +66,122 @@ func (s *ReplySet) roReplied() int {
 
 // tallyReadOnly makes r from's read-only vote, in place of any earlier one (s.mu held).
 func (s *ReplySet) tallyReadOnly(from string, r *pbft.Reply) {
-	if prev := s.readOnly[from]; prev != nil {
-		if i := s.roGroupOf(prev.Conf, prev.Result); i >= 0 {
-			if s.roGroups[i].members--; s.roGroups[i].members == 0 {
-				// Drop it: a faulty replica changing its reply must not grow the list.
-				last := len(s.roGroups) - 1
-				s.roGroups[i] = s.roGroups[last]
-				s.roGroups = s.roGroups[:last]
-			}
+	ro := &s.ro
+	if ro.votes == nil {
+		ro.votes, ro.groups, ro.waiters = ro.voteBuf[:0], ro.groupBuf[:0], ro.waiterBuf[:0]
+	}
+	vote := -1
+	for i := range ro.votes {
+		if ro.votes[i].from == from {
+			vote = i
+			break
 		}
 	}
-	s.readOnly[from] = r
-	if i := s.roGroupOf(r.Conf, r.Result); i >= 0 {
-		s.roGroups[i].members++
+	if vote >= 0 {
+		prev := ro.votes[vote].rep
+		if i := s.roGroupOf(prev.Conf, prev.Result); i >= 0 {
+			if ro.groups[i].members--; ro.groups[i].members == 0 {
+				// Drop it: a faulty replica changing its reply must not grow the list.
+				last := len(ro.groups) - 1
+				ro.groups[i] = ro.groups[last]
+				ro.groups[last] = roGroup{}
+				ro.groups = ro.groups[:last]
+			}
+		}
+		ro.votes[vote].rep = r
 	} else {
-		s.roGroups = append(s.roGroups, roGroup{conf: r.Conf, value: r.Result, members: 1})
+		ro.votes = append(ro.votes, roVote{from: from, rep: r})
+	}
+	if i := s.roGroupOf(r.Conf, r.Result); i >= 0 {
+		ro.groups[i].members++
+	} else {
+		ro.groups = append(ro.groups, roGroup{conf: r.Conf, value: r.Result, members: 1})
 	}
 	s.wakeReadOnly()
 }
 
 // roWaiter is a reader waiting for a group of need matching read-only replies or replies
-// from all replicas.
+// from all replicas. Its channel is closed when the condition holds, or, if signal, sent
+// one value (a channel the reader reuses: awaitReadOnly).
 type roWaiter struct {
 	need, all int
 	ch        chan struct{}
+	signal    bool
 }
 
 // ReadOnlyDone returns a channel closed once the largest group of matching read-only
 // replies has need members or all replicas sent one: a reader wakes once, not at every
 // reply.
 func (s *ReplySet) ReadOnlyDone(need, all int) <-chan struct{} {
+	ch := make(chan struct{})
+	s.addWaiter(roWaiter{need: need, all: all, ch: ch})
+	return ch
+}
+
+func (s *ReplySet) addWaiter(w roWaiter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	w := roWaiter{need: need, all: all, ch: make(chan struct{})}
 	if s.roDone(w) {
-		close(w.ch)
-	} else {
-		s.roWaiters = append(s.roWaiters, w)
+		w.wake()
+		return
 	}
-	return w.ch
+	if s.ro.waiters == nil {
+		s.ro.votes, s.ro.groups, s.ro.waiters = s.ro.voteBuf[:0], s.ro.groupBuf[:0], s.ro.waiterBuf[:0]
+	}
+	s.ro.waiters = append(s.ro.waiters, w)
 }
+
+// removeWaiter forgets the waiter on ch, woken or not: nothing sends on ch afterwards.
+func (s *ReplySet) removeWaiter(ch chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.ro.waiters[:0]
+	for _, w := range s.ro.waiters {
+		if w.ch != ch {
+			kept = append(kept, w)
+		}
+	}
+	clear(s.ro.waiters[len(kept):])
+	s.ro.waiters = kept
+}
+
+func (w roWaiter) wake() {
+	if !w.signal {
+		close(w.ch)
+		return
+	}
+	select {
+	case w.ch <- struct{}{}:
+	default: // woken already
+	}
+}
+
+// wakeChans are the reusable channels of awaitReadOnly: one per read would be an
+// allocation per read.
+var wakeChans = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
 
 func (s *ReplySet) roDone(w roWaiter) bool {
 	i := s.roLeader()
-	return s.roReplied() >= w.all || i >= 0 && s.roGroups[i].members >= w.need
+	return s.roReplied() >= w.all || i >= 0 && s.ro.groups[i].members >= w.need
 }
 
-// wakeReadOnly closes the channels of the waiters whose condition now holds (s.mu held).
+// wakeReadOnly wakes the waiters whose condition now holds and forgets them (s.mu held).
 func (s *ReplySet) wakeReadOnly() {
-	kept := s.roWaiters[:0]
-	for _, w := range s.roWaiters {
+	kept := s.ro.waiters[:0]
+	for _, w := range s.ro.waiters {
 		if s.roDone(w) {
-			close(w.ch)
+			w.wake()
 		} else {
 			kept = append(kept, w)
 		}
 	}
-	clear(s.roWaiters[len(kept):])
-	s.roWaiters = kept
+	clear(s.ro.waiters[len(kept):])
+	s.ro.waiters = kept
 }
 
 func (s *ReplySet) roGroupOf(conf uint64, v []byte) int {
-	for i := range s.roGroups {
-		if s.roGroups[i].conf == conf && bytes.Equal(s.roGroups[i].value, v) {
+	for i := range s.ro.groups {
+		if s.ro.groups[i].conf == conf && bytes.Equal(s.ro.groups[i].value, v) {
 			return i
 		}
 	}
@@ -113,12 +192,12 @@ func (s *ReplySet) roGroupOf(conf uint64, v []byte) int {
 // result), or -1 (s.mu held).
 func (s *ReplySet) roLeader() int {
 	best := -1
-	for i, g := range s.roGroups {
+	for i, g := range s.ro.groups {
 		if !s.inForce(g.conf) {
 			continue
 		}
-		if best < 0 || g.members > s.roGroups[best].members ||
-			g.members == s.roGroups[best].members && bytes.Compare(g.value, s.roGroups[best].value) < 0 {
+		if best < 0 || g.members > s.ro.groups[best].members ||
+			g.members == s.ro.groups[best].members && bytes.Compare(g.value, s.ro.groups[best].value) < 0 {
 			best = i
 		}
 	}
@@ -131,7 +210,7 @@ func (s *ReplySet) ReadOnlyTally() (best, replied int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i := s.roLeader(); i >= 0 {
-		best = s.roGroups[i].members
+		best = s.ro.groups[i].members
 	}
 	return best, s.roReplied()
 }
@@ -143,10 +222,10 @@ func (s *ReplySet) ReadOnlyTally() (best, replied int) {
 func (s *ReplySet) ReadOnlyBest() (Result, map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	all := make(map[string]bool, len(s.readOnly))
-	for from, r := range s.readOnly {
-		if s.inForce(r.Conf) {
-			all[from] = true
+	all := make(map[string]bool, len(s.ro.votes))
+	for _, v := range s.ro.votes {
+		if s.inForce(v.rep.Conf) {
+			all[v.from] = true
 		}
 	}
 	return s.readOnlyResult(true), all
@@ -158,15 +237,15 @@ func (s *ReplySet) readOnlyResult(withFrom bool) Result {
 	if i < 0 {
 		return Result{}
 	}
-	g := s.roGroups[i]
+	g := s.ro.groups[i]
 	best := Result{Replies: g.members, Value: bytes.Clone(g.value)}
 	if withFrom {
 		best.From = make(map[string]bool, g.members)
 	}
-	for from, r := range s.readOnly {
-		if r.Conf == g.conf && bytes.Equal(r.Result, g.value) {
+	for _, v := range s.ro.votes {
+		if r := v.rep; r.Conf == g.conf && bytes.Equal(r.Result, g.value) {
 			if withFrom {
-				best.From[from] = true
+				best.From[v.from] = true
 			}
 			best.View, best.Seq = max(best.View, r.View), max(best.Seq, r.Seq)
 		}

@@ -11,14 +11,12 @@ import (
 
 // ReplySet collects the replies of all replicas to one request.
 type ReplySet struct {
-	mu        sync.Mutex
-	byRep     map[string]*pbft.Reply // replies to the ordered request
-	readOnly  map[string]*pbft.Reply // replies to the read-only request, the latest of each
-	roGroups  []roGroup              // readOnly grouped by result (readtally.go)
-	roWaiters []roWaiter             // readers waiting for enough of them (readtally.go)
-	changed   chan struct{}          // closed at the next reply; shared by everyone waiting for it
-	watchers  int                    // guarded by Client.mu
-	op        [32]byte               // the operation's digest, guarded by Client.mu
+	mu       sync.Mutex
+	byRep    map[string]*pbft.Reply // replies to the ordered request; made at the first
+	ro       roState                // replies to the read-only request (readtally.go)
+	changed  chan struct{}          // closed at the next reply; shared by everyone waiting for it
+	watchers int                    // guarded by Client.mu
+	op       [32]byte               // the operation's digest, guarded by Client.mu
 	// owner is the client watching (nil in tests): it knows the quorum of the
 	// configuration a group of replies came from, and the configuration it follows, the
 	// only one whose read-only replies count. Only the conflict answer to op counts; a
@@ -38,7 +36,7 @@ func (c *Client) Watch(client string, t uint64, op []byte) (set *ReplySet, ok bo
 	d := sha256.Sum256(op)
 	s := c.replies[k]
 	if s == nil {
-		s = &ReplySet{byRep: map[string]*pbft.Reply{}, readOnly: map[string]*pbft.Reply{}, op: d, owner: c}
+		s = &ReplySet{op: d, owner: c}
 		c.replies[k] = s
 	} else if s.op != d {
 		return nil, false
@@ -77,6 +75,9 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 	if r.ReadOnly {
 		s.tallyReadOnly(from, r)
 	} else {
+		if s.byRep == nil {
+			s.byRep = map[string]*pbft.Reply{}
+		}
 		s.byRep[from] = r // a replica's latest reply is its vote
 	}
 	changed := s.changed

@@ -46,7 +46,9 @@ type Options struct {
 	// MemProfile names a file for an allocation profile written when the replicated run
 	// ends (allocations since the process started, most of them the run's).
 	MemProfile string
-	Progress   io.Writer // a progress line every second (e.g. os.Stderr), nil for none
+	// Trace names a file for an execution trace of the replicated run (go tool trace).
+	Trace    string
+	Progress io.Writer // a progress line every second (e.g. os.Stderr), nil for none
 }
 
 // Default values of the flags.
@@ -93,6 +95,14 @@ type Result struct {
 	ReadFallbacks  int       `json:"read_fallbacks"`
 	ReadLatencyMS  Latencies `json:"read_latency_ms"`
 	WriteLatencyMS Latencies `json:"write_latency_ms"`
+	// CPUSeconds is the process's CPU time (user and system, every goroutine: clients,
+	// replicas and, when embedded, the NATS server) during the cluster run; 0 if unknown.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// Sends and SentRequests are the sends of the client's send queue during the cluster
+	// run and the requests they carried (a send to every replica counts once, as it does
+	// in client.SendStats): SentRequests/Sends is the mean batch.
+	Sends        uint64 `json:"sends"`
+	SentRequests uint64 `json:"sent_requests"`
 }
 
 // Cost is how many times the baseline's throughput exceeds the cluster's (0 if unknown).
@@ -137,7 +147,7 @@ func (r Result) WriteJSON(w io.Writer) error {
 func ms(v float64) string { return fmt.Sprintf("%.2fms", v) }
 
 // ParseFlags reads the flags of `gateway bench`: -clients -duration -size -nodes -json
-// -execute -read-ratio -cpuprofile.
+// -execute -read-ratio -cpuprofile -memprofile -trace.
 // -h and -help return flag.ErrHelp; Usage prints the flags.
 func ParseFlags(args []string) (Options, error) {
 	o := Options{}
@@ -159,7 +169,7 @@ func Usage(w io.Writer) {
 	var o Options
 	fs := newFlagSet(&o)
 	fs.SetOutput(w)
-	fmt.Fprintln(w, "usage: gateway bench [-clients N] [-duration D] [-size B] [-nodes N] [-read-ratio R] [-cpuprofile FILE] [-memprofile FILE] [-json]")
+	fmt.Fprintln(w, "usage: gateway bench [-clients N] [-duration D] [-size B] [-nodes N] [-read-ratio R] [-cpuprofile FILE] [-memprofile FILE] [-trace FILE] [-json]")
 	fs.PrintDefaults()
 }
 
@@ -175,6 +185,7 @@ func newFlagSet(o *Options) *flag.FlagSet {
 	fs.Float64Var(&o.ReadRatio, "read-ratio", 0, "fraction of operations that are reads (get of the client's key) on the read-only path, 0 to 1")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the replicated run to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile to this file when the replicated run ends")
+	fs.StringVar(&o.Trace, "trace", "", "write an execution trace of the replicated run to this file (go tool trace)")
 	return fs
 }
 
@@ -260,7 +271,13 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	stopTrace, err := startTrace(o.Trace)
+	if err != nil {
+		_ = stopProfile()
+		return res, err
+	}
 	var fallbacks atomic.Int64
+	cpu0, sent0 := cpuTime(), pc.SendStats()
 	m := drive(ctx, o.Clients, o.Duration, o.Progress, "", func(ctx context.Context, c int, k uint64) (bool, error) {
 		if isRead(k, o.ReadRatio) {
 			r, ordered, err := pc.Read(ctx, client.Request{Client: clients[c], Timestamp: base + k, Op: reads[c]})
@@ -280,6 +297,15 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 		_, err := pc.Invoke(ctx, client.Request{Client: clients[c], Timestamp: base + k, Op: ops[c]})
 		return false, err
 	})
+	if cpu := cpuTime(); cpu > 0 {
+		res.CPUSeconds = (cpu - cpu0).Seconds()
+	}
+	sent := pc.SendStats()
+	res.Sends, res.SentRequests = sent.Sends-sent0.Sends, sent.Requests-sent0.Requests
+	if err := stopTrace(); err != nil {
+		_ = stopProfile()
+		return res, err
+	}
 	if err := stopProfile(); err != nil {
 		return res, err
 	}

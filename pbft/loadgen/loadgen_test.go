@@ -8,6 +8,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -27,11 +28,11 @@ func TestParseFlagsDefaults(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
-	o, err := ParseFlags([]string{"-clients", "64", "-duration", "3s", "-size=1024", "-nodes", "7", "-json", "-read-ratio", "0.25", "-cpuprofile", "cpu.pb.gz", "-memprofile", "mem.pb.gz"})
+	o, err := ParseFlags([]string{"-clients", "64", "-duration", "3s", "-size=1024", "-nodes", "7", "-json", "-read-ratio", "0.25", "-cpuprofile", "cpu.pb.gz", "-memprofile", "mem.pb.gz", "-trace", "run.trace"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Options{Clients: 64, Duration: 3 * time.Second, Size: 1024, Nodes: 7, JSON: true, ReadRatio: 0.25, CPUProfile: "cpu.pb.gz", MemProfile: "mem.pb.gz"}
+	want := Options{Clients: 64, Duration: 3 * time.Second, Size: 1024, Nodes: 7, JSON: true, ReadRatio: 0.25, CPUProfile: "cpu.pb.gz", MemProfile: "mem.pb.gz", Trace: "run.trace"}
 	if o != want {
 		t.Fatalf("got %+v, want %+v", o, want)
 	}
@@ -124,7 +125,8 @@ func TestRunReads(t *testing.T) {
 		t.Skip("runs a cluster for a few seconds")
 	}
 	profile, memProfile := filepath.Join(t.TempDir(), "cpu.pb.gz"), filepath.Join(t.TempDir(), "mem.pb.gz")
-	o := Options{Clients: 2, Duration: time.Second, Nodes: 4, Size: 8, ReadRatio: 0.5, CPUProfile: profile, MemProfile: memProfile}
+	traceFile := filepath.Join(t.TempDir(), "run.trace")
+	o := Options{Clients: 2, Duration: time.Second, Nodes: 4, Size: 8, ReadRatio: 0.5, CPUProfile: profile, MemProfile: memProfile, Trace: traceFile}
 	r, err := Run(context.Background(), config.Default(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +154,18 @@ func TestRunReads(t *testing.T) {
 	if fi, err := os.Stat(memProfile); err != nil || fi.Size() == 0 {
 		t.Errorf("-memprofile: %v, %v", fi, err)
 	}
+	if fi, err := os.Stat(traceFile); err != nil || fi.Size() == 0 {
+		t.Errorf("-trace: %v, %v", fi, err)
+	}
+	// Every request went through the send queue (reads to every replica, writes to the
+	// primary), so the sends carried at least as many requests as succeeded, never more
+	// than they are; and the run used some CPU.
+	if r.Sends == 0 || r.SentRequests < uint64(r.Requests) || r.SentRequests < r.Sends {
+		t.Errorf("sends %d carrying %d requests, for %d requests", r.Sends, r.SentRequests, r.Requests)
+	}
+	if runtime.GOOS != "windows" && r.CPUSeconds <= 0 {
+		t.Errorf("cpu_seconds %v", r.CPUSeconds)
+	}
 	var text bytes.Buffer
 	r.WriteText(&text)
 	if !strings.Contains(text.String(), "fell back to ordering") {
@@ -167,6 +181,9 @@ func TestRunReads(t *testing.T) {
 	}
 	if m["reads"] != float64(r.Reads) || m["read_fallbacks"] != float64(r.ReadFallbacks) || m["read_ratio"] != 0.5 {
 		t.Errorf("JSON reads: %s", js.String())
+	}
+	if m["sends"] != float64(r.Sends) || m["sent_requests"] != float64(r.SentRequests) || m["cpu_seconds"] == nil {
+		t.Errorf("JSON sends, cpu_seconds: %s", js.String())
 	}
 	for _, k := range []string{"read_latency_ms", "write_latency_ms"} {
 		if l, ok := m[k].(map[string]any); !ok || l["p50"] == nil {

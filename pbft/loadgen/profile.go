@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 )
 
 // startProfile starts a CPU profile to the file path ("" for none); stop ends it.
@@ -23,6 +24,29 @@ func startProfile(path string) (stop func() error, err error) {
 		pprof.StopCPUProfile()
 		if err := f.Close(); err != nil {
 			return fmt.Errorf("loadgen: -cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+// startTrace starts an execution trace (go tool trace) to the file path ("" for none):
+// where goroutines wait, which a CPU profile does not show; stop ends it.
+func startTrace(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: -trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("loadgen: -trace: %w", err)
+	}
+	return func() error {
+		trace.Stop()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("loadgen: -trace: %w", err)
 		}
 		return nil
 	}, nil

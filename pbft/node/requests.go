@@ -29,9 +29,10 @@ func (n *Node) handleRequests(sender string, payload []byte) {
 			n.reject(RejectSenderMismatch, sender, pbft.KindRequests, errors.New("a client may only send its own requests"))
 			continue
 		}
-		// A read-only request without tags is authenticated by the envelope (sealed for
-		// this replica by the gateway it names) and is never relayed; one with tags, or any
-		// ordered request (a pre-prepare relays it), must carry a valid authenticator.
+		// A read-only request without tags is authenticated by the envelope (sealed by the
+		// gateway it names for this replica, or for every replica with a tag each) and is
+		// never relayed; one with tags, or any ordered request (a pre-prepare relays it),
+		// must carry a valid authenticator.
 		if !req.ReadOnly || req.Auth != nil {
 			if err := n.verifyInner(req); err != nil {
 				n.reject(rejectReason(err), sender, pbft.KindRequests, err)
