@@ -202,7 +202,7 @@ func (r *Replica) acceptPrePrepare(pp *PrePrepare) error {
 	if e.pp == nil || e.pp.View != pp.View {
 		e.prepared = false
 	}
-	e.pp = pp
+	e.pp, e.caughtUp = pp, false
 	r.persist(pp)
 	r.noteReconfigAccepted(pp)
 	e.votesFor(pp.View, r.q.N) // the certificate may need no votes at all (n = 1)
