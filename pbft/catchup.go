@@ -106,14 +106,16 @@ func (r *Replica) answerCatchUp(from int, m *StatusMsg) {
 	}
 }
 
-// ownCommit returns the view of this replica's commit for the executed entry's digest.
-func ownCommit(e *entry, self int) (uint64, bool) {
+// ownCommit returns the highest view of this replica's commits for the executed entry's
+// digest: correct peers that went through the same view changes (each re-commits what it
+// executed in a new view) name the same view, so their claims add up.
+func ownCommit(e *entry, self int) (view uint64, ok bool) {
 	for _, vv := range e.byView {
-		if vv.commits.has[self] && vv.commits.digest[self] == e.pp.Digest {
-			return vv.view, true
+		if vv.commits.has[self] && vv.commits.digest[self] == e.pp.Digest && (!ok || vv.view > view) {
+			view, ok = vv.view, true
 		}
 	}
-	return 0, false
+	return view, ok
 }
 
 // stepCommitted takes a peer's commit and batch for a number this replica has not
@@ -236,7 +238,9 @@ func (r *Replica) executeCaughtUp() {
 				}
 			}
 		}
-		if e.pp == nil || e.pp.Digest != d || e.pp.View != view {
+		if e.pp == nil || e.pp.Digest != d {
+			// A pre-prepare of the same batch in another view stays: it is a durable
+			// record, this made-up one is not.
 			e.pp, e.prepared, e.caughtUp = &PrePrepare{View: view, Seq: s, Digest: d, Batch: batch}, false, true
 		}
 		vv := e.votesFor(view, r.q.N)
