@@ -199,7 +199,7 @@ func (r *Replica) certifiedCommit(seq uint64, cl *catchUpClaims) (uint64, Digest
 					continue
 				}
 				for i, has := range vv.commits.has {
-					if has && vv.commits.digest[i] == c.Digest && !voters[i] {
+					if has && i < len(voters) && vv.commits.digest[i] == c.Digest && !voters[i] {
 						voters[i] = true
 						n++
 					}
@@ -244,8 +244,9 @@ func (r *Replica) executeCaughtUp() {
 			e.pp, e.prepared, e.caughtUp = &PrePrepare{View: view, Seq: s, Digest: d, Batch: batch}, false, true
 		}
 		vv := e.votesFor(view, r.q.N)
+		sized := len(vv.commits.has) == r.q.N // not votes of another configuration's size
 		for _, c := range cl.commit {
-			if c.Replica >= 0 && c.View == view && c.Digest == d {
+			if sized && c.Replica >= 0 && c.View == view && c.Digest == d {
 				vv.commits.add(c.Replica, d)
 			}
 		}
@@ -260,7 +261,9 @@ func (r *Replica) executeCaughtUp() {
 		// the first quorum of commits for (view, s) could only be completed by replicas
 		// that prepared it, or by faulty ones. Without it, two replicas behind on the
 		// same numbers could leave fewer than a quorum able to answer the next one.
-		vv.commits.add(r.id, d)
+		if sized {
+			vv.commits.add(r.id, d)
+		}
 	}
 	for s := range r.catch.claims {
 		if s <= r.lastExec {
