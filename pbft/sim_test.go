@@ -322,6 +322,10 @@ func (s *sim) corrupt(i int, o Outbound) Message {
 		c := *m
 		c.Digest[0] ^= 0xff
 		return &c
+	case *Committed:
+		c := *m
+		c.Digest[0] ^= 0xff
+		return &c
 	}
 	return o.Msg
 }
