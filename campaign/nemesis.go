@@ -89,6 +89,11 @@ func (e FaultEvent) End() time.Duration { return max(e.Healed, e.Settled) }
 type NemesisConfig struct {
 	Seed   uint64
 	Faults []FaultKind
+	// Lead are kinds drawn first, in this order, before the seeded rounds of Faults.
+	// Each one starts even when the fault phase has ended meanwhile (it waits for room
+	// and its gap as any other; only Abort stops it), so that a run has them whatever
+	// its timing: a test can count on them.
+	Lead []FaultKind
 	// F is how many replicas may be faulty at once, (n-1)/3 normally. When the nemesis
 	// reconfigures, f' of the membership in force takes its place.
 	F int
@@ -124,6 +129,7 @@ type Nemesis struct {
 	rng   *rand.Rand
 	since func() time.Duration
 	deck  []FaultKind   // the kinds still to draw in this round
+	lead  []FaultKind   // Lead kinds not drawn yet
 	freed chan struct{} // a fault ended
 
 	mu       sync.Mutex
@@ -161,6 +167,12 @@ func NewNemesis(c Cluster, cfg NemesisConfig, since func() time.Duration) *Nemes
 		}
 	}
 	cfg.Faults = kinds
+	var lead []FaultKind
+	for _, k := range cfg.Lead {
+		if supported(c, k) {
+			lead = append(lead, k)
+		}
+	}
 	members := c.Replicas()
 	if cfg.MaxMembers <= 0 {
 		cfg.MaxMembers = len(members) + 2
@@ -175,8 +187,8 @@ func NewNemesis(c Cluster, cfg NemesisConfig, since func() time.Duration) *Nemes
 		cfg.JoinTimeout = 2 * time.Minute
 	}
 	return &Nemesis{c: c, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6e656d65736973)), since: since,
-		busy: map[string]bool{}, freed: make(chan struct{}, 1), members: members,
-		reconfig: slices.ContainsFunc(kinds, reconfigFault)}
+		busy: map[string]bool{}, freed: make(chan struct{}, 1), members: members, lead: lead,
+		reconfig: slices.ContainsFunc(kinds, reconfigFault) || slices.ContainsFunc(lead, reconfigFault)}
 }
 
 // budget is how many replicas may be faulty at once: F, or with reconfigurations f' of
@@ -205,16 +217,21 @@ func supported(c Cluster, k FaultKind) bool {
 	return true
 }
 
-// next draws the next kind: every supported kind once per round, in a random order, so
-// that a short run still sees each of them.
-func (n *Nemesis) next() FaultKind {
+// next draws the next kind: the Lead kinds first (lead true), then every supported kind
+// once per round, in a random order, so that a short run still sees each of them.
+func (n *Nemesis) next() (kind FaultKind, lead bool) {
+	if len(n.lead) > 0 {
+		k := n.lead[0]
+		n.lead = n.lead[1:]
+		return k, true
+	}
 	if len(n.deck) == 0 {
 		n.deck = slices.Clone(n.cfg.Faults)
 		n.rng.Shuffle(len(n.deck), func(i, j int) { n.deck[i], n.deck[j] = n.deck[j], n.deck[i] })
 	}
 	k := n.deck[0]
 	n.deck = n.deck[1:]
-	return k
+	return k, false
 }
 
 func (n *Nemesis) draw(lo, hi time.Duration) time.Duration {
@@ -228,23 +245,36 @@ func (n *Nemesis) draw(lo, hi time.Duration) time.Duration {
 // once every one has healed (and settled).
 func (n *Nemesis) Run(ctx context.Context) {
 	defer n.wg.Wait()
-	if len(n.cfg.Faults) == 0 {
+	if len(n.cfg.Faults) == 0 && len(n.lead) == 0 {
 		<-ctx.Done()
 		return
 	}
 	for {
+		if len(n.cfg.Faults) == 0 && len(n.lead) == 0 {
+			<-ctx.Done()
+			return
+		}
 		// The draws (kind, gap, target, hold) come in a fixed order, and a fault waits
 		// for room (at most F faulty replicas, one NATS server down) before its gap
 		// starts: with F=1 the seed fixes the whole schedule, only its timing varies.
-		kind := n.next()
+		kind, lead := n.next()
+		stop := ctx
+		if lead {
+			stop = context.Background() // a Lead kind starts whenever the phase ends
+			if n.cfg.Abort != nil {
+				stop = n.cfg.Abort
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
 		for !n.room(kind) {
 			select {
-			case <-ctx.Done():
+			case <-stop.Done():
 				return
 			case <-n.freed:
 			}
 		}
-		if !wait(ctx, n.draw(n.cfg.MinGap, n.cfg.MaxGap)) {
+		if !wait(stop, n.draw(n.cfg.MinGap, n.cfg.MaxGap)) {
 			return
 		}
 		if reconfigFault(kind) {

@@ -316,3 +316,30 @@ func TestNemesisReconfigScheduleIsSeeded(t *testing.T) {
 		t.Fatalf("no reconfiguration in %v", a)
 	}
 }
+
+// Lead faults happen whatever the timing: with the fault phase over before Run starts,
+// the nemesis still injects them, in order, and nothing else.
+func TestNemesisLeadFaultsStartAfterThePhaseEnds(t *testing.T) {
+	c := newFakeReconf(t, 4)
+	start := time.Now()
+	nem := NewNemesis(c, NemesisConfig{Seed: 1, Faults: AllFaults, Lead: []FaultKind{FaultGrow, FaultKill, FaultReplace}, MaxMembers: 6,
+		MinGap: time.Millisecond, MaxGap: 2 * time.Millisecond, MinHold: time.Millisecond, MaxHold: 2 * time.Millisecond,
+		Settle: func(_ context.Context, id string) error { c.caughtUp(id); return nil }, SettleTimeout: time.Second},
+		func() time.Duration { return time.Since(start) })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	nem.Run(ctx)
+	var kinds []FaultKind
+	for _, e := range nem.Events() {
+		kinds = append(kinds, e.Kind)
+		if e.Error != "" {
+			t.Errorf("%+v", e)
+		}
+	}
+	if want := []FaultKind{FaultGrow, FaultKill, FaultReplace}; !slices.Equal(kinds, want) {
+		t.Fatalf("faults %v, want %v", kinds, want)
+	}
+	if !slices.Equal(c.sizes, []int{5, 5}) {
+		t.Fatalf("memberships of sizes %v, want a grow to 5 and a replace", c.sizes)
+	}
+}

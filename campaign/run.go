@@ -18,8 +18,10 @@ type Config struct {
 	Seed     uint64
 	Nodes    int // replicas, for the report and f
 	// Faults the nemesis draws from (nil: none); F caps faulty replicas at once
-	// (default (Nodes-1)/3).
+	// (default (Nodes-1)/3). Lead are faults it injects first, in order, even past the
+	// fault phase (NemesisConfig.Lead): what a test asserts happened.
 	Faults           []FaultKind
+	Lead             []FaultKind
 	F                int
 	MinGap, MaxGap   time.Duration
 	MinHold, MaxHold time.Duration
@@ -159,8 +161,8 @@ func Run(ctx context.Context, cfg Config, gatewayURL string, cluster Cluster) (*
 	if cfg.settle == nil {
 		cfg.settle = kv.WaitCaughtUp
 	}
-	if cluster != nil && len(cfg.Faults) > 0 && !cfg.Byzantine {
-		nem = NewNemesis(cluster, NemesisConfig{Seed: cfg.Seed, Faults: cfg.Faults, F: cfg.F, MaxMembers: cfg.MaxNodes,
+	if cluster != nil && len(cfg.Faults)+len(cfg.Lead) > 0 && !cfg.Byzantine {
+		nem = NewNemesis(cluster, NemesisConfig{Seed: cfg.Seed, Faults: cfg.Faults, Lead: cfg.Lead, F: cfg.F, MaxMembers: cfg.MaxNodes,
 			MinGap: cfg.MinGap, MaxGap: cfg.MaxGap, MinHold: cfg.MinHold, MaxHold: cfg.MaxHold,
 			Settle: cfg.settle, SettleTimeout: cfg.SettleTimeout, Abort: ctx, Logf: cfg.Logf}, h.Now)
 		faultCtx, stopFaults := context.WithTimeout(ctx, cfg.Duration-cfg.After)

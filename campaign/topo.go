@@ -57,7 +57,7 @@ func RunTopology(ctx context.Context, cfg Config, o TopologyOptions) (*Report, e
 	}
 	// Reconfigurations need the administrator's key pair and fresh replica ids, for which
 	// auth.conf has no NATS users: such a run goes without NATS auth.
-	reconf := !cfg.Byzantine && slices.ContainsFunc(cfg.Faults, reconfigFault)
+	reconf := !cfg.Byzantine && (slices.ContainsFunc(cfg.Faults, reconfigFault) || slices.ContainsFunc(cfg.Lead, reconfigFault))
 	var clients, extraEnv []string
 	if reconf {
 		if auth {

@@ -2,14 +2,22 @@ package campaign
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/pbft-nats/pbft/internal/topology"
+	"github.com/pbft-nats/pbft/pbft"
 	pbftclient "github.com/pbft-nats/pbft/pbft/client"
 )
+
+// noProgressTries is how often Reconfigure asks for a change the administrator's client
+// refused before sending it (pbft.ErrNoProgress): its probe gives each new member a
+// second to answer, which a joiner just started on a loaded machine can miss, and the
+// refusal changed nothing, so asking again is safe.
+const noProgressTries = 3
 
 // AdminID is the campaign's administrator: the identity its replicas obey
 // (PBFT_ADMIN_ID), whose client issues the nemesis's reconfigurations.
@@ -49,6 +57,10 @@ func (t *reconfigTopology) Reconfigure(ctx context.Context, next []string) (uint
 		return 0, nil, err
 	}
 	res, err := c.Reconfigure(ctx, pbftclient.Request{Client: AdminID, Timestamp: uint64(time.Now().UnixNano())}, next)
+	for try := 1; try < noProgressTries && errors.Is(err, pbft.ErrNoProgress) && ctx.Err() == nil; try++ {
+		t.logf("campaign: reconfigure to %v: %v; again", next, err)
+		res, err = c.Reconfigure(ctx, pbftclient.Request{Client: AdminID, Timestamp: uint64(time.Now().UnixNano())}, next)
+	}
 	if err != nil {
 		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -78,6 +78,12 @@ func AppendMessage(dst []byte, m Message) []byte {
 		dst = append(dst, m.Digest[:]...)
 		dst = appendBatch(dst, m.Batch)
 		dst = appendUvarint(dst, uint64(m.Replica))
+	case *Committed:
+		dst = appendUvarint(dst, m.View)
+		dst = appendUvarint(dst, m.Seq)
+		dst = append(dst, m.Digest[:]...)
+		dst = appendBatch(dst, m.Batch)
+		dst = appendUvarint(dst, uint64(m.Replica))
 	default:
 		panic(fmt.Sprintf("pbft: Marshal of unknown message %T", m))
 	}
@@ -344,6 +350,8 @@ func (d *decoder) message() Message {
 		return &FetchBatch{Seq: d.uvarint(), Digest: d.digest(), Replica: d.replica()}
 	case KindBatch:
 		return &BatchMsg{Seq: d.uvarint(), Digest: d.digest(), Batch: d.batch(), Replica: d.replica()}
+	case KindCommitted:
+		return &Committed{View: d.uvarint(), Seq: d.uvarint(), Digest: d.digest(), Batch: d.batch(), Replica: d.replica()}
 	}
 	d.fail(fmt.Sprintf("unknown kind %d", k))
 	return nil

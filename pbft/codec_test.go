@@ -28,6 +28,8 @@ func sampleMessages() []Message {
 		&State{Seq: 256, Offset: 4, Total: 12, Snapshot: []byte("snap"), Replica: 0},
 		&FetchBatch{Seq: 130, Digest: d, Replica: 2},
 		&BatchMsg{Seq: 130, Digest: d, Batch: batch, Replica: 1},
+		&Committed{View: 2, Seq: 130, Digest: d, Batch: batch, Replica: 3},
+		&Committed{View: 0, Seq: 131, Digest: BatchDigest(nil), Replica: 0},
 		vc,
 		&NewView{View: 3, Replica: 3, ViewChanges: []*ViewChange{vc}, PrePrepares: []*PrePrepare{{View: 3, Seq: 130, Digest: d, Batch: batch}}, Sig: []byte("s")},
 	}

@@ -23,6 +23,8 @@
 // commit with 2f+1 matching, execution in sequence order, replies, deduplication by
 // client and timestamp with a replicated reply cache), checkpoints and watermarks with
 // log truncation, state transfer checked against a certified digest, retransmission
-// driven by periodic status messages, and view change with the P and Q sets of TOCS §4.5.
+// driven by periodic status messages (and, for a replica behind that cannot complete the
+// normal case, catch-up from a quorum of its peers' commits: catchup.go), and view
+// change with the P and Q sets of TOCS §4.5.
 // Quorum sizes come from Quorum, for any n.
 package pbft

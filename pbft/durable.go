@@ -92,7 +92,7 @@ func (r *Replica) durableState() []Message {
 				&PrePrepare{View: p.View, Seq: s, Digest: p.Digest, Batch: p.Batch},
 				&Commit{View: p.View, Seq: s, Digest: p.Digest, Replica: r.id})
 		}
-		if e.pp != nil && (!r.following(e.pp.View) || e.pset != nil && e.pset.View == e.pp.View) {
+		if e.pp != nil && !e.caughtUp && (!r.following(e.pp.View) || e.pset != nil && e.pset.View == e.pp.View) {
 			out = append(out, e.pp)
 			if vv := e.current(); vv != nil && vv.commits.has[r.id] {
 				out = append(out, &Commit{View: e.pp.View, Seq: s, Digest: vv.commits.digest[r.id], Replica: r.id})

@@ -482,6 +482,8 @@ func fzSeedOps() [][]byte {
 		&ViewChange{NewView: 1, P: []Prepared{{Seq: 1, Digest: ppA.Digest}}, Q: []PrePrepared{{Seq: 1, Digest: ppA.Digest}}},
 		&FetchBatch{Seq: 1, Digest: ppA.Digest},
 		&BatchMsg{Seq: 1, Digest: ppA.Digest, Batch: ppA.Batch},
+		&Committed{View: 0, Seq: 1, Digest: ppA.Digest, Batch: ppA.Batch},
+		&Committed{View: 0, Seq: 1, Digest: ppB.Digest, Batch: ppB.Batch},
 	} {
 		seeds = append(seeds, append(enc(m), 7, 2, 7))
 	}

@@ -56,6 +56,9 @@ type entry struct {
 	prepared  bool
 	committed bool
 	executed  bool
+	// caughtUp marks a pp made up from a quorum of peers' commits (catchup.go), which
+	// this replica never accepted: it is not a durable record.
+	caughtUp bool
 	// byView holds votes, including ones that arrived before their pre-prepare.
 	byView []*viewVotes
 

@@ -30,6 +30,7 @@ const (
 	KindState
 	KindFetchBatch
 	KindBatch
+	KindCommitted
 	kindEnd
 )
 
@@ -47,6 +48,7 @@ var kindNames = [...]string{
 	KindState:      "state",
 	KindFetchBatch: "fetchbatch",
 	KindBatch:      "batch",
+	KindCommitted:  "committed",
 }
 
 func (k Kind) String() string {
@@ -180,8 +182,21 @@ type BatchMsg struct {
 	Replica int
 }
 
+// Committed is a peer's answer to a replica behind it (catchup.go), for one number the
+// peer executed: the peer's own commit (View, Seq, Digest, Replica) and the batch with that
+// digest. The receiver checks Batch against Digest and executes Seq once it holds a quorum
+// of members' matching commits of one view: the batch committed, whoever pre-prepared it.
+type Committed struct {
+	View    uint64
+	Seq     uint64
+	Digest  Digest
+	Batch   []*Request
+	Replica int
+}
+
 func (*FetchBatch) Kind() Kind { return KindFetchBatch }
 func (*BatchMsg) Kind() Kind   { return KindBatch }
+func (*Committed) Kind() Kind  { return KindCommitted }
 
 func (*Request) Kind() Kind    { return KindRequest }
 func (*PrePrepare) Kind() Kind { return KindPrePrepare }

@@ -202,7 +202,7 @@ func (r *Replica) acceptPrePrepare(pp *PrePrepare) error {
 	if e.pp == nil || e.pp.View != pp.View {
 		e.prepared = false
 	}
-	e.pp = pp
+	e.pp, e.caughtUp = pp, false
 	r.persist(pp)
 	r.noteReconfigAccepted(pp)
 	e.votesFor(pp.View, r.q.N) // the certificate may need no votes at all (n = 1)
@@ -325,7 +325,9 @@ func (r *Replica) checkFollowCommitted(e *entry) {
 // pre-prepare and 2f matching prepares from distinct backups.
 func (r *Replica) checkPrepared(e *entry) {
 	vv := e.current()
-	if e.prepared || vv == nil || vv.prepares.matching(e.pp.Digest) < r.q.Prepare() {
+	if e.prepared || e.caughtUp || vv == nil || vv.prepares.matching(e.pp.Digest) < r.q.Prepare() {
+		// A caught-up entry has no pre-prepare this replica accepted (nor recorded): it
+		// prepares nothing on it, and needs no commit of its own to execute.
 		return
 	}
 	if r.following(e.pp.View) {

@@ -199,6 +199,7 @@ func (r *Replica) setMembership(m Membership) {
 	r.q = NewQuorum(len(m.Members))
 	r.view, r.viewActive, r.followView = 0, true, 0
 	r.peerExec, r.peerLow = make([]uint64, r.q.N), make([]uint64, r.q.N)
+	r.catch = newCatchUp(r.q.N) // indices and quorum are the new configuration's
 	r.vc = newViewChangeState(r.cfg.ViewChangeTicks)
 	r.barrier = 0
 	r.checkpoints.votes = make(map[uint64]map[int]Digest)

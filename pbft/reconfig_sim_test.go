@@ -33,6 +33,10 @@ type rsim struct {
 	remake   map[string]func() *Replica
 	refused  int // messages a replica rejected
 	stateBad int // State messages refused for a digest that does not match
+	// auth is the authenticator submit gives requests, and refuse drops a message its
+	// receiver's driver would refuse (a request authenticator without the receiver's tag).
+	auth   []byte
+	refuse func(to string, m Message) bool
 }
 
 type rmsg struct {
@@ -199,6 +203,9 @@ func (s *rsim) tick() {
 		if err != nil {
 			s.t.Fatalf("seed %d: %v", s.seed, err)
 		}
+		if s.refuse != nil && s.refuse(m.to, msg) {
+			continue
+		}
 		if err := r.StepIn(m.conf, idx, msg); err != nil {
 			if debugRsim && msg.Kind() != KindStatus {
 				s.t.Logf("t%d %s->%s c%d %s: %v", s.now, m.from, m.to, m.conf, msg.Kind(), err)
@@ -224,7 +231,7 @@ func (s *rsim) tick() {
 func (s *rsim) submit(gw, client string, op []byte, members []string) ([]byte, uint64, int) {
 	s.t.Helper()
 	s.nextT++
-	req := &Request{Gateway: gw, Client: client, Timestamp: s.nextT, Op: op}
+	req := &Request{Gateway: gw, Client: client, Timestamp: s.nextT, Op: op, Auth: s.auth}
 	k := keyOf(req)
 	for start := s.now; s.now-start < 3000; {
 		if (s.now-start)%40 == 0 {

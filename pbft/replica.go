@@ -101,6 +101,7 @@ type Replica struct {
 	statusTimer int
 	peerExec    []uint64 // last executed number each peer reported in its status
 	peerLow     []uint64 // stable checkpoint each peer reported in its status
+	catch       *catchUpState
 
 	out      []Outbound
 	executed []Executed
@@ -156,6 +157,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 		history:    newStatusHistory(),
 		peerExec:   make([]uint64, cfg.N),
 		peerLow:    make([]uint64, cfg.N),
+		catch:      newCatchUp(cfg.N),
 	}
 	r.initConfig()
 	r.checkpoints = newCheckpointState()
@@ -267,6 +269,8 @@ func (r *Replica) step(from int, m Message) error {
 		return r.stepFetchBatch(from, m)
 	case *BatchMsg:
 		return r.stepBatch(from, m)
+	case *Committed:
+		return r.stepCommitted(from, m)
 	}
 	return fmt.Errorf("%w: %s is not for replicas", ErrRejected, m.Kind())
 }

@@ -33,9 +33,10 @@ type fault int
 const (
 	honest fault = iota
 	crashed
-	silent     // receives, sends nothing
-	equivocate // conflicting pre-prepares as primary, wrong digests as backup
-	lieState   // honest, except that the state it serves in a transfer is forged
+	silent      // receives, sends nothing
+	equivocate  // conflicting pre-prepares as primary, wrong digests as backup
+	lieState    // honest, except that the state it serves in a transfer is forged
+	lieCaughtUp // honest, except in what it resends one replica: forged catch-up answers (Committed), commits of wrong digests
 )
 
 // simConfig describes one seeded run.
@@ -52,6 +53,7 @@ type simConfig struct {
 	retransmitAt  int // ticks before a client resends to all replicas
 	faults        map[int]fault
 	partition     func(tick, from, to int) bool // true drops the message
+	refuse        func(to int, m Message) bool  // true drops it too: the receiver's driver refuses it
 	maxTicks      int
 	events        map[int]func(s *sim) // run at the start of a tick
 	viewChangeTks int
@@ -213,6 +215,9 @@ func (s *sim) enqueue(from, to int, m Message) {
 	if s.cfg.partition != nil && to >= 0 && s.cfg.partition(s.now, from, to) {
 		return
 	}
+	if s.cfg.refuse != nil && to >= 0 && s.cfg.refuse(to, m) {
+		return
+	}
 	if s.rng.Float64() < s.cfg.drop {
 		return
 	}
@@ -281,6 +286,12 @@ func (s *sim) flush(i int) {
 		if st, ok := m.(*State); ok && s.faults[i] == lieState {
 			m = forgeState(st)
 		}
+		if c, ok := m.(*Committed); ok && s.faults[i] == lieCaughtUp {
+			m = s.forgeCommitted(c)
+		}
+		if _, ok := m.(*Commit); ok && s.faults[i] == lieCaughtUp && o.To >= 0 {
+			m = s.corrupt(i, o)
+		}
 		switch o.To {
 		case ToGateway:
 			s.enqueue(i, -1, m)
@@ -308,6 +319,10 @@ func (s *sim) corrupt(i int, o Outbound) Message {
 		c.Digest[0] ^= 0xff
 		return &c
 	case *Commit:
+		c := *m
+		c.Digest[0] ^= 0xff
+		return &c
+	case *Committed:
 		c := *m
 		c.Digest[0] ^= 0xff
 		return &c

@@ -172,6 +172,7 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 	if m.Replica != from {
 		return fmt.Errorf("%w: status names replica %d, sent by %d", ErrRejected, m.Replica, from)
 	}
+	r.answerCatchUp(from, m) // whatever the views: a commit certificate holds in any
 	if m.View < r.view || (m.View == r.view && !r.viewActive) {
 		r.retransmitViewChange(from)
 	}

@@ -26,9 +26,14 @@ func ParseFault(s string) (Fault, error) {
 	return f, nil
 }
 
-// corruptVote makes a prepare or commit name a digest nobody proposed.
+// corruptVote makes a prepare or commit (also one in a catch-up answer) name a digest
+// nobody proposed.
 func corruptVote(m pbft.Message) pbft.Message {
 	switch v := m.(type) {
+	case *pbft.Committed:
+		c := *v
+		c.Digest[0] ^= 0xff
+		return &c
 	case *pbft.Prepare:
 		c := *v
 		c.Digest[0] ^= 0xff
