@@ -25,12 +25,16 @@ func (c *Client) NewReadRequest(client string, t uint64, op []byte) *pbft.Reques
 
 // ReadOnly sends r to every replica as a read-only request and waits for the read-only
 // replies in set (watched before): from every replica in s.Need, then at most s.Grace for
-// those in s.Late; with neither, until q match or every replica replied. ctx bounds the
+// those in s.Late (s.LateMembers: the members of the configuration the client
+// follows); with neither, until q match or every replica replied. ctx bounds the
 // wait. It returns the largest group of matching replies and whether it has q members.
 // It does not retransmit: a caller whose read did not agree orders the operation instead.
 func (c *Client) ReadOnly(ctx context.Context, r Request, set *ReplySet, s Settle) (Result, bool, error) {
 	if err := c.sendReadOnly(r); err != nil {
 		return Result{}, false, err
+	}
+	if s.LateMembers {
+		s.Late = c.replicas() // as in Await: the members of the configuration followed now
 	}
 	if len(s.Need) == 0 && len(s.Late) == 0 {
 		best, agreed := c.awaitReadOnly(ctx, set, nil)
@@ -39,6 +43,9 @@ func (c *Client) ReadOnly(ctx context.Context, r Request, set *ReplySet, s Settl
 	var grace <-chan time.Time
 	for {
 		changed := set.Changed()
+		if s.LateMembers {
+			s.Late = c.replicas()
+		}
 		if _, all := set.ReadOnlyBest(); coversAll(all, s.Need) && len(all) >= c.quorum().Weak() {
 			if coversAll(all, s.Late) {
 				break
