@@ -83,6 +83,10 @@ type MetricsSnapshot struct {
 	HeardFrom int
 	// ExecutedBatches counts the batches this process executed since it started.
 	ExecutedBatches uint64
+	// CaughtUp counts the sequence numbers this process executed by catch-up (its peers'
+	// commits, not the normal case) since it started: a replica that keeps needing it
+	// misses pre-prepares.
+	CaughtUp uint64
 	// Latency is the time from a request's first step into this replica to its execution,
 	// in seconds; only requests this replica received directly (from a gateway or a
 	// forwarded/broadcast request) are timed.
@@ -183,6 +187,7 @@ func (m *nodeMetrics) noteLoop(n *Node, now time.Time) {
 	s.View, s.Primary, s.ViewActive, s.ViewChanges = r.View(), n.ids[r.Primary()], r.ViewActive(), r.ViewChanges()
 	s.LastExecuted, s.StableCheckpoint = r.LastExecuted(), r.StableCheckpoint()
 	s.Configuration, s.NotMember = r.Configuration(), !r.IsMember()
+	s.CaughtUp = r.CatchUps()
 	s.LoopAt, s.Running = now, true
 	// Requests refused or dropped never execute here: every ten seconds, forget the ones
 	// older than anything a client would still wait for.

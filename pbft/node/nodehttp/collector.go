@@ -18,8 +18,8 @@ type Replica struct {
 type Collector struct {
 	replicas func() []Replica
 
-	ready, connected, view, viewActive, viewChanges, lastExecuted, stable, executed, peers *prometheus.Desc
-	in, out, rejected, latency, batch                                                      *prometheus.Desc
+	ready, connected, view, viewActive, viewChanges, lastExecuted, stable, executed, caughtUp, peers *prometheus.Desc
+	in, out, rejected, latency, batch                                                                *prometheus.Desc
 }
 
 // NewCollector returns a collector of the replicas listed by replicas at each scrape.
@@ -40,6 +40,7 @@ func NewCollector(replicas func() []Replica) *Collector {
 		lastExecuted: one("pbft_replica_last_executed", "Sequence number of the last executed batch."),
 		stable:       one("pbft_replica_stable_checkpoint", "Sequence number of the last stable checkpoint (the low watermark)."),
 		executed:     one("pbft_replica_executed_batches_total", "Batches executed by this process."),
+		caughtUp:     one("pbft_replica_caught_up_total", "Sequence numbers executed by catch-up from peers' commits instead of the normal case."),
 		peers:        one("pbft_replica_peers_heard", "Other replicas this process has stepped an authenticated message from."),
 		in:           two("pbft_messages_in_total", "Protocol messages stepped by the replica, by kind.", "kind"),
 		out:          two("pbft_messages_out_total", "Protocol messages sent by the replica, by kind.", "kind"),
@@ -52,7 +53,7 @@ func NewCollector(replicas func() []Replica) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.ready, c.connected, c.view, c.viewActive, c.viewChanges, c.lastExecuted,
-		c.stable, c.executed, c.peers, c.in, c.out, c.rejected, c.latency, c.batch} {
+		c.stable, c.executed, c.caughtUp, c.peers, c.in, c.out, c.rejected, c.latency, c.batch} {
 		ch <- d
 	}
 }
@@ -79,6 +80,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.lastExecuted, float64(m.LastExecuted))
 		gauge(c.stable, float64(m.StableCheckpoint))
 		counter(c.executed, float64(m.ExecutedBatches))
+		counter(c.caughtUp, float64(m.CaughtUp))
 		gauge(c.peers, float64(m.HeardFrom))
 		for d, values := range map[*prometheus.Desc]map[string]uint64{c.in: st.In, c.out: st.Out, c.rejected: st.Rejected} {
 			for k, v := range values {

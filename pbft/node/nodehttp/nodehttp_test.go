@@ -75,7 +75,7 @@ func TestReadiness(t *testing.T) {
 func TestMetricsText(t *testing.T) {
 	src := &fakeSource{
 		m: node.MetricsSnapshot{ID: `r"0`, F: 1, View: 3, ViewActive: true, ViewChanges: 2, LastExecuted: 130,
-			StableCheckpoint: 128, Running: true, LoopAt: time.Now(), HeardFrom: 3, ExecutedBatches: 40,
+			StableCheckpoint: 128, Running: true, LoopAt: time.Now(), HeardFrom: 3, ExecutedBatches: 40, CaughtUp: 6,
 			Latency:   node.Histogram{Bounds: []float64{0.01, 0.1}, Counts: []uint64{1, 3}, Count: 4, Sum: 0.75},
 			BatchSize: node.Histogram{Bounds: []float64{1, 2}, Counts: []uint64{5, 7}, Count: 7, Sum: 12}},
 		st: node.Stats{In: map[string]uint64{"prepare": 9, "commit": 10}, Out: map[string]uint64{"commit": 4},
@@ -95,6 +95,7 @@ func TestMetricsText(t *testing.T) {
 		"pbft_replica_view_changes_total{replica=\"r\\\"0\"} 2\n",
 		"pbft_replica_last_executed{replica=\"r\\\"0\"} 130\n",
 		"pbft_replica_stable_checkpoint{replica=\"r\\\"0\"} 128\n",
+		"# TYPE pbft_replica_caught_up_total counter\npbft_replica_caught_up_total{replica=\"r\\\"0\"} 6\n",
 		"pbft_messages_in_total{kind=\"commit\",replica=\"r\\\"0\"} 10\npbft_messages_in_total{kind=\"prepare\",replica=\"r\\\"0\"} 9\n",
 		"pbft_messages_out_total{kind=\"commit\",replica=\"r\\\"0\"} 4\n",
 		"pbft_messages_rejected_total{reason=\"bad_mac\",replica=\"r\\\"0\"} 1\n",
