@@ -1,0 +1,247 @@
+package pbft
+
+// The decoding side of codec.go: every message the bus carries is parsed here, with
+// limits, so that a malformed or hostile input is an error and never a panic.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// ErrDecode reports bytes that are not a well-formed message.
+var ErrDecode = errors.New("pbft: malformed message")
+
+// Decoding limits keep a hostile peer from making a replica allocate without bound.
+const (
+	maxStringLen = 1 << 10 // ids and client names
+	maxBlobLen   = 8 << 20 // operations and results
+	maxListLen   = 1 << 16 // batches, P/Q sets, view-change sets
+)
+
+// Unmarshal decodes one message. Any malformation (short input, trailing bytes, an
+// oversized field, an unknown kind) returns an error wrapping ErrDecode; it never panics.
+func Unmarshal(data []byte) (Message, error) {
+	d := decoder{buf: data}
+	m := d.message()
+	if d.err == nil && len(d.buf) != 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return m, nil
+}
+
+type decoder struct {
+	buf []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrDecode, what)
+	}
+	d.buf = nil
+}
+
+func (d *decoder) message() Message {
+	if len(d.buf) == 0 {
+		d.fail("empty")
+		return nil
+	}
+	k := Kind(d.buf[0])
+	d.buf = d.buf[1:]
+	switch k {
+	case KindRequest:
+		m := d.request()
+		m.ReadOnly = d.readOnlyFlag()
+		return m
+	case KindPrePrepare:
+		return d.prePrepare()
+	case KindPrepare:
+		m := &Prepare{}
+		m.View, m.Seq, m.Digest, m.Replica = d.vote()
+		return m
+	case KindCommit:
+		m := &Commit{}
+		m.View, m.Seq, m.Digest, m.Replica = d.vote()
+		return m
+	case KindReply:
+		m := &Reply{View: d.uvarint(), Seq: d.uvarint(), Client: d.string(), Timestamp: d.uvarint(),
+			Replica: d.replica(), Result: d.bytes()}
+		m.ReadOnly, m.Conf = d.replyFlags()
+		return m
+	case KindCheckpoint:
+		return &Checkpoint{Seq: d.uvarint(), State: d.digest(), Replica: d.replica()}
+	case KindStatus:
+		return &StatusMsg{View: d.uvarint(), LowWater: d.uvarint(), LastExecuted: d.uvarint(), Replica: d.replica()}
+	case KindFetch:
+		return &Fetch{Seq: d.uvarint(), Offset: d.uvarint(), Replica: d.replica()}
+	case KindState:
+		m := &State{Seq: d.uvarint(), Offset: d.uvarint(), Total: d.uvarint()}
+		if b := d.take(MaxSnapshot); len(b) > 0 {
+			m.Snapshot = b
+		}
+		m.Replica = d.replica()
+		return m
+	case KindViewChange:
+		return d.viewChange()
+	case KindNewView:
+		return d.newView()
+	case KindFetchBatch:
+		return &FetchBatch{Seq: d.uvarint(), Digest: d.digest(), Replica: d.replica()}
+	case KindBatch:
+		return &BatchMsg{Seq: d.uvarint(), Digest: d.digest(), Batch: d.batch(), Replica: d.replica()}
+	case KindCommitted:
+		return &Committed{View: d.uvarint(), Seq: d.uvarint(), Digest: d.digest(), Batch: d.batch(), Replica: d.replica()}
+	}
+	d.fail(fmt.Sprintf("unknown kind %d", k))
+	return nil
+}
+
+func (d *decoder) request() *Request {
+	return &Request{Gateway: d.string(), Client: d.string(), Timestamp: d.uvarint(), Op: d.bytes(), Auth: d.bytes()}
+}
+
+func (d *decoder) prePrepare() *PrePrepare {
+	return &PrePrepare{View: d.uvarint(), Seq: d.uvarint(), Digest: d.digest(), Batch: d.batch()}
+}
+
+// batch decodes a batch's requests into one allocation (they live and die with their
+// pre-prepare), and shares the names of the first few gateways between their requests, as
+// a batch holds the requests of a few gateways: about one allocation per request (its
+// client's name) instead of three.
+func (d *decoder) batch() []*Request {
+	n := d.count()
+	if n == 0 {
+		return nil
+	}
+	b := make([]*Request, 0, n)
+	reqs := make([]Request, n)
+	var gateways [4]string
+	known := 0
+	for i := 0; i < n && d.err == nil; i++ {
+		r := &reqs[i]
+		g := d.take(maxStringLen)
+		for _, name := range gateways[:known] {
+			if string(g) == name {
+				r.Gateway = name
+				break
+			}
+		}
+		if r.Gateway == "" && len(g) > 0 {
+			r.Gateway = string(g)
+			if known < len(gateways) {
+				gateways[known] = r.Gateway
+				known++
+			}
+		}
+		r.Client, r.Timestamp, r.Op, r.Auth = d.string(), d.uvarint(), d.bytes(), d.bytes()
+		b = append(b, r)
+	}
+	return b
+}
+
+func (d *decoder) vote() (uint64, uint64, Digest, int) {
+	return d.uvarint(), d.uvarint(), d.digest(), d.replica()
+}
+
+func (d *decoder) viewChange() *ViewChange {
+	v := &ViewChange{NewView: d.uvarint(), Replica: d.replica(), LowWater: d.uvarint()}
+	for i, n := 0, d.count(); i < n && d.err == nil; i++ {
+		v.Checkpoints = append(v.Checkpoints, CheckpointClaim{Seq: d.uvarint(), State: d.digest()})
+	}
+	for i, n := 0, d.count(); i < n && d.err == nil; i++ {
+		v.P = append(v.P, Prepared{Seq: d.uvarint(), View: d.uvarint(), Digest: d.digest(), Batch: d.batch()})
+	}
+	for i, n := 0, d.count(); i < n && d.err == nil; i++ {
+		v.Q = append(v.Q, PrePrepared{Seq: d.uvarint(), View: d.uvarint(), Digest: d.digest()})
+	}
+	v.Sig = d.bytes()
+	return v
+}
+
+func (d *decoder) newView() *NewView {
+	n := &NewView{View: d.uvarint(), Replica: d.replica()}
+	for i, c := 0, d.count(); i < c && d.err == nil; i++ {
+		n.ViewChanges = append(n.ViewChanges, d.viewChange())
+	}
+	for i, c := 0, d.count(); i < c && d.err == nil; i++ {
+		n.PrePrepares = append(n.PrePrepares, d.prePrepare())
+	}
+	n.Sig = d.bytes()
+	return n
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) replica() int {
+	v := d.uvarint()
+	if v > maxListLen {
+		d.fail("replica index out of range")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) count() int {
+	v := d.uvarint()
+	// Every element takes at least one byte, so a count above the remaining input is a lie.
+	if v > maxListLen || v > uint64(len(d.buf)) {
+		d.fail("list too long")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) take(limit uint64) []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > limit || n > uint64(len(d.buf)) {
+		d.fail("field too long")
+		return nil
+	}
+	b := d.buf[:n:n]
+	d.buf = d.buf[n:]
+	return b
+}
+
+func (d *decoder) string() string { return string(d.take(maxStringLen)) }
+
+// bytes returns a sub-slice of the input (no copy): callers hand Unmarshal a buffer they
+// no longer use, which the bus guarantees.
+func (d *decoder) bytes() []byte {
+	b := d.take(maxBlobLen)
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func (d *decoder) digest() Digest {
+	var x Digest
+	if d.err != nil {
+		return x
+	}
+	if len(d.buf) < len(x) {
+		d.fail("short digest")
+		return x
+	}
+	copy(x[:], d.buf)
+	d.buf = d.buf[len(x):]
+	return x
+}
