@@ -25,27 +25,8 @@ import (
 func TestRunningGatewayFollowsAReconfigurationMadeElsewhere(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bins, err := topology.Build(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	four := []string{"n1", "n2", "n3", "n4"}
-	top, err := topology.Start(ctx, bins, topology.Options{Replicas: four, Clients: []string{"admin"},
-		GatewayHTTP: true, Env: []string{"PBFT_ADMIN_ID=admin"}, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, id := range append(four, "n5") {
-				t.Logf("log of %s (tail):\n%s", id, tailString(top.ReplicaLog(id), 3000))
-			}
-			t.Logf("log of the gateway (tail):\n%s", tailString(top.GatewayLog(), 4000))
-		}
-		if err := top.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	bins, top, four := startFour(ctx, t, topology.Options{Clients: []string{"admin"},
+		GatewayHTTP: true, Env: []string{"PBFT_ADMIN_ID=admin"}})
 	execute := func(ts int, op string) reply {
 		t.Helper()
 		return postMessage(t, top, fmt.Sprintf(`{"type":"pbft_execute","msg_id":%d,"operation":%q,"client":"c1"}`, ts, op))

@@ -25,26 +25,8 @@ import (
 func TestOneEnvironmentForFoundersAndJoiners(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bins, err := topology.Build(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	four := []string{"n1", "n2", "n3", "n4"}
-	top, err := topology.Start(ctx, bins, topology.Options{Replicas: four, Clients: []string{"admin"}, DataDirs: true,
-		Env: []string{"PBFT_ADMIN_ID=admin", "PBFT_INITIAL_IDS=n1,n2,n3,n4"}, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, id := range append(four, "n5") {
-				t.Logf("log of %s (tail):\n%s", id, tailString(top.ReplicaLog(id), 4000))
-			}
-		}
-		if err := top.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	bins, top, _ := startFour(ctx, t, topology.Options{Clients: []string{"admin"}, DataDirs: true,
+		Env: []string{"PBFT_ADMIN_ID=admin", "PBFT_INITIAL_IDS=n1,n2,n3,n4"}})
 	const next = "PBFT_NODE_IDS=n1,n2,n3,n4,n5"
 	if err := top.AddReplica(ctx, "n5"); err != nil {
 		t.Fatal(err)

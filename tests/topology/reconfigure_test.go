@@ -27,26 +27,8 @@ import (
 func TestExternalReplicaJoinsByTheAdministratorsReconfiguration(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bins, err := topology.Build(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	four := []string{"n1", "n2", "n3", "n4"}
-	top, err := topology.Start(ctx, bins, topology.Options{Replicas: four, Clients: []string{"admin", "intruder"},
-		Env: []string{"PBFT_ADMIN_ID=admin"}, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, id := range append(four, "n5") {
-				t.Logf("log of %s (tail):\n%s", id, tailString(top.ReplicaLog(id), 4000))
-			}
-		}
-		if err := top.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	bins, top, _ := startFour(ctx, t, topology.Options{Clients: []string{"admin", "intruder"},
+		Env: []string{"PBFT_ADMIN_ID=admin"}})
 	if err := top.AddReplica(ctx, "n5"); err != nil {
 		t.Fatal(err)
 	}
