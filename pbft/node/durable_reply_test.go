@@ -70,20 +70,9 @@ func TestReplyDoesNotWaitForLaterRecords(t *testing.T) {
 			gates[tr.ID()] = g
 			return g
 		})
-	var gate *gatedLog
-	node.WrapDurableLog(mc.nodes["n1"], func(l node.DurableLog) node.DurableLog { gate = newGatedLog(l); return gate })
-	snif.log = gate
-	t.Cleanup(func() { close(gate.open) })
-	mc.run()
+	gate, c := gateAndRun(t, mc, snif)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := client.New(client.Config{Keys: mc.keys["reader"], Replicas: mc.ids, Timeout: 15 * time.Second,
-		Retransmit: time.Second,
-		Connect:    func(h bus.Handler) (bus.Transport, error) { return mc.hub.Join("reader", bus.RoleClient, h) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
 	results := make(chan error, 2)
 	invoke := func(name string) {
 		res, err := c.Invoke(ctx, client.Request{Client: name, Timestamp: 1, Op: []byte("set " + name + "=1")})

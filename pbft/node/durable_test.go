@@ -205,21 +205,9 @@ func TestDurableLogHoldsMessagesUntilSynced(t *testing.T) {
 			snif = &sniffer{Transport: tr}
 			return snif
 		})
-	var gate *gatedLog
-	node.WrapDurableLog(mc.nodes["n1"], func(l node.DurableLog) node.DurableLog { gate = newGatedLog(l); return gate })
-	snif.log = gate
-	t.Cleanup(func() { close(gate.open) }) // runs before the cluster stops: n1 ends unblocked
-	mc.run()
+	gate, c := gateAndRun(t, mc, snif)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-
-	c, err := client.New(client.Config{Keys: mc.keys["reader"], Replicas: mc.ids, Timeout: 15 * time.Second,
-		Retransmit: time.Second,
-		Connect:    func(h bus.Handler) (bus.Transport, error) { return mc.hub.Join("reader", bus.RoleClient, h) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
 	const requests = 8
 	results := make(chan error, requests)
 	invoke := func(i int) {
@@ -387,4 +375,24 @@ func TestNodeStopsWhenTheLogFails(t *testing.T) {
 			t.Fatalf("n1 sent %s although its record never became durable", s)
 		}
 	}
+}
+
+// gateAndRun puts a gatedLog under n1's durable log (the sniffer checks sends against it),
+// runs the cluster, and returns the gate and a client "reader" of it. The gate opens
+// when the test ends, before the cluster stops, so n1 ends unblocked.
+func gateAndRun(t *testing.T, mc *memCluster, snif *sniffer) (*gatedLog, *client.Client) {
+	t.Helper()
+	var gate *gatedLog
+	node.WrapDurableLog(mc.nodes["n1"], func(l node.DurableLog) node.DurableLog { gate = newGatedLog(l); return gate })
+	snif.log = gate
+	t.Cleanup(func() { close(gate.open) })
+	mc.run()
+	c, err := client.New(client.Config{Keys: mc.keys["reader"], Replicas: mc.ids, Timeout: 15 * time.Second,
+		Retransmit: time.Second,
+		Connect:    func(h bus.Handler) (bus.Transport, error) { return mc.hub.Join("reader", bus.RoleClient, h) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return gate, c
 }
