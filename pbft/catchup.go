@@ -263,6 +263,15 @@ func (r *Replica) executeCaughtUp() {
 		// same numbers could leave fewer than a quorum able to answer the next one.
 		if sized {
 			vv.commits.add(r.id, d)
+			if view == r.view || r.following(view) {
+				// And tells its peers, as a replica that committed it the normal way
+				// would have: a gateway waiting for every live replica's commit (so
+				// that a status after a recovery counts it) would otherwise wait in
+				// vain. Even while changing view this is safe, unlike a commit of a
+				// batch merely prepared: the commit only adds to a quorum that already
+				// exists, so every new view carries this batch anyway.
+				r.broadcast(&Commit{View: view, Seq: s, Digest: d, Replica: r.id})
+			}
 		}
 	}
 	for s := range r.catch.claims {
