@@ -18,7 +18,8 @@ import "fmt"
 // each number it executed above that one, a Committed message: its own commit for the
 // number and the batch. The replica behind executes number s once it holds the batch
 // matching the digest and commits from a quorum of the members of its configuration for
-// the same (view, s, digest): a quorum of commits proves the batch committed (f+1
+// the same (view, s, digest), checked again on every answer (numbers below may execute
+// another way meanwhile): a quorum of commits proves the batch committed (f+1
 // correct replicas prepared it in that view, so no other batch commits at s in any
 // view), whoever pre-prepared it and whatever its authenticators. It never counts fewer,
 // takes a batch only if it matches the digest, and keeps one claim per peer and number,
@@ -151,7 +152,12 @@ func (r *Replica) stepCommitted(from int, m *Committed) error {
 	}
 	old := cl.commit[from]
 	if old.Replica >= 0 && old.View >= m.View {
-		return nil // one claim per peer and number: its first in the highest view
+		// One claim per peer and number: its first in the highest view. A repeated one
+		// still re-checks: the claims held may have become executable since they came, by
+		// numbers below them executed another way (a new view's pre-prepares), and the
+		// peers repeat their answers while this replica stays stuck.
+		r.executeCaughtUp()
+		return nil
 	}
 	cl.commit[from] = Commit{View: m.View, Seq: m.Seq, Digest: m.Digest, Replica: from}
 	if old.Replica >= 0 && old.Digest != m.Digest && !cl.claimed(old.Digest) {
