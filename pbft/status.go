@@ -191,9 +191,12 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 		r.peerExec[from] = 0
 		return nil
 	}
-	if m.View > r.view {
+	passive := m.View > r.view
+	if passive {
 		// The peer asked for a view nobody else joined; it follows ours passively, so it
-		// still needs our messages. Its progress says nothing about our primary, though.
+		// still needs our messages. Its progress says nothing about our primary, though:
+		// counted, it would keep this replica from ever suspecting the primary
+		// (othersAhead) while too few replicas work in this view to make progress.
 		r.peerExec[from] = 0
 		m = &StatusMsg{View: r.view, LowWater: m.LowWater, LastExecuted: m.LastExecuted, Replica: m.Replica}
 	}
@@ -201,7 +204,9 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 	// since its last status it may be stuck on a number nobody executed yet, so then resend
 	// everything logged above its last executed.
 	progressed := m.LastExecuted > r.peerExec[from]
-	r.peerExec[from] = m.LastExecuted
+	if !passive {
+		r.peerExec[from] = m.LastExecuted
+	}
 	end := r.lastExec
 	if !progressed || end == 0 {
 		end = r.maxSeq
