@@ -58,21 +58,6 @@ func (s *sim) forgeCommitted(c *Committed) *Committed {
 	return &f
 }
 
-// catchUpSeeds are the seeds a scenario runs: 1 to seedCount(def), and the seeds the long
-// run (PBFT_LONG=1) found failing, so that the default run keeps checking them.
-func catchUpSeeds(def int, found ...int64) []int64 {
-	var seeds []int64
-	for seed := int64(1); seed <= int64(seedCount(def)); seed++ {
-		seeds = append(seeds, seed)
-	}
-	for _, seed := range found {
-		if !slices.Contains(seeds, seed) {
-			seeds = append(seeds, seed)
-		}
-	}
-	return seeds
-}
-
 // behind runs n replicas where replica late hears nothing until heal() while the others
 // order requests and go idle; pre-prepares never reach it at all (a primary that keeps
 // them from it, or its driver refusing their requests' authenticators, as a joiner's
@@ -110,7 +95,7 @@ func behind(t *testing.T, n int, seed int64, late int, faults map[int]fault) (s 
 // every number it executed must be a pre-prepare of the view the change started.
 func TestCatchUpAfterACutWithoutACheckpoint(t *testing.T) {
 	caught := 0
-	for _, seed := range catchUpSeeds(10, 25, 79) {
+	for _, seed := range seedsPlus(10, 25, 79) {
 		s, heal := behind(t, 4, seed, 3, nil)
 		heal()
 		if !s.runUntil(300, s.sameExecution) {
@@ -150,7 +135,7 @@ func TestCatchUpAfterACutWithoutACheckpoint(t *testing.T) {
 // at 9 for good while its peers kept repeating their answers.
 func TestCatchUpSendsItsCommits(t *testing.T) {
 	checked := 0
-	for _, seed := range catchUpSeeds(10, 69, 120) {
+	for _, seed := range seedsPlus(10, 69, 120) {
 		s, heal := behind(t, 4, seed, 3, nil)
 		heal()
 		s.cfg.drop = 0
@@ -213,7 +198,7 @@ func TestCatchUpWhenThePrimaryIsGone(t *testing.T) {
 // and only a view change could go on, which a Byzantine peer need not join). Its lies
 // before the heal would reach no catch-up anyway: the replica behind hears nothing.
 func TestCatchUpIgnoresALyingPeer(t *testing.T) {
-	for _, seed := range catchUpSeeds(5, 7, 32) {
+	for _, seed := range seedsPlus(5, 7, 32) {
 		s, heal := behind(t, 7, seed, 6, map[int]fault{2: lieCaughtUp})
 		heal()
 		if !s.runUntil(300, s.sameExecution) {
