@@ -1,6 +1,9 @@
 package pbft
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Phase is how far one sequence number has got at one replica.
 type Phase uint8
@@ -187,6 +190,7 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 			r.send(from, &Checkpoint{Seq: r.lowWater, State: d, Replica: r.id})
 		}
 	}
+	r.resendUnstableCheckpoints(from, m.LowWater)
 	if m.View < r.view || !r.viewActive {
 		r.peerExec[from] = 0
 		return nil
@@ -238,4 +242,25 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 		}
 	}
 	return nil
+}
+
+// resendUnstableCheckpoints sends a peer whose stable checkpoint is below them this
+// replica's own checkpoints that are not stable here yet. A lost CHECKPOINT is otherwise
+// never sent again (the answer above sends only the stable one): replicas that each
+// missed another's could hold a checkpoint that never becomes stable at them, while the
+// few that have it stable truncated the commits below it, and a replica further behind
+// then got neither the commits nor f+1 claims of the checkpoint (PBFT_LONG seed 105 of
+// TestViewChangePrimaryCrashesMidViewChange, n=7). At most LogWindow/CheckpointInterval
+// messages, each this replica's own.
+func (r *Replica) resendUnstableCheckpoints(to int, peerLow uint64) {
+	var seqs []uint64
+	for seq := range r.checkpoints.own {
+		if seq > r.lowWater && seq > peerLow {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs) // deterministic order
+	for _, seq := range seqs {
+		r.send(to, &Checkpoint{Seq: seq, State: r.checkpoints.own[seq], Replica: r.id})
+	}
 }
