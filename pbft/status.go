@@ -250,8 +250,9 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 // missed another's could hold a checkpoint that never becomes stable at them, while the
 // few that have it stable truncated the commits below it, and a replica further behind
 // then got neither the commits nor f+1 claims of the checkpoint (PBFT_LONG seed 105 of
-// TestViewChangePrimaryCrashesMidViewChange, n=7). At most LogWindow/CheckpointInterval
-// messages, each this replica's own.
+// TestViewChangePrimaryCrashesMidViewChange, n=7). Its own checkpoints lie within its
+// window (LogWindow/CheckpointInterval of them, and a reconfiguration's): a few small
+// messages, each this replica's own, so safe to repeat.
 func (r *Replica) resendUnstableCheckpoints(to int, peerLow uint64) {
 	var seqs []uint64
 	for seq := range r.checkpoints.own {
