@@ -18,7 +18,8 @@ import "fmt"
 // each number it executed above that one, a Committed message: its own commit for the
 // number and the batch. The replica behind executes number s once it holds the batch
 // matching the digest and commits from a quorum of the members of its configuration for
-// the same (view, s, digest): a quorum of commits proves the batch committed (f+1
+// the same (view, s, digest), checked again on every answer (numbers below may execute
+// another way meanwhile): a quorum of commits proves the batch committed (f+1
 // correct replicas prepared it in that view, so no other batch commits at s in any
 // view), whoever pre-prepared it and whatever its authenticators. It never counts fewer,
 // takes a batch only if it matches the digest, and keeps one claim per peer and number,
@@ -88,9 +89,9 @@ func (r *Replica) answerCatchUp(from int, m *StatusMsg) {
 		if e == nil || !e.executed || e.pp == nil {
 			break // executed by state transfer, or truncated: nothing to vouch for
 		}
-		v, ok := ownCommit(e, r.id)
+		v, ok := r.vouchView(e)
 		if !ok {
-			break // executed without a commit of its own (followed)
+			break // executed by state transfer or another configuration's votes
 		}
 		size := batchSize(e.pp.Batch)
 		if sent > 0 && bytes+size > catchUpBytes {
@@ -106,12 +107,29 @@ func (r *Replica) answerCatchUp(from int, m *StatusMsg) {
 	}
 }
 
-// ownCommit returns the highest view of this replica's commits for the executed entry's
-// digest: correct peers that went through the same view changes (each re-commits what it
-// executed in a new view) name the same view, so their claims add up.
-func ownCommit(e *entry, self int) (view uint64, ok bool) {
+// vouchView returns the view this replica names in a catch-up answer for an executed
+// entry: the highest view of its own commits for the entry's digest (correct peers that
+// went through the same view changes each re-commit what they executed in a new view, so
+// they name the same view and their claims add up). Without a commit of its own, it
+// executed following a view passively on a quorum of others' commits; it then names the
+// highest view in which it holds that quorum, and vouches for what the quorum proves, as
+// a replica that caught up does (executeCaughtUp): a correct replica's claim means that
+// it either prepared the batch or holds a quorum of commits for it, so a quorum of claims
+// still proves the batch committed. Without it, a replica stranded in a view change could
+// leave fewer than a quorum able to answer (PBFT_LONG seed 32 of
+// TestCatchUpIgnoresALyingPeer, n=7: four peers committed, one lied, one followed).
+func (r *Replica) vouchView(e *entry) (view uint64, ok bool) {
 	for _, vv := range e.byView {
-		if vv.commits.has[self] && vv.commits.digest[self] == e.pp.Digest && (!ok || vv.view > view) {
+		if vv.commits.has[r.id] && vv.commits.digest[r.id] == e.pp.Digest && (!ok || vv.view > view) {
+			view, ok = vv.view, true
+		}
+	}
+	if ok {
+		return view, ok
+	}
+	for _, vv := range e.byView {
+		sized := len(vv.commits.has) == r.q.N // not votes of another configuration's size
+		if sized && vv.commits.matching(e.pp.Digest) >= r.q.Commit() && (!ok || vv.view > view) {
 			view, ok = vv.view, true
 		}
 	}
@@ -151,7 +169,12 @@ func (r *Replica) stepCommitted(from int, m *Committed) error {
 	}
 	old := cl.commit[from]
 	if old.Replica >= 0 && old.View >= m.View {
-		return nil // one claim per peer and number: its first in the highest view
+		// One claim per peer and number: its first in the highest view. A repeated one
+		// still re-checks: the claims held may have become executable since they came, by
+		// numbers below them executed another way (a new view's pre-prepares), and the
+		// peers repeat their answers while this replica stays stuck.
+		r.executeCaughtUp()
+		return nil
 	}
 	cl.commit[from] = Commit{View: m.View, Seq: m.Seq, Digest: m.Digest, Replica: from}
 	if old.Replica >= 0 && old.Digest != m.Digest && !cl.claimed(old.Digest) {

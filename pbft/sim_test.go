@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand"
+	"slices"
 	"sort"
 	"testing"
 )
@@ -474,6 +475,21 @@ func (s *sim) run() bool {
 		}
 	}
 	return false
+}
+
+// seedsPlus are the seeds a scenario runs: 1 to seedCount(def), and the seeds the long
+// run (PBFT_LONG=1) found failing, so that the default run keeps checking them.
+func seedsPlus(def int, found ...int64) []int64 {
+	var seeds []int64
+	for seed := int64(1); seed <= int64(seedCount(def)); seed++ {
+		seeds = append(seeds, seed)
+	}
+	for _, seed := range found {
+		if !slices.Contains(seeds, seed) {
+			seeds = append(seeds, seed)
+		}
+	}
+	return seeds
 }
 
 // runUntil ticks until cond holds or limit more ticks pass.

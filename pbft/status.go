@@ -1,6 +1,9 @@
 package pbft
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Phase is how far one sequence number has got at one replica.
 type Phase uint8
@@ -187,13 +190,17 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 			r.send(from, &Checkpoint{Seq: r.lowWater, State: d, Replica: r.id})
 		}
 	}
+	r.resendUnstableCheckpoints(from, m.LowWater)
 	if m.View < r.view || !r.viewActive {
 		r.peerExec[from] = 0
 		return nil
 	}
-	if m.View > r.view {
+	passive := m.View > r.view
+	if passive {
 		// The peer asked for a view nobody else joined; it follows ours passively, so it
-		// still needs our messages. Its progress says nothing about our primary, though.
+		// still needs our messages. Its progress says nothing about our primary, though:
+		// counted, it would keep this replica from ever suspecting the primary
+		// (othersAhead) while too few replicas work in this view to make progress.
 		r.peerExec[from] = 0
 		m = &StatusMsg{View: r.view, LowWater: m.LowWater, LastExecuted: m.LastExecuted, Replica: m.Replica}
 	}
@@ -201,7 +208,9 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 	// since its last status it may be stuck on a number nobody executed yet, so then resend
 	// everything logged above its last executed.
 	progressed := m.LastExecuted > r.peerExec[from]
-	r.peerExec[from] = m.LastExecuted
+	if !passive {
+		r.peerExec[from] = m.LastExecuted
+	}
 	end := r.lastExec
 	if !progressed || end == 0 {
 		end = r.maxSeq
@@ -233,4 +242,26 @@ func (r *Replica) stepStatus(from int, m *StatusMsg) error {
 		}
 	}
 	return nil
+}
+
+// resendUnstableCheckpoints sends a peer whose stable checkpoint is below them this
+// replica's own checkpoints that are not stable here yet. A lost CHECKPOINT is otherwise
+// never sent again (the answer above sends only the stable one): replicas that each
+// missed another's could hold a checkpoint that never becomes stable at them, while the
+// few that have it stable truncated the commits below it, and a replica further behind
+// then got neither the commits nor f+1 claims of the checkpoint (PBFT_LONG seed 105 of
+// TestViewChangePrimaryCrashesMidViewChange, n=7). Its own checkpoints lie within its
+// window (LogWindow/CheckpointInterval of them, and a reconfiguration's): a few small
+// messages, each this replica's own, so safe to repeat.
+func (r *Replica) resendUnstableCheckpoints(to int, peerLow uint64) {
+	var seqs []uint64
+	for seq := range r.checkpoints.own {
+		if seq > r.lowWater && seq > peerLow {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs) // deterministic order
+	for _, seq := range seqs {
+		r.send(to, &Checkpoint{Seq: seq, State: r.checkpoints.own[seq], Replica: r.id})
+	}
 }

@@ -86,10 +86,14 @@ func TestViewChangeFByzantineBackups(t *testing.T) {
 // The primary of view 0 is cut off (a correct replica behind a partition); the primary of
 // view 1 crashes as soon as the view change starts, so the primary of view 2 takes over.
 // When the partition heals, the cut-off replica catches up.
+//
+// Seed 105 (n=7): checkpoint messages lost among the replicas ahead left the checkpoint at
+// 24 stable at two of them only, until each resent its own (status.go).
 func TestViewChangePrimaryCrashesMidViewChange(t *testing.T) {
 	for _, n := range []int{4, 7} {
 		t.Run(fmt.Sprint("n=", n), func(t *testing.T) {
-			for seed := int64(1); seed <= int64(seedCount(15)); seed++ {
+			found := map[int][]int64{7: {105}}
+			for _, seed := range seedsPlus(15, found[n]...) {
 				cfg := vcConfig(n, seed, nil)
 				healAt := 1500
 				cfg.partition = func(tick, from, to int) bool {
