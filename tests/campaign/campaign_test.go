@@ -64,7 +64,7 @@ func TestFaultCampaign(t *testing.T) {
 	s := seed(t)
 	out := outDir(t, fmt.Sprintf("faults-%d", s))
 	t.Logf("seed %d (replay: PBFT_CAMPAIGN_SEED=%d), duration %v, report in %s", s, s, duration, out)
-	// The membership stays (TestFaultCampaignReconfigures changes it), so NATS auth is on.
+	// The membership stays (TestFaultCampaignReconfigures changes it); NATS auth is on in both.
 	cfg := campaign.Config{Duration: duration, Seed: s, Faults: campaign.MemberFaults, Out: out, Logf: logf(t),
 		Workload: campaign.Workload{Clients: 8, Keys: 5}}
 	if !long { // short gaps and holds, so that a minute sees every kind of fault
@@ -81,6 +81,9 @@ func TestFaultCampaign(t *testing.T) {
 	t.Logf("report:\n%s", rep.Text())
 	if rep.Verdict != "pass" {
 		t.Fatalf("verdict %s: %s (report in %s)", rep.Verdict, rep.Why, out)
+	}
+	if !rep.NATSAuth {
+		t.Fatal("NATS auth off: want auth.conf's users and permissions")
 	}
 	if rep.Linearizable.Result != "Ok" || !rep.Converged {
 		t.Fatalf("linearizability %s, converged %v", rep.Linearizable.Result, rep.Converged)
