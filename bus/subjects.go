@@ -50,6 +50,12 @@ func checkToken(what, s string) error {
 	return nil
 }
 
+// CheckToken is checkToken for the packages that take ids and names from settings and
+// arguments (replica, client and administrator ids, the cluster): they travel as subject
+// tokens, so a bad one is refused where it enters, with an error wrapping
+// ErrInvalidToken that names what it is.
+func CheckToken(what, s string) error { return checkToken(what, s) }
+
 // checkKind is checkToken plus the reserved "to".
 func checkKind(kind string) error {
 	if kind == directToken {

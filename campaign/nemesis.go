@@ -98,13 +98,16 @@ type NemesisConfig struct {
 	// reconfigures, f' of the membership in force takes its place.
 	F int
 	// MaxMembers bounds the membership a grow makes (default: the initial size + 2);
-	// FreshID names the i-th replica added (default replica-<n+i>); ReconfigTimeout
+	// FreshIDs are the ids the replicas it adds take, in order, each once (nil:
+	// replica-<n+i> without end; with NATS auth, the replica users auth.conf has beyond
+	// the initial ones): once they are used up a grow or replace shrinks instead, and
+	// when the membership cannot shrink either, reconfigurations end; ReconfigTimeout
 	// bounds one reconfiguration, joiner start included (default 60 s); JoinTimeout
 	// bounds a joiner's catch-up after it (default 2 min: a joiner that misses the old
 	// members' checkpoint at the reconfiguration installs the next checkpoint of its
 	// configuration, which a slow cluster may take a minute to reach).
 	MaxMembers      int
-	FreshID         func(i int) string
+	FreshIDs        []string
 	ReconfigTimeout time.Duration
 	JoinTimeout     time.Duration
 	// Gap between faults and how long a fault is held, drawn uniformly.
@@ -138,9 +141,11 @@ type Nemesis struct {
 	members  []string        // the membership in force
 	reconfig bool            // the nemesis may reconfigure
 	// reconfiguring: a reconfiguration is under way (one at a time); fresh counts the
-	// replicas added.
+	// replicas added; reconfigEnd says why reconfigurations ended ("" while they go on).
 	reconfiguring bool
 	fresh         int
+	initial       int // the initial membership's size
+	reconfigEnd   string
 	events        []FaultEvent
 	maxFault      int // the most replicas faulty at once
 	wg            sync.WaitGroup
@@ -177,9 +182,6 @@ func NewNemesis(c Cluster, cfg NemesisConfig, since func() time.Duration) *Nemes
 	if cfg.MaxMembers <= 0 {
 		cfg.MaxMembers = len(members) + 2
 	}
-	if cfg.FreshID == nil {
-		cfg.FreshID = freshID(len(members))
-	}
 	if cfg.ReconfigTimeout <= 0 {
 		cfg.ReconfigTimeout = time.Minute
 	}
@@ -187,7 +189,7 @@ func NewNemesis(c Cluster, cfg NemesisConfig, since func() time.Duration) *Nemes
 		cfg.JoinTimeout = 2 * time.Minute
 	}
 	return &Nemesis{c: c, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6e656d65736973)), since: since,
-		busy: map[string]bool{}, freed: make(chan struct{}, 1), members: members, lead: lead,
+		busy: map[string]bool{}, freed: make(chan struct{}, 1), members: members, initial: len(members), lead: lead,
 		reconfig: slices.ContainsFunc(kinds, reconfigFault) || slices.ContainsFunc(lead, reconfigFault)}
 }
 
@@ -267,12 +269,20 @@ func (n *Nemesis) Run(ctx context.Context) {
 		} else if ctx.Err() != nil {
 			return
 		}
+		over := false
 		for !n.room(kind) {
+			if over = n.reconfigsOver(kind); over {
+				break
+			}
 			select {
 			case <-stop.Done():
 				return
 			case <-n.freed:
 			}
+		}
+		if over {
+			n.endReconfigs()
+			continue
 		}
 		if !wait(stop, n.draw(n.cfg.MinGap, n.cfg.MaxGap)) {
 			return

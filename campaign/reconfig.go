@@ -61,22 +61,30 @@ func (p reconfigPlan) target() string {
 	return s
 }
 
-// effective is the reconfiguration kind drawn, adapted to the membership in force: a
-// grow at MaxMembers shrinks instead, and a shrink that would leave f' = 0 (fewer than
-// 4 members, so no fault would be tolerated) grows instead. Called with mu held.
+// effective is the reconfiguration kind drawn, adapted to the membership in force and
+// the fresh ids left: a grow at MaxMembers shrinks instead, a shrink that would leave
+// f' = 0 (fewer than 4 members, so no fault would be tolerated) grows instead, and with
+// no fresh id left (NemesisConfig.FreshIDs) a grow or replace shrinks; whichever cannot
+// happen becomes a replace, and "" means no reconfiguration can. Called with mu held.
 func (n *Nemesis) effective(kind FaultKind) FaultKind {
 	size := len(n.members)
-	switch {
-	case kind == FaultGrow && size >= n.cfg.MaxMembers && fOf(size-1) >= 1:
-		return FaultShrink
-	case kind == FaultGrow && size >= n.cfg.MaxMembers:
-		return FaultReplace
-	case kind == FaultShrink && fOf(size-1) < 1 && size < n.cfg.MaxMembers:
-		return FaultGrow
-	case kind == FaultShrink && fOf(size-1) < 1:
-		return FaultReplace
+	join := n.cfg.FreshIDs == nil || n.fresh < len(n.cfg.FreshIDs)
+	grow, shrink := join && size < n.cfg.MaxMembers, fOf(size-1) >= 1
+	var order []FaultKind
+	switch kind {
+	case FaultGrow:
+		order = []FaultKind{FaultGrow, FaultShrink, FaultReplace}
+	case FaultShrink:
+		order = []FaultKind{FaultShrink, FaultGrow, FaultReplace}
+	case FaultReplace:
+		order = []FaultKind{FaultReplace, FaultShrink}
 	}
-	return kind
+	for _, k := range order {
+		if (k == FaultGrow && grow) || (k == FaultShrink && shrink) || (k == FaultReplace && join) {
+			return k
+		}
+	}
+	return ""
 }
 
 // grows is how many members a reconfiguration of kind adds (-1: removes one).
@@ -94,12 +102,44 @@ func grows(kind FaultKind) int {
 // way, and the faulty replicas plus the one it counts (a joiner catching up, a member
 // leaving) stay within f' of the membership before and after it. Called with mu held.
 func (n *Nemesis) reconfigRoom(kind FaultKind) bool {
-	if n.reconfiguring {
+	k := n.effective(kind)
+	if n.reconfiguring || k == "" {
 		return false
 	}
 	size := len(n.members)
-	after := size + grows(n.effective(kind))
+	after := size + grows(k)
 	return n.faulty+1 <= min(fOf(size), fOf(after))
+}
+
+// reconfigsOver reports whether a reconfiguration of kind can never happen: none is under
+// way (which could change the membership), and the membership can neither take a fresh
+// id nor shrink. No other fault changes the membership, so this lasts.
+func (n *Nemesis) reconfigsOver(kind FaultKind) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return reconfigFault(kind) && !n.reconfiguring && n.effective(kind) == ""
+}
+
+// endReconfigs drops the reconfigurations from the kinds still to draw (Run's
+// goroutine owns them), says why, and keeps the reason for the report.
+func (n *Nemesis) endReconfigs() {
+	keep := func(ks []FaultKind) []FaultKind {
+		return slices.DeleteFunc(ks, reconfigFault)
+	}
+	n.cfg.Faults, n.deck, n.lead = keep(n.cfg.Faults), keep(n.deck), keep(n.lead)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.reconfigEnd = fmt.Sprintf("reconfigurations ended at %.3fs: every fresh id %v was taken (a joiner's id is never reused) and %d members cannot shrink without leaving f'=0",
+		n.since().Seconds(), n.cfg.FreshIDs, len(n.members))
+	n.cfg.Logf("nemesis %s", n.reconfigEnd)
+}
+
+// ReconfigEnd says why the nemesis stopped reconfiguring before the fault phase ended
+// ("" when it did not).
+func (n *Nemesis) ReconfigEnd() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.reconfigEnd
 }
 
 // planReconfig chooses the change and reserves its replicas (the joiner counts as
@@ -124,7 +164,7 @@ func (n *Nemesis) planReconfig(kind FaultKind) (reconfigPlan, bool) {
 		p.leave = candidates[n.rng.IntN(len(candidates))]
 	}
 	if p.kind != FaultShrink {
-		p.join = n.cfg.FreshID(n.fresh)
+		p.join = n.freshID()
 		n.fresh++
 	}
 	for _, id := range n.members {
@@ -238,10 +278,13 @@ func (n *Nemesis) Members() []string {
 	return slices.Clone(n.members)
 }
 
-// freshID names the i-th replica a campaign adds: replica-<n+i> after replica-0 ...
-// replica-<n-1>.
-func freshID(initial int) func(int) string {
-	return func(i int) string { return fmt.Sprintf("replica-%d", initial+i) }
+// freshID names the next replica the nemesis adds: FreshIDs in order, or without them
+// replica-<n+i> after the initial replica-0 ... replica-<n-1>. Called with mu held.
+func (n *Nemesis) freshID() string {
+	if n.cfg.FreshIDs != nil {
+		return n.cfg.FreshIDs[n.fresh]
+	}
+	return fmt.Sprintf("replica-%d", n.initial+n.fresh)
 }
 
 // reconfigSummary is one line per reconfiguration for the report.

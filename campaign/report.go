@@ -94,6 +94,7 @@ type Report struct {
 	Duration time.Duration `json:"duration_ns"`
 	// NATSServers and FaultKinds (what the nemesis drew from) complete the rerun line.
 	NATSServers int           `json:"nats_servers,omitempty"`
+	NATSAuth    bool          `json:"nats_auth"` // NATS with deploy/k8s/nats/auth.conf's users and permissions
 	FaultKinds  []FaultKind   `json:"fault_kinds,omitempty"`
 	Think       time.Duration `json:"think_ns,omitempty"`
 	// ByzantineFault is what the f+1 replicas did in byzantine mode.
@@ -190,7 +191,11 @@ func (r *Report) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "PBFT fault campaign: %s\n", strings.ToUpper(r.Verdict))
 	fmt.Fprintf(&b, "  seed %d (rerun: %s)\n", r.Seed, r.Rerun())
-	fmt.Fprintf(&b, "  mode %s, n=%d f=%d, started %s\n", r.Mode, r.Nodes, r.F, r.StartedAt.UTC().Format(time.RFC3339))
+	auth := "off"
+	if r.NATSAuth {
+		auth = "on (deploy/k8s/nats/auth.conf)"
+	}
+	fmt.Fprintf(&b, "  mode %s, n=%d f=%d, NATS auth %s, started %s\n", r.Mode, r.Nodes, r.F, auth, r.StartedAt.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "  why: %s\n", r.Why)
 	fmt.Fprintf(&b, "\nOperations: %d total, %d ok, %d failed, %d indeterminate\n", r.Ops.Total, r.Ops.OK, r.Ops.Fail, r.Ops.Indeterminate)
 	for _, k := range []Kind{KindSet, KindGet, KindDel} {

@@ -47,6 +47,7 @@ func TestJudgeAndWrite(t *testing.T) {
 
 	dir := t.TempDir()
 	r = clean()
+	r.NATSAuth = true
 	judge(r, Config{Nodes: 4})
 	if err := r.Write(dir, []Op{{Kind: KindGet, Key: "k0", Status: StatusOK}}); err != nil {
 		t.Fatal(err)
@@ -56,11 +57,12 @@ func TestJudgeAndWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &back); err != nil || back.Verdict != "pass" || back.Seed != 9 || len(back.Faults) != 1 {
+	if err := json.Unmarshal(b, &back); err != nil || back.Verdict != "pass" || back.Seed != 9 || len(back.Faults) != 1 || !back.NATSAuth {
 		t.Fatalf("report.json: %v %+v", err, back)
 	}
 	txt, err := os.ReadFile(filepath.Join(dir, "report.txt"))
-	if err != nil || !strings.Contains(string(txt), "PBFT fault campaign: PASS") || !strings.Contains(string(txt), "kill       replica-1") {
+	if err != nil || !strings.Contains(string(txt), "PBFT fault campaign: PASS") || !strings.Contains(string(txt), "kill       replica-1") ||
+		!strings.Contains(string(txt), "NATS auth on (deploy/k8s/nats/auth.conf)") {
 		t.Fatalf("report.txt: %v\n%s", err, txt)
 	}
 	var hist []Op

@@ -25,8 +25,11 @@ type Config struct {
 	F                int
 	MinGap, MaxGap   time.Duration
 	MinHold, MaxHold time.Duration
-	// MaxNodes bounds the membership the grow reconfigurations make (default Nodes+2).
+	// MaxNodes bounds the membership the grow reconfigurations make (default Nodes+2);
+	// FreshIDs are the ids the replicas they add take, each once (NemesisConfig.FreshIDs;
+	// nil: replica-<Nodes+i> without end).
 	MaxNodes int
+	FreshIDs []string
 	// Byzantine marks the f+1 mode: more replicas are Byzantine than PBFT tolerates,
 	// and the run passes only if the checks notice. Colluding names them (for the
 	// report); the nemesis is off.
@@ -35,8 +38,10 @@ type Config struct {
 	// ByzantineFault is what the f+1 replicas do: FaultForge (default; colluding
 	// forgers), FaultEquivocate or FaultSilent (the built-in behaviours).
 	ByzantineFault FaultKind
-	// NATSServers is for the report (RunTopology sets it).
+	// NATSServers and NATSAuth (NATS with auth.conf's users and permissions) are for
+	// the report (RunTopology sets them).
 	NATSServers int
+	NATSAuth    bool
 	// ClientTimeout bounds one HTTP request (default 10 s).
 	ClientTimeout   time.Duration
 	CheckTimeout    time.Duration // porcupine (default 2 min)
@@ -125,7 +130,7 @@ func Run(ctx context.Context, cfg Config, gatewayURL string, cluster Cluster) (*
 		mode = "byzantine-f+1 (" + string(cfg.ByzantineFault) + ")"
 	}
 	rep := &Report{Seed: cfg.Seed, Mode: mode, Nodes: cfg.Nodes, F: (cfg.Nodes - 1) / 3, Clients: cfg.Workload.Clients,
-		Keys: cfg.Workload.Keys, Duration: cfg.Duration, FaultCounts: map[FaultKind]int{}, NATSServers: cfg.NATSServers,
+		Keys: cfg.Workload.Keys, Duration: cfg.Duration, FaultCounts: map[FaultKind]int{}, NATSServers: cfg.NATSServers, NATSAuth: cfg.NATSAuth,
 		Think: cfg.Workload.Think}
 	if !cfg.Byzantine {
 		rep.FaultKinds = cfg.Faults
@@ -162,7 +167,7 @@ func Run(ctx context.Context, cfg Config, gatewayURL string, cluster Cluster) (*
 		cfg.settle = kv.WaitCaughtUp
 	}
 	if cluster != nil && len(cfg.Faults)+len(cfg.Lead) > 0 && !cfg.Byzantine {
-		nem = NewNemesis(cluster, NemesisConfig{Seed: cfg.Seed, Faults: cfg.Faults, Lead: cfg.Lead, F: cfg.F, MaxMembers: cfg.MaxNodes,
+		nem = NewNemesis(cluster, NemesisConfig{Seed: cfg.Seed, Faults: cfg.Faults, Lead: cfg.Lead, F: cfg.F, MaxMembers: cfg.MaxNodes, FreshIDs: cfg.FreshIDs,
 			MinGap: cfg.MinGap, MaxGap: cfg.MaxGap, MinHold: cfg.MinHold, MaxHold: cfg.MaxHold,
 			Settle: cfg.settle, SettleTimeout: cfg.SettleTimeout, Abort: ctx, Logf: cfg.Logf}, h.Now)
 		faultCtx, stopFaults := context.WithTimeout(ctx, cfg.Duration-cfg.After)
@@ -221,6 +226,9 @@ func Run(ctx context.Context, cfg Config, gatewayURL string, cluster Cluster) (*
 	if nem != nil {
 		rep.Faults = nem.Events()
 		rep.MaxFaulty = nem.MaxFaulty()
+		if end := nem.ReconfigEnd(); end != "" {
+			rep.Notes = append(rep.Notes, end)
+		}
 	}
 	if len(standing) > 0 {
 		rep.Faults = append(rep.Faults, standing...)

@@ -18,8 +18,11 @@ var _ Cluster = (*topology.Topology)(nil)
 type TopologyOptions struct {
 	Nodes       int // replicas (default 4)
 	NATSServers int // 1 or 3 (default 3)
-	// Auth runs NATS with the production users and permissions; it needs the replica
-	// ids replica-0..replica-3, so only n=4. Default: on for n=4.
+	// Auth runs NATS with the production users and permissions
+	// (deploy/k8s/nats/auth.conf). Default: on when auth.conf has a user for every
+	// replica id (n <= 8). The replicas reconfigurations add then take the ids it has
+	// users for beyond the initial ones (replica-<n> ... replica-7), each once, as the
+	// deploy guide's StatefulSet does.
 	Auth *bool
 	// Dir keeps keys, data and logs ("" means a temporary directory, removed).
 	Dir  string
@@ -48,25 +51,29 @@ func RunTopology(ctx context.Context, cfg Config, o TopologyOptions) (*Report, e
 	if o.NATSServers == 0 {
 		o.NATSServers = 3
 	}
-	auth := o.Nodes == 4
-	if o.Auth != nil {
-		auth = *o.Auth
-	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
-	// Reconfigurations need the administrator's key pair and fresh replica ids, for which
-	// auth.conf has no NATS users: such a run goes without NATS auth.
+	ids := ReplicaIDs(o.Nodes)
+	users, err := topology.AuthReplicaIDs()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	auth := len(users) >= len(ids) && slices.Equal(users[:len(ids)], ids)
+	if o.Auth != nil {
+		auth = *o.Auth
+	}
+	// Reconfigurations need the administrator (its key pair and NATS user "admin") and
+	// fresh replica ids: with auth, the replica users of auth.conf not yet taken.
 	reconf := !cfg.Byzantine && (slices.ContainsFunc(cfg.Faults, reconfigFault) || slices.ContainsFunc(cfg.Lead, reconfigFault))
 	var clients, extraEnv []string
 	if reconf {
-		if auth {
-			o.Logf("campaign: reconfigurations among the faults: NATS auth off (auth.conf has no users for new replica ids)")
-		}
-		auth = false
 		clients, extraEnv = []string{AdminID}, []string{"PBFT_ADMIN_ID=" + AdminID}
+		if auth {
+			cfg.FreshIDs = slices.DeleteFunc(slices.Clone(users), func(id string) bool { return slices.Contains(ids, id) })
+		}
 	}
-	cfg.Nodes, cfg.NATSServers = o.Nodes, o.NATSServers
+	cfg.Nodes, cfg.NATSServers, cfg.NATSAuth = o.Nodes, o.NATSServers, auth
 	if cfg.Logf == nil {
 		cfg.Logf = o.Logf
 	}
@@ -85,7 +92,6 @@ func RunTopology(ctx context.Context, cfg Config, o TopologyOptions) (*Report, e
 			return nil, err
 		}
 	}
-	ids := ReplicaIDs(o.Nodes)
 	env := slices.Concat([]string{"PBFT_LOG_LEVEL=info"}, extraEnv, o.Env)
 	top, err := topology.Start(ctx, bins, topology.Options{Dir: dir, NATSServers: o.NATSServers, Replicas: ids,
 		Cluster: "pbft", Auth: auth, DataDirs: true, ProxyNATS: true, GatewayHTTP: true, Env: env, Clients: clients, Logf: o.Logf})

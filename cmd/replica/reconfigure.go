@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/client"
 	"github.com/pbft-nats/pbft/pbft/config"
@@ -51,9 +52,14 @@ func reconfigure(args []string, stdout io.Writer) error {
 	if err := pbft.ValidateMembers(next); err != nil {
 		return fmt.Errorf("reconfigure: the new membership: %v\n%s", err, reconfigureUsage)
 	}
+	for _, id := range next { // before anything connects: ids travel in NATS subjects
+		if err := bus.CheckToken("replica id", id); err != nil {
+			return fmt.Errorf("reconfigure: the new membership: %v: a replica id must be one NATS subject token (no '.', '*', '>', whitespace or control characters)", err)
+		}
+	}
 	s, err := config.Load()
 	if err != nil {
-		return err
+		return fmt.Errorf("reconfigure: %w", err)
 	}
 	switch {
 	case s.AdminID == "":

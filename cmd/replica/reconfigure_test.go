@@ -28,6 +28,14 @@ func TestReconfigureUsageAndErrors(t *testing.T) {
 		{nil, []string{"reconfigure", "n1,n2,n1"}, "twice"}, // a comma-separated list is split
 		{nil, []string{"reconfigure", "n1,,n2"}, "the new membership"},
 		{nil, []string{"reconfigure", "-bogus", "n1"}, "flag provided but not defined"},
+		// Refused before anything connects (PBFT_NATS_URL points nowhere: a connection
+		// attempt would fail otherwise).
+		{[]string{"PBFT_ADMIN_ID=admin", "PBFT_NATS_URL=nats://127.0.0.1:1", "PBFT_NODE_IDS=n1,n2,n3", "PBFT_KEYS_DIR=" + t.TempDir()},
+			[]string{"reconfigure", "n1", "n2", "n3", "a.b"}, `replica id "a.b": a replica id must be one NATS subject token`},
+		{nil, []string{"reconfigure", "n1,n2,n3,n*"}, `replica id "n*"`},
+		{nil, []string{"reconfigure", "n1", "n2", "n3", "n\x014"}, `replica id "n\x014"`},
+		{[]string{"PBFT_ADMIN_ID=admin", "PBFT_NATS_URL=nats://127.0.0.1:1", "PBFT_NODE_IDS=n1,a.b", "PBFT_KEYS_DIR=" + t.TempDir()},
+			[]string{"reconfigure", "n1"}, `PBFT_NODE_IDS entry "a.b": must be one NATS subject token`},
 		{[]string{"PBFT_ADMIN_ID="}, []string{"reconfigure", "n1", "n2"}, "PBFT_ADMIN_ID is not set"},
 		{[]string{"PBFT_ADMIN_ID=admin", "PBFT_NATS_URL="}, []string{"reconfigure", "n1"}, "PBFT_NATS_URL, PBFT_NODE_IDS and PBFT_KEYS_DIR are required"},
 		{[]string{"PBFT_ADMIN_ID=admin", "PBFT_NATS_URL=nats://127.0.0.1:1", "PBFT_NODE_IDS=n1,n2", "PBFT_KEYS_DIR=" + t.TempDir()},

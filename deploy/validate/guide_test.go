@@ -102,6 +102,7 @@ func TestGuideStepsBite(t *testing.T) {
 		{name: "scale down before reconfiguring", old: shrink, new: shrink + "kubectl -n pbft scale statefulset/replica --replicas=4\n", want: "removes replica-7, a member of the configuration in force"},
 		{name: "joiners started before next names them", old: growNext + growScale, new: growScale + growNext, want: "pod replica-5 is in neither initial"},
 		{name: "the Job before the joiners run", old: growScale, new: "", want: "next names replica-5, which does not run"},
+		{name: "a new key for an id that was a member", old: "needed nowhere any more\n", new: "needed nowhere any more\ngo run ./cmd/replica keygen -dir keys replica-0\n", want: "a new key pair for replica-0, which was a member"},
 		{name: "members not the membership in force", old: `-p '{"data":{"members":"replica-1,replica-2,replica-3,replica-4"}}'`, new: `-p '{"data":{"members":"replica-0,replica-1,replica-2,replica-3,replica-4"}}'`, want: "is not the membership in force"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,6 +29,9 @@ type guideState struct {
 	readNext map[string]string // pod -> the list it joins, as read at its start
 	inForce  []string          // the membership in force
 	job      bool              // the administrator's Job exists
+	// members are the ids that were ever members of a running configuration: the
+	// replicas keep their keys, so none may get a new key pair (it takes a new id).
+	members map[string]bool
 }
 
 // guideModel is what the checks need of the manifests.
@@ -67,7 +70,8 @@ func CheckGuideSteps(name, markdown string, objs []Object) []string {
 		}
 	}
 	st := &guideState{files: map[string]map[string]bool{}, secrets: map[string]map[string]bool{},
-		lists: map[string][]string{}, start: int(m.sts.start), replicas: int(m.sts.replicas), readNext: map[string]string{}}
+		lists: map[string][]string{}, start: int(m.sts.start), replicas: int(m.sts.replicas), readNext: map[string]string{},
+		members: map[string]bool{}}
 	for k, v := range cm {
 		st.lists[k] = splitList(v)
 	}
@@ -265,8 +269,11 @@ func (st *guideState) keygen(args []string, report func(string, ...any)) {
 		}
 	}
 	for _, id := range ids {
-		if st.dir(dir)[id+".key"] && !force {
+		switch {
+		case st.dir(dir)[id+".key"] && !force:
 			report("keygen refuses to replace %s/%s.key (and a new key for a known id would not be believed)", dir, id)
+		case st.members[id]:
+			report("a new key pair for %s, which was a member: the replicas keep the key of every id they have known and would not believe it (a new key takes a new id)", id)
 		}
 		st.dir(dir)[id+".key"], st.dir(dir)[id+".pub"] = true, true
 	}
@@ -439,6 +446,9 @@ func (m *guideModel) apply(st *guideState, dir string, report func(string, ...an
 		for _, pod := range m.pods(st.start, st.replicas) {
 			m.startReplica(st, pod, report)
 		}
+		for _, id := range st.inForce {
+			st.members[id] = true
+		}
 	}
 }
 
@@ -471,4 +481,7 @@ func (m *guideModel) runJob(st *guideState, report func(string, ...any)) {
 		}
 	}
 	st.inForce = slices.Clone(next)
+	for _, id := range next {
+		st.members[id] = true
+	}
 }

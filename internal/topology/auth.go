@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -54,6 +55,52 @@ func (t *Topology) setupAuth(principals []string) error {
 		t.natsEnv = append(t.natsEnv, PasswordEnv(id)+"="+t.passwords[id])
 	}
 	return os.WriteFile(filepath.Join(t.dir, "nats", "auth.conf"), conf, 0o644)
+}
+
+// AuthReplicaIDs are the replica users of auth.conf (replica-<i>), by ordinal: the ids
+// a deployment with its users may run, those it starts with and those that join later
+// (deploy/README.md, Changing the membership: each id joins once, ids are never reused).
+func AuthReplicaIDs() ([]string, error) {
+	src, err := AuthConfPath()
+	if err != nil {
+		return nil, err
+	}
+	conf, err := os.ReadFile(src)
+	if err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	var ids []string
+	ordinal := map[string]int{}
+	for _, m := range authUser.FindAllStringSubmatch(string(conf), -1) {
+		if n, ok := replicaOrdinal(m[1]); ok {
+			ids = append(ids, m[1])
+			ordinal[m[1]] = n
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int { return ordinal[a] - ordinal[b] })
+	return ids, nil
+}
+
+// replicaOrdinal is i of "replica-<i>" (the StatefulSet's pod names).
+func replicaOrdinal(id string) (int, bool) {
+	s, ok := strings.CutPrefix(id, "replica-")
+	if !ok || s == "" || (len(s) > 1 && s[0] == '0') {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 0
+}
+
+// authUserOf refuses an id that has no user in auth.conf (so no password): with Auth
+// a process of that id could not connect.
+func (t *Topology) authUserOf(id string) error {
+	if !t.o.Auth {
+		return nil
+	}
+	if _, ok := t.passwords[id]; !ok {
+		return fmt.Errorf("topology: auth.conf has no NATS user %q (a replica added later takes an id it has a user for: AuthReplicaIDs)", id)
+	}
+	return nil
 }
 
 // AuthConfPath returns the path of deploy/k8s/nats/auth.conf in this module.

@@ -124,3 +124,37 @@ func TestPasswordEnv(t *testing.T) {
 		}
 	}
 }
+
+// The replica users of auth.conf, by ordinal: the four a deployment starts with and the
+// four deploy/README.md's changes add (the pool a campaign's joiners take ids from).
+func TestAuthReplicaIDs(t *testing.T) {
+	ids, err := AuthReplicaIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := authPrincipals[:8]; !slices.Equal(ids, want) {
+		t.Fatalf("AuthReplicaIDs() = %q, want %q", ids, want)
+	}
+	for id, want := range map[string]bool{"replica-0": true, "replica-12": true, "replica-": false, "replica-01": false,
+		"replica--1": false, "replica-x": false, "gateway": false, "n1": false} {
+		if _, ok := replicaOrdinal(id); ok != want {
+			t.Errorf("replicaOrdinal(%q) ok = %v, want %v", id, ok, want)
+		}
+	}
+}
+
+// With Auth a replica added later needs a user of auth.conf (Start gave every user a
+// password); without Auth any id will do.
+func TestAddReplicaNeedsAnAuthUser(t *testing.T) {
+	top := &Topology{o: Options{Auth: true}, passwords: map[string]string{"replica-4": "pw"}}
+	if err := top.authUserOf("replica-4"); err != nil {
+		t.Errorf("replica-4, a user of auth.conf: %v", err)
+	}
+	if err := top.authUserOf("replica-8"); err == nil || !strings.Contains(err.Error(), `no NATS user "replica-8"`) {
+		t.Errorf("replica-8, no user of auth.conf: %v", err)
+	}
+	top.o.Auth = false
+	if err := top.authUserOf("n5"); err != nil {
+		t.Errorf("without Auth: %v", err)
+	}
+}

@@ -50,7 +50,8 @@
 //     nats-server's environment, and each process connects as its own user
 //     (nats://id:password@...). auth.conf fixes the cluster name "pbft", the replica ids
 //     replica-0 ... replica-7 and the gateway id "gateway", so Start refuses other names
-//     with Auth.
+//     with Auth, and AddReplica takes only a replica id it has a user for
+//     (AuthReplicaIDs), as the pods a StatefulSet adds.
 //   - Replicas: PBFT_NODE_ID, PBFT_NODE_IDS, PBFT_CLUSTER, PBFT_NATS_URL (every server,
 //     or its own proxy with ProxyNATS), PBFT_HTTP_ADDR (a free port: ReplicaHTTP), with
 //     DataDirs PBFT_DATA_DIR=Dir/data/<id>, then Options.Env. Start waits until every

@@ -2,7 +2,6 @@ package topology
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,11 +12,12 @@ import (
 // reconfiguration: it writes its key pair into KeysDir (unless there) and gives it the
 // settings of the others (a free HTTP port, a data dir with DataDirs, Options.Env).
 // StartReplica then starts it, with extra settings such as PBFT_JOIN=on and the
-// PBFT_NODE_IDS it joins (the later value of a variable wins). Not with Auth, whose
-// users name the replicas auth.conf fixes.
+// PBFT_NODE_IDS it joins (the later value of a variable wins). With Auth, id must be a
+// user of auth.conf that Start did not run (AuthReplicaIDs: replica-4 ... replica-7 after
+// replica-0 ... replica-3), as a pod the StatefulSet adds is.
 func (t *Topology) AddReplica(ctx context.Context, id string) error {
-	if t.o.Auth {
-		return errors.New("topology: AddReplica with Auth: auth.conf has no user for a new replica")
+	if err := t.authUserOf(id); err != nil {
+		return err
 	}
 	t.mu.Lock()
 	_, exists := t.replicas[id]

@@ -41,8 +41,9 @@ type Options struct {
 	// Env holds extra PBFT_ settings (NAME=value) for every replica and the gateway; they
 	// override the topology's own.
 	Env []string
-	// Clients are extra client ids that get a key pair (and with Auth would need a NATS
-	// user), for gateways started with StartStdioGateway.
+	// Clients are extra client ids that get a key pair (with Auth each needs a user in
+	// auth.conf, e.g. "admin"), for gateways started with StartStdioGateway and the
+	// administrator's client.
 	Clients []string
 	// Logf receives progress messages; nil discards them.
 	Logf func(format string, args ...any)

@@ -16,6 +16,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go"
 
+	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/trace"
 )
@@ -105,12 +106,13 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%w: PBFT_STDIO_WINDOW %d: want 1 to %d", ErrInvalid, s.StdioWindow, maxStdioWindow)
 	case s.RequestTimeout <= 0:
 		return fmt.Errorf("%w: PBFT_REQUEST_TIMEOUT must be positive", ErrInvalid)
-	case strings.ContainsAny(s.Cluster, ".*> ") || s.Cluster == "":
-		return fmt.Errorf("%w: PBFT_CLUSTER %q must be one NATS subject token", ErrInvalid, s.Cluster)
 	case bool(s.Join) && s.AdminID == "":
 		return fmt.Errorf("%w: PBFT_JOIN=on needs PBFT_ADMIN_ID: a joiner waits for the administrator's reconfiguration", ErrInvalid)
 	case s.AdminID != "" && (s.AdminID == s.NodeID || slices.Contains(s.NodeIDs, s.AdminID)):
 		return fmt.Errorf("%w: PBFT_ADMIN_ID %q is a replica's id: the administrator is an identity of its own", ErrInvalid, s.AdminID)
+	}
+	if err := s.checkTokens(); err != nil {
+		return err
 	}
 	if _, err := pbft.ParseFault(s.Fault); err != nil {
 		return fmt.Errorf("%w: PBFT_FAULT: %v", ErrInvalid, err)
@@ -122,6 +124,31 @@ func (s Settings) Validate() error {
 	p.N, p.App = 1, nopApp{}
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+// checkTokens refuses a cluster name or id that is not one NATS subject token: each
+// travels in subjects (pbft.<cluster>.<kind>.<sender>), and NATS auth permissions name
+// them, so a '.', '*', '>', whitespace or control character would address others.
+func (s Settings) checkTokens() error {
+	type token struct{ name, v string }
+	toks := []token{{"PBFT_CLUSTER", s.Cluster}}
+	for _, t := range []token{{"PBFT_NODE_ID", s.NodeID}, {"PBFT_CLIENT_ID", s.ClientID}, {"PBFT_ADMIN_ID", s.AdminID}} {
+		if t.v != "" { // unset: each command says whether it needs it
+			toks = append(toks, t)
+		}
+	}
+	for _, id := range s.NodeIDs {
+		toks = append(toks, token{"PBFT_NODE_IDS entry", id})
+	}
+	for _, id := range s.InitialIDs {
+		toks = append(toks, token{"PBFT_INITIAL_IDS entry", id})
+	}
+	for _, t := range toks {
+		if err := bus.CheckToken(t.name, t.v); err != nil {
+			return fmt.Errorf("%w: %v: must be one NATS subject token (no '.', '*', '>', whitespace or control characters)", ErrInvalid, err)
+		}
 	}
 	return nil
 }

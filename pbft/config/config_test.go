@@ -47,6 +47,15 @@ func TestValidateRejects(t *testing.T) {
 		"stdio window past the writer":   func(s *Settings) { s.StdioWindow = 257 },
 		"join without an administrator":  func(s *Settings) { s.Join = true },
 		"a replica as the administrator": func(s *Settings) { s.NodeIDs, s.AdminID = []string{"a", "b"}, "b" },
+		// Ids travel as NATS subject tokens.
+		"node id with a dot":          func(s *Settings) { s.NodeID = "a.b" },
+		"node ids with a wildcard":    func(s *Settings) { s.NodeIDs = []string{"n1", "n*"} },
+		"node ids with an empty id":   func(s *Settings) { s.NodeIDs = []string{"n1", ""} },
+		"node ids with a space":       func(s *Settings) { s.NodeIDs = []string{"n 1"} },
+		"initial ids with a >":        func(s *Settings) { s.InitialIDs = []string{"n1", "n>"} },
+		"administrator with a tab":    func(s *Settings) { s.AdminID = "ad\tmin" },
+		"client with a control char":  func(s *Settings) { s.ClientID = "gw\x01" },
+		"client id with invalid utf8": func(s *Settings) { s.ClientID = "gw\xff" },
 	} {
 		s := Default()
 		mutate(&s)
@@ -57,6 +66,27 @@ func TestValidateRejects(t *testing.T) {
 	t.Setenv("PBFT_CHECKPOINT_INTERVAL", "many")
 	if _, err := Load(); !errors.Is(err, ErrInvalid) {
 		t.Errorf("unparsable variable: got %v", err)
+	}
+}
+
+// An id that is not one NATS subject token is refused at load with an error that names
+// the variable and the id (the replica would otherwise look for a public key of a
+// replica "a.b", and a client would wait on subjects nobody can publish to).
+func TestLoadRefusesIDsThatAreNotSubjectTokens(t *testing.T) {
+	for name, v := range map[string]string{"PBFT_NODE_IDS": "n1,a.b,n3,n4", "PBFT_NODE_ID": "n*", "PBFT_ADMIN_ID": "ad min",
+		"PBFT_INITIAL_IDS": "n1,,n3", "PBFT_CLIENT_ID": "gw>"} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, v)
+			_, err := Load()
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "one NATS subject token") {
+				t.Fatalf("%s=%q: %v", name, v, err)
+			}
+		})
+	}
+	t.Setenv("PBFT_NODE_IDS", "replica-0,replica-1,n_2,Ñ3")
+	t.Setenv("PBFT_ADMIN_ID", "admin")
+	if _, err := Load(); err != nil {
+		t.Fatalf("valid ids: %v", err)
 	}
 }
 

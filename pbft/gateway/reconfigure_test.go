@@ -43,3 +43,32 @@ func TestReconfigureToAnIDThatIsNotASubjectToken(t *testing.T) {
 		t.Errorf("the membership changed: want seq 1 with 4 replies, got %s", lines[3])
 	}
 }
+
+// An init whose node_ids hold an id that is not a subject token is malformed (error 12,
+// as for pbft_reconfigure), not a cluster that could not start (11), and starts nothing:
+// a correct init afterwards works.
+func TestInitWithAnIDThatIsNotASubjectToken(t *testing.T) {
+	in := `{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","a.b","n3","n4"]}}
+{"src":"c0","dest":"n1","body":{"type":"init","msg_id":2,"node_id":"n1","node_ids":["n1","n2","n3","n\u0001"]}}
+{"src":"c0","dest":"n1","body":{"type":"init","msg_id":3,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}
+`
+	lines := strings.Split(strings.TrimSpace(runStdio(t, []byte(in))), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want 3 answers, got %d:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	for i, l := range lines[:2] {
+		var a struct {
+			Body struct {
+				Type, Text string
+				Code       int
+			}
+		}
+		if err := json.Unmarshal([]byte(l), &a); err != nil || a.Body.Type != "error" || a.Body.Code != CodeMalformed ||
+			!strings.Contains(a.Body.Text, "subject token") {
+			t.Errorf("answer %d: want error 12 naming the subject token, got %s (%v)", i, l, err)
+		}
+	}
+	if !strings.Contains(lines[2], `"init_ok"`) {
+		t.Errorf("a correct init after the refused ones: %s", lines[2])
+	}
+}

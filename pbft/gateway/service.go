@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/gateway/jsonl"
@@ -83,6 +84,9 @@ func (s *Service) Init(l *jsonl.Line) error {
 	for _, x := range ids {
 		if x == "" || seen[x] {
 			return protoErr(CodeMalformed, "node_ids must be distinct non-empty strings")
+		}
+		if err := bus.CheckToken("node id", x); err != nil { // ids travel in NATS subjects
+			return protoErr(CodeMalformed, "%v: a replica id must be a NATS subject token (no '.', whitespace, '*' or '>')", err)
 		}
 		seen[x] = true
 	}

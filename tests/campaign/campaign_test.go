@@ -64,7 +64,7 @@ func TestFaultCampaign(t *testing.T) {
 	s := seed(t)
 	out := outDir(t, fmt.Sprintf("faults-%d", s))
 	t.Logf("seed %d (replay: PBFT_CAMPAIGN_SEED=%d), duration %v, report in %s", s, s, duration, out)
-	// The membership stays (TestFaultCampaignReconfigures changes it), so NATS auth is on.
+	// The membership stays (TestFaultCampaignReconfigures changes it); NATS auth is on in both.
 	cfg := campaign.Config{Duration: duration, Seed: s, Faults: campaign.MemberFaults, Out: out, Logf: logf(t),
 		Workload: campaign.Workload{Clients: 8, Keys: 5}}
 	if !long { // short gaps and holds, so that a minute sees every kind of fault
@@ -81,6 +81,9 @@ func TestFaultCampaign(t *testing.T) {
 	t.Logf("report:\n%s", rep.Text())
 	if rep.Verdict != "pass" {
 		t.Fatalf("verdict %s: %s (report in %s)", rep.Verdict, rep.Why, out)
+	}
+	if !rep.NATSAuth {
+		t.Fatal("NATS auth off: want auth.conf's users and permissions")
 	}
 	if rep.Linearizable.Result != "Ok" || !rep.Converged {
 		t.Fatalf("linearizability %s, converged %v", rep.Linearizable.Result, rep.Converged)
@@ -197,7 +200,10 @@ func runByzantine(t *testing.T, fault campaign.FaultKind, d time.Duration) *camp
 // final configuration's members converge, read alike and report one state digest: a
 // joiner that refuses the pre-prepares of requests the gateway authenticated before it
 // knew the joiner, or that the cluster left behind as it went idle, catches up without a
-// next checkpoint (pbft/catchup.go). About 30 s of clients.
+// next checkpoint (pbft/catchup.go). NATS runs with the production auth.conf, as
+// deployed: the joiners take the replica ids it has users for beyond the initial four
+// (replica-4 ... replica-7, the deploy guide's StatefulSet ordinals), each once, and the
+// administrator connects as its user "admin". About 30 s of clients.
 func TestFaultCampaignReconfigures(t *testing.T) {
 	s := seed(t)
 	out := outDir(t, fmt.Sprintf("reconfigure-%d", s))
@@ -216,11 +222,21 @@ func TestFaultCampaignReconfigures(t *testing.T) {
 		t.Fatalf("verdict %s: %s (linearizability %s, converged %v, digests equal %v; report in %s)",
 			rep.Verdict, rep.Why, rep.Linearizable.Result, rep.Converged, rep.DigestsEqual, out)
 	}
+	if !rep.NATSAuth {
+		t.Fatal("NATS auth off: want the reconfigurations under auth.conf's users and permissions")
+	}
+	users, err := topology.AuthReplicaIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
 	reconfigs, joined := 0, 0
+	var joiners []string
 	for _, f := range rep.Faults {
 		switch f.Kind {
 		case campaign.FaultGrow, campaign.FaultReplace:
 			joined++
+			_, id, _ := strings.Cut(f.Target, "+")
+			joiners = append(joiners, id)
 			fallthrough
 		case campaign.FaultShrink:
 			reconfigs++
@@ -232,6 +248,9 @@ func TestFaultCampaignReconfigures(t *testing.T) {
 	if reconfigs < len(lead) || joined < len(lead) || rep.Faults[0].Kind != lead[0] {
 		t.Fatalf("%d reconfigurations, %d with a joiner: want at least the %d leading ones %v, each with a fresh replica (%v)",
 			reconfigs, joined, len(lead), lead, rep.FaultCounts)
+	}
+	if want := users[4 : 4+min(len(joiners), len(users)-4)]; !slices.Equal(joiners, want) {
+		t.Fatalf("joiners %v, want auth.conf's next users %v in order, each once", joiners, want)
 	}
 	if slices.Equal(rep.Members, campaign.ReplicaIDs(4)) || len(rep.Digests) != len(rep.Members) {
 		t.Fatalf("final members %v, digests of %d: want the membership changed and every member's digest", rep.Members, len(rep.Digests))
