@@ -112,6 +112,9 @@ type Replica struct {
 	persistQ            []Message
 	compactPending      bool
 	restoringCheckpoint uint64 // Restore: the own checkpoint whose state comes next
+	// restartedIn is the view a replica restored from its log was active in; it votes in
+	// none of it (restartPassive, durable.go). Nil for a replica that never restarted.
+	restartedIn *viewAt
 
 	// Configurations (reconfig.go).
 	conf   configState
