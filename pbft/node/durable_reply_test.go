@@ -105,7 +105,7 @@ func TestReplyDoesNotWaitForLaterRecords(t *testing.T) {
 		g.open()
 	}
 	// n1 now has a's commit certificate: it executes a and answers, with b's record
-	// still not durable (and b's pre-prepare not sent).
+	// still not durable (b's pre-prepare may go, a vote: b's commit may not).
 	poll.Eventually(t, 10*time.Second, "n1 answering a while b's pre-prepare syncs", func() bool {
 		snif.mu.Lock()
 		defer snif.mu.Unlock()
@@ -115,7 +115,7 @@ func TestReplyDoesNotWaitForLaterRecords(t *testing.T) {
 	for _, s := range snif.sent {
 		var v, n uint64
 		var d string
-		if _, err := fmt.Sscanf(s, "pre-prepare v%d n%d %s", &v, &n, &d); err == nil && n > 1 {
+		if _, err := fmt.Sscanf(s, "commit v%d n%d %s", &v, &n, &d); err == nil && n > 1 {
 			t.Errorf("n1 sent %q before its sync returned", s)
 		}
 	}
