@@ -69,8 +69,11 @@ type durableState struct {
 	// barrier is the last gen with a record other than a PrePrepare or Commit (a view
 	// change, a checkpoint, a compaction): what votes wait for (waitFor).
 	barrier uint64
-	held    []heldReady
-	scratch []heldReady
+	// requested is the last gen the writer will sync without being asked: units of
+	// pre-prepares alone are lazy (walwriter.go), so a wait for one asks (need).
+	requested uint64
+	held      []heldReady
+	scratch   []heldReady
 	// commits are this replica's commit records not yet durable, in the order handed out
 	// (a compaction counts as one at number 0): what a reply waits for (replyGen).
 	commits []pendingCommit
@@ -117,6 +120,7 @@ func (n *Node) persist(rd *pbft.Ready, f Fault) bool {
 			d.barrier = d.gen
 		}
 		u.recs = make([][]byte, len(src))
+		u.lazy = !u.compact
 		for i, m := range src {
 			u.recs[i] = pbft.Marshal(m)
 			switch m := m.(type) {
@@ -124,10 +128,15 @@ func (n *Node) persist(rd *pbft.Ready, f Fault) bool {
 				if !u.compact {
 					d.commits = append(d.commits, pendingCommit{m.Seq, d.gen})
 				}
+				u.lazy = false
 			case *pbft.PrePrepare:
 			default:
 				d.barrier = d.gen
+				u.lazy = false
 			}
+		}
+		if !u.lazy {
+			d.requested = d.gen
 		}
 		d.writer.submit(u)
 	}
@@ -154,6 +163,15 @@ func (d *durableState) replyGen(seq uint64) uint64 {
 		}
 	}
 	return g
+}
+
+// need makes sure the writer syncs the records up to gen: it asks for a sync if they
+// end in lazy units (pre-prepares alone) that no later unit's sync will cover.
+func (d *durableState) need(gen uint64) {
+	if gen > d.requested {
+		d.writer.submit(walUnit{gen: d.gen})
+		d.requested = d.gen
+	}
 }
 
 // waitFor is the Ready whose records (and every one before) m must wait for: every
@@ -188,6 +206,7 @@ func (n *Node) hold(msgs []pbft.Outbound, f Fault) {
 		if first <= d.synced {
 			n.send(msgs, f)
 		} else {
+			d.need(first)
 			d.held = append(d.held, heldReady{gen: first, msgs: msgs, fault: f})
 		}
 		return
@@ -210,6 +229,7 @@ func (n *Node) hold(msgs []pbft.Outbound, f Fault) {
 	}
 	slices.Sort(gens)
 	for _, g := range gens {
+		d.need(g)
 		d.held = append(d.held, heldReady{gen: g, msgs: byGen[g], fault: f})
 	}
 	n.r.Recycle(msgs)
@@ -228,6 +248,7 @@ func (n *Node) afterDurable(send func()) {
 		send()
 		return
 	}
+	d.need(d.gen)
 	d.held = append(d.held, heldReady{gen: d.gen, fn: send})
 }
 

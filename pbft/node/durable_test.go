@@ -228,8 +228,9 @@ func TestDurableLogHoldsMessagesUntilSynced(t *testing.T) {
 	for i := range requests / 2 {
 		go invoke(i)
 	}
-	// The first sync: n1 has pre-prepared and sends its pre-prepare while the record
-	// syncs; the backups prepare it, but n1's commit waits.
+	// The first sync: n1 sent its pre-prepare before its record was durable (a vote;
+	// the record is not even synced on its own, walwriter.go); the backups prepared it,
+	// and n1's commit waits for this sync.
 	select {
 	case <-gate.syncing:
 	case <-ctx.Done():
