@@ -230,3 +230,44 @@ func TestRestartLosingUnsyncedVotes(t *testing.T) {
 	}
 	t.Logf("restarts lost %d unsynced records", lost)
 }
+
+// A backup that restarts without the pre-prepare it prepared must not prepare another
+// batch a faulty primary then sends it for the same view and number: it sits out the
+// view it restarted in (restartPassive). The forged pre-prepare goes to it alone, as an
+// equivocating primary's would.
+func TestRestartedBackupDoesNotPrepareASecondBatch(t *testing.T) {
+	forged := 0
+	for seed := int64(1); seed <= int64(seedCount(8)); seed++ {
+		s := newSim(t, simConfig{n: 4, seed: seed, maxDelay: 2, clients: 3, requests: 60, batchMax: 2,
+			durable: true, viewChangeTks: 40, maxTicks: 20000})
+		s.votes = map[voteKey]Digest{}
+		const backup = 1
+		for s.now < 3000 && forged == int(seed-1) {
+			s.tick()
+			var lost *PrePrepare
+			for _, b := range s.unsynced[backup] {
+				if m, err := Unmarshal(b); err == nil {
+					if pp, ok := m.(*PrePrepare); ok && len(pp.Batch) > 0 {
+						lost = pp
+					}
+				}
+			}
+			if lost == nil || s.votes[voteKey{backup, KindPrepare, lost.View, lost.Seq}] != lost.Digest {
+				continue
+			}
+			s.restart(backup)
+			other := []*Request{{Gateway: "g", Client: "mallory", Timestamp: lost.Seq, Op: []byte("set forged=1")}}
+			pp := &PrePrepare{View: lost.View, Seq: lost.Seq, Digest: BatchDigest(other), Batch: other}
+			s.queue = append(s.queue, simMsg{from: s.reps[0].q.Primary(lost.View), to: backup, data: Marshal(pp), deliverAt: s.now})
+			forged++
+		}
+		if forged != int(seed) {
+			t.Fatalf("seed %d: the backup never held an unsynced pre-prepare it had prepared", seed)
+		}
+		if !s.run() {
+			s.converge(1)
+		}
+		s.converge(3000)
+		s.checkSafety()
+	}
+}
