@@ -38,6 +38,45 @@ import (
 // records those peers made durable before they sent their commits or checkpoints.
 // pbft/node does this, so that under load a batch's replies do not wait for the
 // records of the rounds begun after it.
+//
+// A second exception (issue 19: it takes two of a round's three fsyncs off its critical
+// path): a vote, a PrePrepare or Prepare message, may go before the PrePrepare and Commit
+// records handed out with or before it are durable, though not before any other record
+// (a NEW-VIEW, VIEW-CHANGE, checkpoint, state or compaction: what puts the replica in the
+// view and configuration it votes in). Everything else still waits for every record
+// before it, and the log is appended in order. So a crash may lose the pre-prepares this
+// replica accepted or sent last, after it voted for them. Why that is safe:
+//
+//   - Such a replica restores a view it was active in; Restore marks it (restartedIn),
+//     and it votes in none of that view (restartPassive): as primary it orders nothing,
+//     as backup it takes pre-prepares passively (following) and sends no prepare or
+//     commit; it executes what 2f+1 others' commits prove committed. So it never votes
+//     for a second digest at a (view, number) it may have voted for and forgotten: it
+//     never equivocates, which is all a correct replica owes the other votes.
+//   - Votes in a later view wait for the NEW-VIEW record that entered it; one restored
+//     in the middle of a view change sent nothing for the view it changes from after
+//     its VIEW-CHANGE record, which is durable with every pre-prepare before it.
+//   - A forgotten pre-prepare was never committed by this replica: its Commit record
+//     comes after it in the log and the commit waits for it. So the P set it reports is
+//     whole; what it forgets was only prepared or pre-prepared here, a batch whose fate
+//     the next view is free to decide. Its VIEW-CHANGE is sent only once every record
+//     before it is durable, so its Q set reports nothing it could forget later; a
+//     forgotten Q-set entry is one vote fewer for a batch in the new-view decision,
+//     which f+1 replicas that committed it still make durably.
+//
+// The cost is liveness after a crash: a restarted primary orders nothing until a view
+// change, and a restarted backup is not counted in its view's certificates. After a kill
+// of every replica the cluster resumes after one view-change timeout.
+
+// viewAt names a view of a configuration (views start at 0 in each configuration).
+type viewAt struct{ conf, view uint64 }
+
+// restartPassive reports whether this replica must not vote in view: it restarted from
+// its log while active in it, and may have lost records of votes it sent (above).
+func (r *Replica) restartPassive(view uint64) bool {
+	p := r.restartedIn
+	return p != nil && r.viewActive && view == r.view && p.view == view && p.conf == r.conf.cur.Conf
+}
 
 // persist records m for the driver to make durable before the next send.
 func (r *Replica) persist(m Message) {
@@ -149,6 +188,7 @@ func (r *Replica) Restore(records []Message) error {
 	}
 	if r.viewActive {
 		r.followView = r.view
+		r.restartedIn = &viewAt{conf: r.conf.cur.Conf, view: r.view}
 	} else {
 		// Follow the last view this replica was active in, as before the restart.
 		if r.vc.accepted != nil {

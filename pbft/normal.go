@@ -131,7 +131,7 @@ func (r *Replica) Backlog() (pending int, inflight uint64) {
 // BatchMax, as far as the high watermark allows. The driver calls it after a burst of
 // Steps, so that requests arriving together share a pre-prepare.
 func (r *Replica) Propose() {
-	if !r.IsPrimary() || !r.viewActive {
+	if !r.IsPrimary() || !r.viewActive || r.restartPassive(r.view) {
 		return
 	}
 	for r.pending.len() > 0 && r.inWindow(r.nextSeq+1) && r.barrier == 0 {
@@ -289,9 +289,10 @@ func (r *Replica) stepCommit(from int, m *Commit) error {
 	return nil
 }
 
-// following reports whether messages of view are taken in passive follow mode.
+// following reports whether messages of view are taken in passive follow mode: the view
+// being changed from, or the view a replica restarted in (restartPassive).
 func (r *Replica) following(view uint64) bool {
-	return !r.viewActive && view == r.followView && view < r.view
+	return !r.viewActive && view == r.followView && view < r.view || r.restartPassive(view)
 }
 
 // followPrePrepare logs a pre-prepare of the followed view without agreeing to it: a

@@ -50,7 +50,8 @@ type Ready struct {
 	// StateInstalled is true when a snapshot from state transfer was installed.
 	StateInstalled bool
 	// Persist lists durable records (see durable.go) to append to the log before
-	// Messages are sent. Only with Config.Durable.
+	// Messages are sent (durable.go names the exceptions, replies and votes, a driver
+	// may use). Only with Config.Durable.
 	Persist []Message
 	// Compact, when not nil, is the whole durable state: the driver replaces its log with
 	// it (before appending Persist, which is then empty) and before sending Messages.
@@ -112,6 +113,9 @@ type Replica struct {
 	persistQ            []Message
 	compactPending      bool
 	restoringCheckpoint uint64 // Restore: the own checkpoint whose state comes next
+	// restartedIn is the view a replica restored from its log was active in; it votes in
+	// none of it (restartPassive, durable.go). Nil for a replica that never restarted.
+	restartedIn *viewAt
 
 	// Configurations (reconfig.go).
 	conf   configState

@@ -94,6 +94,13 @@ type sim struct {
 	// disk[i] is replica i's durable log, as its driver would keep it (cfg.durable).
 	disk     [][][]byte
 	restarts int
+	// unsynced[i] are records replica i's driver has not made durable yet: a restart
+	// loses them (persist says which may wait, as pbft/node lets them).
+	unsynced [][][]byte
+	syncRng  *rand.Rand // its own stream, so that the network's stays what it was
+	// votes, if not nil, is every vote a correct replica sent: (replica, kind, view,
+	// seq) -> digest; flush fails a run in which one votes for two digests.
+	votes map[voteKey]Digest
 	// statesRefused counts State messages a replica rejected (a forged snapshot).
 	statesRefused int
 	// largest[k] is the largest encoded message of kind k sent.
@@ -126,6 +133,7 @@ func newSim(t testing.TB, cfg simConfig) *sim {
 	}
 	s := &sim{t: t, cfg: cfg, rng: rand.New(rand.NewSource(cfg.seed)), answered: map[reqKey]string{}, seqOf: map[reqKey]uint64{}}
 	s.disk = make([][][]byte, cfg.n)
+	s.unsynced, s.syncRng = make([][][]byte, cfg.n), rand.New(rand.NewSource(cfg.seed))
 	for i := 0; i < cfg.n; i++ {
 		r, app := s.newReplica(i)
 		s.reps = append(s.reps, r)
@@ -195,21 +203,80 @@ func (s *sim) restart(i int) {
 		s.t.Fatalf("seed %d: replica %d restore: %v", s.cfg.seed, i, err)
 	}
 	s.reps[i], s.apps[i] = r, app
+	s.unsynced[i] = nil
 	s.restarts++
 	s.flush(i)
 }
 
-// persist keeps what Ready asks to keep, before the messages go out.
+// persist keeps what Ready asks to keep, as pbft/node does: a Ready whose records are
+// pre-prepares only and whose messages are votes (durable.go) sends them at once and
+// leaves its records unsynced, until a later Ready or the writer (syncSome) syncs them;
+// any other Ready syncs everything before its messages go out.
 func (s *sim) persist(i int, rd Ready) {
 	if rd.Compact != nil {
-		s.disk[i] = s.disk[i][:0:0]
+		s.disk[i], s.unsynced[i] = s.disk[i][:0:0], nil
 		for _, m := range rd.Compact {
 			s.disk[i] = append(s.disk[i], Marshal(m))
 		}
 	}
+	lazy := rd.Compact == nil
 	for _, m := range rd.Persist {
-		s.disk[i] = append(s.disk[i], Marshal(m))
+		_, pp := m.(*PrePrepare)
+		lazy = lazy && pp
+		s.unsynced[i] = append(s.unsynced[i], Marshal(m))
 	}
+	for _, o := range rd.Messages {
+		switch o.Msg.(type) {
+		case *PrePrepare, *Prepare:
+		default:
+			lazy = false
+		}
+	}
+	if !lazy {
+		s.sync(i)
+	}
+}
+
+func (s *sim) sync(i int) {
+	s.disk[i] = append(s.disk[i], s.unsynced[i]...)
+	s.unsynced[i] = nil
+}
+
+// syncSome is the drivers' writers finishing their syncs at random moments.
+func (s *sim) syncSome() {
+	for i := range s.unsynced {
+		if len(s.unsynced[i]) > 0 && s.syncRng.Intn(2) == 0 {
+			s.sync(i)
+		}
+	}
+}
+
+type voteKey struct {
+	replica int
+	kind    Kind
+	view    uint64
+	seq     uint64
+}
+
+// noteVote fails the run if correct replica i votes for a second digest at one view and
+// number: what a restarted replica that forgot its vote could do.
+func (s *sim) noteVote(i int, m Message) {
+	var k voteKey
+	var d Digest
+	switch m := m.(type) {
+	case *PrePrepare:
+		k, d = voteKey{i, m.Kind(), m.View, m.Seq}, m.Digest
+	case *Prepare:
+		k, d = voteKey{i, m.Kind(), m.View, m.Seq}, m.Digest
+	case *Commit:
+		k, d = voteKey{i, m.Kind(), m.View, m.Seq}, m.Digest
+	default:
+		return
+	}
+	if prev, ok := s.votes[k]; ok && prev != d {
+		s.t.Fatalf("seed %d: replica %d sent %s for view %d seq %d with two digests (%d restarts)", s.cfg.seed, i, m.Kind(), k.view, k.seq, s.restarts)
+	}
+	s.votes[k] = d
 }
 
 func (s *sim) enqueue(from, to int, m Message) {
@@ -278,6 +345,9 @@ func (s *sim) flush(i int) {
 	}
 	for _, o := range rd.Messages {
 		m := o.Msg
+		if s.votes != nil && s.faults[i] == honest {
+			s.noteVote(i, m)
+		}
 		if s.faults[i] == equivocate {
 			m = s.corrupt(i, o)
 			if m == nil {
@@ -432,6 +502,7 @@ func (s *sim) guessPrimary() int {
 
 // tick advances the simulation by one tick.
 func (s *sim) tick() {
+	s.syncSome()
 	if ev := s.cfg.events[s.now]; ev != nil {
 		ev(s)
 	}

@@ -29,9 +29,15 @@ func (n *Node) openDurable(dir string) error {
 		}
 		records = append(records, m)
 	}
-	if err := n.r.Restore(records); err != nil {
-		l.Close()
-		return fmt.Errorf("%w: %s: %v (move it away to rebuild this replica from its peers)", ErrDataDir, dir, err)
+	// A new log means a first start (or a data dir moved away): there is nothing to
+	// restore, nor a view in which this replica may have voted and forgotten it. Any
+	// existing log is restored, even an empty one: a replica that crashed before its
+	// first sync restarts as one that may have voted (pbft/durable.go).
+	if !op.Created {
+		if err := n.r.Restore(records); err != nil {
+			l.Close()
+			return fmt.Errorf("%w: %s: %v (move it away to rebuild this replica from its peers)", ErrDataDir, dir, err)
+		}
 	}
 	// The log may put the replica in a later configuration than its NodeIDs; one that
 	// starts at view 0 reports no view change, so follow it here.
@@ -57,11 +63,17 @@ type heldReady struct {
 // durableState is the node's side of the asynchronous durable log (walwriter.go); only
 // the node's goroutine touches it.
 type durableState struct {
-	writer  *walWriter
-	gen     uint64 // records handed to the writer, counted in Readies
-	synced  uint64 // the last gen the writer reported durable
-	held    []heldReady
-	scratch []heldReady
+	writer *walWriter
+	gen    uint64 // records handed to the writer, counted in Readies
+	synced uint64 // the last gen the writer reported durable
+	// barrier is the last gen with a record other than a PrePrepare or Commit (a view
+	// change, a checkpoint, a compaction): what votes wait for (waitFor).
+	barrier uint64
+	// requested is the last gen the writer will sync without being asked: units of
+	// pre-prepares alone are lazy (walwriter.go), so a wait for one asks (need).
+	requested uint64
+	held      []heldReady
+	scratch   []heldReady
 	// commits are this replica's commit records not yet durable, in the order handed out
 	// (a compaction counts as one at number 0): what a reply waits for (replyGen).
 	commits []pendingCommit
@@ -83,10 +95,12 @@ func (n *Node) startDurable() {
 
 // persist hands what rd asks to make durable to the writer. It reports whether rd's
 // messages must wait (then it holds them): while any record handed out is not yet
-// durable, every message waits, the ones that depend on it and, to keep the order the
-// replica produced them in, the ones after. Replies alone are released by what they
-// depend on (replyGen), so that under load a batch's answers do not wait for the
-// records of the rounds begun meanwhile.
+// durable, a message waits for it, the records it depends on and, to keep the order
+// the replica produced them in, the ones after. Two kinds go by what they depend on
+// (waitFor): replies, so that under load a batch's answers do not wait for the records
+// of the rounds begun meanwhile, and votes, which pbft/durable.go lets go before the
+// pre-prepare and commit records (issue 19: a round then waits for one fsync, its
+// commit's, instead of three).
 func (n *Node) persist(rd *pbft.Ready, f Fault) bool {
 	d := &n.dur
 	if d.writer == nil {
@@ -103,13 +117,26 @@ func (n *Node) persist(rd *pbft.Ready, f Fault) bool {
 		if u.compact {
 			// The whole durable state, the commits of every live number among it.
 			d.commits = append(d.commits, pendingCommit{0, d.gen})
+			d.barrier = d.gen
 		}
 		u.recs = make([][]byte, len(src))
+		u.lazy = !u.compact
 		for i, m := range src {
 			u.recs[i] = pbft.Marshal(m)
-			if c, ok := m.(*pbft.Commit); ok && !u.compact {
-				d.commits = append(d.commits, pendingCommit{c.Seq, d.gen})
+			switch m := m.(type) {
+			case *pbft.Commit:
+				if !u.compact {
+					d.commits = append(d.commits, pendingCommit{m.Seq, d.gen})
+				}
+				u.lazy = false
+			case *pbft.PrePrepare:
+			default:
+				d.barrier = d.gen
+				u.lazy = false
 			}
+		}
+		if !u.lazy {
+			d.requested = d.gen
 		}
 		d.writer.submit(u)
 	}
@@ -138,13 +165,50 @@ func (d *durableState) replyGen(seq uint64) uint64 {
 	return g
 }
 
-// hold keeps msgs (one Ready's) until what they depend on is durable: every record
-// handed out so far, except for replies (replyGen). Replies that need nothing pending go
-// at once.
+// need makes sure the writer syncs the records up to gen: it asks for a sync if they
+// end in lazy units (pre-prepares alone) that no later unit's sync will cover.
+func (d *durableState) need(gen uint64) {
+	if gen > d.requested {
+		d.writer.submit(walUnit{gen: d.gen})
+		d.requested = d.gen
+	}
+}
+
+// waitFor is the Ready whose records (and every one before) m must wait for: every
+// record handed out so far, except for replies (replyGen) and votes, which wait only
+// for the records that put the replica in its view (barrier; pbft/durable.go says why
+// that is safe).
+func (d *durableState) waitFor(m pbft.Message) uint64 {
+	switch m := m.(type) {
+	case *pbft.Reply:
+		return d.replyGen(m.Seq)
+	case *pbft.PrePrepare, *pbft.Prepare:
+		return d.barrier
+	}
+	return d.gen
+}
+
+// hold keeps msgs (one Ready's) until what they depend on is durable (waitFor); the
+// ones that need nothing pending go at once.
 func (n *Node) hold(msgs []pbft.Outbound, f Fault) {
 	d := &n.dur
-	if !hasReply(msgs) {
-		d.held = append(d.held, heldReady{gen: d.gen, msgs: msgs, fault: f})
+	first, uniform := uint64(0), true
+	for i, o := range msgs {
+		g := d.waitFor(o.Msg)
+		if i == 0 {
+			first = g
+		} else if g != first {
+			uniform = false
+			break
+		}
+	}
+	if uniform {
+		if first <= d.synced {
+			n.send(msgs, f)
+		} else {
+			d.need(first)
+			d.held = append(d.held, heldReady{gen: first, msgs: msgs, fault: f})
+		}
 		return
 	}
 	// Split by what each message waits for; the pieces are new slices, since the
@@ -153,10 +217,7 @@ func (n *Node) hold(msgs []pbft.Outbound, f Fault) {
 	byGen := map[uint64][]pbft.Outbound{}
 	var gens []uint64
 	for _, o := range msgs {
-		g := d.gen
-		if rep, ok := o.Msg.(*pbft.Reply); ok {
-			g = d.replyGen(rep.Seq)
-		}
+		g := d.waitFor(o.Msg)
 		if g <= d.synced {
 			now = append(now, o)
 			continue
@@ -168,21 +229,13 @@ func (n *Node) hold(msgs []pbft.Outbound, f Fault) {
 	}
 	slices.Sort(gens)
 	for _, g := range gens {
+		d.need(g)
 		d.held = append(d.held, heldReady{gen: g, msgs: byGen[g], fault: f})
 	}
 	n.r.Recycle(msgs)
 	if len(now) > 0 {
 		n.send(now, f)
 	}
-}
-
-func hasReply(msgs []pbft.Outbound) bool {
-	for _, o := range msgs {
-		if _, ok := o.Msg.(*pbft.Reply); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // afterDurable runs send once every record handed to the writer so far is durable: at
@@ -195,13 +248,14 @@ func (n *Node) afterDurable(send func()) {
 		send()
 		return
 	}
+	d.need(d.gen)
 	d.held = append(d.held, heldReady{gen: d.gen, fn: send})
 }
 
 // durableAt runs on the node's goroutine when the writer has made everything up to gen
 // durable: it sends, in the order held, the messages that waited for it. Held messages
-// are in order of gen except for replies, which may wait for less than what came
-// before them, so every entry is looked at.
+// are in order of gen except for replies and votes, which may wait for less than what
+// came before them, so every entry is looked at.
 func (n *Node) durableAt(gen uint64, err error) {
 	d := &n.dur
 	if err != nil {

@@ -52,8 +52,8 @@ func (g *commitGate) open() {
 }
 
 // A reply depends on the commits of what it reports executed, not on the records of
-// rounds begun after them (issue 19): while the primary's sync of a later pre-prepare is
-// held, it still answers the batch whose commit is durable. Before, every message waited
+// rounds begun after them (issue 19): while the primary's sync of a later round's records
+// is held, it still answers the batch whose commit is durable. Before, every message waited
 // for every record handed out before it, so under load each batch's answers waited for
 // the next round's fsync.
 func TestReplyDoesNotWaitForLaterRecords(t *testing.T) {
@@ -91,21 +91,21 @@ func TestReplyDoesNotWaitForLaterRecords(t *testing.T) {
 	}
 
 	go invoke("a")
-	syncing("a's pre-prepare")
-	gate.release <- struct{}{}
+	// One sync for a: its pre-prepare record is only appended (lazy, walwriter.go), and
+	// the sync of its commit record makes both durable.
 	syncing("its commit for a")
 	gate.release <- struct{}{}
 	poll.Eventually(t, 10*time.Second, "the backups committing a (held)", func() bool {
 		return gates["n2"].heldCount() > 0 && gates["n3"].heldCount() > 0 && gates["n4"].heldCount() > 0
 	})
-	// A second round: n1 pre-prepares b, and its sync stays held.
+	// A second round: n1 pre-prepares and commits b, and that sync stays held.
 	go invoke("b")
-	syncing("b's pre-prepare")
+	syncing("its commit for b")
 	for _, g := range gates {
 		g.open()
 	}
 	// n1 now has a's commit certificate: it executes a and answers, with b's record
-	// still not durable (and b's pre-prepare not sent).
+	// still not durable (b's pre-prepare may go, a vote: b's commit may not).
 	poll.Eventually(t, 10*time.Second, "n1 answering a while b's pre-prepare syncs", func() bool {
 		snif.mu.Lock()
 		defer snif.mu.Unlock()
@@ -115,7 +115,7 @@ func TestReplyDoesNotWaitForLaterRecords(t *testing.T) {
 	for _, s := range snif.sent {
 		var v, n uint64
 		var d string
-		if _, err := fmt.Sscanf(s, "pre-prepare v%d n%d %s", &v, &n, &d); err == nil && n > 1 {
+		if _, err := fmt.Sscanf(s, "commit v%d n%d %s", &v, &n, &d); err == nil && n > 1 {
 			t.Errorf("n1 sent %q before its sync returned", s)
 		}
 	}

@@ -8,6 +8,13 @@ import "sync"
 // everything handed to it meanwhile and syncs it once: a group commit, so rounds in
 // flight share one fsync instead of queueing behind one another's. etcd's raft does the
 // same with its asynchronous storage writes.
+//
+// Nothing waits for a unit of pre-prepare records alone (votes go before them,
+// pbft/durable.go): the writer appends such lazy units without syncing them, and the
+// next sync, which the commit that follows them needs anyway, makes them durable too.
+// So a round pays one fsync, not one for its pre-prepare and, queued behind it, one for
+// its commit. When something does wait for a lazy unit, the node asks for a sync (a
+// unit with no records).
 
 // durableLog is what the writer needs of the log (wal.Log); tests put a slow one in.
 type durableLog interface {
@@ -21,6 +28,7 @@ type durableLog interface {
 type walUnit struct {
 	gen     uint64
 	compact bool
+	lazy    bool // may stay unsynced until a later unit's sync
 	recs    [][]byte
 }
 
@@ -28,6 +36,8 @@ type walUnit struct {
 type walWriter struct {
 	log     durableLog
 	durable func(gen uint64, err error) // called on the writer's goroutine, in order
+
+	dirty bool // appended and not synced yet; only the writer's goroutine touches it
 
 	mu      sync.Mutex
 	queue   []walUnit
@@ -81,8 +91,10 @@ func (w *walWriter) run() {
 		if len(units) == 0 {
 			continue
 		}
-		err := w.write(units)
-		w.durable(units[len(units)-1].gen, err)
+		synced, err := w.write(units)
+		if synced || err != nil {
+			w.durable(units[len(units)-1].gen, err)
+		}
 		if err != nil {
 			return // the node stops; nothing more may be made durable out of order
 		}
@@ -90,32 +102,43 @@ func (w *walWriter) run() {
 	}
 }
 
-// write makes units durable with at most one rewrite and one sync. A compaction is the
-// whole durable state, so it supersedes every unit before it: only the last one is
-// written (Rewrite syncs itself), and what follows it is appended in one write and
-// synced once.
-func (w *walWriter) write(units []walUnit) error {
-	start := 0
+// write makes units durable with at most one rewrite and one sync, and reports whether
+// it did: units that are all lazy are only appended. A compaction is the whole durable
+// state, so it supersedes every unit before it: only the last one is written (Rewrite
+// syncs itself), and what follows it is appended in one write and synced once.
+func (w *walWriter) write(units []walUnit) (synced bool, err error) {
+	start, lazy := 0, true
 	for i, u := range units {
 		if u.compact {
 			start = i
 		}
+		lazy = lazy && u.lazy
 	}
 	if units[start].compact {
 		if err := w.log.Rewrite(units[start].recs...); err != nil {
-			return err
+			return false, err
 		}
+		w.dirty = false
 		start++
 	}
 	var recs [][]byte
 	for _, u := range units[start:] {
 		recs = append(recs, u.recs...)
 	}
-	if len(recs) == 0 {
-		return nil
+	if len(recs) > 0 {
+		if err := w.log.Append(recs...); err != nil {
+			return false, err
+		}
+		w.dirty = true
 	}
-	if err := w.log.Append(recs...); err != nil {
-		return err
+	if lazy {
+		return false, nil
 	}
-	return w.log.Sync()
+	if w.dirty {
+		if err := w.log.Sync(); err != nil {
+			return false, err
+		}
+		w.dirty = false
+	}
+	return true, nil
 }

@@ -106,3 +106,47 @@ func TestWALWriterGroupsCommits(t *testing.T) {
 	case <-w.done:
 	}
 }
+
+// Lazy units (pre-prepare records alone) are appended and not synced: the next unit
+// that is not lazy, a commit's or an empty one asking for a sync, makes them durable
+// with it in one sync, and only then is anything reported.
+func TestWALWriterLeavesLazyUnitsToTheNextSync(t *testing.T) {
+	l := &callLog{calls: make(chan string, 16), release: make(chan error)}
+	reports := make(chan durableReport, 16)
+	w := startWALWriter(l, func(gen uint64, err error) { reports <- durableReport{gen, err} })
+	defer w.stop()
+
+	lazy := unit(1, false, "pp1")
+	lazy.lazy = true
+	w.submit(lazy)
+	if got := next(t, l.calls); got != `append ["pp1"]` {
+		t.Fatalf("lazy unit: %q", got)
+	}
+	w.submit(unit(2, false, "commit1"))
+	if got := []string{next(t, l.calls), next(t, l.calls)}; !slices.Equal(got, []string{`append ["commit1"]`, "sync"}) {
+		t.Fatalf("after a lazy unit: %q, want one sync", got)
+	}
+	l.release <- nil
+	if r := next(t, reports); r.gen != 2 {
+		t.Fatalf("reported %+v, want 2", r)
+	}
+	lazy = unit(3, false, "pp2")
+	lazy.lazy = true
+	w.submit(lazy)
+	if got := next(t, l.calls); got != `append ["pp2"]` {
+		t.Fatalf("lazy unit: %q", got)
+	}
+	select {
+	case r := <-reports:
+		t.Fatalf("a lazy unit reported durable without a sync: %+v", r)
+	default:
+	}
+	w.submit(walUnit{gen: 3}) // the node needs gen 3 durable
+	if got := next(t, l.calls); got != "sync" {
+		t.Fatalf("asked for a sync: %q", got)
+	}
+	l.release <- nil
+	if r := next(t, reports); r.gen != 3 {
+		t.Fatalf("reported %+v, want 3", r)
+	}
+}
