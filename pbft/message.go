@@ -31,6 +31,8 @@ const (
 	KindFetchBatch
 	KindBatch
 	KindCommitted
+	KindTransition
+	KindChain
 	kindEnd
 )
 
@@ -49,6 +51,8 @@ var kindNames = [...]string{
 	KindFetchBatch: "fetchbatch",
 	KindBatch:      "batch",
 	KindCommitted:  "committed",
+	KindTransition: "transition",
+	KindChain:      "chain",
 }
 
 func (k Kind) String() string {

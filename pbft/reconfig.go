@@ -63,7 +63,7 @@ func (r *Replica) MembersOf(conf uint64) []string {
 	case r.prev != nil && conf == r.prev.Conf:
 		return r.prev.Members
 	}
-	return nil
+	return r.chain.members(conf) // older ones, as the transition certificates name them
 }
 
 // StepIn feeds a message that came tagged with configuration conf from the replica at
@@ -74,6 +74,12 @@ func (r *Replica) MembersOf(conf uint64) []string {
 func (r *Replica) StepIn(conf uint64, from int, m Message) error {
 	if r.awaiting {
 		return r.admit(from, m)
+	}
+	switch m := m.(type) {
+	case *Chain:
+		return r.stepChain(m) // certifies itself, whoever relays it
+	case *Transition:
+		return r.stepTransition(m)
 	}
 	cur := r.conf.cur.Conf
 	if from == FromClient {
@@ -126,6 +132,9 @@ func (r *Replica) StepIn(conf uint64, from int, m Message) error {
 			}
 		}
 		return fmt.Errorf("%w: %s of ended configuration %d", ErrRejected, m.Kind(), conf)
+	}
+	if st, ok := m.(*StatusMsg); ok && r.answerChain(conf, from, st) {
+		return nil
 	}
 	return fmt.Errorf("%w: %s of configuration %d in configuration %d", ErrRejected, m.Kind(), conf, cur)
 }
@@ -256,6 +265,7 @@ func (r *Replica) enterNext() {
 	if r.member {
 		r.vc.noteWork(r)
 	}
+	r.signTransition(old, seq)
 }
 
 // statusFromPrev answers a replica still in the configuration before this one with the

@@ -135,6 +135,8 @@ type Replica struct {
 	// admission is the reconfiguration that admitted it, kept in the durable state until
 	// it has joined.
 	admission *Request
+	// chain holds the transition certificates this replica knows (chainsync.go).
+	chain chainState
 	// confVersion counts changes of the configurations this replica knows (KnownMembers).
 	confVersion uint64
 }
