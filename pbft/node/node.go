@@ -165,6 +165,7 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 	pc.ID, pc.N, pc.App = n.self, len(cfg.NodeIDs), n.app
 	pc.Members, pc.Configuration, pc.JoinFrom, pc.Join = cfg.NodeIDs, cfg.Configuration, cfg.JoinFrom, cfg.Join
 	pc.Durable = cfg.DataDir != ""
+	pc.Signer = keySigner{n}
 	r, err := pbft.NewReplica(pc)
 	if err != nil {
 		return nil, err
@@ -327,7 +328,11 @@ func (n *Node) handle(it *item) {
 	var from int
 	if framed {
 		// A replica's message: its sender's index in the configuration it names.
-		if from = slices.Index(n.r.MembersOf(conf), m.From); from < 0 {
+		from = slices.Index(n.r.MembersOf(conf), m.From)
+		if _, chain := msg.(*pbft.Chain); chain && from < 0 {
+			from = pbft.FromAnyone // a chain certifies itself, whoever relays it
+		}
+		if from < 0 && from != pbft.FromAnyone {
 			n.reject(RejectUnknownSender, m.From, m.Kind, fmt.Errorf("not a member of configuration %d", conf))
 			return
 		}
