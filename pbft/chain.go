@@ -73,13 +73,26 @@ type TransitionCert struct {
 }
 
 // Chain carries transition certificates of consecutive configurations, oldest first
-// (KindChain). It is self-certifying: a replica takes it from any peer.
+// (KindChain). It is self-certifying: a replica takes it from any peer. Admission, in an
+// answer to a joiner's AskAdmission, is the administrator's reconfiguration that admitted
+// it (the certificates then start at the configuration it started); the joiner's driver
+// checks the joiner's own tag in its authenticator, as when it comes from a gateway.
 type Chain struct {
-	Certs []*TransitionCert
+	Certs     []*TransitionCert
+	Admission *Request
 }
 
-func (*Transition) Kind() Kind { return KindTransition }
-func (*Chain) Kind() Kind      { return KindChain }
+// AskAdmission is a joiner's question to the members it will run with (KindAskAdmission):
+// the administrator's reconfiguration that admitted Joiner to Members, if it executed.
+// The driver checks that Joiner is the sender.
+type AskAdmission struct {
+	Joiner  string
+	Members []string
+}
+
+func (*Transition) Kind() Kind   { return KindTransition }
+func (*Chain) Kind() Kind        { return KindChain }
+func (*AskAdmission) Kind() Kind { return KindAskAdmission }
 
 // linkBytes is what a transition signature covers: the kind byte (so no other signed
 // message can pass for it) and the link.
@@ -106,6 +119,10 @@ func appendChain(dst []byte, c *Chain) []byte {
 			dst = appendString(dst, s.Signer)
 			dst = appendBytes(dst, s.Sig)
 		}
+	}
+	if c.Admission != nil {
+		dst = append(dst, 1) // optional, last: a chain without one ends before it
+		dst = appendRequest(dst, c.Admission)
 	}
 	return dst
 }
@@ -140,7 +157,26 @@ func (d *decoder) chain() *Chain {
 		}
 		c.Certs = append(c.Certs, cert)
 	}
+	if d.err == nil && len(d.buf) > 0 {
+		if d.buf[0] != 1 {
+			d.fail("bad admission flag")
+			return c
+		}
+		d.buf = d.buf[1:]
+		c.Admission = d.request()
+	}
 	return c
+}
+
+func (d *decoder) askAdmission() *AskAdmission {
+	m := &AskAdmission{Joiner: d.string()}
+	for i, n := 0, d.count(); i < n && d.err == nil; i++ {
+		m.Members = append(m.Members, d.string())
+	}
+	if d.err == nil && (m.Joiner == "" || ValidateMembers(m.Members) != nil) {
+		d.fail("bad admission question")
+	}
+	return m
 }
 
 // verifyCert checks that cert is a valid certificate of the end of trusted: the link

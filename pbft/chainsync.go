@@ -22,6 +22,8 @@ const FromAnyone = -3
 type chainState struct {
 	certs   []*TransitionCert
 	pending map[uint64][]*Transition
+	// admits are the executed reconfigurations that admitted new replicas (admit.go).
+	admits []*Request
 }
 
 func (c *chainState) last() *TransitionCert {
@@ -164,12 +166,19 @@ func (r *Replica) answerChain(conf uint64, from int, m *StatusMsg) bool {
 // must each be certified by the configuration before, starting with the one it is in;
 // then it moves to the newest. A chain with any bad link changes nothing.
 func (r *Replica) stepChain(c *Chain) error {
+	if r.awaiting {
+		if err := r.stepAdmissionChain(c); err != nil {
+			return err
+		}
+	}
 	cur := r.conf.cur
 	switch {
+	case len(c.Certs) == 0:
+		return nil
 	case r.cfg.Signer == nil:
 		return fmt.Errorf("%w: chain without a signer to check it", ErrRejected)
-	case r.awaiting || len(cur.Members) == 0:
-		return fmt.Errorf("%w: chain before this replica knows its configuration", ErrRejected)
+	case len(cur.Members) == 0:
+		return fmt.Errorf("%w: chain to a replica configured without member ids", ErrRejected)
 	}
 	i := slices.IndexFunc(c.Certs, func(cert *TransitionCert) bool { return cert.Link.Ends.Conf == cur.Conf })
 	if i < 0 {
@@ -212,6 +221,9 @@ func (r *Replica) restoreChain(c *Chain) error {
 	for _, cert := range c.Certs {
 		r.chain.add(cert)
 	}
+	if c.Admission != nil {
+		r.keepAdmission(c.Admission, false)
+	}
 	return nil
 }
 
@@ -227,9 +239,12 @@ func (r *Replica) adoptRestoredChain() {
 }
 
 // chainRecords is the chain as a durable record (durableState).
-func (r *Replica) chainRecords() []Message {
-	if len(r.chain.certs) == 0 {
-		return nil
+func (r *Replica) chainRecords() (out []Message) {
+	for _, a := range r.chain.admits {
+		out = append(out, &Chain{Admission: a})
 	}
-	return []Message{&Chain{Certs: slices.Clone(r.chain.certs)}}
+	if len(r.chain.certs) != 0 {
+		out = append(out, &Chain{Certs: slices.Clone(r.chain.certs)})
+	}
+	return out
 }

@@ -79,6 +79,12 @@ func AppendMessage(dst []byte, m Message) []byte {
 		dst = appendBytes(dst, m.Sig)
 	case *Chain:
 		dst = appendChain(dst, m)
+	case *AskAdmission:
+		dst = appendString(dst, m.Joiner)
+		dst = appendUvarint(dst, uint64(len(m.Members)))
+		for _, id := range m.Members {
+			dst = appendString(dst, id)
+		}
 	default:
 		panic(fmt.Sprintf("pbft: Marshal of unknown message %T", m))
 	}

@@ -35,6 +35,8 @@ func sampleMessages() []Message {
 		&Transition{Link: link, Signer: "n2", Sig: []byte("sig")},
 		&Chain{Certs: []*TransitionCert{{Link: link, Sigs: []Signature{{Signer: "n1", Sig: []byte("a")}, {Signer: "n2", Sig: []byte("b")}}}}},
 		&Chain{},
+		&Chain{Admission: req},
+		&AskAdmission{Joiner: "n5", Members: []string{"n1", "n2", "n3", "n4", "n5"}},
 	}
 }
 

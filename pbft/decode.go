@@ -99,6 +99,8 @@ func (d *decoder) message() Message {
 		return d.transition()
 	case KindChain:
 		return d.chain()
+	case KindAskAdmission:
+		return d.askAdmission()
 	}
 	d.fail(fmt.Sprintf("unknown kind %d", k))
 	return nil

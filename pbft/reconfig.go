@@ -72,14 +72,17 @@ func (r *Replica) MembersOf(conf uint64) []string {
 // checkpoint that started this one, state transfer, status that asks for them); of the
 // one that follows, only state transfer until this replica has switched.
 func (r *Replica) StepIn(conf uint64, from int, m Message) error {
-	if r.awaiting {
-		return r.admit(from, m)
-	}
 	switch m := m.(type) {
 	case *Chain:
 		return r.stepChain(m) // certifies itself, whoever relays it
-	case *Transition:
-		return r.stepTransition(m)
+	case *AskAdmission:
+		return r.answerAdmission(m) // the driver checked the joiner is the sender
+	}
+	if r.awaiting {
+		return r.admit(from, m)
+	}
+	if t, ok := m.(*Transition); ok {
+		return r.stepTransition(t)
 	}
 	cur := r.conf.cur.Conf
 	if from == FromClient {
@@ -168,6 +171,7 @@ func (r *Replica) executeReconfig(req *Request, n int, seq uint64) []byte {
 	next := Membership{Conf: r.conf.cur.Conf + 1, Members: slices.Clone(m.Members)}
 	r.conf.next, r.conf.nextSeq = &next, seq
 	r.confVersion++
+	r.keepAdmission(req, true)
 	return reconfigOKResult(next)
 }
 

@@ -201,10 +201,10 @@ func (s *rsim) tick() {
 			continue
 		}
 		idx := Membership{Members: r.MembersOf(m.conf)}.Index(m.from)
-		if idx < 0 && Kind(m.data[0]) == KindChain {
-			idx = FromAnyone // it certifies itself, as the driver knows
+		if k := Kind(m.data[0]); idx < 0 && (k == KindChain || k == KindAskAdmission) {
+			idx = FromAnyone // as the driver: a chain certifies itself; a joiner asks by name
 		}
-		if idx < 0 {
+		if idx < 0 && idx != FromAnyone {
 			continue // a configuration the receiver does not know, or not its member
 		}
 		msg, err := Unmarshal(m.data)

@@ -280,6 +280,13 @@ func (r *Replica) step(from int, m Message) error {
 // Tick advances the replica's clock by one tick.
 func (r *Replica) Tick() {
 	r.ticks++
+	if r.awaiting {
+		if r.statusTimer++; r.statusTimer >= r.cfg.StatusTicks {
+			r.statusTimer = 0
+			r.askAdmission() // admit.go: in case it was admitted while not running
+		}
+		return
+	}
 	if r.join != nil {
 		if r.statusTimer++; r.statusTimer >= r.cfg.StatusTicks {
 			r.statusTimer = 0

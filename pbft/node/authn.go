@@ -49,6 +49,11 @@ func (n *Node) verifyInner(m pbft.Message) error {
 				return err
 			}
 		}
+	case *pbft.Chain:
+		if a := m.Admission; a != nil {
+			// A kept admission: this joiner's own tag, as from the administrator's gateway.
+			return n.keys.VerifyRequest(a.Gateway, pbft.RequestDigest(a), a.Auth)
+		}
 	case *pbft.ViewChange:
 		return n.verifyViewChange(m)
 	case *pbft.NewView:

@@ -112,3 +112,57 @@ func TestReplicaThatSleptThroughTwoReconfigurationsRejoins(t *testing.T) {
 		return a.LastExecuted == b.LastExecuted && a.StateDigest == b.StateDigest
 	})
 }
+
+// A joiner started only after the administrator's reconfiguration was answered (it never
+// received the request) asks the members it will run with for its admission, checks its
+// own tag in the request one of them kept, and joins: a member of configuration 1 whose
+// reply the next write counts.
+func TestJoinerStartedAfterItsAdmissionJoins(t *testing.T) {
+	old, next := []string{"n1", "n2", "n3", "n4"}, []string{"n1", "n2", "n3", "n4", "n5"}
+	dir := t.TempDir()
+	for _, id := range append(slices.Clone(next), "admin") {
+		if err := auth.WriteKeyPair(dir, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub := bus.NewHub("test")
+	defer hub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for _, id := range old {
+		startFromDir(ctx, t, &wg, hub, id, dir, old, false)
+	}
+	c := clientFromDir(t, hub, "admin", dir, old)
+	res, err := c.Reconfigure(ctx, client.Request{Client: "admin", Timestamp: 1}, next)
+	if err != nil || res.Membership.Conf != 1 || slices.Contains(res.Installed, "n5") {
+		t.Fatalf("reconfiguration %+v, %v: want configuration 1 without n5 running it", res, err)
+	}
+	if out, err := c.Invoke(ctx, client.Request{Client: "c", Timestamp: 1, Op: []byte("set x=1")}); err != nil || out.Conf != 1 {
+		t.Fatalf("a write before n5 runs: %+v, %v", out, err)
+	}
+	startFromDir(ctx, t, &wg, hub, "n5", dir, next, true)
+	poll.Eventually(t, 30*time.Second, "n5 a member of configuration 1", func() bool {
+		qctx, qcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer qcancel()
+		a, err := c.Query(qctx, "n5", &pbft.Query{Op: pbft.OpInfo})
+		return err == nil && a.Configuration == 1 && !a.NotMember
+	})
+	if out, err := c.Invoke(ctx, client.Request{Client: "c", Timestamp: 2, Op: []byte("set x=2")}); err != nil || out.Conf != 1 {
+		t.Fatalf("a write after n5 joined: %+v, %v", out, err)
+	}
+	poll.Eventually(t, 30*time.Second, "n5 executes the write", func() bool {
+		info := func(id string) *pbft.Answer {
+			qctx, qcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			defer qcancel()
+			a, err := c.Query(qctx, id, &pbft.Query{Op: pbft.OpInfo, Digest: true})
+			if err != nil {
+				return &pbft.Answer{}
+			}
+			return a
+		}
+		a, b := info("n5"), info("n1")
+		return a.LastExecuted == b.LastExecuted && a.StateDigest != "" && a.StateDigest == b.StateDigest
+	})
+}

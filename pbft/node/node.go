@@ -329,8 +329,18 @@ func (n *Node) handle(it *item) {
 	if framed {
 		// A replica's message: its sender's index in the configuration it names.
 		from = slices.Index(n.r.MembersOf(conf), m.From)
-		if _, chain := msg.(*pbft.Chain); chain && from < 0 {
-			from = pbft.FromAnyone // a chain certifies itself, whoever relays it
+		switch msg := msg.(type) {
+		case *pbft.Chain:
+			if from < 0 {
+				from = pbft.FromAnyone // a chain certifies itself, whoever relays it
+			}
+		case *pbft.AskAdmission:
+			// A joiner not admitted yet is in no configuration this replica may know.
+			if msg.Joiner != m.From {
+				n.reject(RejectSenderMismatch, m.From, m.Kind, errors.New("an admission question names another joiner"))
+				return
+			}
+			from = pbft.FromAnyone
 		}
 		if from < 0 && from != pbft.FromAnyone {
 			n.reject(RejectUnknownSender, m.From, m.Kind, fmt.Errorf("not a member of configuration %d", conf))
