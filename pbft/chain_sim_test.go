@@ -202,3 +202,37 @@ func TestChainRefusesForgeries(t *testing.T) {
 		t.Fatalf("n4 joins %q, want %q", r.Members(), m.Members)
 	}
 }
+
+// FuzzChain: any bytes, decoded as a message and stepped into a replica of configuration
+// 0 as if relayed by anyone, never panic, and move the replica only along the genuine
+// chain (links its members signed): to configuration k only with the members the genuine
+// link to k names. The fuzzer cannot sign as a member, so everything else it builds is a
+// forgery and must change nothing.
+func FuzzChain(f *testing.F) {
+	c0 := Membership{Members: ids(4)}
+	l0 := TransitionLink{Ends: c0, Seq: 4, Next: ids(5), State: Digest{1}}
+	l1 := TransitionLink{Ends: l0.next(), Seq: 9, Next: []string{"n1", "n2", "n4", "n6"}, State: Digest{2}}
+	genuine := []*TransitionCert{forge(l0, "n1", "n2", "n3"), forge(l1, "n1", "n2", "n3", "n5")}
+	f.Add(Marshal(&Chain{Certs: genuine}))
+	f.Add(Marshal(&Chain{Certs: genuine[:1]}))
+	f.Add(Marshal(&Chain{Certs: []*TransitionCert{forge(l0, "n1", "n2")}}))
+	f.Add(Marshal(&Transition{Link: l0, Signer: "n2", Sig: simSig("n2", linkBytes(&l0))}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Unmarshal(data)
+		if err != nil {
+			return
+		}
+		s := newRsim(t, 1, ids(4))
+		r := s.reps["n4"]
+		_ = r.StepIn(0, FromAnyone, m)
+		_ = r.Ready()
+		conf := r.Configuration()
+		switch {
+		case conf == 0 && slices.Equal(r.Members(), c0.Members):
+		case conf == 1 && slices.Equal(r.Members(), l0.Next):
+		case conf == 2 && slices.Equal(r.Members(), l1.Next):
+		default:
+			t.Fatalf("moved to configuration %d %q", conf, r.Members())
+		}
+	})
+}
