@@ -236,3 +236,33 @@ func FuzzChain(f *testing.F) {
 		}
 	})
 }
+
+// Transition statements lost on the way to n2 (each one the first time it is sent to
+// it) are sent again: n2 still gathers the certificate, as the others do.
+func TestChainStatementsLostAreSentAgain(t *testing.T) {
+	for _, seed := range reconfSeeds {
+		s := newRsim(t, seed, ids(4))
+		lost := map[string]bool{}
+		s.refuse = func(to string, m Message) bool {
+			st, ok := m.(*Transition)
+			if !ok || to != "n2" || lost[st.Signer] {
+				return false
+			}
+			lost[st.Signer] = true
+			return true
+		}
+		m := s.reconfigure(Membership{Members: ids(4)}, ids(5))
+		s.settle(m)
+		for range 200 {
+			s.tick()
+		}
+		if len(lost) < 3 {
+			t.Fatalf("seed %d: only %d statements were lost", seed, len(lost))
+		}
+		for _, id := range ids(5)[:4] {
+			if got := len(s.reps[id].Chain()); got != 1 {
+				t.Fatalf("seed %d: %s holds %d certificates, want 1", seed, id, got)
+			}
+		}
+	}
+}

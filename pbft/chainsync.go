@@ -24,6 +24,9 @@ type chainState struct {
 	pending map[uint64][]*Transition
 	// admits are the executed reconfigurations that admitted new replicas (admit.go).
 	admits []*Request
+	// own is this replica's latest statement, sent again while it lacks the certificate
+	// and to a peer still gathering one it has (statements travel at most once).
+	own *Transition
 }
 
 func (c *chainState) last() *TransitionCert {
@@ -92,6 +95,7 @@ func (r *Replica) signTransition(old Membership, seq uint64) {
 	}
 	t := &Transition{Link: TransitionLink{Ends: old, Seq: seq, Next: slices.Clone(r.conf.cur.Members), State: d}, Signer: r.self}
 	t.Sig = r.cfg.Signer.Sign(linkBytes(&t.Link))
+	r.chain.own = t
 	r.noteTransition(t)
 	r.out = append(r.out, Outbound{To: Broadcast, Conf: old.Conf, Msg: t})
 }
@@ -109,8 +113,27 @@ func (r *Replica) stepTransition(t *Transition) error {
 	case !r.cfg.Signer.Verify(t.Signer, linkBytes(l), t.Sig):
 		return fmt.Errorf("%w: bad signature on %q's transition statement", ErrRejected, t.Signer)
 	}
+	if own := r.chain.own; own != nil && own.Link.Ends.Conf == l.Ends.Conf && t.Signer != r.self && r.certified(l.Ends.Conf) {
+		// The sender still gathers what this replica has: its statement may have been lost.
+		r.out = append(r.out, Outbound{Peer: t.Signer, Conf: l.Ends.Conf, Msg: own})
+	}
 	r.noteTransition(t)
 	return nil
+}
+
+// certified reports whether the chain holds the certificate of configuration conf's end.
+func (r *Replica) certified(conf uint64) bool {
+	last := r.chain.last()
+	return last != nil && last.Link.Ends.Conf >= conf
+}
+
+// resendTransition sends this replica's latest statement again, each status period,
+// while it has no certificate of that configuration's end: a quorum's statements may
+// not all have arrived.
+func (r *Replica) resendTransition() {
+	if own := r.chain.own; own != nil && !r.certified(own.Link.Ends.Conf) {
+		r.out = append(r.out, Outbound{To: Broadcast, Conf: own.Link.Ends.Conf, Msg: own})
+	}
 }
 
 // noteTransition gathers a checked statement; a quorum of the ended configuration's

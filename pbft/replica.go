@@ -302,6 +302,7 @@ func (r *Replica) Tick() {
 		r.statusTimer = 0
 		r.broadcast(&StatusMsg{View: r.view, LowWater: r.lowWater, LastExecuted: r.lastExec, Replica: r.id})
 		r.tickTransfer()
+		r.resendTransition()
 	}
 	r.tickViewChange()
 }
