@@ -107,3 +107,80 @@ func (r *Replica) KnownMembers() (ids []string) {
 	}
 	return ids
 }
+
+// A joiner that was not running when its admission executed never received it from the
+// administrator. While it waits it asks the members it will run with (askAdmission,
+// each status period); a replica that executed the reconfiguration kept the request
+// (keepAdmission: in its durable log, not in the replicated state, since the request's
+// authenticator is not covered by batch digests and may differ between replicas) and
+// answers with it and the certificates from the configuration it started on
+// (answerAdmission). The joiner's driver checks its own tag in the request; stepChain
+// then admits it and moves it along the chain.
+
+// maxAdmissions bounds the admissions a replica keeps: as many as certificates.
+const maxAdmissions = maxChain
+
+// keepAdmission keeps an executed reconfiguration that admitted someone (recording it
+// in the durable log unless it comes from there).
+func (r *Replica) keepAdmission(req *Request, record bool) {
+	ends, next, err := DecodeReconfigChange(req.Op)
+	if err != nil || !slices.ContainsFunc(next.Members, func(id string) bool { return ends.Index(id) < 0 }) {
+		return // admitted nobody
+	}
+	for _, a := range r.chain.admits {
+		if keyOf(a) == keyOf(req) && a.Gateway == req.Gateway {
+			return // executed again after a restart
+		}
+	}
+	r.chain.admits = append(r.chain.admits, req)
+	if n := len(r.chain.admits); n > maxAdmissions {
+		r.chain.admits = slices.Delete(r.chain.admits, 0, n-maxAdmissions)
+	}
+	if record {
+		r.persist(&Chain{Admission: req})
+	}
+}
+
+// askAdmission asks the members this joiner will run with for its admission.
+func (r *Replica) askAdmission() {
+	for _, id := range r.conf.cur.Members {
+		if id != r.self {
+			r.out = append(r.out, Outbound{Peer: id, Conf: r.conf.cur.Conf,
+				Msg: &AskAdmission{Joiner: r.self, Members: slices.Clone(r.conf.cur.Members)}})
+		}
+	}
+}
+
+// answerAdmission answers a joiner with the newest kept admission of it to the members
+// it names, and the certificates from the configuration that admission started.
+func (r *Replica) answerAdmission(m *AskAdmission) error {
+	if r.awaiting || m.Joiner == r.self {
+		return fmt.Errorf("%w: admission question to a replica that is not admitted itself", ErrRejected)
+	}
+	for i := len(r.chain.admits) - 1; i >= 0; i-- {
+		req := r.chain.admits[i]
+		ends, next, err := DecodeReconfigChange(req.Op)
+		if err != nil || !slices.Equal(next.Members, m.Members) || ends.Index(m.Joiner) >= 0 {
+			continue
+		}
+		r.out = append(r.out, Outbound{Peer: m.Joiner, Conf: r.conf.cur.Conf,
+			Msg: &Chain{Certs: slices.Clone(r.chain.from(ends.Conf + 1)), Admission: req}})
+		return nil
+	}
+	return nil
+}
+
+// stepAdmissionChain admits an awaiting joiner by the admission a member kept; the
+// certificates, if any, then go through stepChain from the configuration it joined.
+func (r *Replica) stepAdmissionChain(c *Chain) error {
+	if c.Admission == nil {
+		return fmt.Errorf("%w: chain without an admission: awaiting the administrator's reconfiguration", ErrRejected)
+	}
+	prev, err := r.checkAdmission(c.Admission)
+	if err != nil {
+		return err
+	}
+	r.persist(c.Admission)
+	r.enterAdmission(c.Admission, prev)
+	return nil
+}

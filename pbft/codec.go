@@ -73,6 +73,18 @@ func AppendMessage(dst []byte, m Message) []byte {
 		dst = append(dst, m.Digest[:]...)
 		dst = appendBatch(dst, m.Batch)
 		dst = appendUvarint(dst, uint64(m.Replica))
+	case *Transition:
+		dst = appendLink(dst, &m.Link)
+		dst = appendString(dst, m.Signer)
+		dst = appendBytes(dst, m.Sig)
+	case *Chain:
+		dst = appendChain(dst, m)
+	case *AskAdmission:
+		dst = appendString(dst, m.Joiner)
+		dst = appendUvarint(dst, uint64(len(m.Members)))
+		for _, id := range m.Members {
+			dst = appendString(dst, id)
+		}
 	default:
 		panic(fmt.Sprintf("pbft: Marshal of unknown message %T", m))
 	}
@@ -90,6 +102,8 @@ func SignedBytes(m Message) []byte {
 		return appendViewChange([]byte{byte(KindViewChange)}, StripBatches(m), false)
 	case *NewView:
 		return appendNewView([]byte{byte(KindNewView)}, m, false)
+	case *Transition:
+		return linkBytes(&m.Link)
 	}
 	return Marshal(m)
 }

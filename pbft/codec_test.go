@@ -32,8 +32,17 @@ func sampleMessages() []Message {
 		&Committed{View: 0, Seq: 131, Digest: BatchDigest(nil), Replica: 0},
 		vc,
 		&NewView{View: 3, Replica: 3, ViewChanges: []*ViewChange{vc}, PrePrepares: []*PrePrepare{{View: 3, Seq: 130, Digest: d, Batch: batch}}, Sig: []byte("s")},
+		&Transition{Link: link, Signer: "n2", Sig: []byte("sig")},
+		&Chain{Certs: []*TransitionCert{{Link: link, Sigs: []Signature{{Signer: "n1", Sig: []byte("a")}, {Signer: "n2", Sig: []byte("b")}}}}},
+		&Chain{},
+		&Chain{Admission: req},
+		&AskAdmission{Joiner: "n5", Members: []string{"n1", "n2", "n3", "n4", "n5"}},
 	}
 }
+
+// link is a sample transition link: configuration 3 of four ended at 256.
+var link = TransitionLink{Ends: Membership{Conf: 3, Members: []string{"n1", "n2", "n3", "n4"}}, Seq: 256,
+	Next: []string{"n1", "n2", "n3", "n4", "n5"}, State: Digest{5}}
 
 func TestCodecRoundTrip(t *testing.T) {
 	for _, m := range sampleMessages() {

@@ -94,6 +94,10 @@ type Config struct {
 	// reaches it as a client request, which names the configuration it ends; then it
 	// joins as with JoinFrom (admit.go). It needs Admin.
 	Join bool
+	// Signer signs and checks transition certificates (chain.go): with it, a replica that
+	// slept through several reconfigurations catches up into the newest configuration.
+	// Without it no certificates are made, and such a replica stays behind.
+	Signer Signer
 }
 
 // DefaultConfig returns a Config with the protocol defaults; the caller sets ID, N and App.

@@ -95,6 +95,12 @@ func (d *decoder) message() Message {
 		return &BatchMsg{Seq: d.uvarint(), Digest: d.digest(), Batch: d.batch(), Replica: d.replica()}
 	case KindCommitted:
 		return &Committed{View: d.uvarint(), Seq: d.uvarint(), Digest: d.digest(), Batch: d.batch(), Replica: d.replica()}
+	case KindTransition:
+		return d.transition()
+	case KindChain:
+		return d.chain()
+	case KindAskAdmission:
+		return d.askAdmission()
 	}
 	d.fail(fmt.Sprintf("unknown kind %d", k))
 	return nil

@@ -138,7 +138,7 @@ func (r *Replica) durableState() []Message {
 			}
 		}
 	}
-	return out
+	return append(out, r.chainRecords()...) // last: it may move the restored replica on
 }
 
 // Restore rebuilds a new replica from the records its driver kept (what Ready.Compact and
@@ -203,6 +203,7 @@ func (r *Replica) Restore(records []Message) error {
 	r.nextReady.ViewChanged = r.view != 0
 	r.out = nil // restoring sends nothing; status exchange resends what peers lack
 	r.vc.noteWork(r)
+	r.adoptRestoredChain()
 	return nil
 }
 
@@ -312,6 +313,8 @@ func (r *Replica) restoreOne(m Message) error {
 		return nil
 	case *Request:
 		return r.restoreAdmission(m)
+	case *Chain:
+		return r.restoreChain(m)
 	}
 	return fmt.Errorf("not a durable record")
 }

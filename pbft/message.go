@@ -31,24 +31,30 @@ const (
 	KindFetchBatch
 	KindBatch
 	KindCommitted
+	KindTransition
+	KindChain
+	KindAskAdmission
 	kindEnd
 )
 
 var kindNames = [...]string{
-	KindRequest:    "request",
-	KindPrePrepare: "preprepare",
-	KindPrepare:    "prepare",
-	KindCommit:     "commit",
-	KindReply:      "reply",
-	KindCheckpoint: "checkpoint",
-	KindViewChange: "viewchange",
-	KindNewView:    "newview",
-	KindStatus:     "status",
-	KindFetch:      "fetch",
-	KindState:      "state",
-	KindFetchBatch: "fetchbatch",
-	KindBatch:      "batch",
-	KindCommitted:  "committed",
+	KindRequest:      "request",
+	KindPrePrepare:   "preprepare",
+	KindPrepare:      "prepare",
+	KindCommit:       "commit",
+	KindReply:        "reply",
+	KindCheckpoint:   "checkpoint",
+	KindViewChange:   "viewchange",
+	KindNewView:      "newview",
+	KindStatus:       "status",
+	KindFetch:        "fetch",
+	KindState:        "state",
+	KindFetchBatch:   "fetchbatch",
+	KindBatch:        "batch",
+	KindCommitted:    "committed",
+	KindTransition:   "transition",
+	KindChain:        "chain",
+	KindAskAdmission: "askadmission",
 }
 
 func (k Kind) String() string {

@@ -63,7 +63,7 @@ func (r *Replica) MembersOf(conf uint64) []string {
 	case r.prev != nil && conf == r.prev.Conf:
 		return r.prev.Members
 	}
-	return nil
+	return r.chain.members(conf) // older ones, as the transition certificates name them
 }
 
 // StepIn feeds a message that came tagged with configuration conf from the replica at
@@ -72,8 +72,17 @@ func (r *Replica) MembersOf(conf uint64) []string {
 // checkpoint that started this one, state transfer, status that asks for them); of the
 // one that follows, only state transfer until this replica has switched.
 func (r *Replica) StepIn(conf uint64, from int, m Message) error {
+	switch m := m.(type) {
+	case *Chain:
+		return r.stepChain(m) // certifies itself, whoever relays it
+	case *AskAdmission:
+		return r.answerAdmission(m) // the driver checked the joiner is the sender
+	}
 	if r.awaiting {
 		return r.admit(from, m)
+	}
+	if t, ok := m.(*Transition); ok {
+		return r.stepTransition(t)
 	}
 	cur := r.conf.cur.Conf
 	if from == FromClient {
@@ -127,6 +136,9 @@ func (r *Replica) StepIn(conf uint64, from int, m Message) error {
 		}
 		return fmt.Errorf("%w: %s of ended configuration %d", ErrRejected, m.Kind(), conf)
 	}
+	if st, ok := m.(*StatusMsg); ok && r.answerChain(conf, from, st) {
+		return nil
+	}
 	return fmt.Errorf("%w: %s of configuration %d in configuration %d", ErrRejected, m.Kind(), conf, cur)
 }
 
@@ -159,6 +171,7 @@ func (r *Replica) executeReconfig(req *Request, n int, seq uint64) []byte {
 	next := Membership{Conf: r.conf.cur.Conf + 1, Members: slices.Clone(m.Members)}
 	r.conf.next, r.conf.nextSeq = &next, seq
 	r.confVersion++
+	r.keepAdmission(req, true)
 	return reconfigOKResult(next)
 }
 
@@ -256,6 +269,7 @@ func (r *Replica) enterNext() {
 	if r.member {
 		r.vc.noteWork(r)
 	}
+	r.signTransition(old, seq)
 }
 
 // statusFromPrev answers a replica still in the configuration before this one with the

@@ -139,6 +139,8 @@ type Replica struct {
 	// admission is the reconfiguration that admitted it, kept in the durable state until
 	// it has joined.
 	admission *Request
+	// chain holds the transition certificates this replica knows (chainsync.go).
+	chain chainState
 	// confVersion counts changes of the configurations this replica knows (KnownMembers).
 	confVersion uint64
 }
@@ -282,6 +284,13 @@ func (r *Replica) step(from int, m Message) error {
 // Tick advances the replica's clock by one tick.
 func (r *Replica) Tick() {
 	r.ticks++
+	if r.awaiting {
+		if r.statusTimer++; r.statusTimer >= r.cfg.StatusTicks {
+			r.statusTimer = 0
+			r.askAdmission() // admit.go: in case it was admitted while not running
+		}
+		return
+	}
 	if r.join != nil {
 		if r.statusTimer++; r.statusTimer >= r.cfg.StatusTicks {
 			r.statusTimer = 0
@@ -297,6 +306,7 @@ func (r *Replica) Tick() {
 		r.statusTimer = 0
 		r.broadcast(&StatusMsg{View: r.view, LowWater: r.lowWater, LastExecuted: r.lastExec, Replica: r.id})
 		r.tickTransfer()
+		r.resendTransition()
 	}
 	r.tickViewChange()
 }

@@ -49,6 +49,11 @@ func (n *Node) verifyInner(m pbft.Message) error {
 				return err
 			}
 		}
+	case *pbft.Chain:
+		if a := m.Admission; a != nil {
+			// A kept admission: this joiner's own tag, as from the administrator's gateway.
+			return n.keys.VerifyRequest(a.Gateway, pbft.RequestDigest(a), a.Auth)
+		}
 	case *pbft.ViewChange:
 		return n.verifyViewChange(m)
 	case *pbft.NewView:
@@ -92,6 +97,21 @@ func (n *Node) sign(m pbft.Message) {
 			m.Sig = n.keys.Sign(pbft.SignedBytes(m))
 		}
 	}
+}
+
+// keySigner backs pbft.Signer (transition certificates) with the node's keyring. A
+// signer the keyring has no public key for, a member of a configuration this replica
+// slept through, is read from PBFT_KEYS_DIR as syncKeys reads a new member's.
+type keySigner struct{ n *Node }
+
+func (s keySigner) Sign(msg []byte) []byte { return s.n.keys.Sign(msg) }
+
+func (s keySigner) Verify(id string, msg, sig []byte) bool {
+	err := s.n.keys.Verify(id, msg, sig)
+	if errors.Is(err, auth.ErrUnknownSender) && s.n.keys.Include([]string{id}) == nil {
+		err = s.n.keys.Verify(id, msg, sig)
+	}
+	return err == nil
 }
 
 // rateLog logs a rejection at most once a second per reason, so that a flood of forged

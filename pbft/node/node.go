@@ -165,6 +165,7 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 	pc.ID, pc.N, pc.App = n.self, len(cfg.NodeIDs), n.app
 	pc.Members, pc.Configuration, pc.JoinFrom, pc.Join = cfg.NodeIDs, cfg.Configuration, cfg.JoinFrom, cfg.Join
 	pc.Durable = cfg.DataDir != ""
+	pc.Signer = keySigner{n}
 	r, err := pbft.NewReplica(pc)
 	if err != nil {
 		return nil, err
@@ -328,7 +329,21 @@ func (n *Node) handle(it *item) {
 	var from int
 	if framed {
 		// A replica's message: its sender's index in the configuration it names.
-		if from = slices.Index(n.r.MembersOf(conf), m.From); from < 0 {
+		from = slices.Index(n.r.MembersOf(conf), m.From)
+		switch msg := msg.(type) {
+		case *pbft.Chain:
+			if from < 0 {
+				from = pbft.FromAnyone // a chain certifies itself, whoever relays it
+			}
+		case *pbft.AskAdmission:
+			// A joiner not admitted yet is in no configuration this replica may know.
+			if msg.Joiner != m.From {
+				n.reject(RejectSenderMismatch, m.From, m.Kind, errors.New("an admission question names another joiner"))
+				return
+			}
+			from = pbft.FromAnyone
+		}
+		if from < 0 && from != pbft.FromAnyone {
 			n.reject(RejectUnknownSender, m.From, m.Kind, fmt.Errorf("not a member of configuration %d", conf))
 			return
 		}
