@@ -249,7 +249,6 @@ func (n *Node) Run(ctx context.Context) error {
 	n.startDurable()
 	ticker := time.NewTicker(n.cfg.Tick)
 	defer ticker.Stop()
-	clock := newTickClock(n.cfg.Tick, time.Now())
 	var batch []item
 	var batching batchTimer
 	defer batching.stop()
@@ -265,8 +264,8 @@ func (n *Node) Run(ctx context.Context) error {
 				n.handle(&batch[i])
 				batch[i] = item{}
 			}
-		case now := <-ticker.C:
-			for k := clock.due(now); k > 0 && n.Fault() != FaultCrash; k-- {
+		case <-ticker.C:
+			if n.Fault() != FaultCrash {
 				n.r.Tick()
 			}
 			n.expireWaiters(time.Now())
