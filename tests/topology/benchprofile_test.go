@@ -56,11 +56,15 @@ func (p *replicaProfiles) finish() {
 func (p *replicaProfiles) fetch(id, path, kind string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	file := filepath.Join(p.dir, fmt.Sprintf("%s-%s.%s.pb.gz", p.name, id, kind))
-	if err := saveURL(ctx, p.top.ReplicaHTTP(id)+"/debug/pprof/"+path, file); err != nil {
+	if err := saveURL(ctx, p.top.ReplicaHTTP(id)+"/debug/pprof/"+path, p.file(id, kind)); err != nil {
 		return fmt.Errorf("%s profile of %s: %w", kind, id, err)
 	}
 	return nil
+}
+
+// file names the profile of kind (cpu, alloc) of process id (a replica, loadgen).
+func (p *replicaProfiles) file(id, kind string) string {
+	return filepath.Join(p.dir, fmt.Sprintf("%s-%s.%s.pb.gz", p.name, id, kind))
 }
 
 // saveURL writes the body of a GET of url (a profile) to file.
