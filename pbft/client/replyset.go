@@ -11,12 +11,15 @@ import (
 
 // ReplySet collects the replies of all replicas to one request.
 type ReplySet struct {
-	mu       sync.Mutex
-	byRep    map[string]*pbft.Reply // replies to the ordered request; made at the first
-	ro       roState                // replies to the read-only request (readtally.go)
-	changed  chan struct{}          // closed at the next reply; shared by everyone waiting for it
-	watchers int                    // guarded by Client.mu
-	op       [32]byte               // the operation's digest, guarded by Client.mu
+	mu      sync.Mutex
+	byRep   map[string]*pbft.Reply // replies to the ordered request; made at the first
+	ro      roState                // replies to the read-only request (readtally.go)
+	changed chan struct{}          // closed at the next reply; shared by everyone waiting for it
+	// wakeAt is the fewest ordered replies at which changed closes (0: at any reply):
+	// the least that every goroutine waiting on it asked for (ChangedAt).
+	wakeAt   int
+	watchers int      // guarded by Client.mu
+	op       [32]byte // the operation's digest, guarded by Client.mu
 	// owner is the client watching (nil in tests): it knows the quorum of the
 	// configuration a group of replies came from, and the configuration it follows, the
 	// only one whose read-only replies count. Only the conflict answer to op counts; a
@@ -72,18 +75,25 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 		return // refuses another operation under this id, sent before this request
 	}
 	s.mu.Lock()
+	wake := true
 	if r.ReadOnly {
 		s.tallyReadOnly(from, r)
 	} else {
 		if s.byRep == nil {
 			s.byRep = map[string]*pbft.Reply{}
 		}
+		_, replaced := s.byRep[from]
 		s.byRep[from] = r // a replica's latest reply is its vote
+		// A new vote can complete a group of wakeAt only once there are wakeAt replies; a
+		// replaced one may move a vote from one group to another at any count.
+		wake = replaced || len(s.byRep) >= s.wakeAt
 	}
 	changed := s.changed
-	s.changed = nil
+	if wake {
+		s.changed = nil
+	}
 	s.mu.Unlock()
-	if changed != nil {
+	if wake && changed != nil {
 		close(changed)
 	}
 }
@@ -108,11 +118,20 @@ func (s *ReplySet) vouchedView(r Result, k int) uint64 {
 }
 
 // Changed returns a channel closed when the next reply arrives; each watcher asks anew.
-func (s *ReplySet) Changed() <-chan struct{} {
+func (s *ReplySet) Changed() <-chan struct{} { return s.ChangedAt(0) }
+
+// ChangedAt returns a channel closed at the next reply that leaves at least n ordered
+// replies in the set, replaces a replica's earlier one, or is read-only: a watcher that
+// needs n matching replies is not woken (a goroutine switch and a vote count) for the
+// replies before the n-th, which cannot decide anything.
+func (s *ReplySet) ChangedAt(n int) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.changed == nil {
 		s.changed = make(chan struct{})
+		s.wakeAt = n
+	} else {
+		s.wakeAt = min(s.wakeAt, n)
 	}
 	return s.changed
 }

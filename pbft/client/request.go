@@ -145,7 +145,8 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 func (c *Client) agreed(ctx context.Context, req *pbft.Request, set *ReplySet) (Result, error) {
 	var best Result
 	err := c.retransmit(ctx, req, func() progress {
-		changed := set.Changed()
+		// Woken only once enough replies for the smallest quorum that could decide.
+		changed := set.ChangedAt(c.leastAccept())
 		if b, ok := set.Agreed(c.Accept()); ok {
 			best = b
 			return progress{done: true}
