@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 // pprof on the replicas and keeps CPU profiles of every replica (n1 is the primary) and
 // of the load tool (<name>-loadgen.cpu.pb.gz: the gateway's client, without the echo
 // baseline) during the load, and the replicas' allocation profiles after it, in DIR.
+// PBFT_BENCH_REPLICA_ENV holds space-separated PBFT_ settings for the replicas (say
+// PBFT_BATCH_TIMEOUT=1ms), to compare settings in one tree.
 func BenchmarkMultiProcess(b *testing.B) {
 	d := 5 * time.Second
 	if v := os.Getenv("PBFT_BENCH_DURATION"); v != "" {
@@ -36,6 +39,7 @@ func BenchmarkMultiProcess(b *testing.B) {
 	if profileDir != "" {
 		env = []string{"PBFT_PPROF=on"}
 	}
+	env = append(env, strings.Fields(os.Getenv("PBFT_BENCH_REPLICA_ENV"))...)
 	bins, err := topology.Build(context.Background())
 	if err != nil {
 		b.Fatal(err)
