@@ -104,7 +104,8 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 func (s *ReplySet) vouchedView(r Result, k int) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var views []uint64
+	var buf [16]uint64
+	views := buf[:0]
 	for _, rep := range s.byRep {
 		if rep.Seq == r.Seq && bytes.Equal(rep.Result, r.Value) {
 			views = append(views, rep.View)
@@ -152,7 +153,7 @@ type Result struct {
 func (s *ReplySet) Best() (Result, map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	best, members := s.largestGroup()
+	best, members := s.largestGroup(true)
 	if best.Replies > 0 {
 		best.From = make(map[string]bool, len(members))
 		for _, from := range members {
@@ -171,7 +172,7 @@ func (s *ReplySet) Best() (Result, map[string]bool) {
 func (s *ReplySet) Agreed(quorum int) (Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	best, _ := s.largestGroup()
+	best, _ := s.largestGroup(false)
 	if s.owner != nil && best.Replies > 0 {
 		// Counted in the quorum of the configuration the replies came from.
 		if q, ok := s.owner.quorumOf(best.Conf); ok {
@@ -183,21 +184,20 @@ func (s *ReplySet) Agreed(quorum int) (Result, bool) {
 
 // largestGroup finds the largest group of replies with the same sequence number and
 // result (ties go to the lower sequence number) and its members. There are at most n
-// replies, so comparing pairs beats building maps.
-func (s *ReplySet) largestGroup() (Result, []string) {
-	var buf [16]string
-	froms := buf[:0]
-	for from := range s.byRep {
-		froms = append(froms, from)
+// replies, so comparing pairs beats building maps; the groups are counted on the stack
+// and only the best one's members are listed, if withMembers.
+func (s *ReplySet) largestGroup(withMembers bool) (Result, []string) {
+	var fbuf [16]string
+	var rbuf [16]*pbft.Reply
+	froms, reps := fbuf[:0], rbuf[:0]
+	for from, r := range s.byRep {
+		froms, reps = append(froms, from), append(reps, r)
 	}
 	var best Result
-	var members []string
-	for i, from := range froms {
-		r := s.byRep[from]
-		group := []string{from}
-		seen := false
-		for j, other := range froms {
-			o := s.byRep[other]
+	bestAt := -1
+	for i, r := range reps {
+		size, seen := 1, false
+		for j, o := range reps {
 			if j == i || o.Seq != r.Seq || o.Conf != r.Conf || !bytes.Equal(o.Result, r.Result) {
 				continue
 			}
@@ -205,17 +205,27 @@ func (s *ReplySet) largestGroup() (Result, []string) {
 				seen = true // counted with its first member already
 				break
 			}
-			group = append(group, other)
+			size++
 		}
-		if seen {
-			continue
+		if !seen && (size > best.Replies || (size == best.Replies && r.Seq < best.Seq)) {
+			best = Result{Seq: r.Seq, Value: r.Result, Replies: size, Conf: r.Conf}
+			bestAt = i
 		}
-		if len(group) > best.Replies || (len(group) == best.Replies && r.Seq < best.Seq) {
-			best = Result{Seq: r.Seq, Value: r.Result, Replies: len(group), Conf: r.Conf}
-			members = group
-			for _, m := range group {
-				best.View = max(best.View, s.byRep[m].View)
+	}
+	if bestAt < 0 {
+		return best, nil
+	}
+	r := reps[bestAt]
+	var members []string
+	if withMembers {
+		members = make([]string, 0, best.Replies)
+	}
+	for j, o := range reps {
+		if j >= bestAt && o.Seq == r.Seq && o.Conf == r.Conf && bytes.Equal(o.Result, r.Result) {
+			if withMembers {
+				members = append(members, froms[j])
 			}
+			best.View = max(best.View, o.View)
 		}
 	}
 	best.Value = bytes.Clone(best.Value) // the reply's buffer stays the reply's
