@@ -61,3 +61,49 @@ func TestBatchesAreSplitAtTheirBounds(t *testing.T) {
 		t.Fatalf("sent %s, want %s", got, want)
 	}
 }
+
+// Requests queued while replies are being delivered wait for the delivery's end and go
+// in one message, however many callers queued them; with no delivery under way a
+// request goes at once.
+func TestRequestsQueuedDuringADeliveryGoTogether(t *testing.T) {
+	ids := []string{"r1", "r2", "r3", "r4"}
+	keys, err := auth.GenerateKeyrings(append([]string{"c"}, ids...), ids, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	c, err := New(Config{Keys: keys["c"], Replicas: ids, Connect: func(bus.Handler) (bus.Transport, error) { return rec, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.holdSends()
+	c.holdSends() // two deliveries overlap: the requests wait for both
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.enqueue("r1", c.NewRequest(fmt.Sprintf("c%d", i), 1, []byte("set x=1"))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait() // every caller returned: the requests are queued, not sent
+	c.releaseSends()
+	if got := fmt.Sprint(rec.sent); got != "[]" {
+		t.Fatalf("sent %s before the last delivery ended, want nothing", got)
+	}
+	c.releaseSends()
+	if got, want := fmt.Sprint(rec.sent), "[r1 requests]"; got != want {
+		t.Fatalf("sent %s when the deliveries ended, want %s", got, want)
+	}
+	if s := c.SendStats(); s.Sends != 1 || s.Requests != 5 {
+		t.Fatalf("SendStats = %+v, want 1 send of 5 requests", s)
+	}
+	if err := c.enqueue("r1", c.NewRequest("alone", 1, []byte("set x=1"))); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(rec.sent), "[r1 requests r1 request]"; got != want {
+		t.Fatalf("sent %s after a lone request, want %s", got, want)
+	}
+}
