@@ -17,13 +17,6 @@ import (
 // while a send is under way go together in one pbft.KindRequests message. There is no
 // timer: batches fill only because sending takes time.
 //
-// Nor while the client delivers a replies message: the replies to one batch wake its
-// requests' callers together, and a caller that runs before the delivery ends (on
-// another core) would send a batch of the few that are ready, the next caller another
-// (three or four messages to the primary per batch of 30). Requests queued while a
-// delivery runs wait for its end, when the delivering goroutine sends them in one message
-// (holdSends, releaseSends): no timer either, and no wait beyond the delivery.
-//
 // Ordered requests keep their authenticators in a batch: the primary relays them to the
 // backups in a pre-prepare, where each backup checks its own tag. Read-only requests are
 // never relayed, so they carry none: they always travel in a pbft.KindRequests message
@@ -48,9 +41,6 @@ const everyReplica = ""
 type batcher struct {
 	mu     sync.Mutex
 	queues map[string]*sendQueue
-	// delivering counts the deliveries of replies under way: while any is, queued
-	// requests wait for releaseSends.
-	delivering int
 	// sends and sent count the sends of queued requests (one per destination, a
 	// broadcast once) and the requests they carried: their ratio is the mean batch.
 	sends, sent atomic.Uint64
@@ -94,7 +84,7 @@ func (c *Client) enqueue(to string, reqs ...*pbft.Request) error {
 		b.queues[to] = q
 	}
 	q.reqs = append(q.reqs, reqs...)
-	if q.busy || b.delivering > 0 {
+	if q.busy {
 		b.mu.Unlock()
 		return nil
 	}
@@ -104,13 +94,6 @@ func (c *Client) enqueue(to string, reqs ...*pbft.Request) error {
 	// this batch. With nothing else to run this returns at once: no delay for a lone request.
 	runtime.Gosched()
 	b.mu.Lock()
-	return c.drain(to, q)
-}
-
-// drain sends what q holds until it is empty; the caller holds c.batch.mu and has made
-// q busy. It returns with the lock released, and the error of its first send.
-func (c *Client) drain(to string, q *sendQueue) error {
-	b := &c.batch
 	var err error
 	for first := true; len(q.reqs) > 0; first = false {
 		batch := q.reqs
@@ -127,35 +110,6 @@ func (c *Client) drain(to string, q *sendQueue) error {
 	q.busy = false
 	b.mu.Unlock()
 	return err
-}
-
-// holdSends starts a delivery of replies: requests queued until releaseSends wait.
-func (c *Client) holdSends() {
-	c.batch.mu.Lock()
-	c.batch.delivering++
-	c.batch.mu.Unlock()
-}
-
-// releaseSends ends a delivery; the last one to end sends what was queued meanwhile.
-func (c *Client) releaseSends() {
-	b := &c.batch
-	b.mu.Lock()
-	if b.delivering--; b.delivering > 0 {
-		b.mu.Unlock()
-		return
-	}
-	var ready []string
-	for to, q := range b.queues {
-		if !q.busy && len(q.reqs) > 0 {
-			q.busy = true // this goroutine's to send
-			ready = append(ready, to)
-		}
-	}
-	b.mu.Unlock()
-	for _, to := range ready {
-		b.mu.Lock()
-		_ = c.drain(to, b.queues[to]) // a lost request is what retransmission is for
-	}
 }
 
 // sendBatch sends reqs to to in messages of at most about maxBatchBytes and

@@ -149,8 +149,6 @@ func (c *Client) receive(m bus.Message) {
 		if err != nil {
 			return
 		}
-		c.holdSends() // the callers these replies wake send their next requests together
-		defer c.releaseSends()
 		for _, rep := range reps {
 			if rep.Replica >= 0 {
 				c.deliver(m.From, rep)
