@@ -16,7 +16,7 @@ type ReplySet struct {
 	ro      roState                // replies to the read-only request (readtally.go)
 	changed chan struct{}          // closed at the next reply; shared by everyone waiting for it
 	// wakeAt is the fewest ordered replies at which changed closes (0: at any reply):
-	// the least that every goroutine waiting on it asked for (ChangedAt).
+	// the least that every goroutine waiting on it asked for (changedAt).
 	wakeAt   int
 	watchers int      // guarded by Client.mu
 	op       [32]byte // the operation's digest, guarded by Client.mu
@@ -119,13 +119,13 @@ func (s *ReplySet) vouchedView(r Result, k int) uint64 {
 }
 
 // Changed returns a channel closed when the next reply arrives; each watcher asks anew.
-func (s *ReplySet) Changed() <-chan struct{} { return s.ChangedAt(0) }
+func (s *ReplySet) Changed() <-chan struct{} { return s.changedAt(0) }
 
-// ChangedAt returns a channel closed at the next reply that leaves at least n ordered
+// changedAt returns a channel closed at the next reply that leaves at least n ordered
 // replies in the set, replaces a replica's earlier one, or is read-only: a watcher that
 // needs n matching replies is not woken (a goroutine switch and a vote count) for the
 // replies before the n-th, which cannot decide anything.
-func (s *ReplySet) ChangedAt(n int) <-chan struct{} {
+func (s *ReplySet) changedAt(n int) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.changed == nil {

@@ -127,7 +127,7 @@ func TestReplySetIgnoresConflictAnswersToAnotherOperation(t *testing.T) {
 // they say can decide), wakes at the third, and at any reply that replaces an earlier
 // one (a vote may move between groups); one that asks for every reply shares the
 // channel and is woken at the next.
-func TestReplySetChangedAtWakesOnlyWhenAQuorumIsPossible(t *testing.T) {
+func TestReplySetWakesAtQuorumOnlyWhenAQuorumIsPossible(t *testing.T) {
 	closed := func(ch <-chan struct{}) bool {
 		select {
 		case <-ch:
@@ -138,25 +138,25 @@ func TestReplySetChangedAtWakesOnlyWhenAQuorumIsPossible(t *testing.T) {
 	}
 	reply := func(result string) *pbft.Reply { return &pbft.Reply{Seq: 1, Result: []byte(result)} }
 	set := &ReplySet{}
-	at3 := set.ChangedAt(3)
+	at3 := set.changedAt(3)
 	set.add("n1", reply("v"))
 	set.add("n2", reply("v"))
 	if closed(at3) {
-		t.Fatal("ChangedAt(3) closed at the second reply")
+		t.Fatal("changedAt(3) closed at the second reply")
 	}
 	set.add("n3", reply("w"))
 	if !closed(at3) {
-		t.Fatal("ChangedAt(3) still open at the third reply")
+		t.Fatal("changedAt(3) still open at the third reply")
 	}
 
-	at4 := set.ChangedAt(4)
+	at4 := set.changedAt(4)
 	set.add("n3", reply("v")) // n3 changes its vote: 3 replies, but a new group
 	if !closed(at4) {
-		t.Fatal("ChangedAt(4) still open after a replica replaced its reply")
+		t.Fatal("changedAt(4) still open after a replica replaced its reply")
 	}
 
 	set = &ReplySet{}
-	at3 = set.ChangedAt(3)
+	at3 = set.changedAt(3)
 	any := set.Changed() // a second watcher wanting every reply: the same channel, closed sooner
 	if any != at3 {
 		t.Fatal("watchers of one set got different channels")
@@ -167,10 +167,10 @@ func TestReplySetChangedAtWakesOnlyWhenAQuorumIsPossible(t *testing.T) {
 	}
 
 	set = &ReplySet{}
-	at3 = set.ChangedAt(3)
+	at3 = set.changedAt(3)
 	set.add("n1", &pbft.Reply{Seq: 1, ReadOnly: true, Result: []byte("v")})
 	if !closed(at3) {
-		t.Fatal("ChangedAt(3) still open after a read-only reply (counted apart, by its own rule)")
+		t.Fatal("changedAt(3) still open after a read-only reply (counted apart, by its own rule)")
 	}
 }
 

@@ -160,7 +160,7 @@ func (c *Client) agreed(ctx context.Context, until time.Time, req *pbft.Request,
 	var best Result
 	err := c.retransmitUntil(ctx, until, req, func() progress {
 		// Woken only once enough replies for the smallest quorum that could decide.
-		changed := set.ChangedAt(c.leastAccept())
+		changed := set.changedAt(c.leastAccept())
 		if b, ok := set.Agreed(c.Accept()); ok {
 			best = b
 			return progress{done: true}
