@@ -236,3 +236,34 @@ func TestAcceptForSmallClusters(t *testing.T) {
 		}
 	}
 }
+
+// Invoke gives up at its Timeout even when that comes long before the next
+// retransmission (the two share one timer): nobody answers here.
+func TestInvokeTimesOutBeforeItsFirstRetransmission(t *testing.T) {
+	ids := []string{"r1", "r2", "r3", "r4"}
+	keys, err := auth.GenerateKeyrings(append([]string{"c"}, ids...), ids, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := bus.NewHub("test")
+	t.Cleanup(hub.Close)
+	for _, id := range ids {
+		if _, err := hub.Join(id, bus.RoleReplica, func(bus.Message) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := client.New(client.Config{Keys: keys["c"], Replicas: ids, Timeout: 100 * time.Millisecond, Retransmit: time.Hour,
+		Connect: func(h bus.Handler) (bus.Transport, error) { return hub.Join("c", bus.RoleClient, h) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_, err = c.Invoke(context.Background(), client.Request{Client: "alice", Timestamp: 1, Op: []byte("get x")})
+	if took := time.Since(start); !errors.Is(err, client.ErrTimeout) || took > 10*time.Second {
+		t.Fatalf("Invoke = %v after %v; want ErrTimeout after about 100ms", err, took)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Invoke = %v: the caller did not give up, its context must not be named", err)
+	}
+}

@@ -70,6 +70,17 @@ func (c *Client) quorumOf(conf uint64) (int, bool) {
 	return 0, false
 }
 
+// leastAccept is the fewest matching replies that can decide a result: the smallest
+// quorum (Accept) of the configurations whose replies count.
+func (c *Client) leastAccept() int {
+	m := c.mem.Load()
+	least := max(m.q.Commit(), m.q.Weak())
+	for ; m != nil; m = m.prev {
+		least = min(least, max(m.q.Commit(), m.q.Weak()))
+	}
+	return least
+}
+
 // acceptOf is how many replies like best decide a result: the quorum of the
 // configuration that sent them, else (no replies yet) of the one the client follows.
 func (c *Client) acceptOf(best Result) int {

@@ -11,12 +11,15 @@ import (
 
 // ReplySet collects the replies of all replicas to one request.
 type ReplySet struct {
-	mu       sync.Mutex
-	byRep    map[string]*pbft.Reply // replies to the ordered request; made at the first
-	ro       roState                // replies to the read-only request (readtally.go)
-	changed  chan struct{}          // closed at the next reply; shared by everyone waiting for it
-	watchers int                    // guarded by Client.mu
-	op       [32]byte               // the operation's digest, guarded by Client.mu
+	mu      sync.Mutex
+	byRep   map[string]*pbft.Reply // replies to the ordered request; made at the first
+	ro      roState                // replies to the read-only request (readtally.go)
+	changed chan struct{}          // closed at the next reply; shared by everyone waiting for it
+	// wakeAt is the fewest ordered replies at which changed closes (0: at any reply):
+	// the least that every goroutine waiting on it asked for (changedAt).
+	wakeAt   int
+	watchers int      // guarded by Client.mu
+	op       [32]byte // the operation's digest, guarded by Client.mu
 	// owner is the client watching (nil in tests): it knows the quorum of the
 	// configuration a group of replies came from, and the configuration it follows, the
 	// only one whose read-only replies count. Only the conflict answer to op counts; a
@@ -72,18 +75,25 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 		return // refuses another operation under this id, sent before this request
 	}
 	s.mu.Lock()
+	wake := true
 	if r.ReadOnly {
 		s.tallyReadOnly(from, r)
 	} else {
 		if s.byRep == nil {
 			s.byRep = map[string]*pbft.Reply{}
 		}
+		_, replaced := s.byRep[from]
 		s.byRep[from] = r // a replica's latest reply is its vote
+		// A new vote can complete a group of wakeAt only once there are wakeAt replies; a
+		// replaced one may move a vote from one group to another at any count.
+		wake = replaced || len(s.byRep) >= s.wakeAt
 	}
 	changed := s.changed
-	s.changed = nil
+	if wake {
+		s.changed = nil
+	}
 	s.mu.Unlock()
-	if changed != nil {
+	if wake && changed != nil {
 		close(changed)
 	}
 }
@@ -94,7 +104,8 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 func (s *ReplySet) vouchedView(r Result, k int) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var views []uint64
+	var buf [16]uint64
+	views := buf[:0]
 	for _, rep := range s.byRep {
 		if rep.Seq == r.Seq && bytes.Equal(rep.Result, r.Value) {
 			views = append(views, rep.View)
@@ -108,11 +119,20 @@ func (s *ReplySet) vouchedView(r Result, k int) uint64 {
 }
 
 // Changed returns a channel closed when the next reply arrives; each watcher asks anew.
-func (s *ReplySet) Changed() <-chan struct{} {
+func (s *ReplySet) Changed() <-chan struct{} { return s.changedAt(0) }
+
+// changedAt returns a channel closed at the next reply that leaves at least n ordered
+// replies in the set, replaces a replica's earlier one, or is read-only: a watcher that
+// needs n matching replies is not woken (a goroutine switch and a vote count) for the
+// replies before the n-th, which cannot decide anything.
+func (s *ReplySet) changedAt(n int) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.changed == nil {
 		s.changed = make(chan struct{})
+		s.wakeAt = n
+	} else {
+		s.wakeAt = min(s.wakeAt, n)
 	}
 	return s.changed
 }
@@ -133,7 +153,7 @@ type Result struct {
 func (s *ReplySet) Best() (Result, map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	best, members := s.largestGroup()
+	best, members := s.largestGroup(true)
 	if best.Replies > 0 {
 		best.From = make(map[string]bool, len(members))
 		for _, from := range members {
@@ -152,7 +172,7 @@ func (s *ReplySet) Best() (Result, map[string]bool) {
 func (s *ReplySet) Agreed(quorum int) (Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	best, _ := s.largestGroup()
+	best, _ := s.largestGroup(false)
 	if s.owner != nil && best.Replies > 0 {
 		// Counted in the quorum of the configuration the replies came from.
 		if q, ok := s.owner.quorumOf(best.Conf); ok {
@@ -164,21 +184,20 @@ func (s *ReplySet) Agreed(quorum int) (Result, bool) {
 
 // largestGroup finds the largest group of replies with the same sequence number and
 // result (ties go to the lower sequence number) and its members. There are at most n
-// replies, so comparing pairs beats building maps.
-func (s *ReplySet) largestGroup() (Result, []string) {
-	var buf [16]string
-	froms := buf[:0]
-	for from := range s.byRep {
-		froms = append(froms, from)
+// replies, so comparing pairs beats building maps; the groups are counted on the stack
+// and only the best one's members are listed, if withMembers.
+func (s *ReplySet) largestGroup(withMembers bool) (Result, []string) {
+	var fbuf [16]string
+	var rbuf [16]*pbft.Reply
+	froms, reps := fbuf[:0], rbuf[:0]
+	for from, r := range s.byRep {
+		froms, reps = append(froms, from), append(reps, r)
 	}
 	var best Result
-	var members []string
-	for i, from := range froms {
-		r := s.byRep[from]
-		group := []string{from}
-		seen := false
-		for j, other := range froms {
-			o := s.byRep[other]
+	bestAt := -1
+	for i, r := range reps {
+		size, seen := 1, false
+		for j, o := range reps {
 			if j == i || o.Seq != r.Seq || o.Conf != r.Conf || !bytes.Equal(o.Result, r.Result) {
 				continue
 			}
@@ -186,17 +205,27 @@ func (s *ReplySet) largestGroup() (Result, []string) {
 				seen = true // counted with its first member already
 				break
 			}
-			group = append(group, other)
+			size++
 		}
-		if seen {
-			continue
+		if !seen && (size > best.Replies || (size == best.Replies && r.Seq < best.Seq)) {
+			best = Result{Seq: r.Seq, Value: r.Result, Replies: size, Conf: r.Conf}
+			bestAt = i
 		}
-		if len(group) > best.Replies || (len(group) == best.Replies && r.Seq < best.Seq) {
-			best = Result{Seq: r.Seq, Value: r.Result, Replies: len(group), Conf: r.Conf}
-			members = group
-			for _, m := range group {
-				best.View = max(best.View, s.byRep[m].View)
+	}
+	if bestAt < 0 {
+		return best, nil
+	}
+	r := reps[bestAt]
+	var members []string
+	if withMembers {
+		members = make([]string, 0, best.Replies)
+	}
+	for j, o := range reps {
+		if j >= bestAt && o.Seq == r.Seq && o.Conf == r.Conf && bytes.Equal(o.Result, r.Result) {
+			if withMembers {
+				members = append(members, froms[j])
 			}
+			best.View = max(best.View, o.View)
 		}
 	}
 	best.Value = bytes.Clone(best.Value) // the reply's buffer stays the reply's

@@ -122,3 +122,66 @@ func TestReplySetIgnoresConflictAnswersToAnotherOperation(t *testing.T) {
 		t.Fatalf("two conflict answers to this operation: %+v, %v; want a conflict", best, ok)
 	}
 }
+
+// A watcher that needs three matching replies sleeps through the first two (nothing
+// they say can decide), wakes at the third, and at any reply that replaces an earlier
+// one (a vote may move between groups); one that asks for every reply shares the
+// channel and is woken at the next.
+func TestReplySetWakesAtQuorumOnlyWhenAQuorumIsPossible(t *testing.T) {
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	reply := func(result string) *pbft.Reply { return &pbft.Reply{Seq: 1, Result: []byte(result)} }
+	set := &ReplySet{}
+	at3 := set.changedAt(3)
+	set.add("n1", reply("v"))
+	set.add("n2", reply("v"))
+	if closed(at3) {
+		t.Fatal("changedAt(3) closed at the second reply")
+	}
+	set.add("n3", reply("w"))
+	if !closed(at3) {
+		t.Fatal("changedAt(3) still open at the third reply")
+	}
+
+	at4 := set.changedAt(4)
+	set.add("n3", reply("v")) // n3 changes its vote: 3 replies, but a new group
+	if !closed(at4) {
+		t.Fatal("changedAt(4) still open after a replica replaced its reply")
+	}
+
+	set = &ReplySet{}
+	at3 = set.changedAt(3)
+	any := set.Changed() // a second watcher wanting every reply: the same channel, closed sooner
+	if any != at3 {
+		t.Fatal("watchers of one set got different channels")
+	}
+	set.add("n1", reply("v"))
+	if !closed(any) {
+		t.Fatal("Changed() still open after a reply")
+	}
+
+	set = &ReplySet{}
+	at3 = set.changedAt(3)
+	set.add("n1", &pbft.Reply{Seq: 1, ReadOnly: true, Result: []byte("v")})
+	if !closed(at3) {
+		t.Fatal("changedAt(3) still open after a read-only reply (counted apart, by its own rule)")
+	}
+}
+
+// The vote on a request's replies runs at every wake of its waiter: with n = 4 it
+// allocates only the copy of the agreed value, not a slice per group.
+func TestReplySetAgreedAllocatesOnlyTheValue(t *testing.T) {
+	set := &ReplySet{}
+	for i, from := range []string{"n1", "n2", "n3", "n4"} {
+		set.add(from, &pbft.Reply{Seq: 1, Result: []byte{byte('a' + i%2)}})
+	}
+	if allocs := testing.AllocsPerRun(100, func() { set.Agreed(3) }); allocs > 1 {
+		t.Fatalf("Agreed allocates %v times per call, want at most 1", allocs)
+	}
+}

@@ -53,7 +53,20 @@ type progress struct {
 // req to every replica and calls resent (if set). It returns nil once look reports done
 // or its expiry fires, ctx's error if ctx ends first.
 func (c *Client) retransmit(ctx context.Context, req *pbft.Request, look func() progress, resent func()) error {
-	timer := time.NewTimer(c.cfg.Retransmit)
+	return c.retransmitUntil(ctx, time.Time{}, req, look, resent)
+}
+
+// retransmitUntil is retransmit that also gives up at until (if not zero) with
+// context.DeadlineExceeded: one timer for both, where a context with a deadline would
+// cost each request a second timer, a context and its cancellation.
+func (c *Client) retransmitUntil(ctx context.Context, until time.Time, req *pbft.Request, look func() progress, resent func()) error {
+	next := func() time.Duration {
+		if until.IsZero() {
+			return c.cfg.Retransmit
+		}
+		return min(c.cfg.Retransmit, time.Until(until))
+	}
+	timer := time.NewTimer(next())
 	defer timer.Stop()
 	sent := 0
 	for {
@@ -67,12 +80,15 @@ func (c *Client) retransmit(ctx context.Context, req *pbft.Request, look func() 
 		case <-p.expire:
 			return nil
 		case <-timer.C:
+			if !until.IsZero() && !time.Now().Before(until) {
+				return context.DeadlineExceeded
+			}
 			req = c.retag(req)
 			_ = c.Broadcast(req)
 			if sent++; sent == stallRetransmissions {
 				c.learn() // the members this client sends to may all have left
 			}
-			timer.Reset(c.cfg.Retransmit)
+			timer.Reset(next())
 			if resent != nil {
 				resent()
 			}
@@ -123,15 +139,13 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 		return Result{}, inFlight(r)
 	}
 	defer c.Unwatch(r.Client, r.Timestamp)
-	caller := ctx
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
+	until := time.Now().Add(c.cfg.Timeout)
 	if err := c.enqueue(c.first(r), req); err != nil {
 		return Result{}, fail(ErrUnavailable, "send: %v", err)
 	}
-	best, err := c.agreed(ctx, req, set)
+	best, err := c.agreed(ctx, until, req, set)
 	if err != nil {
-		return Result{}, givenUp(caller, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.replicas()))
+		return Result{}, givenUp(ctx, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.replicas()))
 	}
 	if isConflict(best, c.Accept()) {
 		return Result{}, conflict(r, best.Seq)
@@ -141,11 +155,12 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 }
 
 // agreed waits for a quorum (Accept) of matching replies in set, retransmitting req
-// while they are missing.
-func (c *Client) agreed(ctx context.Context, req *pbft.Request, set *ReplySet) (Result, error) {
+// while they are missing, until ctx ends or the time until.
+func (c *Client) agreed(ctx context.Context, until time.Time, req *pbft.Request, set *ReplySet) (Result, error) {
 	var best Result
-	err := c.retransmit(ctx, req, func() progress {
-		changed := set.Changed()
+	err := c.retransmitUntil(ctx, until, req, func() progress {
+		// Woken only once enough replies for the smallest quorum that could decide.
+		changed := set.changedAt(c.leastAccept())
 		if b, ok := set.Agreed(c.Accept()); ok {
 			best = b
 			return progress{done: true}
@@ -176,7 +191,7 @@ func (c *Client) confirmConflict(ctx context.Context, r Request, req *pbft.Reque
 	}
 	defer c.Unwatch(r.Client, r.Timestamp)
 	_ = c.Broadcast(req)
-	best, err := c.agreed(ctx, req, set)
+	best, err := c.agreed(ctx, time.Time{}, req, set)
 	if err != nil {
 		return Assignment{}, fail(ErrTimeout,
 			"replica said request %d of client %s conflicts with another operation, but a quorum of replicas did not confirm it within %v",

@@ -102,7 +102,7 @@ func (p *Pending) wait(caller, bounded context.Context) (Result, error) {
 	best, ok := p.set.Agreed(c.Accept())
 	if !ok {
 		var err error
-		if best, err = c.agreed(bounded, p.req, p.set); err != nil {
+		if best, err = c.agreed(bounded, time.Time{}, p.req, p.set); err != nil {
 			return Result{}, givenUp(caller, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.replicas()))
 		}
 	}

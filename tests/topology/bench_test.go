@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,8 +21,11 @@ import (
 //	go test -run xxx -bench MultiProcess -benchtime 1x ./tests/topology/
 //
 // PBFT_BENCH_DURATION sets each run's length (default 5s). PBFT_BENCH_PROFILE=DIR serves
-// pprof on the replicas and keeps CPU profiles of n1 (the primary) and n2 (a backup)
-// during the load, and their allocation profiles after it, in DIR.
+// pprof on the replicas and keeps CPU profiles of every replica (n1 is the primary) and
+// of the load tool (<name>-loadgen.cpu.pb.gz: the gateway's client, without the echo
+// baseline) during the load, and the replicas' allocation profiles after it, in DIR.
+// PBFT_BENCH_REPLICA_ENV holds space-separated PBFT_ settings for the replicas (say
+// PBFT_BATCH_TIMEOUT=1ms), to compare settings in one tree.
 func BenchmarkMultiProcess(b *testing.B) {
 	d := 5 * time.Second
 	if v := os.Getenv("PBFT_BENCH_DURATION"); v != "" {
@@ -35,6 +39,7 @@ func BenchmarkMultiProcess(b *testing.B) {
 	if profileDir != "" {
 		env = []string{"PBFT_PPROF=on"}
 	}
+	env = append(env, strings.Fields(os.Getenv("PBFT_BENCH_REPLICA_ENV"))...)
 	bins, err := topology.Build(context.Background())
 	if err != nil {
 		b.Fatal(err)
@@ -58,9 +63,13 @@ func BenchmarkMultiProcess(b *testing.B) {
 				b.ResetTimer()
 				var profiles *replicaProfiles
 				if profileDir != "" {
-					profiles = profileReplicas(b, profileDir, top, ids[:2], d)
+					profiles = profileReplicas(b, profileDir, top, ids, d)
 				}
-				res, err := loadgen.Run(ctx, s, loadgen.Options{Clients: tc.clients, Duration: d, Size: tc.size, Nodes: n, NATSURL: url})
+				o := loadgen.Options{Clients: tc.clients, Duration: d, Size: tc.size, Nodes: n, NATSURL: url}
+				if profiles != nil {
+					o.CPUProfile = profiles.file("loadgen", "cpu")
+				}
+				res, err := loadgen.Run(ctx, s, o)
 				if profiles != nil {
 					profiles.finish()
 				}

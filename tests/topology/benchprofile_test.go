@@ -15,8 +15,8 @@ import (
 )
 
 // replicaProfiles fetches CPU profiles of replicas (their PBFT_PPROF endpoints) while a
-// benchmark's load runs, then their allocation profiles, into dir as
-// <name>-<replica>.cpu.pb.gz and .alloc.pb.gz.
+// benchmark's load runs, then their allocation profiles and metrics, into dir as
+// <name>-<replica>.cpu.pb.gz, .alloc.pb.gz and .metrics.txt.
 type replicaProfiles struct {
 	b    *testing.B
 	dir  string
@@ -39,7 +39,7 @@ func profileReplicas(b *testing.B, dir string, top *topology.Topology, ids []str
 	return p
 }
 
-// finish waits for the CPU profiles and fetches the allocation profiles.
+// finish waits for the CPU profiles and fetches the allocation profiles and metrics.
 func (p *replicaProfiles) finish() {
 	for range p.ids {
 		if err := <-p.done; err != nil {
@@ -50,17 +50,28 @@ func (p *replicaProfiles) finish() {
 		if err := p.fetch(id, "allocs", "alloc", 30*time.Second); err != nil {
 			p.b.Error(err)
 		}
+		// The pbft_ metrics (batch sizes, messages by kind) say what the profiles cost per.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := saveURL(ctx, p.top.ReplicaHTTP(id)+"/metrics", filepath.Join(p.dir, fmt.Sprintf("%s-%s.metrics.txt", p.name, id)))
+		cancel()
+		if err != nil {
+			p.b.Error(err)
+		}
 	}
 }
 
 func (p *replicaProfiles) fetch(id, path, kind string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	file := filepath.Join(p.dir, fmt.Sprintf("%s-%s.%s.pb.gz", p.name, id, kind))
-	if err := saveURL(ctx, p.top.ReplicaHTTP(id)+"/debug/pprof/"+path, file); err != nil {
+	if err := saveURL(ctx, p.top.ReplicaHTTP(id)+"/debug/pprof/"+path, p.file(id, kind)); err != nil {
 		return fmt.Errorf("%s profile of %s: %w", kind, id, err)
 	}
 	return nil
+}
+
+// file names the profile of kind (cpu, alloc) of process id (a replica, loadgen).
+func (p *replicaProfiles) file(id, kind string) string {
+	return filepath.Join(p.dir, fmt.Sprintf("%s-%s.%s.pb.gz", p.name, id, kind))
 }
 
 // saveURL writes the body of a GET of url (a profile) to file.
