@@ -76,15 +76,7 @@ func TestReplicaThatSleptThroughTwoReconfigurationsRejoins(t *testing.T) {
 			t.Fatalf("write %d: %+v, %v", ts, out, err)
 		}
 	}
-	info := func(id string) *pbft.Answer {
-		qctx, qcancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		defer qcancel()
-		a, err := c.Query(qctx, id, &pbft.Query{Op: pbft.OpInfo, Digest: true})
-		if err != nil {
-			return &pbft.Answer{}
-		}
-		return a
-	}
+	info := func(id string) *pbft.Answer { return infoWithDigest(ctx, c, id) }
 	write(1, 0)
 	stops["n4"]()
 	delete(stops, "n4")
@@ -153,16 +145,20 @@ func TestJoinerStartedAfterItsAdmissionJoins(t *testing.T) {
 		t.Fatalf("a write after n5 joined: %+v, %v", out, err)
 	}
 	poll.Eventually(t, 30*time.Second, "n5 executes the write", func() bool {
-		info := func(id string) *pbft.Answer {
-			qctx, qcancel := context.WithTimeout(ctx, 500*time.Millisecond)
-			defer qcancel()
-			a, err := c.Query(qctx, id, &pbft.Query{Op: pbft.OpInfo, Digest: true})
-			if err != nil {
-				return &pbft.Answer{}
-			}
-			return a
-		}
+		info := func(id string) *pbft.Answer { return infoWithDigest(ctx, c, id) }
 		a, b := info("n5"), info("n1")
 		return a.LastExecuted == b.LastExecuted && a.StateDigest != "" && a.StateDigest == b.StateDigest
 	})
+}
+
+// infoWithDigest asks replica id for its info and state digest; an empty answer if it
+// does not answer within half a second.
+func infoWithDigest(ctx context.Context, c *client.Client, id string) *pbft.Answer {
+	qctx, qcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer qcancel()
+	a, err := c.Query(qctx, id, &pbft.Query{Op: pbft.OpInfo, Digest: true})
+	if err != nil {
+		return &pbft.Answer{}
+	}
+	return a
 }
