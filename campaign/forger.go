@@ -135,14 +135,6 @@ func (c *Colluders) handle(tr bus.Transport, keys *auth.Keyring, id string, idx 
 		if pp, ok := msg.(*pbft.PrePrepare); err == nil && ok {
 			reqs = append(reqs, pp.Batch...)
 		}
-	case node.KindBundle: // a primary's pre-prepare may go with its other broadcasts
-		inner, _ := node.DecodeBundle(data)
-		for _, b := range inner {
-			msg, err := pbft.Unmarshal(node.StripFrame(b))
-			if pp, ok := msg.(*pbft.PrePrepare); err == nil && ok {
-				reqs = append(reqs, pp.Batch...)
-			}
-		}
 	}
 	for _, req := range reqs {
 		result := []byte("OK")

@@ -27,7 +27,7 @@ type commitGate struct {
 func (g *commitGate) Broadcast(kind string, data []byte) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed && (kind == pbft.KindCommit.String() || kind == node.KindBundle) { // a bundle may hold a commit
+	if g.closed && kind == pbft.KindCommit.String() {
 		data = slices.Clone(data)
 		g.held = append(g.held, func() error { return g.Transport.Broadcast(kind, data) })
 		return nil

@@ -153,13 +153,6 @@ func (s *sniffer) note(kind string, env []byte) {
 		}
 	} else if kind == node.KindAnswer {
 		msgs = append(msgs, nil)
-	} else if kind == node.KindBundle {
-		inner, _ := node.DecodeBundle(payload)
-		for _, b := range inner {
-			if m, err := pbft.Unmarshal(node.Unframe(b)); err == nil {
-				msgs = append(msgs, m)
-			}
-		}
 	} else if m, err := pbft.Unmarshal(node.Unframe(payload)); err == nil {
 		msgs = append(msgs, m)
 	}

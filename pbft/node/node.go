@@ -56,8 +56,6 @@ type Node struct {
 	wire, env []byte
 	// replies groups a Ready's replies by gateway (replies.go), reused.
 	replies replyGroups
-	// bundle is the scratch of a Ready's broadcasts sent together (bundle.go).
-	bundle bundler
 }
 
 // Stats counts what the node did with messages.
@@ -247,46 +245,25 @@ func (n *Node) handle(it *item) {
 		n.handleRequests(m.From, payload)
 		return
 	}
-	if m.Kind == KindBundle {
-		n.handleBundle(m.From, payload)
-		return
-	}
 	kind, ok := pbft.KindFromString(m.Kind)
 	if !ok {
 		n.reject(RejectMalformed, m.From, m.Kind, errors.New("unknown kind"))
 		return
 	}
-	n.handleReplica(m.From, kind, payload)
-}
-
-// handleReplica checks and steps an opened message of kind from sender: a replica's
-// (framed) or a client's own request. Kind 0 is a message of a bundle (bundle.go): a
-// replica's, of whichever kind it is.
-func (n *Node) handleReplica(sender string, kind pbft.Kind, payload []byte) {
-	kindName := kind.String()
-	if kind == 0 {
-		kindName = KindBundle
-	}
 	conf, framed, payload, err := unframe(payload)
 	if err != nil {
-		n.reject(RejectMalformed, sender, kindName, err)
+		n.reject(RejectMalformed, m.From, m.Kind, err)
 		return
 	}
 	msg, err := pbft.Unmarshal(payload)
-	if err == nil && kind == 0 {
-		kind, kindName = msg.Kind(), msg.Kind().String()
-		if !framed {
-			err = errors.New("a bundle holds replicas' messages only")
-		}
-	}
 	if err != nil || msg.Kind() != kind {
-		n.reject(RejectMalformed, sender, kindName, err)
+		n.reject(RejectMalformed, m.From, m.Kind, err)
 		return
 	}
 	var from int
 	if framed {
 		// A replica's message: its sender's index in the configuration it names.
-		from = slices.Index(n.r.MembersOf(conf), sender)
+		from = slices.Index(n.r.MembersOf(conf), m.From)
 		switch msg := msg.(type) {
 		case *pbft.Chain:
 			if from < 0 {
@@ -294,29 +271,29 @@ func (n *Node) handleReplica(sender string, kind pbft.Kind, payload []byte) {
 			}
 		case *pbft.AskAdmission:
 			// A joiner not admitted yet is in no configuration this replica may know.
-			if msg.Joiner != sender {
-				n.reject(RejectSenderMismatch, sender, kindName, errors.New("an admission question names another joiner"))
+			if msg.Joiner != m.From {
+				n.reject(RejectSenderMismatch, m.From, m.Kind, errors.New("an admission question names another joiner"))
 				return
 			}
 			from = pbft.FromAnyone
 		}
 		if from < 0 && from != pbft.FromAnyone {
-			n.reject(RejectUnknownSender, sender, kindName, fmt.Errorf("not a member of configuration %d", conf))
+			n.reject(RejectUnknownSender, m.From, m.Kind, fmt.Errorf("not a member of configuration %d", conf))
 			return
 		}
 	} else {
 		req, isReq := msg.(*pbft.Request)
-		if !isReq || req.Gateway != sender {
-			n.reject(RejectSenderMismatch, sender, kindName, errors.New("a client may only send its own requests"))
+		if !isReq || req.Gateway != m.From {
+			n.reject(RejectSenderMismatch, m.From, m.Kind, errors.New("a client may only send its own requests"))
 			return
 		}
 		from, conf = pbft.FromClient, n.r.Configuration()
 	}
 	if err := n.verifyInner(msg); err != nil {
-		n.reject(rejectReason(err), sender, kindName, err)
+		n.reject(rejectReason(err), m.From, m.Kind, err)
 		return
 	}
-	n.step(conf, from, sender, kindName, msg)
+	n.step(conf, from, m.From, m.Kind, msg)
 }
 
 // step steps an authenticated message (its inner authenticators checked too) of
@@ -380,20 +357,12 @@ func (n *Node) send(msgs []pbft.Outbound, f Fault) {
 		return
 	}
 	replies := &n.replies
-	bundled, bundleSent := bundles(msgs, f), false
-	for i, o := range msgs {
-		switch {
-		case o.To == pbft.ToGateway:
+	for _, o := range msgs {
+		if o.To == pbft.ToGateway {
 			replies.add(n.forge(o))
-		case bundled && o.To == pbft.Broadcast:
-			// The first broadcast takes them all, in one bundle (bundle.go).
-			if !bundleSent {
-				n.sendBundled(msgs[i:])
-				bundleSent = true
-			}
-		default:
-			n.sendOut(o, f)
+			continue
 		}
+		n.sendOut(o, f)
 	}
 	n.sendReplies(replies, f)
 	replies.reset()
