@@ -53,9 +53,9 @@ type Message struct {
 // the order they were sent on the same path: point-to-point messages in
 // order among themselves, broadcasts among themselves; both transports also
 // keep the order between the two (NATSTransport: one arrival queue, in
-// the order the server delivers). A
-// Handler may call Send and Broadcast, but must not call Close on its own
-// transport: Close waits for the Handler to return.
+// the order the server delivers). A Handler may call Send and Broadcast,
+// but must not call Close on its own transport: Close waits for the
+// Handler to return.
 type Handler func(Message)
 
 // Transport is one endpoint's view of the cluster. Send, Broadcast, ID and
