@@ -13,13 +13,9 @@
 //
 //   - messages from one sender to one receiver arrive in the order sent,
 //     per path: point-to-point messages among themselves, broadcasts among
-//     themselves (whatever their kinds). Over NATS a replica's two
-//     subscriptions feed one queue, so it also keeps the order between a
-//     broadcast and a point-to-point message (as far as the server does);
-//     MemTransport does too;
-//   - over NATS a replica endpoint's owner may read that queue itself
-//     (Puller) instead of through the Handler, one goroutine hand-off less
-//     per message; when the queue is full, NATS drops, like a network;
+//     themselves (whatever their kinds). Over NATS a broadcast and a
+//     point-to-point message may overtake each other, because they arrive
+//     on two subscriptions; see NATSTransport;
 //   - a Handler is never called concurrently with itself, nor while
 //     holding any lock that Send or Broadcast take, so it may call them;
 //   - after Close returns, the Handler is not running and is not called again.

@@ -24,22 +24,25 @@ const subscribeTimeout = 5 * time.Second
 // NoEcho, endpoints that must talk to each other need separate connections:
 // the server never delivers a connection's messages to that same connection.
 //
-// A replica subscribes twice (broadcasts and its inbox) with both subscriptions feeding
-// one channel, the arrival queue (pull.go): a sender's messages then arrive in the order
-// its connection carried them, and the node can read the queue itself (Pull) instead of
-// through a goroutine that calls the Handler. nats.go drops (slow consumer) instead of
-// blocking when that channel is full, so it is sized for a stall of its reader; a drop is
-// a lost message as on any network, which PBFT recovers from: replicas retransmit protocol
-// messages, and a client retransmits its request to every replica until it has its
-// answer. A client subscribes once, asynchronously, with pending limits lifted so nats.go
-// never drops a reply (its goroutine calls the Handler); deliverMu serialises handler
-// calls in both cases.
+// Why a mutex and not one channel: a replica needs two subscriptions
+// (broadcasts and its inbox), and nats.go runs each async subscription's
+// callbacks on its own goroutine; a mutex around the handler serialises the
+// two. The alternatives were worse: a channel subscription shared by both
+// would keep their arrival order, but nats.go drops (slow consumer) instead
+// of blocking when the channel is full, which happened under load on two
+// CPUs; one subscription to pbft.<cluster>.> would make every replica
+// receive every point-to-point message in the cluster. The cost is that a
+// broadcast and a point-to-point message from the same sender may be
+// reordered; each path on its own stays FIFO because each subscription's
+// goroutine is. Pending limits are lifted so nats.go never drops: PBFT's
+// watermarks bound what a correct peer can have outstanding (a flooding
+// Byzantine peer costs memory instead, which only flow control or
+// authorisation at the server could prevent).
 //
 // Stats: Sent counts Send and Broadcast calls that returned nil; Received
-// counts messages handed to the Handler or taken by the owner (Arrivals.Take); Dropped
-// counts Sends to oneself, arrivals whose subject does not parse or that name this
-// endpoint as sender, arrivals discarded because Close had begun, and arrivals nats.go
-// dropped because the arrival queue was full.
+// counts handler calls; Dropped counts Sends to oneself, arrivals whose
+// subject does not parse or that name this endpoint as sender, and arrivals
+// discarded because Close had begun.
 type NATSTransport struct {
 	nc       *nats.Conn
 	cluster  string
@@ -51,13 +54,6 @@ type NATSTransport struct {
 	closed  atomic.Bool // fast check on the send path
 	closeMu sync.Mutex  // serialises Close, so a second caller also waits
 	subs    []*nats.Subscription
-	// arrivals is a replica's arrival queue (pull.go), nil for a client. Until Pull,
-	// a dispatcher goroutine hands it to the Handler; dispatchStop stops it (nil once
-	// stopped), dispatchDone is closed when it has.
-	arrivals     chan *nats.Msg
-	dispatchStop chan struct{}
-	dispatchDone chan struct{}
-	pulled       bool // guarded by closeMu
 
 	deliverMu sync.Mutex // held while the handler runs
 	stopped   bool       // guarded by deliverMu; set by Close
@@ -85,20 +81,12 @@ func NewNATS(nc *nats.Conn, cluster, id string, role Role, h Handler) (*NATSTran
 	filters := []string{inboxFilter(cluster, id)}
 	if role == RoleReplica {
 		filters = append(filters, broadcastFilter(cluster))
-		t.arrivals = make(chan *nats.Msg, arrivalQueue)
-		t.dispatchStop, t.dispatchDone = make(chan struct{}), make(chan struct{})
-		go t.dispatch(t.dispatchStop, t.dispatchDone)
 	}
 	for _, f := range filters {
-		var sub *nats.Subscription
-		var err error
-		if t.arrivals != nil {
-			sub, err = nc.ChanSubscribe(f, t.arrivals)
-		} else if sub, err = nc.Subscribe(f, t.deliver); err == nil {
-			err = sub.SetPendingLimits(-1, -1)
-		}
-		if sub != nil {
+		sub, err := nc.Subscribe(f, t.deliver)
+		if err == nil {
 			t.subs = append(t.subs, sub)
+			err = sub.SetPendingLimits(-1, -1)
 		}
 		if err != nil {
 			t.Close()
@@ -158,8 +146,8 @@ func (t *NATSTransport) publish(subj string, data []byte) error {
 	return nil
 }
 
-// deliver hands one arrival to the Handler: a client's subscription callback or a
-// replica's dispatcher; deliverMu lets Close wait for a call in progress. nats.go gives
+// deliver is the callback of both subscriptions, so it runs on two
+// goroutines; deliverMu makes the handler calls one at a time. nats.go gives
 // every message its own copy of the payload, so Data needs no copy here.
 func (t *NATSTransport) deliver(m *nats.Msg) {
 	kind, from, ok := parseSubject(t.cluster, t.id, m.Subject)
@@ -189,17 +177,12 @@ func (t *NATSTransport) Close() error {
 	t.closed.Store(true)
 
 	var errs error
-	t.stats.dropped.Add(t.slowConsumerDrops()) // unsubscribed, they no longer say
 	for _, sub := range t.subs {
 		// A closed connection has already dropped its subscriptions.
 		if err := sub.Unsubscribe(); err != nil &&
 			!errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
 			errs = errors.Join(errs, fmt.Errorf("bus: unsubscribe %s: %w", sub.Subject, err))
 		}
-	}
-	t.stopDispatch()
-	if t.arrivals != nil && !t.pulled {
-		t.stats.dropped.Add(uint64(len(t.arrivals))) // never to be read
 	}
 	// nats.go may still be running a callback for a message it had queued:
 	// wait for the handler, and make later callbacks drop.
@@ -210,12 +193,6 @@ func (t *NATSTransport) Close() error {
 }
 
 // Stats returns a snapshot of the counters.
-func (t *NATSTransport) Stats() Stats {
-	st := t.stats.snapshot()
-	if !t.closed.Load() {
-		st.Dropped += t.slowConsumerDrops()
-	}
-	return st
-}
+func (t *NATSTransport) Stats() Stats { return t.stats.snapshot() }
 
 var _ Transport = (*NATSTransport)(nil)

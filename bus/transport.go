@@ -51,11 +51,10 @@ type Message struct {
 // is delivered to this endpoint. Calls for one transport are serialised
 // (never concurrent), and messages from one sender to one receiver arrive in
 // the order they were sent on the same path: point-to-point messages in
-// order among themselves, broadcasts among themselves; both transports also
-// keep the order between the two (NATSTransport: one arrival queue, in
-// the order the server delivers). A Handler may call Send and Broadcast,
-// but must not call Close on its own transport: Close waits for the
-// Handler to return.
+// order among themselves, broadcasts among themselves. (NATSTransport may
+// deliver a broadcast and a point-to-point message in either order.) A
+// Handler may call Send and Broadcast, but must not call Close on its own
+// transport: Close waits for the Handler to return.
 type Handler func(Message)
 
 // Transport is one endpoint's view of the cluster. Send, Broadcast, ID and

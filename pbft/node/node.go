@@ -33,7 +33,6 @@ type Node struct {
 	logs  rateLog
 
 	inbox inbox
-	arr   arrivals     // arrivals.go: the transport's queue, when Run reads it itself
 	fault atomic.Value // Fault
 
 	waiters  []*waiter
@@ -183,7 +182,6 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.tr.Close()
 	defer n.startTrace()()
 	n.startDurable()
-	n.pull()
 	ticker := time.NewTicker(n.cfg.Tick)
 	defer ticker.Stop()
 	var batch []item
@@ -195,8 +193,6 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		case <-batching.C():
 			batching.fired()
-		case m := <-n.arr.q.C:
-			n.handleArrivals(n.arr.q.Take(m, n.arr.batch, maxArrivals))
 		case <-n.inbox.wake:
 			batch = n.inbox.drain(batch[:0])
 			for i := range batch {
