@@ -1,6 +1,10 @@
 package node
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // The durable log is written off the node's goroutine (issue 19): the loop hands each
 // Ready's records to a writer goroutine and keeps stepping, and holds the Ready's
@@ -32,10 +36,33 @@ type walUnit struct {
 	recs    [][]byte
 }
 
+// WALStats counts what a replica's log writer did since the process started (its
+// /metrics): syncs per second and Readies per sync say how well rounds share a sync.
+type WALStats struct {
+	Units          uint64  // Readies whose records were written (or syncs asked for)
+	Syncs          uint64  // syncs of appended records (a rewrite syncs itself: not counted)
+	Rewrites       uint64  // compactions: the log replaced whole
+	SyncSeconds    float64 // time spent in those syncs
+	RewriteSeconds float64 // time spent in rewrites
+}
+
+// walCounters is WALStats as the writer's goroutine updates it and others read it.
+type walCounters struct{ units, syncs, rewrites, syncNanos, rewriteNanos atomic.Uint64 }
+
+func (c *walCounters) stats() WALStats {
+	if c == nil {
+		return WALStats{}
+	}
+	return WALStats{Units: c.units.Load(), Syncs: c.syncs.Load(), Rewrites: c.rewrites.Load(),
+		SyncSeconds:    time.Duration(c.syncNanos.Load()).Seconds(),
+		RewriteSeconds: time.Duration(c.rewriteNanos.Load()).Seconds()}
+}
+
 // walWriter owns the log once started: only its goroutine touches it.
 type walWriter struct {
 	log     durableLog
 	durable func(gen uint64, err error) // called on the writer's goroutine, in order
+	counts  walCounters
 
 	dirty bool // appended and not synced yet; only the writer's goroutine touches it
 
@@ -114,10 +141,14 @@ func (w *walWriter) write(units []walUnit) (synced bool, err error) {
 		}
 		lazy = lazy && u.lazy
 	}
+	w.counts.units.Add(uint64(len(units)))
 	if units[start].compact {
+		t := time.Now()
 		if err := w.log.Rewrite(units[start].recs...); err != nil {
 			return false, err
 		}
+		w.counts.rewriteNanos.Add(uint64(time.Since(t)))
+		w.counts.rewrites.Add(1)
 		w.dirty = false
 		start++
 	}
@@ -135,9 +166,12 @@ func (w *walWriter) write(units []walUnit) (synced bool, err error) {
 		return false, nil
 	}
 	if w.dirty {
+		t := time.Now()
 		if err := w.log.Sync(); err != nil {
 			return false, err
 		}
+		w.counts.syncNanos.Add(uint64(time.Since(t)))
+		w.counts.syncs.Add(1)
 		w.dirty = false
 	}
 	return true, nil

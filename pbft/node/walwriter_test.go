@@ -105,6 +105,11 @@ func TestWALWriterGroupsCommits(t *testing.T) {
 		t.Fatalf("the writer went on after a failed sync: %s", c)
 	case <-w.done:
 	}
+	// Its counters (a replica's /metrics): every unit written, the syncs that succeeded.
+	if got, want := w.counts.stats(), (WALStats{Units: 7, Syncs: 2, Rewrites: 1}); got.Units != want.Units ||
+		got.Syncs != want.Syncs || got.Rewrites != want.Rewrites || got.SyncSeconds <= 0 || got.RewriteSeconds <= 0 {
+		t.Errorf("counters %+v, want %+v and some time in syncs", got, want)
+	}
 }
 
 // Lazy units (pre-prepare records alone) are appended and not synced: the next unit
