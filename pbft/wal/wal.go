@@ -57,6 +57,9 @@ type Log struct {
 	buf   []byte
 	size  int64 // where the next frame goes: the end of the last one
 	alloc int64 // the file's length, preallocated past size
+	// zeroed is where the zeros this log wrote after its frames end (segment.go):
+	// appends below it overwrite written blocks.
+	zeroed int64
 }
 
 // Opened describes what Open found.
@@ -208,11 +211,17 @@ func (l *Log) Append(records ...[]byte) error {
 	if len(l.buf) == 0 {
 		return nil
 	}
+	frames := len(l.buf)
+	l.buf = l.padZeros(l.buf)
 	if err := l.reserve(int64(len(l.buf))); err != nil {
 		return err
 	}
 	n, err := l.f.WriteAt(l.buf, l.size)
-	l.size += int64(n)
+	if err == nil {
+		l.zeroed = max(l.zeroed, l.size+int64(n))
+		n = frames
+	}
+	l.size += int64(min(n, frames))
 	if cap(l.buf) > 1<<20 {
 		l.buf = nil // a large snapshot passed through: do not keep its buffer
 	}
@@ -283,7 +292,7 @@ func (l *Log) rewrite(records [][]byte) error {
 	if l.f != nil {
 		l.f.Close()
 	}
-	l.f, l.size, l.alloc = nf, size, alloc
+	l.f, l.size, l.alloc, l.zeroed = nf, size, alloc, size
 	return nil
 }
 
