@@ -15,26 +15,6 @@ import (
 // chunk is the unit the file is preallocated in.
 const chunk = 4 << 20
 
-// On ext4 (and XFS) a preallocated block is "unwritten" until a write lands in it, and
-// that write changes the block map: the sync after it commits the file system's journal,
-// which every process on the disk shares and which, under other I/O, takes milliseconds
-// (issue 19: 2.5 ms per sync at 64 clients). So an append that reaches past the zeros
-// the log wrote itself also writes zeros up to the next zeroStep boundary, in the same
-// write: its sync converts those blocks at once, and the appends after it, until the
-// next boundary, overwrite written blocks, whose syncs flush data alone.
-const zeroStep = 256 << 10
-
-// padZeros appends to buf, the frames of an append at size, the zeros that take the
-// written part of the file to the next zeroStep boundary, if the frames reach past it.
-func (l *Log) padZeros(buf []byte) []byte {
-	end := l.size + int64(len(buf))
-	if end <= l.zeroed {
-		return buf
-	}
-	target := (end/zeroStep + 1) * zeroStep
-	return append(buf, make([]byte, target-end)...)
-}
-
 // sector is the unit a disk writes whole: a frame that fails its checksum and has a whole
 // sector of zeros was being written when the machine stopped.
 const sector = 512

@@ -58,9 +58,6 @@ type Log struct {
 	buf   []byte
 	size  int64 // where the next frame goes: the end of the last one
 	alloc int64 // the file's length, preallocated past size
-	// zeroed is where the zeros this log wrote after its frames end (segment.go):
-	// appends below it overwrite written blocks.
-	zeroed int64
 }
 
 // Opened describes what Open found.
@@ -212,17 +209,11 @@ func (l *Log) Append(records ...[]byte) error {
 	if len(l.buf) == 0 {
 		return nil
 	}
-	frames := len(l.buf)
-	l.buf = l.padZeros(l.buf)
 	if err := l.reserve(int64(len(l.buf))); err != nil {
 		return err
 	}
 	n, err := l.f.WriteAt(l.buf, l.size)
-	if err == nil {
-		l.zeroed = max(l.zeroed, l.size+int64(n))
-		n = frames
-	}
-	l.size += int64(min(n, frames))
+	l.size += int64(n)
 	if cap(l.buf) > 1<<20 {
 		l.buf = nil // a large snapshot passed through: do not keep its buffer
 	}
@@ -293,7 +284,7 @@ func (l *Log) rewrite(records [][]byte) error {
 	if l.f != nil {
 		l.f.Close()
 	}
-	l.f, l.size, l.alloc, l.zeroed = nf, size, alloc, size
+	l.f, l.size, l.alloc = nf, size, alloc
 	return nil
 }
 
