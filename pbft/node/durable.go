@@ -91,6 +91,7 @@ func (n *Node) startDurable() {
 	n.dur.writer = startWALWriter(n.wal, func(gen uint64, err error) {
 		n.inbox.push(item{fn: func() { n.durableAt(gen, err) }})
 	})
+	n.walCounts.Store(&n.dur.writer.counts)
 }
 
 // persist hands what rd asks to make durable to the writer. It reports whether rd's

@@ -100,6 +100,8 @@ type MetricsSnapshot struct {
 	// is no member of it (it left, or waits to join).
 	Configuration uint64
 	NotMember     bool
+	// WAL is what the durable log's writer did (zero without a data dir).
+	WAL WALStats
 }
 
 // nodeMetrics is the node's instrumentation; its zero value is ready to use.
@@ -222,5 +224,6 @@ func (n *Node) Metrics() MetricsSnapshot {
 	}
 	s.Latency = s.Latency.clone()
 	s.BatchSize = s.BatchSize.clone()
+	s.WAL = n.walCounts.Load().stats()
 	return s
 }

@@ -43,8 +43,11 @@ type Node struct {
 	wal      durableLog   // durable.go; nil without a data dir
 	dur      durableState // durable.go
 	failed   error        // a durable-log failure: the node stops
-	trace    *tracer      // trace.go; nil unless tracing
-	metrics  nodeMetrics  // metrics.go
+	// walCounts is the log writer's counters, for Metrics on any goroutine; nil without
+	// a data dir.
+	walCounts atomic.Pointer[walCounters]
+	trace     *tracer     // trace.go; nil unless tracing
+	metrics   nodeMetrics // metrics.go
 	// reissues is the replica's RefusedReissues already reported.
 	reissues uint64
 	// keysVersion is the replica's configuration version the keyring follows, keysRetry

@@ -49,7 +49,8 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Log is an open durable log. It is not safe for concurrent use.
+// Log is an open durable log. Sync may run while Append does (the replica's writer syncs
+// what it appended while it appends more); nothing else is safe for concurrent use.
 type Log struct {
 	dir   string
 	f     *os.File

@@ -28,7 +28,9 @@ import (
 // a cmd/replica binary built from another revision, adds the same runs with it
 // (bin=baseline), interleaved with this tree's (bin=this). PBFT_BENCH_PROFILE_DIR saves
 // replica n1's CPU profile of each run there, and reports n1's heap in use near the
-// start and at the end of the load (heap-start-MB, heap-end-MB).
+// start and at the end of the load (heap-start-MB, heap-end-MB). With data dirs, n1's log
+// writer reports (its /metrics, from this tree's replica) syncs per second of load, and
+// Readies and executed batches per sync: how well rounds share a sync.
 func BenchmarkMultiProcessDurable(b *testing.B) {
 	d := 5 * time.Second
 	if v := os.Getenv("PBFT_BENCH_DURATION"); v != "" {
@@ -81,6 +83,7 @@ func BenchmarkMultiProcessDurable(b *testing.B) {
 						go func() { prof <- fetchTo(file, top.ReplicaHTTP("n1"), d-time.Second) }()
 						heapStart = heapAfter(top.ReplicaHTTP("n1"), time.Second)
 					}
+					before := scrape(top.ReplicaHTTP("n1"))
 					b.ResetTimer()
 					res, err := loadgen.Run(ctx, s, loadgen.Options{Clients: clients, Duration: d, Nodes: len(ids), NATSURL: top.NATSURL(topology.GatewayID)})
 					if err != nil {
@@ -92,6 +95,19 @@ func BenchmarkMultiProcessDurable(b *testing.B) {
 					b.ReportMetric(res.ThroughputRPS, "req/s")
 					b.ReportMetric(res.LatencyMS.P50, "p50-ms")
 					b.ReportMetric(res.LatencyMS.P99, "p99-ms")
+					if after := scrape(top.ReplicaHTTP("n1")); data && after["pbft_wal_syncs_total"] > 0 {
+						syncs := after["pbft_wal_syncs_total"] - before["pbft_wal_syncs_total"]
+						b.ReportMetric(syncs/d.Seconds(), "syncs/s")
+						if syncs > 0 {
+							b.ReportMetric((after["pbft_wal_units_total"]-before["pbft_wal_units_total"])/syncs, "readies/sync")
+							b.ReportMetric((after["pbft_replica_executed_batches_total"]-before["pbft_replica_executed_batches_total"])/syncs, "batches/sync")
+							b.ReportMetric(1000*(after["pbft_wal_sync_seconds_total"]-before["pbft_wal_sync_seconds_total"])/syncs, "ms/sync")
+						}
+						if rw := after["pbft_wal_rewrites_total"] - before["pbft_wal_rewrites_total"]; rw > 0 {
+							b.ReportMetric(rw/d.Seconds(), "rewrites/s")
+							b.ReportMetric(1000*(after["pbft_wal_rewrite_seconds_total"]-before["pbft_wal_rewrite_seconds_total"])/rw, "ms/rewrite")
+						}
+					}
 					if prof != nil {
 						if err := <-prof; err != nil {
 							b.Errorf("profile: %v", err)
@@ -125,6 +141,31 @@ func heapAfter(base string, wait time.Duration) <-chan float64 {
 		<-time.After(wait)
 		out <- heapInUse(base)
 	}()
+	return out
+}
+
+// scrape reads replica base's counters that say how its log is written: the pbft_wal_*
+// ones and its executed batches, by metric name (one replica per process).
+func scrape(base string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "pbft_wal_") && !strings.HasPrefix(line, "pbft_replica_executed_batches_total") {
+			continue
+		}
+		name, rest, _ := strings.Cut(line, "{")
+		_, v, _ := strings.Cut(rest, "} ")
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			out[name] = f
+		}
+	}
 	return out
 }
 

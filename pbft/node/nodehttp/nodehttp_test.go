@@ -77,7 +77,8 @@ func TestMetricsText(t *testing.T) {
 		m: node.MetricsSnapshot{ID: `r"0`, F: 1, View: 3, ViewActive: true, ViewChanges: 2, LastExecuted: 130,
 			StableCheckpoint: 128, Running: true, LoopAt: time.Now(), HeardFrom: 3, ExecutedBatches: 40, CaughtUp: 6,
 			Latency:   node.Histogram{Bounds: []float64{0.01, 0.1}, Counts: []uint64{1, 3}, Count: 4, Sum: 0.75},
-			BatchSize: node.Histogram{Bounds: []float64{1, 2}, Counts: []uint64{5, 7}, Count: 7, Sum: 12}},
+			BatchSize: node.Histogram{Bounds: []float64{1, 2}, Counts: []uint64{5, 7}, Count: 7, Sum: 12},
+			WAL:       node.WALStats{Units: 50, Syncs: 20, Rewrites: 1, SyncSeconds: 0.25, RewriteSeconds: 0.5}},
 		st: node.Stats{In: map[string]uint64{"prepare": 9, "commit": 10}, Out: map[string]uint64{"commit": 4},
 			Rejected: map[string]uint64{"bad_mac": 1}},
 	}
@@ -98,6 +99,11 @@ func TestMetricsText(t *testing.T) {
 		"# TYPE pbft_replica_caught_up_total counter\npbft_replica_caught_up_total{replica=\"r\\\"0\"} 6\n",
 		"pbft_messages_in_total{kind=\"commit\",replica=\"r\\\"0\"} 10\npbft_messages_in_total{kind=\"prepare\",replica=\"r\\\"0\"} 9\n",
 		"pbft_messages_out_total{kind=\"commit\",replica=\"r\\\"0\"} 4\n",
+		"# TYPE pbft_wal_syncs_total counter\npbft_wal_syncs_total{replica=\"r\\\"0\"} 20\n",
+		"pbft_wal_units_total{replica=\"r\\\"0\"} 50\n",
+		"pbft_wal_rewrites_total{replica=\"r\\\"0\"} 1\n",
+		"pbft_wal_sync_seconds_total{replica=\"r\\\"0\"} 0.25\n",
+		"pbft_wal_rewrite_seconds_total{replica=\"r\\\"0\"} 0.5\n",
 		"pbft_messages_rejected_total{reason=\"bad_mac\",replica=\"r\\\"0\"} 1\n",
 		"# TYPE pbft_request_latency_seconds histogram\n" +
 			"pbft_request_latency_seconds_bucket{replica=\"r\\\"0\",le=\"0.01\"} 1\n" +
