@@ -181,19 +181,22 @@ func DecodeReplies(b []byte) ([]*Reply, error) {
 		return nil, errors.New("node: bad replies count")
 	}
 	b = b[k:]
-	out := make([]*Reply, 0, min(n, uint64(len(b))))
+	// Each reply takes at least 2 bytes: a count larger than that is a lie, found before
+	// it sizes an allocation.
+	if n > uint64(len(b))/2 {
+		return nil, errors.New("node: replies count exceeds the message")
+	}
+	// One allocation for the replies: they arrive, are counted and are dropped together.
+	out := make([]*Reply, 0, n)
+	slab := make([]Reply, n)
 	for i := uint64(0); i < n; i++ {
 		l, k := binary.Uvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) {
 			return nil, fmt.Errorf("node: reply %d cut short", i)
 		}
-		m, err := Unmarshal(b[k : k+int(l)])
-		if err != nil {
+		r := &slab[i]
+		if err := decodeReply(b[k:k+int(l)], r); err != nil {
 			return nil, err
-		}
-		r, ok := m.(*Reply)
-		if !ok {
-			return nil, fmt.Errorf("node: %s among replies", m.Kind())
 		}
 		out = append(out, r)
 		b = b[k+int(l):]
