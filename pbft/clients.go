@@ -111,9 +111,10 @@ type clientRecord struct {
 	starts []int
 }
 
-// find returns the cached reply of the request with timestamp t.
+// find returns the cached reply of the request with timestamp t (none in a nil record:
+// a client not seen yet).
 func (rec *clientRecord) find(t uint64) (cachedReply, bool) {
-	if t > rec.newest {
+	if rec == nil || t > rec.newest {
 		return cachedReply{}, false
 	}
 	order, replies := rec.order[rec.head:], rec.replies[rec.head:]
@@ -145,11 +146,7 @@ func newClientTable(capacity int) *clientTable {
 
 // lookup returns the cached reply of an executed request.
 func (c *clientTable) lookup(k reqKey) (cachedReply, bool) {
-	rec := c.records[k.client]
-	if rec == nil {
-		return cachedReply{}, false
-	}
-	return rec.find(k.t)
+	return c.records[k.client].find(k.t)
 }
 
 // stale reports a request that is not cached but too old to execute safely.
@@ -164,7 +161,11 @@ func (c *clientTable) stale(k reqKey) bool {
 
 // record remembers an executed request's reply, evicting the client's oldest.
 func (c *clientTable) record(k reqKey, rep cachedReply) {
-	rec := c.records[k.client]
+	c.recordIn(c.records[k.client], k, rep)
+}
+
+// recordIn is record with k.client's record already looked up (nil: none yet).
+func (c *clientTable) recordIn(rec *clientRecord, k reqKey, rep cachedReply) {
 	if rec == nil {
 		rec = &clientRecord{}
 		c.records[k.client] = rec

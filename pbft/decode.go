@@ -33,6 +33,29 @@ func Unmarshal(data []byte) (Message, error) {
 	return m, nil
 }
 
+// decodeReply decodes a reply message (as Unmarshal would) into m.
+func decodeReply(data []byte, m *Reply) error {
+	d := decoder{buf: data}
+	if len(d.buf) == 0 || Kind(d.buf[0]) != KindReply {
+		if len(d.buf) == 0 {
+			return fmt.Errorf("%w: empty", ErrDecode)
+		}
+		return fmt.Errorf("node: %s among replies", Kind(d.buf[0]))
+	}
+	d.buf = d.buf[1:]
+	d.reply(m)
+	if d.err == nil && len(d.buf) != 0 {
+		d.fail("trailing bytes")
+	}
+	return d.err
+}
+
+func (d *decoder) reply(m *Reply) {
+	m.View, m.Seq, m.Client, m.Timestamp = d.uvarint(), d.uvarint(), d.string(), d.uvarint()
+	m.Replica, m.Result = d.replica(), d.bytes()
+	m.ReadOnly, m.Conf = d.replyFlags()
+}
+
 type decoder struct {
 	buf []byte
 	err error
@@ -68,9 +91,8 @@ func (d *decoder) message() Message {
 		m.View, m.Seq, m.Digest, m.Replica = d.vote()
 		return m
 	case KindReply:
-		m := &Reply{View: d.uvarint(), Seq: d.uvarint(), Client: d.string(), Timestamp: d.uvarint(),
-			Replica: d.replica(), Result: d.bytes()}
-		m.ReadOnly, m.Conf = d.replyFlags()
+		m := &Reply{}
+		d.reply(m)
 		return m
 	case KindCheckpoint:
 		return &Checkpoint{Seq: d.uvarint(), State: d.digest(), Replica: d.replica()}

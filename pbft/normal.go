@@ -370,11 +370,14 @@ func (r *Replica) executeReady() {
 }
 
 func (r *Replica) executeBatch(e *entry) {
+	// The batch's replies leave together, so they share one allocation.
+	replies := make([]Reply, 0, len(e.pp.Batch))
 	for _, req := range e.pp.Batch {
 		k := keyOf(req)
 		delete(r.inflight, k)
 		r.pending.remove(k)
-		rep, done := r.clients.lookup(k)
+		rec := r.clients.records[k.client] // looked up once for the lookup, the check and the record
+		rep, done := rec.find(k.t)
 		if done && rep.op != digestOp(req.Op) {
 			// A faulty primary ordered a second operation under one request id: it does
 			// not execute, on any replica (the cache is replicated state).
@@ -382,8 +385,8 @@ func (r *Replica) executeBatch(e *entry) {
 			continue
 		}
 		if !done {
-			if r.clients.stale(k) {
-				continue // identically refused on every replica: the cache is replicated state
+			if rec != nil && k.t <= rec.evicted {
+				continue // stale: identically refused on every replica (the cache is replicated state)
 			}
 			var result []byte
 			if IsReconfig(req.Op) {
@@ -392,9 +395,10 @@ func (r *Replica) executeBatch(e *entry) {
 				result = r.app.Execute(req.Op)
 			}
 			rep = cachedReply{seq: e.seq, view: e.pp.View, result: result, op: digestOp(req.Op)}
-			r.clients.record(k, rep)
+			r.clients.recordIn(rec, k, rep)
 		}
-		r.sendReply(req.Gateway, k, rep)
+		replies = append(replies, r.reply(k, rep))
+		r.out = append(r.out, Outbound{To: ToGateway, Gateway: req.Gateway, Msg: &replies[len(replies)-1]})
 	}
 	e.executed = true
 	r.lastExec = e.seq
@@ -411,10 +415,14 @@ func (r *Replica) executeBatch(e *entry) {
 }
 
 func (r *Replica) sendReply(gateway string, k reqKey, rep cachedReply) {
-	r.out = append(r.out, Outbound{To: ToGateway, Gateway: gateway, Msg: &Reply{
-		View: rep.view, Seq: rep.seq, Client: k.client, Timestamp: k.t, Replica: r.id, Result: rep.result,
-		Conf: r.conf.cur.Conf,
-	}})
+	m := r.reply(k, rep)
+	r.out = append(r.out, Outbound{To: ToGateway, Gateway: gateway, Msg: &m})
+}
+
+// reply is the reply to k that rep caches.
+func (r *Replica) reply(k reqKey, rep cachedReply) Reply {
+	return Reply{View: rep.view, Seq: rep.seq, Client: k.client, Timestamp: k.t, Replica: r.id, Result: rep.result,
+		Conf: r.conf.cur.Conf}
 }
 
 // sendConflict answers a request with operation op whose id was ordered at seq with

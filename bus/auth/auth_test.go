@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 var replicas = []string{"n1", "n2", "n3", "n4"}
@@ -268,5 +269,43 @@ func TestAppendSeal(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(100, func() { buf = rings["n1"].AppendSeal(buf[:0], "", "commit", payload) }); a != 0 {
 		t.Errorf("AppendSeal into a reused buffer: %v allocations, want 0", a)
+	}
+}
+
+// TestTagsBindTheDirection: a tag names neither principal (the pair's key does), so it
+// binds which of the two sent it: an envelope or request authenticator that one replica
+// made for another is refused when played back to its maker as the other's.
+func TestTagsBindTheDirection(t *testing.T) {
+	k := rings(t)
+	for _, to := range []string{"n2", ""} { // point to point, and a broadcast's n1 slot
+		env := k["n1"].Seal(to, "commit", []byte("c"))
+		reflected := append([]byte(nil), env...)
+		reflected[4] = '2' // the envelope's sender: "n1" becomes "n2"
+		if _, err := k["n1"].Open("n2", "commit", reflected); !errors.Is(err, ErrBadMAC) {
+			t.Fatalf("to %q: n1's own envelope accepted back as n2's: %v", to, err)
+		}
+		if _, err := k["n2"].Open("n1", "commit", env); err != nil {
+			t.Fatalf("to %q: the genuine envelope: %v", to, err)
+		}
+	}
+	tags := k["n1"].RequestTags([]byte("digest"))
+	if err := k["n1"].VerifyRequest("n2", []byte("digest"), tags); !errors.Is(err, ErrBadMAC) {
+		t.Fatalf("n1's request tags accepted back as n2's: %v", err)
+	}
+}
+
+// TestTagInputFitsOneBlock: what a tag hashes fits one SHA-256 block (at most 55 bytes,
+// so an HMAC costs two compressions) for every kind the cluster sends, with a counter
+// as large as a process started this century seeds it with (only the rare "askadmission"
+// takes a second block).
+func TestTagInputFitsOneBlock(t *testing.T) {
+	counter := uint64(time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	digest := make([]byte, 32)
+	for _, kind := range []string{"request", "requests", "preprepare", "prepare", "commit", "checkpoint",
+		"viewchange", "newview", "reply", "replies", "query", "answer", "status", "fetch", "state",
+		"fetchbatch", "batch", "committed", "transition", "chain"} {
+		if n := len(appendTagInput(nil, true, kind, counter, digest, pathBroadcast)); n > 55 {
+			t.Errorf("kind %q: a tag hashes %d bytes, more than one block's 55", kind, n)
+		}
 	}
 }

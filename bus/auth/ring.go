@@ -20,8 +20,9 @@ type ring struct {
 
 // Authenticators are sets, not vectors: a sender tags for every replica it knows, in its
 // own order, and a receiver looks for its tag in every slot (hasTag). A tag is bound to
-// its receiver's id, the sender, the kind, the counter and the payload's digest under the
-// key only those two share, so where it sits proves nothing and needs no agreement:
+// its receiver and sender (the key only those two share, derived from both ids, and the
+// direction), the kind, the counter and the payload's digest, so where it sits proves
+// nothing and needs no agreement:
 // replicas that joined the membership later, a gateway started before them and a joiner
 // told only the new membership each list the replicas in their own order, and all of them
 // still authenticate each other. The slot at hint (this receiver's position in its own

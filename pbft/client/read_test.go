@@ -17,7 +17,7 @@ func TestReplySetReadOnlyReplies(t *testing.T) {
 	ro := func(seq uint64, result string) *pbft.Reply {
 		return &pbft.Reply{Seq: seq, View: 1, Result: []byte(result), ReadOnly: true}
 	}
-	s := &ReplySet{byRep: map[string]*pbft.Reply{}}
+	s := &ReplySet{}
 	s.add("n1", ro(4, "v"))
 	s.add("n2", ro(5, "v"))
 	s.add("n3", ro(5, "old"))
@@ -31,7 +31,7 @@ func TestReplySetReadOnlyReplies(t *testing.T) {
 	if ordered, all := s.Best(); ordered.Replies != 1 || len(all) != 1 || !all["n4"] {
 		t.Fatalf("ordered best %+v, all %v: read-only replies counted", ordered, all)
 	}
-	empty := &ReplySet{byRep: map[string]*pbft.Reply{}}
+	empty := &ReplySet{}
 	if best, all := empty.ReadOnlyBest(); best.Replies != 0 || len(all) != 0 || best.From != nil {
 		t.Fatalf("no replies: %+v %v", best, all)
 	}
@@ -44,7 +44,7 @@ func TestReadOnlyTallyMatchesAcceptReplies(t *testing.T) {
 	froms := []string{"n1", "n2", "n3", "n4", "n5", "n6", "n7"}
 	values := []string{"", "a", "b", "c"}
 	for run := range 500 {
-		s := &ReplySet{byRep: map[string]*pbft.Reply{}}
+		s := &ReplySet{}
 		latest := map[string]*pbft.Reply{}
 		for range rng.IntN(20) {
 			from := froms[rng.IntN(len(froms))]
@@ -88,7 +88,7 @@ func TestReadOnlyDoneWakesOnceDecided(t *testing.T) {
 			return false
 		}
 	}
-	s := &ReplySet{byRep: map[string]*pbft.Reply{}}
+	s := &ReplySet{}
 	done := s.ReadOnlyDone(3, 4)
 	for i, step := range []struct {
 		from, result string
@@ -102,7 +102,7 @@ func TestReadOnlyDoneWakesOnceDecided(t *testing.T) {
 	if !closed(s.ReadOnlyDone(3, 4)) {
 		t.Fatal("a reader arriving after the quorum waits")
 	}
-	s = &ReplySet{byRep: map[string]*pbft.Reply{}}
+	s = &ReplySet{}
 	done = s.ReadOnlyDone(3, 4)
 	for i, r := range []string{"a", "b", "a", "b"} {
 		if closed(done) {

@@ -11,10 +11,14 @@ import (
 
 // ReplySet collects the replies of all replicas to one request.
 type ReplySet struct {
-	mu      sync.Mutex
-	byRep   map[string]*pbft.Reply // replies to the ordered request; made at the first
-	ro      roState                // replies to the read-only request (readtally.go)
-	changed chan struct{}          // closed at the next reply; shared by everyone waiting for it
+	mu sync.Mutex
+	// votes are the replies to the ordered request, one per replica (its latest), in
+	// voteBuf while they are few: at most n, so a scan beats a map, which cost every
+	// request two allocations.
+	votes   []roVote
+	voteBuf [readOnlyInline]roVote
+	ro      roState       // replies to the read-only request (readtally.go)
+	changed chan struct{} // closed at the next reply; shared by everyone waiting for it
 	// wakeAt is the fewest ordered replies at which changed closes (0: at any reply):
 	// the least that every goroutine waiting on it asked for (changedAt).
 	wakeAt   int
@@ -79,14 +83,10 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 	if r.ReadOnly {
 		s.tallyReadOnly(from, r)
 	} else {
-		if s.byRep == nil {
-			s.byRep = map[string]*pbft.Reply{}
-		}
-		_, replaced := s.byRep[from]
-		s.byRep[from] = r // a replica's latest reply is its vote
+		replaced := s.vote(from, r) // a replica's latest reply is its vote
 		// A new vote can complete a group of wakeAt only once there are wakeAt replies; a
 		// replaced one may move a vote from one group to another at any count.
-		wake = replaced || len(s.byRep) >= s.wakeAt
+		wake = replaced || len(s.votes) >= s.wakeAt
 	}
 	changed := s.changed
 	if wake {
@@ -98,6 +98,21 @@ func (s *ReplySet) add(from string, r *pbft.Reply) {
 	}
 }
 
+// vote makes r from's vote, replacing an earlier one (reported) (s.mu held).
+func (s *ReplySet) vote(from string, r *pbft.Reply) (replaced bool) {
+	for i := range s.votes {
+		if s.votes[i].from == from {
+			s.votes[i].rep = r
+			return true
+		}
+	}
+	if s.votes == nil {
+		s.votes = s.voteBuf[:0]
+	}
+	s.votes = append(s.votes, roVote{from, r})
+	return false
+}
+
 // vouchedView is the highest view that at least k replies matching r (same sequence
 // number and result) report, or 0: with k = f+1 a faulty replica cannot make the client
 // take a view nobody is in (and send every request to a replica that is not the primary).
@@ -106,8 +121,8 @@ func (s *ReplySet) vouchedView(r Result, k int) uint64 {
 	defer s.mu.Unlock()
 	var buf [16]uint64
 	views := buf[:0]
-	for _, rep := range s.byRep {
-		if rep.Seq == r.Seq && bytes.Equal(rep.Result, r.Value) {
+	for _, v := range s.votes {
+		if rep := v.rep; rep.Seq == r.Seq && bytes.Equal(rep.Result, r.Value) {
 			views = append(views, rep.View)
 		}
 	}
@@ -160,9 +175,9 @@ func (s *ReplySet) Best() (Result, map[string]bool) {
 			best.From[from] = true
 		}
 	}
-	all := make(map[string]bool, len(s.byRep))
-	for from := range s.byRep {
-		all[from] = true
+	all := make(map[string]bool, len(s.votes))
+	for _, v := range s.votes {
+		all[v.from] = true
 	}
 	return best, all
 }
@@ -190,8 +205,8 @@ func (s *ReplySet) largestGroup(withMembers bool) (Result, []string) {
 	var fbuf [16]string
 	var rbuf [16]*pbft.Reply
 	froms, reps := fbuf[:0], rbuf[:0]
-	for from, r := range s.byRep {
-		froms, reps = append(froms, from), append(reps, r)
+	for _, v := range s.votes {
+		froms, reps = append(froms, v.from), append(reps, v.rep)
 	}
 	var best Result
 	bestAt := -1

@@ -54,7 +54,7 @@ func TestReplySetGroupsMatchingReplies(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 20 { // map order varies between runs; the answer must not
-				set := &ReplySet{byRep: map[string]*pbft.Reply{}}
+				set := &ReplySet{}
 				for from, r := range tc.replies {
 					set.add(from, r)
 				}
@@ -86,7 +86,7 @@ func TestReplySetGroupsMatchingReplies(t *testing.T) {
 // A replica's latest reply is its vote: an earlier one may answer another request
 // under the same id (a late reply).
 func TestReplySetCountsEachReplicasLatestReply(t *testing.T) {
-	set := &ReplySet{byRep: map[string]*pbft.Reply{}}
+	set := &ReplySet{}
 	set.add("n1", &pbft.Reply{Seq: 1, Result: []byte("stale")})
 	for _, from := range []string{"n1", "n2", "n3"} {
 		set.add(from, &pbft.Reply{Seq: 1, Result: []byte("v")})
