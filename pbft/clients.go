@@ -152,12 +152,13 @@ func (c *clientTable) lookup(k reqKey) (cachedReply, bool) {
 // stale reports a request that is not cached but too old to execute safely.
 func (c *clientTable) stale(k reqKey) bool {
 	rec := c.records[k.client]
-	if rec == nil {
-		return false
-	}
 	_, ok := rec.find(k.t)
-	return !ok && k.t <= rec.evicted
+	return !ok && rec.evictedUpTo(k.t)
 }
+
+// evictedUpTo reports that requests up to timestamp t may have had their replies evicted
+// (none in a nil record).
+func (rec *clientRecord) evictedUpTo(t uint64) bool { return rec != nil && t <= rec.evicted }
 
 // record remembers an executed request's reply, evicting the client's oldest.
 func (c *clientTable) record(k reqKey, rep cachedReply) {

@@ -26,12 +26,7 @@ func (r *Request) Digest() Digest {
 		return readOnlyDigest(r)
 	}
 	var stack [256]byte // a request's fields usually fit: no allocation
-	buf := appendUvarint(stack[:0], 1)
-	buf = appendString(buf, r.Gateway)
-	buf = appendString(buf, r.Client)
-	buf = appendUvarint(buf, r.Timestamp)
-	buf = appendBytes(buf, r.Op)
-	return sha256.Sum256(buf)
+	return sha256.Sum256(appendDigested(appendUvarint(stack[:0], 1), r))
 }
 
 // Bus kinds of the client side of a replica, beside the protocol's own kinds.

@@ -230,10 +230,7 @@ func BatchDigest(batch []*Request) Digest {
 	var h hash.Hash
 	var chunk []byte
 	for _, r := range batch {
-		buf = appendString(buf, r.Gateway)
-		buf = appendString(buf, r.Client)
-		buf = appendUvarint(buf, r.Timestamp)
-		buf = appendBytes(buf, r.Op)
+		buf = appendDigested(buf, r)
 		if len(buf) > 4096 {
 			if h == nil {
 				h = sha256.New()
@@ -251,6 +248,14 @@ func BatchDigest(batch []*Request) Digest {
 	var d Digest
 	h.Sum(d[:0])
 	return d
+}
+
+// appendDigested appends what a batch's digest covers of request r.
+func appendDigested(buf []byte, r *Request) []byte {
+	buf = appendString(buf, r.Gateway)
+	buf = appendString(buf, r.Client)
+	buf = appendUvarint(buf, r.Timestamp)
+	return appendBytes(buf, r.Op)
 }
 
 // CheckpointClaim is a (sequence number, state digest) pair a replica vouches for.

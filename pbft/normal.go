@@ -385,7 +385,7 @@ func (r *Replica) executeBatch(e *entry) {
 			continue
 		}
 		if !done {
-			if rec != nil && k.t <= rec.evicted {
+			if rec.evictedUpTo(k.t) {
 				continue // stale: identically refused on every replica (the cache is replicated state)
 			}
 			var result []byte
