@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/pbft-nats/pbft/internal/topology"
 	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/loadgen"
+	"github.com/pbft-nats/pbft/pbft/obs/obstest"
 )
 
 // BenchmarkMultiProcessDurable measures what the durable log costs (issue 19): n=4
@@ -83,7 +85,7 @@ func BenchmarkMultiProcessDurable(b *testing.B) {
 						go func() { prof <- fetchTo(file, top.ReplicaHTTP("n1"), d-time.Second) }()
 						heapStart = heapAfter(top.ReplicaHTTP("n1"), time.Second)
 					}
-					before := scrape(top.ReplicaHTTP("n1"))
+					before := scrape(b, top.ReplicaHTTP("n1"))
 					b.ResetTimer()
 					res, err := loadgen.Run(ctx, s, loadgen.Options{Clients: clients, Duration: d, Nodes: len(ids), NATSURL: top.NATSURL(topology.GatewayID)})
 					if err != nil {
@@ -95,7 +97,7 @@ func BenchmarkMultiProcessDurable(b *testing.B) {
 					b.ReportMetric(res.ThroughputRPS, "req/s")
 					b.ReportMetric(res.LatencyMS.P50, "p50-ms")
 					b.ReportMetric(res.LatencyMS.P99, "p99-ms")
-					if after := scrape(top.ReplicaHTTP("n1")); data && after["pbft_wal_syncs_total"] > 0 {
+					if after := scrape(b, top.ReplicaHTTP("n1")); data && after["pbft_wal_syncs_total"] > 0 {
 						syncs := after["pbft_wal_syncs_total"] - before["pbft_wal_syncs_total"]
 						b.ReportMetric(syncs/d.Seconds(), "syncs/s")
 						if syncs > 0 {
@@ -146,24 +148,23 @@ func heapAfter(base string, wait time.Duration) <-chan float64 {
 
 // scrape reads replica base's counters that say how its log is written: the pbft_wal_*
 // ones and its executed batches, by metric name (one replica per process).
-func scrape(base string) map[string]float64 {
+func scrape(tb testing.TB, base string) map[string]float64 {
 	out := map[string]float64{}
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		return out
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "pbft_wal_") && !strings.HasPrefix(line, "pbft_replica_executed_batches_total") {
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return out
+	}
+	for name, fam := range obstest.Families(tb, string(body)) {
+		if !strings.HasPrefix(name, "pbft_wal_") && name != "pbft_replica_executed_batches_total" {
 			continue
 		}
-		name, rest, _ := strings.Cut(line, "{")
-		_, v, _ := strings.Cut(rest, "} ")
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			out[name] = f
+		for _, m := range fam.GetMetric() {
+			out[name] += m.GetCounter().GetValue()
 		}
 	}
 	return out
