@@ -98,6 +98,10 @@ type Result struct {
 	// CPUSeconds is the process's CPU time (user and system, every goroutine: clients,
 	// replicas and, when embedded, the NATS server) during the cluster run; 0 if unknown.
 	CPUSeconds float64 `json:"cpu_seconds"`
+	// BaselineCPUSeconds is the same for the echo baseline's run: CPU per request of the
+	// two runs, side by side, is what the PBFT client costs beyond a request and its answer.
+	BaselineCPUSeconds float64 `json:"baseline_cpu_seconds"`
+	BaselineRequests   int     `json:"baseline_requests"`
 	// Sends and SentRequests are the sends of the client's send queue during the cluster
 	// run and the requests they carried (a send to every replica counts once, as it does
 	// in client.SendStats): SentRequests/Sends is the mean batch.
@@ -331,11 +335,15 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 	}
 
 	// The baseline: the same clients and operations against an echo service.
+	cpu0 = cpuTime()
 	bm, err := baseline(ctx, o, ops)
 	if err != nil {
 		return res, err
 	}
-	res.BaselineRPS = bm.rps()
+	if cpu := cpuTime(); cpu > 0 {
+		res.BaselineCPUSeconds = (cpu - cpu0).Seconds()
+	}
+	res.BaselineRPS, res.BaselineRequests = bm.rps(), len(bm.lat)
 	res.BaselineLatencyMS = percentiles(bm.lat)
 	return res, ctx.Err()
 }

@@ -163,8 +163,11 @@ func TestRunReads(t *testing.T) {
 	if r.Sends == 0 || r.SentRequests < uint64(r.Requests) || r.SentRequests < r.Sends {
 		t.Errorf("sends %d carrying %d requests, for %d requests", r.Sends, r.SentRequests, r.Requests)
 	}
-	if runtime.GOOS != "windows" && r.CPUSeconds <= 0 {
-		t.Errorf("cpu_seconds %v", r.CPUSeconds)
+	if runtime.GOOS != "windows" && (r.CPUSeconds <= 0 || r.BaselineCPUSeconds <= 0) {
+		t.Errorf("cpu_seconds %v, baseline_cpu_seconds %v", r.CPUSeconds, r.BaselineCPUSeconds)
+	}
+	if r.BaselineRequests <= 0 || r.BaselineRPS <= 0 {
+		t.Errorf("baseline: %d requests, %v req/s", r.BaselineRequests, r.BaselineRPS)
 	}
 	var text bytes.Buffer
 	r.WriteText(&text)

@@ -83,6 +83,15 @@ func BenchmarkMultiProcess(b *testing.B) {
 				b.ReportMetric(res.LatencyMS.P50, "p50-ms")
 				b.ReportMetric(res.LatencyMS.P99, "p99-ms")
 				b.ReportMetric(res.BaselineRPS, "baseline-req/s")
+				// The load tool's own CPU per request (this process: the PBFT client, the
+				// clients' goroutines), beside the echo baseline's: on two shared cores what
+				// it spends is taken from the replicas.
+				if res.Requests > 0 && res.CPUSeconds > 0 {
+					b.ReportMetric(res.CPUSeconds*1e6/float64(res.Requests), "loadgen-cpu-us/req")
+				}
+				if res.BaselineRequests > 0 && res.BaselineCPUSeconds > 0 {
+					b.ReportMetric(res.BaselineCPUSeconds*1e6/float64(res.BaselineRequests), "echo-cpu-us/req")
+				}
 			})
 		}
 	}
