@@ -238,7 +238,7 @@ func TestAcceptForSmallClusters(t *testing.T) {
 }
 
 // Invoke gives up at its Timeout even when that comes long before the next
-// retransmission (the two share one timer): nobody answers here.
+// retransmission (the clock's period): nobody answers here.
 func TestInvokeTimesOutBeforeItsFirstRetransmission(t *testing.T) {
 	ids := []string{"r1", "r2", "r3", "r4"}
 	keys, err := auth.GenerateKeyrings(append([]string{"c"}, ids...), ids, 1)
@@ -265,5 +265,49 @@ func TestInvokeTimesOutBeforeItsFirstRetransmission(t *testing.T) {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Invoke = %v: the caller did not give up, its context must not be named", err)
+	}
+}
+
+// Without an outcome, Invoke retransmits on the client's clock, one to two Retransmit
+// delays apart, and still gives up at its Timeout, many delays later: nobody answers.
+func TestInvokeRetransmitsOnTheClockUntilItsTimeout(t *testing.T) {
+	ids := []string{"r1", "r2", "r3", "r4"}
+	keys, err := auth.GenerateKeyrings(append([]string{"c"}, ids...), ids, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := bus.NewHub("test")
+	t.Cleanup(hub.Close)
+	var mu sync.Mutex
+	resent := 0 // requests r2 received: the client sends to r1 first, so retransmissions
+	for _, id := range ids {
+		if _, err := hub.Join(id, bus.RoleReplica, func(m bus.Message) {
+			if id == "r2" && m.Kind == pbft.KindRequest.String() {
+				mu.Lock()
+				resent++
+				mu.Unlock()
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const retransmit, timeout = 20 * time.Millisecond, 300 * time.Millisecond
+	c, err := client.New(client.Config{Keys: keys["c"], Replicas: ids, Timeout: timeout, Retransmit: retransmit,
+		Connect: func(h bus.Handler) (bus.Transport, error) { return hub.Join("c", bus.RoleClient, h) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_, err = c.Invoke(context.Background(), client.Request{Client: "alice", Timestamp: 1, Op: []byte("get x")})
+	took := time.Since(start)
+	if !errors.Is(err, client.ErrTimeout) || took < timeout || took > 10*time.Second {
+		t.Fatalf("Invoke = %v after %v; want ErrTimeout after about %v", err, took, timeout)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// At least a delay apart: at most timeout/retransmit of them; at most two apart: some.
+	if resent < 1 || resent > int(timeout/retransmit) {
+		t.Fatalf("%d retransmissions in %v, want 1 to %d", resent, took, timeout/retransmit)
 	}
 }

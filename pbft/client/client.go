@@ -59,8 +59,8 @@ type Client struct {
 	queries  map[uint64]chan *pbft.Answer
 	replies  map[replyKey]*ReplySet
 	batch    batcher // batch.go
-	// readClock ends the read-only path's waits (readclock.go).
-	readClock readClock
+	// clock ends the read-only path's waits and times retransmissions (clock.go).
+	clock clock
 }
 
 type replyKey struct {

@@ -113,10 +113,10 @@ func (c *Client) Read(ctx context.Context, r Request) (res Result, ordered bool,
 	var best Result
 	var agreed bool
 	if err == nil {
-		// The client's read clock, not a context with a deadline (the caller's context is
+		// The client's clock, not a context with a deadline (the caller's context is
 		// shared by many readers, and registering a child with it at every read contends on
-		// its lock) nor a timer per read (readclock.go).
-		best, agreed = c.awaitReadOnly(ctx, set, c.readClock.expiry(c.readWait()))
+		// its lock) nor a timer per read (clock.go).
+		best, agreed = c.awaitReadOnly(ctx, set, c.clock.expiry(c.readWait()))
 	}
 	c.Unwatch(r.Client, r.Timestamp)
 	if err != nil {
@@ -130,9 +130,9 @@ func (c *Client) Read(ctx context.Context, r Request) (res Result, ordered bool,
 }
 
 // readWait is the read-only path's short wait (at least this, less than twice it: the
-// read clock's period): a retransmission delay, after which an ordered request is what a
-// slow answer would have cost anyway.
-func (c *Client) readWait() time.Duration { return max(c.cfg.Retransmit, minRetransmit) }
+// client clock's period): a retransmission delay, after which an ordered request is what
+// a slow answer would have cost anyway.
+func (c *Client) readWait() time.Duration { return c.retransmitPeriod() }
 
 // IsNotReadOnly reports a result q replicas agree on refusing a read-only request: the
 // application does not class its operation as read-only.

@@ -169,6 +169,7 @@ func (s *ReplySet) Best() (Result, map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	best, members := s.largestGroup(true)
+	best.Value = bytes.Clone(best.Value)
 	if best.Replies > 0 {
 		best.From = make(map[string]bool, len(members))
 		for _, from := range members {
@@ -187,6 +188,37 @@ func (s *ReplySet) Best() (Result, map[string]bool) {
 func (s *ReplySet) Agreed(quorum int) (Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	best, ok := s.agreedLocked(quorum)
+	best.Value = bytes.Clone(best.Value) // the reply's buffer stays the reply's
+	return best, ok
+}
+
+// agreedOrWake is Agreed, and when there is no quorum yet, changedAt(wakeAt) under the
+// same lock, so no reply falls between the look and the wait: a waiter's one call per
+// wake, where Agreed after changedAt cost a second lock and made a channel even for the
+// look that finds the quorum (every request's last).
+func (s *ReplySet) agreedOrWake(quorum, wakeAt int) (Result, bool, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.votes) < wakeAt && s.changed != nil && s.wakeAt <= wakeAt {
+		// Too few replies to decide, and a wait that will wake in time is set up.
+		return Result{}, false, s.changed
+	}
+	if best, ok := s.agreedLocked(quorum); ok {
+		best.Value = bytes.Clone(best.Value)
+		return best, true, nil
+	}
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+		s.wakeAt = wakeAt
+	} else {
+		s.wakeAt = min(s.wakeAt, wakeAt)
+	}
+	return Result{}, false, s.changed
+}
+
+// agreedLocked is Agreed with s.mu held; the value is the reply's.
+func (s *ReplySet) agreedLocked(quorum int) (Result, bool) {
 	best, _ := s.largestGroup(false)
 	if s.owner != nil && best.Replies > 0 {
 		// Counted in the quorum of the configuration the replies came from.
@@ -200,7 +232,8 @@ func (s *ReplySet) Agreed(quorum int) (Result, bool) {
 // largestGroup finds the largest group of replies with the same sequence number and
 // result (ties go to the lower sequence number) and its members. There are at most n
 // replies, so comparing pairs beats building maps; the groups are counted on the stack
-// and only the best one's members are listed, if withMembers.
+// and only the best one's members are listed, if withMembers. The value is the reply's
+// buffer: a caller returning it clones it.
 func (s *ReplySet) largestGroup(withMembers bool) (Result, []string) {
 	var fbuf [16]string
 	var rbuf [16]*pbft.Reply
@@ -243,6 +276,5 @@ func (s *ReplySet) largestGroup(withMembers bool) (Result, []string) {
 			best.View = max(best.View, o.View)
 		}
 	}
-	best.Value = bytes.Clone(best.Value) // the reply's buffer stays the reply's
 	return best, members
 }

@@ -185,3 +185,50 @@ func TestReplySetAgreedAllocatesOnlyTheValue(t *testing.T) {
 		t.Fatalf("Agreed allocates %v times per call, want at most 1", allocs)
 	}
 }
+
+// A waiter's look (agreedOrWake) either finds the quorum, with no channel made and the
+// value copied out of the reply, or returns the channel that the reply completing a
+// quorum closes; until then a look costs no allocation.
+func TestReplySetAgreedOrWake(t *testing.T) {
+	set := &ReplySet{}
+	set.add("n1", &pbft.Reply{Seq: 1, Result: []byte("v")})
+	_, ok, wake := set.agreedOrWake(3, 3)
+	if ok || wake == nil {
+		t.Fatalf("one reply: agreed %v, wake %v; want a channel to wait on", ok, wake)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { set.agreedOrWake(3, 3) }); allocs != 0 {
+		t.Fatalf("a look before the quorum allocates %v times, want 0", allocs)
+	}
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	set.add("n2", &pbft.Reply{Seq: 1, Result: []byte("w")})
+	if closed(wake) {
+		t.Fatal("woken at two replies, when three decide")
+	}
+	set.add("n3", &pbft.Reply{Seq: 1, Result: []byte("v")})
+	if !closed(wake) {
+		t.Fatal("not woken at the third reply")
+	}
+	if _, ok, wake = set.agreedOrWake(3, 3); ok || wake == nil || closed(wake) {
+		t.Fatalf("v, w, v: agreed %v; want a new channel to wait on", ok)
+	}
+	last := &pbft.Reply{Seq: 1, Result: []byte("v")}
+	set.add("n4", last)
+	if !closed(wake) {
+		t.Fatal("not woken at the fourth reply")
+	}
+	best, ok, again := set.agreedOrWake(3, 3)
+	if !ok || again != nil || string(best.Value) != "v" || best.Replies != 3 {
+		t.Fatalf("v, w, v, v: %+v, agreed %v, channel %v; want v from 3, no channel", best, ok, again)
+	}
+	last.Result[0] = 'x'
+	if string(best.Value) != "v" {
+		t.Fatalf("the agreed value is the reply's buffer: %q", best.Value)
+	}
+}

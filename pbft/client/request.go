@@ -57,38 +57,53 @@ func (c *Client) retransmit(ctx context.Context, req *pbft.Request, look func() 
 }
 
 // retransmitUntil is retransmit that also gives up at until (if not zero) with
-// context.DeadlineExceeded: one timer for both, where a context with a deadline would
-// cost each request a second timer, a context and its cancellation.
+// context.DeadlineExceeded.
+//
+// The Retransmit delay is the client's clock (clock.go): a wait retransmits when the
+// period after the one it started in ends, between one and two delays after its send, as
+// a read's short wait ends. A timer per request (allocated, put into and taken out of the
+// runtime's timer heap at every wait) was about 6% of a load tool's CPU, and a request
+// answered in milliseconds never needs it. Only a wait whose deadline comes within two
+// periods, before the clock could tell, has a timer of its own.
 func (c *Client) retransmitUntil(ctx context.Context, until time.Time, req *pbft.Request, look func() progress, resent func()) error {
-	next := func() time.Duration {
-		if until.IsZero() {
-			return c.cfg.Retransmit
+	period := c.retransmitPeriod()
+	var deadline *time.Timer
+	defer func() {
+		if deadline != nil {
+			deadline.Stop()
 		}
-		return min(c.cfg.Retransmit, time.Until(until))
-	}
-	timer := time.NewTimer(next())
-	defer timer.Stop()
+	}()
+	var tick <-chan struct{}
+	var expired <-chan time.Time
 	sent := 0
 	for {
 		p := look()
 		if p.done {
 			return nil
 		}
+		if tick == nil {
+			tick = c.clock.expiry(period)
+		}
+		if deadline == nil && !until.IsZero() {
+			if left := time.Until(until); left < 2*period {
+				deadline = time.NewTimer(left)
+				expired = deadline.C
+			}
+		}
 		select {
 		case <-p.wake:
 		case <-p.news:
 		case <-p.expire:
 			return nil
-		case <-timer.C:
-			if !until.IsZero() && !time.Now().Before(until) {
-				return context.DeadlineExceeded
-			}
+		case <-expired:
+			return context.DeadlineExceeded
+		case <-tick:
+			tick = nil
 			req = c.retag(req)
 			_ = c.Broadcast(req)
 			if sent++; sent == stallRetransmissions {
 				c.learn() // the members this client sends to may all have left
 			}
-			timer.Reset(next())
 			if resent != nil {
 				resent()
 			}
@@ -97,6 +112,10 @@ func (c *Client) retransmitUntil(ctx context.Context, until time.Time, req *pbft
 		}
 	}
 }
+
+// retransmitPeriod is the client clock's period: the Retransmit delay, not under
+// minRetransmit.
+func (c *Client) retransmitPeriod() time.Duration { return max(c.cfg.Retransmit, minRetransmit) }
 
 // retag gives req a tag for every replica the client knows now: the replicas that joined
 // since it was built (the client followed a reconfiguration: Discover) check it too, and
@@ -160,8 +179,8 @@ func (c *Client) agreed(ctx context.Context, until time.Time, req *pbft.Request,
 	var best Result
 	err := c.retransmitUntil(ctx, until, req, func() progress {
 		// Woken only once enough replies for the smallest quorum that could decide.
-		changed := set.changedAt(c.leastAccept())
-		if b, ok := set.Agreed(c.Accept()); ok {
+		b, ok, changed := set.agreedOrWake(c.Accept(), c.leastAccept())
+		if ok {
 			best = b
 			return progress{done: true}
 		}

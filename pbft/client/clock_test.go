@@ -11,7 +11,7 @@ import (
 // channel, and the clock stops once nobody waits: an idle client runs no timer.
 func TestReadClockExpiresAfterAPeriodAndStops(t *testing.T) {
 	const period = 20 * time.Millisecond
-	var k readClock
+	var k clock
 	start := time.Now()
 	a, b := k.expiry(period), k.expiry(period)
 	if a != b {
@@ -42,7 +42,7 @@ func TestReadClockExpiresAfterAPeriodAndStops(t *testing.T) {
 // A reader that comes while the clock ticks for others still waits a whole period.
 func TestReadClockLateReaderWaitsAPeriod(t *testing.T) {
 	const period = 20 * time.Millisecond
-	var k readClock
+	var k clock
 	first := k.expiry(period)
 	var late <-chan struct{}
 	var joined time.Time
