@@ -144,7 +144,11 @@ func (c *Client) sendRequests(to string, reqs []*pbft.Request, q *sendQueue) err
 		return c.tr.Broadcast(pbft.KindRequests, q.env)
 	}
 	if len(reqs) == 1 {
-		return c.Send(to, reqs[0])
+		// As Send, in the queue's buffers.
+		kind := pbft.KindRequest.String()
+		q.buf = pbft.AppendMessage(q.buf[:0], reqs[0])
+		q.env = keys.AppendSeal(q.env[:0], to, kind, q.buf)
+		return c.tr.Send(to, kind, q.env)
 	}
 	q.buf = pbft.AppendRequests(q.buf[:0], reqs)
 	q.env = keys.AppendSeal(q.env[:0], to, pbft.KindRequests, q.buf)

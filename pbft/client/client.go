@@ -149,11 +149,32 @@ func (c *Client) receive(m bus.Message) {
 		if err != nil {
 			return
 		}
-		for _, rep := range reps {
-			if rep.Replica >= 0 {
-				c.deliver(m.From, rep)
-			}
+		c.deliverAll(m.From, reps)
+	}
+}
+
+// deliverAll is deliver for the replies of one message (a replica's replies to one batch,
+// tens of them under load): their sets are looked up under one hold of c.mu, which every
+// request's Watch and Unwatch take as well, instead of one per reply.
+func (c *Client) deliverAll(from string, reps []*pbft.Reply) {
+	const chunk = 64
+	var buf [chunk]*ReplySet
+	for len(reps) > 0 {
+		part := reps[:min(len(reps), chunk)]
+		reps = reps[len(part):]
+		sets := buf[:len(part)]
+		c.mu.Lock()
+		for i, rep := range part {
+			sets[i] = c.replies[replyKey{rep.Client, rep.Timestamp}]
 		}
+		c.mu.Unlock()
+		for i, rep := range part {
+			if rep.Replica < 0 || c.followNewer(rep.Conf) || sets[i] == nil {
+				continue
+			}
+			sets[i].add(from, rep)
+		}
+		clear(sets)
 	}
 }
 
