@@ -23,7 +23,8 @@ import (
 // PBFT_BENCH_DURATION sets each run's length (default 5s). PBFT_BENCH_PROFILE=DIR serves
 // pprof on the replicas and keeps CPU profiles of every replica (n1 is the primary) and
 // of the load tool (<name>-loadgen.cpu.pb.gz: the gateway's client, without the echo
-// baseline) during the load, and the replicas' allocation profiles after it, in DIR.
+// baseline) during the load, and the replicas' and the load tool's allocation profiles
+// after it, in DIR.
 // PBFT_BENCH_REPLICA_ENV holds space-separated PBFT_ settings for the replicas (say
 // PBFT_BATCH_TIMEOUT=1ms), to compare settings in one tree.
 func BenchmarkMultiProcess(b *testing.B) {
@@ -68,6 +69,7 @@ func BenchmarkMultiProcess(b *testing.B) {
 				o := loadgen.Options{Clients: tc.clients, Duration: d, Size: tc.size, Nodes: n, NATSURL: url}
 				if profiles != nil {
 					o.CPUProfile = profiles.file("loadgen", "cpu")
+					o.MemProfile = profiles.file("loadgen", "alloc")
 				}
 				res, err := loadgen.Run(ctx, s, o)
 				if profiles != nil {
