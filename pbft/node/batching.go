@@ -53,6 +53,7 @@ func (n *Node) proposeNow(b *batchTimer) bool {
 	}
 	if inflight == 0 || pending >= n.cfg.Protocol.BatchMax || b.expired {
 		b.expired = false
+		n.metrics.noteProposal(inflight)
 		return true
 	}
 	b.arm(d)

@@ -25,7 +25,9 @@ import (
 // of the load tool (<name>-loadgen.cpu.pb.gz: the gateway's client, without the echo
 // baseline) during the load, and the replicas' allocation profiles after it, in DIR.
 // PBFT_BENCH_REPLICA_ENV holds space-separated PBFT_ settings for the replicas (say
-// PBFT_BATCH_TIMEOUT=1ms), to compare settings in one tree.
+// PBFT_BATCH_TIMEOUT=1ms), to compare settings in one tree. Besides throughput and
+// latency, each run reports n1's mean batch and batches in flight when it proposed, and
+// the replicas' CPU per request (n1's and all of theirs), from /metrics and /proc.
 func BenchmarkMultiProcess(b *testing.B) {
 	d := 5 * time.Second
 	if v := os.Getenv("PBFT_BENCH_DURATION"); v != "" {
@@ -69,7 +71,11 @@ func BenchmarkMultiProcess(b *testing.B) {
 				if profiles != nil {
 					o.CPUProfile = profiles.file("loadgen", "cpu")
 				}
+				before := readRoundStats(b, top, ids)
 				res, err := loadgen.Run(ctx, s, o)
+				// The replicas idle through the baseline that ends the run: their CPU
+				// counts the cluster run.
+				before.report(b, readRoundStats(b, top, ids), res.Requests)
 				if profiles != nil {
 					profiles.finish()
 				}
