@@ -109,6 +109,9 @@ func (r *Replica) stepRequest(from int, m *Request) error {
 		}
 	} else {
 		r.pending.push(m)
+		if r.IsPrimary() {
+			r.ret.arrived(k.client, k.t, r.ticks)
+		}
 	}
 	if !r.IsPrimary() && from == FromClient && r.viewActive {
 		// A backup passes a client's request on to the primary and starts timing it.
@@ -372,6 +375,7 @@ func (r *Replica) executeReady() {
 func (r *Replica) executeBatch(e *entry) {
 	// The batch's replies leave together, so they share one allocation.
 	replies := make([]Reply, 0, len(e.pp.Batch))
+	primary := r.IsPrimary()
 	for _, req := range e.pp.Batch {
 		k := keyOf(req)
 		delete(r.inflight, k)
@@ -399,6 +403,9 @@ func (r *Replica) executeBatch(e *entry) {
 		}
 		replies = append(replies, r.reply(k, rep))
 		r.out = append(r.out, Outbound{To: ToGateway, Gateway: req.Gateway, Msg: &replies[len(replies)-1]})
+		if primary {
+			r.ret.executed(k.client, k.t, r.ticks)
+		}
 	}
 	e.executed = true
 	r.lastExec = e.seq

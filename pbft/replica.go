@@ -88,6 +88,7 @@ type Replica struct {
 	maxSeq   uint64 // highest sequence number with an entry
 	pending  *requestQueue
 	inflight map[reqKey]uint64 // requests in accepted pre-prepares, not yet executed
+	ret      returning         // clients a primary expects back (returning.go)
 	clients  *clientTable
 	// refusedReissues counts pre-prepares for executed numbers with another digest.
 	refusedReissues uint64
@@ -309,6 +310,11 @@ func (r *Replica) Tick() {
 		r.resendTransition()
 	}
 	r.tickViewChange()
+	if !r.IsPrimary() {
+		r.ret.reset()
+	} else {
+		r.ret.expire(r.ticks)
+	}
 }
 
 // stateDigest is the digest of the replicated state (application plus client table);

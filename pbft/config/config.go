@@ -47,7 +47,7 @@ type Settings struct {
 	CheckpointInterval uint64        `envconfig:"PBFT_CHECKPOINT_INTERVAL" default:"128" desc:"K: sequence numbers between checkpoints"`
 	LogWindow          uint64        `envconfig:"PBFT_LOG_WINDOW" default:"256" desc:"L: high minus low watermark"`
 	BatchMax           int           `envconfig:"PBFT_BATCH_MAX" default:"64" desc:"requests per pre-prepare at most"`
-	BatchTimeout       time.Duration `envconfig:"PBFT_BATCH_TIMEOUT" default:"500us" desc:"how long a primary with batches in flight waits for a batch to fill; 0: a batch per burst of input"`
+	BatchTimeout       time.Duration `envconfig:"PBFT_BATCH_TIMEOUT" default:"500us" desc:"how long a primary waits for a batch to fill while batches are in flight or clients it just answered are coming back; 0: a batch per burst of input"`
 	ViewChangeTimeout  time.Duration `envconfig:"PBFT_VIEW_CHANGE_TIMEOUT" default:"500ms" desc:"a backup's timer before it suspects the primary (doubles per failed view)"`
 	StatusInterval     time.Duration `envconfig:"PBFT_STATUS_INTERVAL" default:"100ms" desc:"period of the status messages that drive retransmission"`
 	Tick               time.Duration `envconfig:"PBFT_TICK" default:"10ms" desc:"protocol clock tick"`

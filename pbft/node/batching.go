@@ -39,9 +39,10 @@ func (b *batchTimer) stop() {
 
 // proposeNow decides whether the primary orders its queued requests now. Without a
 // batch timeout it always does (a batch per burst of input). With one, it orders at once
-// when nothing it ordered is still executing, so a lone request waits for nothing; when
-// batches are in flight, it waits for a full batch or the timeout: under load that
-// fills batches, which is what turns the protocol's fixed cost per round into throughput.
+// when nothing it ordered is still executing and too few clients are on their way back
+// to be worth waiting for (pbft's Returning), so a lone request waits for nothing;
+// otherwise it waits for a full batch or the timeout: under load that fills batches,
+// which is what turns the protocol's fixed cost per round into throughput.
 func (n *Node) proposeNow(b *batchTimer) bool {
 	d := n.cfg.BatchTimeout
 	if d <= 0 {
@@ -51,10 +52,18 @@ func (n *Node) proposeNow(b *batchTimer) bool {
 	if pending == 0 {
 		return false
 	}
-	if inflight == 0 || pending >= n.cfg.Protocol.BatchMax || b.expired {
+	if cutNow(pending, n.cfg.Protocol.BatchMax, inflight, n.r.Returning(), b.expired) {
 		b.expired = false
+		n.metrics.noteProposal(inflight)
 		return true
 	}
 	b.arm(d)
 	return false
+}
+
+// cutNow is proposeNow's rule for pending (> 0) queued requests: a full batch, the
+// timeout, or nothing in flight and too few clients coming back to grow the batch by
+// half.
+func cutNow(pending, batchMax int, inflight uint64, returning int, expired bool) bool {
+	return pending >= batchMax || expired || (inflight == 0 && 2*returning <= pending)
 }

@@ -34,8 +34,9 @@ type Config struct {
 	ForgedResult []byte
 	// DataDir, if set, holds the replica's durable log: it restarts from it.
 	DataDir string
-	// BatchTimeout is how long a primary with batches in flight waits for a batch to
-	// fill before ordering what it has; 0 orders at the end of every burst of input.
+	// BatchTimeout is how long a primary waits for a batch to fill before ordering what
+	// it has, while batches are in flight or clients it just answered are coming back
+	// (batching.go); 0 orders at the end of every burst of input.
 	BatchTimeout time.Duration
 	// Trace publishes trace events (package trace) if the transport can carry them.
 	Trace bool

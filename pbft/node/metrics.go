@@ -30,6 +30,10 @@ var LatencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 // batch).
 var BatchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}
 
+// InFlightBuckets are the upper bounds of the histogram of batches in flight when the
+// primary proposes.
+var InFlightBuckets = []float64{0, 1, 2, 4, 8, 16, 32, 64}
+
 // maxLatencyPending bounds the requests whose start time the node remembers: a request
 // that never executes here (refused, or executed while this replica was away) must not
 // grow memory for ever. Past the bound, new requests are not timed.
@@ -94,6 +98,9 @@ type MetricsSnapshot struct {
 	// BatchSize is the number of requests per executed batch (null batches of a view
 	// change, which order no request, are not observed).
 	BatchSize Histogram
+	// InFlight is, each time this replica as primary orders what it has queued, how many
+	// of its batches were ordered and not yet executed here: how many rounds overlap.
+	InFlight Histogram
 	// F is the number of faulty replicas the cluster tolerates.
 	F int
 	// Configuration is the configuration the replica is in; NotMember is set while it
@@ -121,6 +128,7 @@ func (m *nodeMetrics) initLocked() {
 		m.perSeq = map[uint64]int{}
 		m.snap.Latency = newHistogram(LatencyBuckets)
 		m.snap.BatchSize = newHistogram(BatchBuckets)
+		m.snap.InFlight = newHistogram(InFlightBuckets)
 	}
 }
 
@@ -178,6 +186,14 @@ func (m *nodeMetrics) noteReady(rd *pbft.Ready, now time.Time) {
 	}
 }
 
+// noteProposal observes the batches in flight when the primary orders more.
+func (m *nodeMetrics) noteProposal(inflight uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.initLocked()
+	m.snap.InFlight.observe(float64(inflight))
+}
+
 // noteLoop updates the snapshot after a loop iteration.
 func (m *nodeMetrics) noteLoop(n *Node, now time.Time) {
 	r := n.r
@@ -224,6 +240,7 @@ func (n *Node) Metrics() MetricsSnapshot {
 	}
 	s.Latency = s.Latency.clone()
 	s.BatchSize = s.BatchSize.clone()
+	s.InFlight = s.InFlight.clone()
 	s.WAL = n.walCounts.Load().stats()
 	return s
 }

@@ -26,7 +26,10 @@ import (
 // baseline) during the load, and the replicas' and the load tool's allocation profiles
 // after it, in DIR.
 // PBFT_BENCH_REPLICA_ENV holds space-separated PBFT_ settings for the replicas (say
-// PBFT_BATCH_TIMEOUT=1ms), to compare settings in one tree.
+// PBFT_BATCH_TIMEOUT=1ms), to compare settings in one tree. Besides throughput and
+// latency, each run reports n1's mean batch and batches in flight when it proposed, and
+// the replicas' CPU per request (n1's and all of theirs, from /metrics and /proc) and
+// the load tool's.
 func BenchmarkMultiProcess(b *testing.B) {
 	d := 5 * time.Second
 	if v := os.Getenv("PBFT_BENCH_DURATION"); v != "" {
@@ -71,7 +74,14 @@ func BenchmarkMultiProcess(b *testing.B) {
 					o.CPUProfile = profiles.file("loadgen", "cpu")
 					o.MemProfile = profiles.file("loadgen", "alloc")
 				}
+				before := readRoundStats(b, top, ids)
 				res, err := loadgen.Run(ctx, s, o)
+				// The replicas idle through the baseline that ends the run: their CPU
+				// counts the cluster run.
+				before.report(b, readRoundStats(b, top, ids), res.Requests)
+				if res.Requests > 0 {
+					b.ReportMetric(res.CPUSeconds*1e6/float64(res.Requests), "loadgen-cpu-us/req")
+				}
 				if profiles != nil {
 					profiles.finish()
 				}

@@ -19,7 +19,7 @@ type Collector struct {
 	replicas func() []Replica
 
 	ready, connected, view, viewActive, viewChanges, lastExecuted, stable, executed, caughtUp, peers *prometheus.Desc
-	in, out, rejected, latency, batch                                                                *prometheus.Desc
+	in, out, rejected, latency, batch, inflight                                                      *prometheus.Desc
 	walUnits, walSyncs, walRewrites, walSyncSeconds, walRewriteSeconds                               *prometheus.Desc
 }
 
@@ -48,6 +48,7 @@ func NewCollector(replicas func() []Replica) *Collector {
 		rejected:          two("pbft_messages_rejected_total", "Messages dropped by the replica, by reason.", "reason"),
 		latency:           one("pbft_request_latency_seconds", "Time from a request's first step into this replica to its execution."),
 		batch:             one("pbft_batch_size", "Requests per executed batch."),
+		inflight:          one("pbft_primary_batches_in_flight", "Batches the primary had ordered and not executed each time it ordered more."),
 		walUnits:          one("pbft_wal_units_total", "Readies whose records the durable log's writer wrote."),
 		walSyncs:          one("pbft_wal_syncs_total", "Syncs of records appended to the durable log."),
 		walRewrites:       one("pbft_wal_rewrites_total", "Compactions: the durable log replaced whole."),
@@ -59,7 +60,7 @@ func NewCollector(replicas func() []Replica) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.ready, c.connected, c.view, c.viewActive, c.viewChanges, c.lastExecuted,
-		c.stable, c.executed, c.caughtUp, c.peers, c.in, c.out, c.rejected, c.latency, c.batch,
+		c.stable, c.executed, c.caughtUp, c.peers, c.in, c.out, c.rejected, c.latency, c.batch, c.inflight,
 		c.walUnits, c.walSyncs, c.walRewrites, c.walSyncSeconds, c.walRewriteSeconds} {
 		ch <- d
 	}
@@ -101,6 +102,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- constHistogram(c.latency, m.Latency, id)
 		ch <- constHistogram(c.batch, m.BatchSize, id)
+		ch <- constHistogram(c.inflight, m.InFlight, id)
 	}
 }
 
