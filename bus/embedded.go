@@ -103,11 +103,6 @@ func connOptions(name string) []nats.Option {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(100 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
-		// Write each message to the socket on the publishing goroutine: with the
-		// default 32 KiB threshold nats.go hands every publish to its flusher
-		// goroutine, one goroutine hand-off (often a thread woken) per hop of a
-		// round (docs/perf/s8-latency-timeline.txt).
-		nats.WriteBufferSize(1),
 		// nats.go's default error handler prints async errors (e.g. slow
 		// consumer) to stderr; NATSTransport.Stats also counts the drops.
 	}, timelineOptions()...)

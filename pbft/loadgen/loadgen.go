@@ -392,14 +392,11 @@ func maxU(a, b uint64) uint64 {
 // gateway's clients share its one.
 func baseline(ctx context.Context, o Options, ops [][]byte) (measured, error) {
 	var srv *server.Server
-	// The echo is NATS as it comes: nats.go's own write buffer, not the transport's
-	// write-through (bus/embedded.go), so that the baseline stays what it was.
-	natsDefault := nats.WriteBufferSize(nats.DefaultWriteBufSize)
 	connect := func(name string) (*nats.Conn, error) {
 		if srv != nil {
-			return bus.ConnectInProcess(srv, name, natsDefault)
+			return bus.ConnectInProcess(srv, name)
 		}
-		return bus.Connect(o.NATSURL, name, natsDefault)
+		return bus.Connect(o.NATSURL, name)
 	}
 	if o.NATSURL == "" {
 		var err error
