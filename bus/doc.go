@@ -28,4 +28,9 @@
 // Subjects are "pbft.<cluster>.<kind>.<sender>" for broadcasts and
 // "pbft.<cluster>.to.<receiver>.<kind>.<sender>" for point-to-point
 // messages; see subjects.go.
+//
+// Built with the pbft_timeline tag, the package also stamps each step of each
+// message (Stamp, and the socket reads and writes of its connections) for
+// the latency timeline of tests/topology; see timeline.go. Without the tag
+// Stamp does nothing.
 package bus

@@ -94,7 +94,7 @@ func Connect(url, name string, extra ...nats.Option) (*nats.Conn, error) {
 
 // connOptions are the defaults for connections used by NATSTransport.
 func connOptions(name string) []nats.Option {
-	return []nats.Option{
+	return append([]nats.Option{
 		nats.Name(name),
 		// A replica must not receive its own broadcasts.
 		nats.NoEcho(),
@@ -105,5 +105,5 @@ func connOptions(name string) []nats.Option {
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		// nats.go's default error handler prints async errors (e.g. slow
 		// consumer) to stderr; NATSTransport.Stats also counts the drops.
-	}
+	}, timelineOptions()...)
 }

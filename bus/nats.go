@@ -97,6 +97,7 @@ func NewNATS(nc *nats.Conn, cluster, id string, role Role, h Handler) (*NATSTran
 		t.Close()
 		return nil, fmt.Errorf("bus: subscribe %s: %w", id, err)
 	}
+	Stamp(StageName, "", id)
 	return t, nil
 }
 
@@ -118,7 +119,7 @@ func (t *NATSTransport) Send(to, kind string, data []byte) error {
 		t.stats.dropped.Add(1)
 		return nil
 	}
-	return t.publish(subj, data)
+	return t.publish(subj, kind, to, data)
 }
 
 // Broadcast publishes data to every replica except this endpoint.
@@ -130,7 +131,7 @@ func (t *NATSTransport) Broadcast(kind string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	return t.publish(subj, data)
+	return t.publish(subj, kind, "", data)
 }
 
 // publish hands data to nats.go, which copies it into its write buffer and
@@ -138,7 +139,8 @@ func (t *NATSTransport) Broadcast(kind string, data []byte) error {
 // MaxPayload is the largest message the NATS server takes.
 func (t *NATSTransport) MaxPayload() int64 { return t.nc.MaxPayload() }
 
-func (t *NATSTransport) publish(subj string, data []byte) error {
+func (t *NATSTransport) publish(subj, kind, to string, data []byte) error {
+	Stamp(StagePublish, kind, to)
 	if err := t.nc.Publish(subj, data); err != nil {
 		return fmt.Errorf("bus: publish %s: %w", subj, err)
 	}
@@ -162,6 +164,7 @@ func (t *NATSTransport) deliver(m *nats.Msg) {
 		return
 	}
 	t.stats.received.Add(1)
+	Stamp(StageDeliver, kind, from)
 	t.h(Message{From: from, Kind: kind, Data: m.Data})
 }
 

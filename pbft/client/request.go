@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/pbft"
 )
 
@@ -159,10 +160,12 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	}
 	defer c.Unwatch(r.Client, r.Timestamp)
 	until := time.Now().Add(c.cfg.Timeout)
+	bus.Stamp(bus.StageInvoke, "", r.Client)
 	if err := c.enqueue(c.first(r), req); err != nil {
 		return Result{}, fail(ErrUnavailable, "send: %v", err)
 	}
 	best, err := c.agreed(ctx, until, req, set)
+	bus.Stamp(bus.StageWoken, "", r.Client)
 	if err != nil {
 		return Result{}, givenUp(ctx, c.timeout(fmt.Sprintf("no quorum (%d) of matching replies", c.Accept()), c.replicas()))
 	}

@@ -227,6 +227,7 @@ func (n *Node) handle(it *item) {
 		return
 	}
 	m := it.msg
+	bus.Stamp(bus.StageHandle, m.Kind, m.From)
 	payload, err := n.keys.Open(m.From, m.Kind, m.Data)
 	if err != nil {
 		n.reject(rejectReason(err), m.From, m.Kind, err)
@@ -309,6 +310,7 @@ func (n *Node) step(conf uint64, from int, sender, kind string, msg pbft.Message
 	n.count(n.stats.In, kind)
 	n.metrics.noteStepped(from, msg, time.Now())
 	err := n.r.StepIn(conf, from, msg)
+	bus.Stamp(bus.StageStepped, kind, sender)
 	if c := n.r.RefusedReissues(); c > n.reissues {
 		// More than f faulty replicas: say so loudly, whichever path it came by.
 		n.reissues = c
