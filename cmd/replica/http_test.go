@@ -52,7 +52,7 @@ func TestHTTPServedWhileWaitingForNATS(t *testing.T) {
 	// One replica (f = 0) is ready as soon as it runs: no peers to hear from.
 	cmd.Env = append(os.Environ(), "PBFT_TEST_RUN_MAIN=1", "PBFT_NODE_ID=n1", "PBFT_NODE_IDS=n1",
 		"PBFT_KEYS_DIR="+keys, fmt.Sprintf("PBFT_NATS_URL=nats://127.0.0.1:%d", natsPort),
-		fmt.Sprintf("PBFT_HTTP_ADDR=127.0.0.1:%d", httpPort))
+		fmt.Sprintf("PBFT_HTTP_ADDR=127.0.0.1:%d", httpPort), "PBFT_MAX_PROCS=3")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -87,6 +87,10 @@ func TestHTTPServedWhileWaitingForNATS(t *testing.T) {
 	})
 	if code, _ := get(base + "/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz of the running replica: %d", code)
+	}
+	// PBFT_MAX_PROCS sets the Go runtime's threads (3: not what this machine's CPUs give).
+	if _, body := get(base + "/metrics"); !strings.Contains(body, "\ngo_sched_gomaxprocs_threads 3\n") {
+		t.Fatalf("/metrics with PBFT_MAX_PROCS=3 lacks go_sched_gomaxprocs_threads 3")
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/pbft-nats/pbft/internal/cli"
@@ -58,6 +59,9 @@ func run() error {
 	s, err := config.Load()
 	if err != nil {
 		return err
+	}
+	if s.MaxProcs > 0 {
+		runtime.GOMAXPROCS(s.MaxProcs)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -63,6 +63,7 @@ type Settings struct {
 	Fault              string        `envconfig:"PBFT_FAULT" default:"none" desc:"a replica's built-in behaviour: none, crash, silent, equivocate"`
 	LogLevel           string        `envconfig:"PBFT_LOG_LEVEL" default:"info" desc:"slog level: debug, info, warn, error"`
 	Trace              trace.Switch  `envconfig:"PBFT_TRACE" default:"off" desc:"replicas publish protocol events for the live page and gateway trace (on/off)"`
+	MaxProcs           int           `envconfig:"PBFT_MAX_PROCS" default:"0" desc:"replica: threads running its Go code at once (Go's GOMAXPROCS); 0: Go's default (the CPUs, or the container's CPU limit); 1 suits replicas that share cores: the protocol runs on one goroutine, and waking a second thread for each message costs more there than it gives"`
 	Pprof              trace.Switch  `envconfig:"PBFT_PPROF" default:"off" desc:"on: serve net/http/pprof under /debug/pprof/ on PBFT_HTTP_ADDR (gateway and replica)"`
 }
 
@@ -102,6 +103,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%w: PBFT_EMBEDDED_MAX_PAYLOAD %d: want 64 KiB to 64 MiB", ErrInvalid, s.EmbeddedMaxPayload)
 	case s.BatchTimeout < 0:
 		return fmt.Errorf("%w: PBFT_BATCH_TIMEOUT must not be negative", ErrInvalid)
+	case s.MaxProcs < 0:
+		return fmt.Errorf("%w: PBFT_MAX_PROCS %d: want 0 (Go's default) or more", ErrInvalid, s.MaxProcs)
 	case s.StdioWindow < 1 || s.StdioWindow > maxStdioWindow:
 		return fmt.Errorf("%w: PBFT_STDIO_WINDOW %d: want 1 to %d", ErrInvalid, s.StdioWindow, maxStdioWindow)
 	case s.RequestTimeout <= 0:

@@ -43,6 +43,7 @@ func TestValidateRejects(t *testing.T) {
 		"timeout below a tick":           func(s *Settings) { s.ViewChangeTimeout = time.Millisecond },
 		"bad log level":                  func(s *Settings) { s.LogLevel = "loud" },
 		"zero batch":                     func(s *Settings) { s.BatchMax = 0 },
+		"negative max procs":             func(s *Settings) { s.MaxProcs = -1 },
 		"no stdio window":                func(s *Settings) { s.StdioWindow = 0 },
 		"stdio window past the writer":   func(s *Settings) { s.StdioWindow = 257 },
 		"join without an administrator":  func(s *Settings) { s.Join = true },
