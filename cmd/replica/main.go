@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	"github.com/pbft-nats/pbft/internal/cli"
@@ -59,9 +58,6 @@ func run() error {
 	s, err := config.Load()
 	if err != nil {
 		return err
-	}
-	if s.MaxProcs > 0 {
-		runtime.GOMAXPROCS(s.MaxProcs)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
