@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -268,8 +269,9 @@ func TestInvokeTimesOutBeforeItsFirstRetransmission(t *testing.T) {
 	}
 }
 
-// Without an outcome, Invoke retransmits on the client's clock, one to two Retransmit
-// delays apart, and still gives up at its Timeout, many delays later: nobody answers.
+// Without an outcome, Invoke retransmits on the client's clock, one to one and a half
+// Retransmit delays apart, and still gives up at its Timeout, many delays later: nobody
+// answers.
 func TestInvokeRetransmitsOnTheClockUntilItsTimeout(t *testing.T) {
 	ids := []string{"r1", "r2", "r3", "r4"}
 	keys, err := auth.GenerateKeyrings(append([]string{"c"}, ids...), ids, 1)
@@ -279,19 +281,19 @@ func TestInvokeRetransmitsOnTheClockUntilItsTimeout(t *testing.T) {
 	hub := bus.NewHub("test")
 	t.Cleanup(hub.Close)
 	var mu sync.Mutex
-	resent := 0 // requests r2 received: the client sends to r1 first, so retransmissions
+	var resent []time.Time // requests r2 received: the client sends to r1 first, so retransmissions
 	for _, id := range ids {
 		if _, err := hub.Join(id, bus.RoleReplica, func(m bus.Message) {
 			if id == "r2" && m.Kind == pbft.KindRequest.String() {
 				mu.Lock()
-				resent++
+				resent = append(resent, time.Now())
 				mu.Unlock()
 			}
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	const retransmit, timeout = 20 * time.Millisecond, 300 * time.Millisecond
+	const retransmit, timeout = 40 * time.Millisecond, 800 * time.Millisecond
 	c, err := client.New(client.Config{Keys: keys["c"], Replicas: ids, Timeout: timeout, Retransmit: retransmit,
 		Connect: func(h bus.Handler) (bus.Transport, error) { return hub.Join("c", bus.RoleClient, h) }})
 	if err != nil {
@@ -306,8 +308,18 @@ func TestInvokeRetransmitsOnTheClockUntilItsTimeout(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	// At least a delay apart: at most timeout/retransmit of them; at most two apart: some.
-	if resent < 1 || resent > int(timeout/retransmit) {
-		t.Fatalf("%d retransmissions in %v, want 1 to %d", resent, took, timeout/retransmit)
+	// At least a delay apart: at most timeout/retransmit of them.
+	if len(resent) < 3 || len(resent) > int(timeout/retransmit) {
+		t.Fatalf("%d retransmissions in %v, want 3 to %d", len(resent), took, timeout/retransmit)
+	}
+	// The typical gap is within one and a half delays (a clock that ticked every delay
+	// would make it two), with room for a late timer.
+	var gaps []time.Duration
+	for i := 1; i < len(resent); i++ {
+		gaps = append(gaps, resent[i].Sub(resent[i-1]))
+	}
+	slices.Sort(gaps)
+	if median := gaps[len(gaps)/2]; median < retransmit*9/10 || median > retransmit*3/2+10*time.Millisecond {
+		t.Fatalf("median gap between retransmissions %v (all %v), want %v to %v", median, gaps, retransmit, retransmit*3/2)
 	}
 }

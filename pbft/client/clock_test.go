@@ -7,15 +7,16 @@ import (
 	"github.com/pbft-nats/pbft/internal/poll"
 )
 
-// A read's expiry comes after at least one period, readers of one period share a
+// A read's expiry comes after at least one period, readers of one half period share a
 // channel, and the clock stops once nobody waits: an idle client runs no timer.
 func TestReadClockExpiresAfterAPeriodAndStops(t *testing.T) {
 	const period = 20 * time.Millisecond
 	var k clock
 	start := time.Now()
-	a, b := k.expiry(period), k.expiry(period)
-	if a != b {
-		t.Fatal("two readers of one period got different channels")
+	a := k.expiry(period) // starts the clock: closed a period from now
+	b, c := k.expiry(period), k.expiry(period)
+	if b != c {
+		t.Fatal("two readers of one half period got different channels")
 	}
 	select {
 	case <-a:
@@ -25,6 +26,10 @@ func TestReadClockExpiresAfterAPeriodAndStops(t *testing.T) {
 	<-a // ends by itself: the clock ticks
 	if waited := time.Since(start); waited < period {
 		t.Fatalf("expired after %v, before a period (%v)", waited, period)
+	}
+	<-b
+	if waited := time.Since(start); waited < period {
+		t.Fatalf("a later reader expired after %v, before a period (%v)", waited, period)
 	}
 	poll.Eventually(t, 5*time.Second, "the idle clock to stop", func() bool {
 		k.mu.Lock()
