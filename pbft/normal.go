@@ -375,7 +375,9 @@ func (r *Replica) executeReady() {
 func (r *Replica) executeBatch(e *entry) {
 	// The batch's replies leave together, so they share one allocation.
 	replies := make([]Reply, 0, len(e.pp.Batch))
-	primary := r.IsPrimary()
+	// Only the clients of a batch of several are counted as coming back: one request at a
+	// time (a serial stream, whatever its client names) must not wait for its own past.
+	countBack := r.IsPrimary() && len(e.pp.Batch) > 1
 	for _, req := range e.pp.Batch {
 		k := keyOf(req)
 		delete(r.inflight, k)
@@ -403,7 +405,7 @@ func (r *Replica) executeBatch(e *entry) {
 		}
 		replies = append(replies, r.reply(k, rep))
 		r.out = append(r.out, Outbound{To: ToGateway, Gateway: req.Gateway, Msg: &replies[len(replies)-1]})
-		if primary {
+		if countBack {
 			r.ret.executed(k.client, k.t, r.ticks)
 		}
 	}

@@ -2,61 +2,68 @@ package pbft
 
 import "testing"
 
-// The primary counts a client as coming back from the execution of its newest request
-// until its next request arrives, and for at most two ticks; a client whose next request
-// came before the previous one executed is not coming back; backups count nobody.
+// The primary counts the clients of a batch of several as coming back from the
+// execution of their newest request until their next request arrives, and for at most
+// two ticks; backups count nobody.
 func TestReturningClients(t *testing.T) {
 	for seed := int64(1); seed <= 3; seed++ {
 		s := newSim(t, simConfig{n: 4, seed: seed})
 		p := s.reps[0]
-		req := func(c string, ts uint64) *Request {
-			return &Request{Gateway: "g", Client: c, Timestamp: ts, Op: []byte("op")}
-		}
-		step := func(m *Request) {
+		step := func(c string, ts uint64) {
 			t.Helper()
-			if err := p.Step(FromClient, m); err != nil {
+			if err := p.Step(FromClient, &Request{Gateway: "g", Client: c, Timestamp: ts, Op: []byte("op")}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		executed := func(seq uint64) func() bool { return func() bool { return p.LastExecuted() >= seq } }
-		step(req("c0", 1))
-		s.flush(0)
+		step("c0", 1)
+		step("c1", 1)
+		s.flush(0) // one batch of both
 		if got := p.Returning(); got != 0 {
 			t.Fatalf("seed %d: %d returning before anything executed", seed, got)
 		}
-		if !s.runUntil(200, executed(1)) {
+		if !s.runUntil(200, func() bool { return p.LastExecuted() >= 1 }) {
 			t.Fatalf("seed %d: seq 1 not executed", seed)
 		}
-		if got := p.Returning(); got != 1 {
-			t.Fatalf("seed %d: %d returning after c0's request executed, want 1", seed, got)
+		if got := p.Returning(); got != 2 {
+			t.Fatalf("seed %d: %d returning after c0's and c1's batch executed, want 2", seed, got)
 		}
 		for i, r := range s.reps[1:] {
 			if got := r.Returning(); got != 0 {
 				t.Fatalf("seed %d: backup %d counts %d returning", seed, i+1, got)
 			}
 		}
-		step(req("c0", 2))
-		if got := p.Returning(); got != 0 {
-			t.Fatalf("seed %d: %d returning after c0's next request came", seed, got)
-		}
-		// c1's next request comes before its first executes (a batch behind): c1 is
-		// back only once that next one executed.
-		step(req("c1", 1))
-		s.flush(0)
-		step(req("c1", 2))
-		if !s.runUntil(200, executed(3)) {
-			t.Fatalf("seed %d: seq 3 not executed", seed)
-		}
-		if got := p.Returning(); got != 2 {
-			t.Fatalf("seed %d: %d returning, want 2 (c0, c1)", seed, got)
+		step("c0", 2)
+		if got := p.Returning(); got != 1 {
+			t.Fatalf("seed %d: %d returning after c0's next request came, want 1 (c1)", seed, got)
 		}
 		p.Tick()
-		if got := p.Returning(); got != 2 {
+		if got := p.Returning(); got != 1 {
 			t.Fatalf("seed %d: forgot a returning client within a tick", seed)
 		}
 		p.Tick()
 		if got := p.Returning(); got != 0 {
 			t.Fatalf("seed %d: %d returning two ticks after, want 0", seed, got)
+		}
+	}
+}
+
+// One request at a time, under any client names, counts nobody: a serial stream's next
+// request must not wait for the client that sent the one before it.
+func TestReturningNotAfterABatchOfOne(t *testing.T) {
+	for seed := int64(1); seed <= 3; seed++ {
+		s := newSim(t, simConfig{n: 4, seed: seed})
+		p := s.reps[0]
+		for i, c := range []string{"c0", "c1", "c0", "c1"} {
+			if err := p.Step(FromClient, &Request{Gateway: "g", Client: c, Timestamp: uint64(i + 1), Op: []byte("op")}); err != nil {
+				t.Fatal(err)
+			}
+			s.flush(0)
+			if !s.runUntil(200, func() bool { return p.LastExecuted() >= uint64(i+1) }) {
+				t.Fatalf("seed %d: seq %d not executed", seed, i+1)
+			}
+			if got := p.Returning(); got != 0 {
+				t.Fatalf("seed %d: %d returning after a batch of one (%s), want 0", seed, got, c)
+			}
 		}
 	}
 }

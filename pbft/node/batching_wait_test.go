@@ -38,15 +38,40 @@ func waitCluster(t *testing.T, batchTimeout, tick time.Duration) (*memCluster, *
 	return c, cl
 }
 
-// runOneThenOther makes client a's request execute at the primary n1, then times client
-// b's: with nothing in flight, a is on its way back and b alone waits for it.
+// runOneThenOther makes the batch of clients a and a2 (one bus message, so one batch)
+// execute at the primary n1, then times client b's request: with nothing in flight, a
+// and a2 are on their way back and b alone waits for them.
 func runOneThenOther(t *testing.T, c *memCluster, cl *client.Client) time.Duration {
 	t.Helper()
-	invokeTimed(t, cl, "a", 1)
-	poll.Eventually(t, 20*time.Second, "n1 executes a's request", func() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ps := cl.SendAll("n1", []client.Request{{Client: "a", Timestamp: 1, Op: []byte("set x=1")},
+		{Client: "a2", Timestamp: 1, Op: []byte("set y=1")}})
+	client.WaitAll(ctx, ps, func(i int, _ client.Result, err error) {
+		if err != nil {
+			t.Errorf("request %d of the first batch: %v", i, err)
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	poll.Eventually(t, 20*time.Second, "n1 executes the first batch", func() bool {
 		return c.nodes["n1"].Metrics().LastExecuted >= 1
 	})
 	return invokeTimed(t, cl, "b", 1)
+}
+
+// One request at a time under alternating client names never waits for the client
+// before it, however long the batch timeout and the ticks: a batch of one counts nobody
+// as coming back.
+func TestBatchSerialStreamOfManyClientsDoesNotWait(t *testing.T) {
+	_, cl := waitCluster(t, time.Hour, time.Minute)
+	for i := uint64(1); i <= 6; i++ {
+		c := []string{"a", "b"}[i%2]
+		if d := invokeTimed(t, cl, c, i); d > 5*time.Second {
+			t.Fatalf("request %d of %s answered in %v: it waited for the client before it", i, c, d)
+		}
+	}
 }
 
 // A primary with nothing in flight waits for a client it just answered while that would
@@ -62,9 +87,10 @@ func TestBatchWaitsForAReturningClientAtMostTheTimeout(t *testing.T) {
 	if d > timeout+5*time.Second {
 		t.Fatalf("b answered in %v, batch timeout %v", d, timeout)
 	}
-	// a is still counted as coming back (the ticks are long), so b's next request waits
-	// again; a lone client (b answered, its next request the one queued) would not:
-	// TestBatchTimeoutCostsALoneRequestNothing (package gateway) and TestCutNow.
+	// a and a2 are still counted as coming back (the ticks are long), so b's next request
+	// waits again; a lone client (b answered, its next request the one queued) would not:
+	// TestBatchTimeoutCostsALoneRequestNothing (package gateway) and TestCutNow; nor one
+	// request at a time under many names: TestBatchSerialStreamOfManyClientsDoesNotWait.
 }
 
 // A client that does not come back delays a batch at most two ticks, however long the
