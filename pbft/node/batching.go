@@ -37,6 +37,20 @@ func (b *batchTimer) stop() {
 	}
 }
 
+// propose orders the primary's queued requests when proposeNow says so, and notes the
+// batches that were in flight when it did order some (not when the watermarks, a
+// reconfiguration's barrier or being a backup left them queued).
+func (n *Node) propose(b *batchTimer) {
+	if !n.proposeNow(b) {
+		return
+	}
+	_, before := n.r.Backlog()
+	n.r.Propose()
+	if _, after := n.r.Backlog(); after > before {
+		n.metrics.noteProposal(before)
+	}
+}
+
 // proposeNow decides whether the primary orders its queued requests now. Without a
 // batch timeout it always does (a batch per burst of input). With one, it orders at once
 // when nothing it ordered is still executing and too few clients are on their way back
@@ -54,7 +68,6 @@ func (n *Node) proposeNow(b *batchTimer) bool {
 	}
 	if cutNow(pending, n.cfg.Protocol.BatchMax, inflight, n.r.Returning(), b.expired) {
 		b.expired = false
-		n.metrics.noteProposal(inflight)
 		return true
 	}
 	b.arm(d)

@@ -208,9 +208,7 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			n.expireWaiters(time.Now())
 		}
-		if n.proposeNow(&batching) {
-			n.r.Propose()
-		}
+		n.propose(&batching)
 		n.flush()
 		if n.failed != nil {
 			n.log.Error("stopping: cannot keep the durable log", "err", n.failed)
