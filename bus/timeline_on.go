@@ -42,7 +42,14 @@ func init() {
 
 // StartTimeline starts recording stamps and writing them to dir/<pid>.tl every 50 ms,
 // one line per stamp: unix nanoseconds, stage, kind, peer ("-" when empty).
+// A second call (the tag's init and a test both starting it) keeps the first recording.
 func StartTimeline(dir string) error {
+	timeline.mu.Lock()
+	started := timeline.on
+	timeline.mu.Unlock()
+	if started {
+		return nil
+	}
 	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%d.tl", os.Getpid())))
 	if err != nil {
 		return err

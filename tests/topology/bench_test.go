@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pbft-nats/pbft/internal/topology"
 	"github.com/pbft-nats/pbft/pbft/config"
@@ -31,13 +30,7 @@ import (
 // the replicas' CPU per request (n1's and all of theirs, from /metrics and /proc) and
 // the load tool's.
 func BenchmarkMultiProcess(b *testing.B) {
-	d := 5 * time.Second
-	if v := os.Getenv("PBFT_BENCH_DURATION"); v != "" {
-		var err error
-		if d, err = time.ParseDuration(v); err != nil {
-			b.Fatal(err)
-		}
-	}
+	d := benchDuration(b)
 	profileDir := os.Getenv("PBFT_BENCH_PROFILE")
 	var env []string
 	if profileDir != "" {

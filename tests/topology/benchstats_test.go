@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pbft-nats/pbft/internal/topology"
 	"github.com/pbft-nats/pbft/pbft/obs/obstest"
@@ -94,4 +95,18 @@ func processCPU(pid int) float64 {
 	u, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (u + st) / clockTicks
+}
+
+// benchDuration is a load's length: PBFT_BENCH_DURATION, 5s by default.
+func benchDuration(tb testing.TB) time.Duration {
+	tb.Helper()
+	v := os.Getenv("PBFT_BENCH_DURATION")
+	if v == "" {
+		return 5 * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		tb.Fatalf("PBFT_BENCH_DURATION: %v", err)
+	}
+	return d
 }

@@ -34,13 +34,7 @@ import (
 // writer reports (its /metrics, from this tree's replica) syncs per second of load, and
 // Readies and executed batches per sync: how well rounds share a sync.
 func BenchmarkMultiProcessDurable(b *testing.B) {
-	d := 5 * time.Second
-	if v := os.Getenv("PBFT_BENCH_DURATION"); v != "" {
-		var err error
-		if d, err = time.ParseDuration(v); err != nil {
-			b.Fatal(err)
-		}
-	}
+	d := benchDuration(b)
 	bins, err := topology.Build(context.Background())
 	if err != nil {
 		b.Fatal(err)

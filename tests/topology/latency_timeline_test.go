@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/internal/topology"
@@ -28,13 +27,7 @@ import (
 // file for the table as well. The table is what it measured: it fails only if nothing could be
 // traced.
 func TestLatencyTimeline(t *testing.T) {
-	d := 5 * time.Second
-	if v := os.Getenv("PBFT_BENCH_DURATION"); v != "" {
-		var err error
-		if d, err = time.ParseDuration(v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := benchDuration(t)
 	dir := t.TempDir()
 	if err := bus.StartTimeline(dir); err != nil {
 		t.Fatal(err)
