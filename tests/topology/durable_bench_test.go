@@ -33,6 +33,7 @@ import (
 // start and at the end of the load (heap-start-MB, heap-end-MB). With data dirs, n1's log
 // writer reports (its /metrics, from this tree's replica) syncs per second of load, and
 // Readies and executed batches per sync: how well rounds share a sync.
+// PBFT_BENCH_REPLICA_ENV adds PBFT_ settings to every replica, as for BenchmarkMultiProcess.
 func BenchmarkMultiProcessDurable(b *testing.B) {
 	d := benchDuration(b)
 	bins, err := topology.Build(context.Background())
@@ -60,8 +61,9 @@ func BenchmarkMultiProcessDurable(b *testing.B) {
 				b.Run(name, func(b *testing.B) {
 					ctx := context.Background()
 					o := topology.Options{NATSServers: 3, Replicas: ids, Cluster: "bench", DataDirs: data}
+					o.Env = strings.Fields(os.Getenv("PBFT_BENCH_REPLICA_ENV"))
 					if profiles != "" {
-						o.Env = []string{"PBFT_PPROF=on"}
+						o.Env = append(o.Env, "PBFT_PPROF=on")
 					}
 					top, err := topology.Start(ctx, bin.bins, o)
 					if err != nil {
