@@ -51,3 +51,13 @@ func TestRepliesMessageReachesEachRequest(t *testing.T) {
 		}
 	}
 }
+
+// isClosed says whether ch is closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

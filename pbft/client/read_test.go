@@ -80,14 +80,6 @@ func TestReadOnlyTallyMatchesAcceptReplies(t *testing.T) {
 // matching one arrives, or when the fourth replica replied without a match; not before.
 func TestReadOnlyDoneWakesOnceDecided(t *testing.T) {
 	ro := func(result string) *pbft.Reply { return &pbft.Reply{Result: []byte(result), ReadOnly: true} }
-	closed := func(ch <-chan struct{}) bool {
-		select {
-		case <-ch:
-			return true
-		default:
-			return false
-		}
-	}
 	s := &ReplySet{}
 	done := s.ReadOnlyDone(3, 4)
 	for i, step := range []struct {
@@ -95,23 +87,23 @@ func TestReadOnlyDoneWakesOnceDecided(t *testing.T) {
 		want         bool
 	}{{"n1", "v", false}, {"n2", "old", false}, {"n2", "v", false}, {"n3", "v", true}} {
 		s.add(step.from, ro(step.result))
-		if closed(done) != step.want {
+		if isClosed(done) != step.want {
 			t.Fatalf("step %d (%s %q): done %v, want %v", i, step.from, step.result, !step.want, step.want)
 		}
 	}
-	if !closed(s.ReadOnlyDone(3, 4)) {
+	if !isClosed(s.ReadOnlyDone(3, 4)) {
 		t.Fatal("a reader arriving after the quorum waits")
 	}
 	s = &ReplySet{}
 	done = s.ReadOnlyDone(3, 4)
 	for i, r := range []string{"a", "b", "a", "b"} {
-		if closed(done) {
+		if isClosed(done) {
 			t.Fatalf("done after %d split replies", i)
 		}
 		s.add(fmt.Sprintf("n%d", i+1), ro(r))
 	}
-	if !closed(done) || len(s.ro.waiters) != 0 {
-		t.Fatalf("every replica replied: done %v, %d waiters left", closed(done), len(s.ro.waiters))
+	if !isClosed(done) || len(s.ro.waiters) != 0 {
+		t.Fatalf("every replica replied: done %v, %d waiters left", isClosed(done), len(s.ro.waiters))
 	}
 }
 

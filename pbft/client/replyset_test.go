@@ -128,30 +128,22 @@ func TestReplySetIgnoresConflictAnswersToAnotherOperation(t *testing.T) {
 // one (a vote may move between groups); one that asks for every reply shares the
 // channel and is woken at the next.
 func TestReplySetWakesAtQuorumOnlyWhenAQuorumIsPossible(t *testing.T) {
-	closed := func(ch <-chan struct{}) bool {
-		select {
-		case <-ch:
-			return true
-		default:
-			return false
-		}
-	}
 	reply := func(result string) *pbft.Reply { return &pbft.Reply{Seq: 1, Result: []byte(result)} }
 	set := &ReplySet{}
 	at3 := set.changedAt(3)
 	set.add("n1", reply("v"))
 	set.add("n2", reply("v"))
-	if closed(at3) {
+	if isClosed(at3) {
 		t.Fatal("changedAt(3) closed at the second reply")
 	}
 	set.add("n3", reply("w"))
-	if !closed(at3) {
+	if !isClosed(at3) {
 		t.Fatal("changedAt(3) still open at the third reply")
 	}
 
 	at4 := set.changedAt(4)
 	set.add("n3", reply("v")) // n3 changes its vote: 3 replies, but a new group
-	if !closed(at4) {
+	if !isClosed(at4) {
 		t.Fatal("changedAt(4) still open after a replica replaced its reply")
 	}
 
@@ -162,14 +154,14 @@ func TestReplySetWakesAtQuorumOnlyWhenAQuorumIsPossible(t *testing.T) {
 		t.Fatal("watchers of one set got different channels")
 	}
 	set.add("n1", reply("v"))
-	if !closed(any) {
+	if !isClosed(any) {
 		t.Fatal("Changed() still open after a reply")
 	}
 
 	set = &ReplySet{}
 	at3 = set.changedAt(3)
 	set.add("n1", &pbft.Reply{Seq: 1, ReadOnly: true, Result: []byte("v")})
-	if !closed(at3) {
+	if !isClosed(at3) {
 		t.Fatal("changedAt(3) still open after a read-only reply (counted apart, by its own rule)")
 	}
 }
@@ -199,28 +191,20 @@ func TestReplySetAgreedOrWake(t *testing.T) {
 	if allocs := testing.AllocsPerRun(100, func() { set.agreedOrWake(3, 3) }); allocs != 0 {
 		t.Fatalf("a look before the quorum allocates %v times, want 0", allocs)
 	}
-	closed := func(ch <-chan struct{}) bool {
-		select {
-		case <-ch:
-			return true
-		default:
-			return false
-		}
-	}
 	set.add("n2", &pbft.Reply{Seq: 1, Result: []byte("w")})
-	if closed(wake) {
+	if isClosed(wake) {
 		t.Fatal("woken at two replies, when three decide")
 	}
 	set.add("n3", &pbft.Reply{Seq: 1, Result: []byte("v")})
-	if !closed(wake) {
+	if !isClosed(wake) {
 		t.Fatal("not woken at the third reply")
 	}
-	if _, ok, wake = set.agreedOrWake(3, 3); ok || wake == nil || closed(wake) {
+	if _, ok, wake = set.agreedOrWake(3, 3); ok || wake == nil || isClosed(wake) {
 		t.Fatalf("v, w, v: agreed %v; want a new channel to wait on", ok)
 	}
 	last := &pbft.Reply{Seq: 1, Result: []byte("v")}
 	set.add("n4", last)
-	if !closed(wake) {
+	if !isClosed(wake) {
 		t.Fatal("not woken at the fourth reply")
 	}
 	best, ok, again := set.agreedOrWake(3, 3)
