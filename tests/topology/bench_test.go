@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/pbft-nats/pbft/internal/topology"
-	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/loadgen"
 )
 
@@ -54,8 +53,7 @@ func BenchmarkMultiProcess(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer top.Close()
-				s := config.Default()
-				s.KeysDir, s.ClientID, s.Cluster, s.NodeIDs = top.KeysDir(), topology.GatewayID, "bench", ids
+				s := benchSettings(top, ids)
 				url := top.NATSURL(topology.GatewayID)
 				b.ResetTimer()
 				var profiles *replicaProfiles

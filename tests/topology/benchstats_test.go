@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/internal/topology"
+	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/obs/obstest"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -66,6 +67,14 @@ func (s roundStats) report(b *testing.B, end roundStats, requests int) {
 	}
 }
 
+// benchSettings are the load tool's settings against top's cluster "bench" of ids.
+func benchSettings(top *topology.Topology, ids []string) config.Settings {
+	s := config.Default()
+	s.KeysDir, s.ClientID, s.Cluster, s.NodeIDs = top.KeysDir(), topology.GatewayID, "bench", ids
+	return s
+}
+
+// scrapeFamilies reads replica base's /metrics (nil if it does not answer).
 func scrapeFamilies(tb testing.TB, base string) map[string]*dto.MetricFamily {
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {

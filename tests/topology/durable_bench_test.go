@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,9 +13,7 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/internal/topology"
-	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/loadgen"
-	"github.com/pbft-nats/pbft/pbft/obs/obstest"
 )
 
 // BenchmarkMultiProcessDurable measures what the durable log costs (issue 19): n=4
@@ -70,8 +67,7 @@ func BenchmarkMultiProcessDurable(b *testing.B) {
 						b.Fatal(err)
 					}
 					defer top.Close()
-					s := config.Default()
-					s.KeysDir, s.ClientID, s.Cluster, s.NodeIDs = top.KeysDir(), topology.GatewayID, "bench", ids
+					s := benchSettings(top, ids)
 					var prof chan error
 					var heapStart <-chan float64
 					if profiles != "" {
@@ -146,16 +142,7 @@ func heapAfter(base string, wait time.Duration) <-chan float64 {
 // ones and its executed batches, by metric name (one replica per process).
 func scrape(tb testing.TB, base string) map[string]float64 {
 	out := map[string]float64{}
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		return out
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return out
-	}
-	for name, fam := range obstest.Families(tb, string(body)) {
+	for name, fam := range scrapeFamilies(tb, base) {
 		if !strings.HasPrefix(name, "pbft_wal_") && name != "pbft_replica_executed_batches_total" {
 			continue
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/internal/topology"
-	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/loadgen"
 )
 
@@ -44,8 +43,7 @@ func TestLatencyTimeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer top.Close()
-	s := config.Default()
-	s.KeysDir, s.ClientID, s.Cluster, s.NodeIDs = top.KeysDir(), topology.GatewayID, "bench", ids
+	s := benchSettings(top, ids)
 	res, err := loadgen.Run(ctx, s, loadgen.Options{Clients: 1, Duration: d, Nodes: len(ids), NATSURL: top.NATSURL(topology.GatewayID)})
 	if err != nil {
 		t.Fatal(err)
