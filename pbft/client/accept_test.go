@@ -238,9 +238,11 @@ func TestAcceptForSmallClusters(t *testing.T) {
 	}
 }
 
-// Invoke gives up at its Timeout even when that comes long before the next
-// retransmission (the clock's period): nobody answers here.
-func TestInvokeTimesOutBeforeItsFirstRetransmission(t *testing.T) {
+// silentClusterClient joins four replicas r1..r4 that never answer (each message they
+// receive goes to seen) and a client of them with the timeout and retransmission delay
+// given.
+func silentClusterClient(t *testing.T, timeout, retransmit time.Duration, seen func(id string, m bus.Message)) *client.Client {
+	t.Helper()
 	ids := []string{"r1", "r2", "r3", "r4"}
 	keys, err := auth.GenerateKeyrings(append([]string{"c"}, ids...), ids, 1)
 	if err != nil {
@@ -249,18 +251,25 @@ func TestInvokeTimesOutBeforeItsFirstRetransmission(t *testing.T) {
 	hub := bus.NewHub("test")
 	t.Cleanup(hub.Close)
 	for _, id := range ids {
-		if _, err := hub.Join(id, bus.RoleReplica, func(bus.Message) {}); err != nil {
+		if _, err := hub.Join(id, bus.RoleReplica, func(m bus.Message) { seen(id, m) }); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c, err := client.New(client.Config{Keys: keys["c"], Replicas: ids, Timeout: 100 * time.Millisecond, Retransmit: time.Hour,
+	c, err := client.New(client.Config{Keys: keys["c"], Replicas: ids, Timeout: timeout, Retransmit: retransmit,
 		Connect: func(h bus.Handler) (bus.Transport, error) { return hub.Join("c", bus.RoleClient, h) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Invoke gives up at its Timeout even when that comes long before the next
+// retransmission (the clock's period): nobody answers here.
+func TestInvokeTimesOutBeforeItsFirstRetransmission(t *testing.T) {
+	c := silentClusterClient(t, 100*time.Millisecond, time.Hour, func(string, bus.Message) {})
 	start := time.Now()
-	_, err = c.Invoke(context.Background(), client.Request{Client: "alice", Timestamp: 1, Op: []byte("get x")})
+	_, err := c.Invoke(context.Background(), client.Request{Client: "alice", Timestamp: 1, Op: []byte("get x")})
 	if took := time.Since(start); !errors.Is(err, client.ErrTimeout) || took > 10*time.Second {
 		t.Fatalf("Invoke = %v after %v; want ErrTimeout after about 100ms", err, took)
 	}
@@ -273,35 +282,18 @@ func TestInvokeTimesOutBeforeItsFirstRetransmission(t *testing.T) {
 // Retransmit delays apart, and still gives up at its Timeout, many delays later: nobody
 // answers.
 func TestInvokeRetransmitsOnTheClockUntilItsTimeout(t *testing.T) {
-	ids := []string{"r1", "r2", "r3", "r4"}
-	keys, err := auth.GenerateKeyrings(append([]string{"c"}, ids...), ids, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := bus.NewHub("test")
-	t.Cleanup(hub.Close)
 	var mu sync.Mutex
 	var resent []time.Time // requests r2 received: the client sends to r1 first, so retransmissions
-	for _, id := range ids {
-		if _, err := hub.Join(id, bus.RoleReplica, func(m bus.Message) {
-			if id == "r2" && m.Kind == pbft.KindRequest.String() {
-				mu.Lock()
-				resent = append(resent, time.Now())
-				mu.Unlock()
-			}
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const retransmit, timeout = 40 * time.Millisecond, 800 * time.Millisecond
-	c, err := client.New(client.Config{Keys: keys["c"], Replicas: ids, Timeout: timeout, Retransmit: retransmit,
-		Connect: func(h bus.Handler) (bus.Transport, error) { return hub.Join("c", bus.RoleClient, h) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := silentClusterClient(t, timeout, retransmit, func(id string, m bus.Message) {
+		if id == "r2" && m.Kind == pbft.KindRequest.String() {
+			mu.Lock()
+			resent = append(resent, time.Now())
+			mu.Unlock()
+		}
+	})
 	start := time.Now()
-	_, err = c.Invoke(context.Background(), client.Request{Client: "alice", Timestamp: 1, Op: []byte("get x")})
+	_, err := c.Invoke(context.Background(), client.Request{Client: "alice", Timestamp: 1, Op: []byte("get x")})
 	took := time.Since(start)
 	if !errors.Is(err, client.ErrTimeout) || took < timeout || took > 10*time.Second {
 		t.Fatalf("Invoke = %v after %v; want ErrTimeout after about %v", err, took, timeout)
