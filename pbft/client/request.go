@@ -64,8 +64,9 @@ func (c *Client) retransmit(ctx context.Context, req *pbft.Request, look func() 
 // clock's half period two after the one it started in ends, between one and one and a
 // half delays after its send, as a read's short wait ends. A timer per request
 // (allocated, put into and taken out of the runtime's timer heap at every wait) was
-// about 6% of a load tool's CPU, and a request answered in milliseconds never needs it. Only a wait whose deadline comes within two
-// periods has a timer of its own, so that the deadline is kept to the timer's precision.
+// about 6% of a load tool's CPU, and a request answered in milliseconds never needs it.
+// Only a wait whose deadline comes within two periods has a timer of its own, so that
+// the deadline is kept to the timer's precision.
 func (c *Client) retransmitUntil(ctx context.Context, until time.Time, req *pbft.Request, look func() progress, resent func()) error {
 	period := c.retransmitPeriod()
 	var deadline *time.Timer
