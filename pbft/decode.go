@@ -150,17 +150,18 @@ func (d *decoder) batch() []*Request {
 	var names requestNames
 	for i := 0; i < n && d.err == nil; i++ {
 		r := &reqs[i]
-		d.requestNamed(r, &names, n-i)
+		d.requestNamed(r, &names, n-i, 0)
 		b = append(b, r)
 	}
 	return b
 }
 
 // requestNamed decodes a request's fields (without the read-only flag) into r, its names
-// through names; left is how many requests of the message are left, this one included.
-func (d *decoder) requestNamed(r *Request, names *requestNames, left int) {
+// through names; left is how many requests of the message are left, this one included,
+// and after how many bytes of the message follow d's input.
+func (d *decoder) requestNamed(r *Request, names *requestNames, left, after int) {
 	r.Gateway = names.gateway(d.take(maxStringLen))
-	r.Client = names.client(d.take(maxStringLen), left, len(d.buf))
+	r.Client = names.client(d.take(maxStringLen), left, len(d.buf)+after)
 	r.Timestamp, r.Op, r.Auth = d.uvarint(), d.bytes(), d.bytes()
 }
 

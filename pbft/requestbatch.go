@@ -69,7 +69,7 @@ func DecodeRequests(b []byte) ([]*Request, error) {
 		}
 		d := decoder{buf: one[1:]}
 		r := &reqs[i]
-		d.requestNamed(r, &names, c-int(i))
+		d.requestNamed(r, &names, c-int(i), len(b)-k-int(l))
 		r.ReadOnly = d.readOnlyFlag()
 		if d.err == nil && len(d.buf) != 0 {
 			d.fail("trailing bytes")

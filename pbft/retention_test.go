@@ -252,3 +252,20 @@ func TestHotPathKeepsWhatItHandsOut(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeAllocations: a message of 64 requests decodes into a handful of allocations
+// (its slices, its names' buffer, its gateway's name), not a few per request.
+func TestDecodeAllocations(t *testing.T) {
+	batch := make([]*Request, 64)
+	for i := range batch {
+		batch[i] = &Request{Gateway: "gateway-1", Client: fmt.Sprintf("client-%02d", i), Timestamp: 7, Op: []byte("op"), Auth: []byte("tag")}
+	}
+	reqs := AppendRequests(nil, batch)
+	pp := Marshal(&PrePrepare{Seq: 1, Digest: BatchDigest(batch), Batch: batch})
+	if a := testing.AllocsPerRun(100, func() { _, _ = DecodeRequests(reqs) }); a > 4 {
+		t.Errorf("DecodeRequests of 64 requests: %v allocations, want at most 4", a)
+	}
+	if a := testing.AllocsPerRun(100, func() { _, _ = Unmarshal(pp) }); a > 5 {
+		t.Errorf("Unmarshal of a pre-prepare of 64 requests: %v allocations, want at most 5", a)
+	}
+}
