@@ -38,6 +38,10 @@ func AppendRequests(b []byte, reqs []*Request) []byte {
 	return b
 }
 
+// minFramedRequest is the fewest bytes a request takes in a requests message: its length,
+// its kind and one byte for each of its five fields.
+const minFramedRequest = 7
+
 // DecodeRequests unpacks AppendRequests. It checks the framing only: each request's
 // authenticator is the receiver's to verify. The requests share one allocation, and
 // their names a few more (requestNames), instead of three allocations each.
@@ -47,9 +51,8 @@ func DecodeRequests(b []byte) ([]*Request, error) {
 		return nil, errors.New("pbft: bad requests count")
 	}
 	b = b[k:]
-	// Every request takes at least one byte: a count above the input is a lie, and no
-	// reason to allocate.
-	c := int(min(n, uint64(len(b))))
+	// A count above what the input can hold is a lie, and no reason to allocate.
+	c := int(min(n, uint64(len(b)/minFramedRequest)))
 	out := make([]*Request, 0, c)
 	reqs := make([]Request, c)
 	var names requestNames
