@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // reqKey identifies a request for deduplication: a client and its timestamp (request id).
@@ -169,7 +170,9 @@ func (c *clientTable) record(k reqKey, rep cachedReply) {
 func (c *clientTable) recordIn(rec *clientRecord, k reqKey, rep cachedReply) {
 	if rec == nil {
 		rec = &clientRecord{}
-		c.records[k.client] = rec
+		// The key outlives the request: a copy of its own, so that it does not keep the
+		// names of the request's whole batch (requestNames) alive.
+		c.records[strings.Clone(k.client)] = rec
 		c.names = nil
 	}
 	rec.add(k.t, rep)
@@ -228,15 +231,23 @@ func (c *clientTable) sortedNames() []string {
 	return c.names
 }
 
+// snapshotSize bounds what appendSnapshot appends, so that a snapshot is allocated once.
+func (c *clientTable) snapshotSize() int {
+	size := 10
+	for _, name := range c.sortedNames() {
+		rec := c.records[name]
+		size += len(name) + 30
+		if rec.cached() > 0 {
+			size += len(rec.enc) - rec.starts[rec.head] // not the evicted encodings before it
+		}
+	}
+	return size
+}
+
 // appendSnapshot encodes the table canonically: clients sorted, replies in execution order.
 func (c *clientTable) appendSnapshot(dst []byte) []byte {
 	names := c.sortedNames()
-	size := len(dst) + 10
-	for _, name := range names {
-		rec := c.records[name]
-		size += len(name) + 30 + len(rec.enc)
-	}
-	dst = slices.Grow(dst, size-len(dst))
+	dst = slices.Grow(dst, c.snapshotSize())
 	dst = appendUvarint(dst, uint64(len(names)))
 	for _, name := range names {
 		rec := c.records[name]
@@ -275,7 +286,16 @@ func (c *clientTable) restore(d *decoder) error {
 // snapshot is the replicated state at a checkpoint: the application's snapshot
 // (length-prefixed), the client table and the configuration.
 func encodeSnapshot(app []byte, clients *clientTable, conf configState) []byte {
-	dst := make([]byte, 0, len(app)+64)
+	size := 10 + len(app) + clients.snapshotSize() + 64 // 64: a configuration's numbers
+	for _, m := range []*Membership{&conf.cur, conf.next} {
+		if m != nil {
+			size += 2 * len(m.Members)
+			for _, id := range m.Members {
+				size += len(id)
+			}
+		}
+	}
+	dst := make([]byte, 0, size)
 	dst = binary.AppendUvarint(dst, uint64(len(app)))
 	dst = append(dst, app...)
 	dst = clients.appendSnapshot(dst)

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrDecode reports bytes that are not a well-formed message.
@@ -137,9 +138,8 @@ func (d *decoder) prePrepare() *PrePrepare {
 }
 
 // batch decodes a batch's requests into one allocation (they live and die with their
-// pre-prepare), and shares the names of the first few gateways between their requests, as
-// a batch holds the requests of a few gateways: about one allocation per request (its
-// client's name) instead of three.
+// pre-prepare), and their names through one requestNames: about one allocation for all
+// the batch's names instead of one or two per request.
 func (d *decoder) batch() []*Request {
 	n := d.count()
 	if n == 0 {
@@ -147,28 +147,64 @@ func (d *decoder) batch() []*Request {
 	}
 	b := make([]*Request, 0, n)
 	reqs := make([]Request, n)
-	var gateways [4]string
-	known := 0
+	var names requestNames
 	for i := 0; i < n && d.err == nil; i++ {
 		r := &reqs[i]
-		g := d.take(maxStringLen)
-		for _, name := range gateways[:known] {
-			if string(g) == name {
-				r.Gateway = name
-				break
-			}
-		}
-		if r.Gateway == "" && len(g) > 0 {
-			r.Gateway = string(g)
-			if known < len(gateways) {
-				gateways[known] = r.Gateway
-				known++
-			}
-		}
-		r.Client, r.Timestamp, r.Op, r.Auth = d.string(), d.uvarint(), d.bytes(), d.bytes()
+		d.requestNamed(r, &names, n-i, 0)
 		b = append(b, r)
 	}
 	return b
+}
+
+// requestNamed decodes a request's fields (without the read-only flag) into r, its names
+// through names; left is how many requests of the message are left, this one included,
+// and after how many bytes of the message follow d's input.
+func (d *decoder) requestNamed(r *Request, names *requestNames, left, after int) {
+	r.Gateway = names.gateway(d.take(maxStringLen))
+	r.Client = names.client(d.take(maxStringLen), left, len(d.buf)+after)
+	r.Timestamp, r.Op, r.Auth = d.uvarint(), d.bytes(), d.bytes()
+}
+
+// requestNames shares the names of one message's requests. Gateways repeat (a batch holds
+// the requests of a few gateways), so the first few are kept and shared. Client names are
+// copied into one buffer: a strings.Builder never rewrites the bytes it holds, so each
+// name taken from it stays valid (and immutable) as it grows. A name outlives its
+// message only as a key of the client table, which keeps a copy of its own.
+type requestNames struct {
+	gateways [4]string
+	known    int
+	clients  strings.Builder
+}
+
+func (s *requestNames) gateway(g []byte) string {
+	for _, name := range s.gateways[:s.known] {
+		if string(g) == name {
+			return name
+		}
+	}
+	if len(g) == 0 {
+		return ""
+	}
+	name := string(g)
+	if s.known < len(s.gateways) {
+		s.gateways[s.known] = name
+		s.known++
+	}
+	return name
+}
+
+// client copies c into the buffer, sized at the first name for left names like it (no
+// more than the rest of the input, rest bytes, can hold).
+func (s *requestNames) client(c []byte, left, rest int) string {
+	if len(c) == 0 {
+		return ""
+	}
+	if s.clients.Cap() == 0 {
+		s.clients.Grow(min(len(c)*left, len(c)+rest))
+	}
+	start := s.clients.Len()
+	s.clients.Write(c)
+	return s.clients.String()[start:]
 }
 
 func (d *decoder) vote() (uint64, uint64, Digest, int) {

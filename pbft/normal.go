@@ -8,9 +8,17 @@ import (
 // requestQueue holds requests a replica knows of that no accepted pre-prepare carries
 // yet, in arrival order: the primary orders them; a backup times them.
 type requestQueue struct {
+	// order[head:] is the arrival order; a removed request stays there until pop passes
+	// it. Popping moves head, and an emptied queue starts again at the front of the same
+	// array, so a steady stream of batches does not allocate here.
 	order []*Request
+	head  int
 	byKey map[reqKey]*Request
 }
+
+// maxKeptOrder bounds the capacity of an emptied queue's array that is kept for reuse: a
+// burst's larger one goes.
+const maxKeptOrder = 4096
 
 func newRequestQueue() *requestQueue { return &requestQueue{byKey: make(map[reqKey]*Request)} }
 
@@ -19,6 +27,18 @@ func (q *requestQueue) len() int { return len(q.byKey) }
 func (q *requestQueue) has(k reqKey) bool { _, ok := q.byKey[k]; return ok }
 
 func (q *requestQueue) push(r *Request) {
+	if n := len(q.order); n == cap(q.order) && n > 0 && len(q.byKey) <= n/2 {
+		// Full, and half of it popped or removed (a backup removes, never pops): keep the
+		// live requests, at the front, instead of growing.
+		live := q.order[:0]
+		for _, x := range q.order[q.head:] {
+			if q.byKey[keyOf(x)] == x {
+				live = append(live, x)
+			}
+		}
+		clear(q.order[len(live):])
+		q.order, q.head = live, 0
+	}
 	q.byKey[keyOf(r)] = r
 	q.order = append(q.order, r)
 }
@@ -27,11 +47,12 @@ func (q *requestQueue) remove(k reqKey) { delete(q.byKey, k) }
 
 // pop takes up to max requests in arrival order, skipping removed ones, and stops before
 // their operations pass maxBytes (a larger request goes alone), so that a pre-prepare
-// stays within what the bus carries.
+// stays within what the bus carries. The batch it returns is the pre-prepare's: its own
+// allocation, sized for what is queued.
 func (q *requestQueue) pop(max, maxBytes int) []*Request {
-	var batch []*Request
+	batch := make([]*Request, 0, min(max, q.len()))
 	size := 0
-	i := 0
+	i := q.head
 	for ; i < len(q.order) && len(batch) < max; i++ {
 		r := q.order[i]
 		k := keyOf(r)
@@ -49,9 +70,14 @@ func (q *requestQueue) pop(max, maxBytes int) []*Request {
 			break // a reconfiguration goes alone
 		}
 	}
-	q.order = q.order[i:]
+	clear(q.order[q.head:i]) // let the popped and removed requests go
+	q.head = i
 	if len(q.byKey) == 0 {
-		q.order = nil // let the backing array go
+		clear(q.order[q.head:])
+		q.order, q.head = q.order[:0], 0
+		if cap(q.order) > maxKeptOrder {
+			q.order = nil
+		}
 	}
 	return batch
 }
@@ -59,7 +85,7 @@ func (q *requestQueue) pop(max, maxBytes int) []*Request {
 // all returns the queued requests in arrival order.
 func (q *requestQueue) all() []*Request {
 	var out []*Request
-	for _, r := range q.order {
+	for _, r := range q.order[q.head:] {
 		if q.byKey[keyOf(r)] == r {
 			out = append(out, r)
 		}

@@ -68,3 +68,18 @@ func FuzzDecodeRequests(f *testing.F) {
 		}
 	})
 }
+
+// TestSmallestRequestsDecode: minFramedRequest is what the smallest request takes, so a
+// message of only such requests still decodes whole.
+func TestSmallestRequestsDecode(t *testing.T) {
+	smallest := &Request{}
+	reqs := []*Request{smallest, smallest, smallest}
+	b := AppendRequests(nil, reqs)
+	if want := 1 + len(reqs)*minFramedRequest; len(b) != want {
+		t.Fatalf("%d bytes for %d smallest requests, want %d", len(b), len(reqs), want)
+	}
+	got, err := DecodeRequests(b)
+	if err != nil || len(got) != len(reqs) {
+		t.Fatalf("DecodeRequests: %d requests, %v", len(got), err)
+	}
+}
