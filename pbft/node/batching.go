@@ -3,26 +3,29 @@ package node
 import "time"
 
 // batchTimer is the primary's batch timeout: armed when requests wait for a batch to
-// fill, it fires at most once per BatchTimeout. Its channel never changes (init makes a
-// stopped timer), so Run can wait on it while another goroutine arms it.
+// fill, it fires at most once per BatchTimeout.
 type batchTimer struct {
 	t       *time.Timer
 	armed   bool
 	expired bool
 }
 
-func (b *batchTimer) init() {
-	b.t = time.NewTimer(time.Hour)
-	b.t.Stop()
+func (b *batchTimer) C() <-chan time.Time {
+	if b.t == nil || !b.armed {
+		return nil
+	}
+	return b.t.C
 }
-
-func (b *batchTimer) C() <-chan time.Time { return b.t.C }
 
 func (b *batchTimer) arm(d time.Duration) {
 	if b.armed {
 		return
 	}
-	b.t.Reset(d)
+	if b.t == nil {
+		b.t = time.NewTimer(d)
+	} else {
+		b.t.Reset(d)
+	}
 	b.armed = true
 }
 

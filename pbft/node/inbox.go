@@ -24,19 +24,9 @@ type inbox struct {
 func (q *inbox) init() { q.wake = make(chan struct{}, 1) }
 
 func (q *inbox) push(it item) {
-	q.add(it)
-	q.signal()
-}
-
-// add queues it without waking the node: for a caller that serves the queue itself.
-func (q *inbox) add(it item) {
 	q.mu.Lock()
 	q.items = append(q.items, it)
 	q.mu.Unlock()
-}
-
-// signal wakes the node's goroutine, unless a wake-up is already pending.
-func (q *inbox) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:

@@ -34,14 +34,6 @@ type Node struct {
 
 	inbox inbox
 	fault atomic.Value // Fault
-	// owner is held by whichever goroutine runs the replica: Run's, or a bus delivery
-	// goroutine that found it free (receive). Everything below it, and the replica, is
-	// touched only by the owner.
-	owner    sync.Mutex
-	running  bool       // Run has started the replica's durable log and trace
-	stopped  bool       // Run has ended: nobody runs the replica again
-	batch    []item     // the owner's drained events, reused
-	batching batchTimer // the primary's batch timeout (batching.go)
 
 	waiters  []*waiter
 	submits  map[submitKey][]*waiter
@@ -128,7 +120,6 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 	}
 	n.fault.Store(f)
 	n.inbox.init()
-	n.batching.init()
 	tr, err := connect(n.receive)
 	if err != nil {
 		n.closeDurable()
@@ -141,23 +132,8 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 // ID returns the replica's id.
 func (n *Node) ID() string { return n.cfg.ID }
 
-// receive is the bus handler. It queues the message and, when no other goroutine runs the
-// replica, runs it itself: handing each burst to Run's goroutine cost a thread wake-up
-// per burst, the largest single cost of a replica under load (docs/performance.md,
-// session 9). Otherwise the owner, or Run once woken, takes the message from the queue.
-func (n *Node) receive(m bus.Message) {
-	n.inbox.add(item{msg: m})
-	if !n.owner.TryLock() {
-		n.inbox.signal()
-		return
-	}
-	n.serve()
-	failed := n.failed != nil
-	n.owner.Unlock()
-	if failed {
-		n.inbox.signal() // Run stops on it
-	}
-}
+// receive is the bus handler: it only queues, so the bus is never blocked by the protocol.
+func (n *Node) receive(m bus.Message) { n.inbox.push(item{msg: m}) }
 
 // Do runs fn on the node's goroutine, between two events, and waits for it.
 func (n *Node) Do(ctx context.Context, fn func(r *pbft.Replica)) error {
@@ -208,69 +184,39 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.closeDurable()
 	defer n.tr.Close()
 	defer n.startTrace()()
-	// Before the trace's end and closing the log: a delivery's run may be under way.
-	defer n.stop()
 	n.startDurable()
-	n.owner.Lock()
-	n.running = true
-	n.owner.Unlock()
 	ticker := time.NewTicker(n.cfg.Tick)
 	defer ticker.Stop()
-	n.inbox.signal() // what arrived before
+	var batch []item
+	var batching batchTimer
+	defer batching.stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-n.batching.C():
-			n.owner.Lock()
-			n.batching.fired()
-			n.serve()
+		case <-batching.C():
+			batching.fired()
 		case <-n.inbox.wake:
-			n.owner.Lock()
-			n.serve()
+			batch = n.inbox.drain(batch[:0])
+			for i := range batch {
+				n.handle(&batch[i])
+				batch[i] = item{}
+			}
 		case <-ticker.C:
-			n.owner.Lock()
 			if n.Fault() != FaultCrash {
 				n.r.Tick()
 			}
 			n.expireWaiters(time.Now())
-			n.serve()
 		}
-		failed := n.failed
-		n.owner.Unlock()
-		if failed != nil {
-			n.log.Error("stopping: cannot keep the durable log", "err", failed)
-			return failed
+		n.propose(&batching)
+		n.flush()
+		if n.failed != nil {
+			n.log.Error("stopping: cannot keep the durable log", "err", n.failed)
+			return n.failed
 		}
+		n.checkWaiters()
+		n.metrics.noteLoop(n, time.Now())
 	}
-}
-
-// serve handles every queued event, then does what follows events: ordering queued
-// requests, sending what the replica produced, answering waiters. The caller owns n.
-func (n *Node) serve() {
-	if !n.running || n.stopped || n.failed != nil {
-		return
-	}
-	n.batch = n.inbox.drain(n.batch[:0])
-	for i := range n.batch {
-		n.handle(&n.batch[i])
-		n.batch[i] = item{}
-	}
-	n.propose(&n.batching)
-	n.flush()
-	if n.failed != nil {
-		return
-	}
-	n.checkWaiters()
-	n.metrics.noteLoop(n, time.Now())
-}
-
-// stop ends the replica's runs: a delivery arriving after Run returns only queues.
-func (n *Node) stop() {
-	n.owner.Lock()
-	n.stopped = true
-	n.batching.stop()
-	n.owner.Unlock()
 }
 
 func (n *Node) handle(it *item) {
