@@ -65,17 +65,6 @@ type NATSTransport struct {
 // registered the subscriptions (it flushes nc), so it fails if nc cannot
 // reach a server within a few seconds.
 func NewNATS(nc *nats.Conn, cluster, id string, role Role, h Handler) (*NATSTransport, error) {
-	var t *NATSTransport
-	return newNATS(nc, cluster, id, role, h, func(subj string) (*nats.Subscription, error) {
-		sub, err := nc.Subscribe(subj, t.deliver)
-		if err == nil {
-			err = sub.SetPendingLimits(-1, -1)
-		}
-		return sub, err
-	}, &t)
-}
-
-func newNATS(nc *nats.Conn, cluster, id string, role Role, h Handler, subscribe func(string) (*nats.Subscription, error), self ...**NATSTransport) (*NATSTransport, error) {
 	if nc == nil {
 		return nil, errors.New("bus: nil NATS connection")
 	}
@@ -89,17 +78,15 @@ func newNATS(nc *nats.Conn, cluster, id string, role Role, h Handler, subscribe 
 		h:        h,
 		subjects: newSubjectCache(cluster, id),
 	}
-	for _, p := range self {
-		*p = t
-	}
 	filters := []string{inboxFilter(cluster, id)}
 	if role == RoleReplica {
 		filters = append(filters, broadcastFilter(cluster))
 	}
 	for _, f := range filters {
-		sub, err := subscribe(f)
-		if sub != nil {
+		sub, err := nc.Subscribe(f, t.deliver)
+		if err == nil {
 			t.subs = append(t.subs, sub)
+			err = sub.SetPendingLimits(-1, -1)
 		}
 		if err != nil {
 			t.Close()

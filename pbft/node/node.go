@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/pbft-nats/pbft/bus"
 	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/pbft"
@@ -34,9 +33,6 @@ type Node struct {
 	logs  rateLog
 
 	inbox inbox
-	// feed is the transport's delivery channel when it has one (bus.Feed): Run takes
-	// messages from it directly; nil otherwise.
-	feed  bus.Feed
 	fault atomic.Value // Fault
 
 	waiters  []*waiter
@@ -130,7 +126,6 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 		return nil, err
 	}
 	n.tr = tr
-	n.feed, _ = tr.(bus.Feed)
 	return n, nil
 }
 
@@ -195,18 +190,8 @@ func (n *Node) Run(ctx context.Context) error {
 	var batch []item
 	var batching batchTimer
 	defer batching.stop()
-	var feed <-chan *nats.Msg
-	if n.feed != nil {
-		feed = n.feed.Deliveries()
-	}
 	for {
 		select {
-		case m := <-feed:
-			batch = n.fromFeed(batch[:0], m)
-			for i := range batch {
-				n.handle(&batch[i])
-				batch[i] = item{}
-			}
 		case <-ctx.Done():
 			return nil
 		case <-batching.C():
@@ -232,21 +217,6 @@ func (n *Node) Run(ctx context.Context) error {
 		n.checkWaiters()
 		n.metrics.noteLoop(n, time.Now())
 	}
-}
-
-// fromFeed collects m, every delivery already waiting behind it and the inbox's queued
-// events, so that one turn of Run handles the whole burst and sends once.
-func (n *Node) fromFeed(dst []item, m *nats.Msg) []item {
-	if msg, ok := n.feed.Accept(m); ok {
-		dst = append(dst, item{msg: msg})
-	}
-	ch := n.feed.Deliveries()
-	for range len(ch) {
-		if msg, ok := n.feed.Accept(<-ch); ok {
-			dst = append(dst, item{msg: msg})
-		}
-	}
-	return n.inbox.drain(dst)
 }
 
 func (n *Node) handle(it *item) {

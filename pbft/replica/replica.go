@@ -55,10 +55,6 @@ type Replica struct {
 
 // Run builds the replica s describes around app (New) and runs it until ctx ends (Run).
 // With PBFT_MAX_PROCS it first sets the process's GOMAXPROCS: Run is a process's replica.
-// feedCapacity is how many deliveries may wait for the node: beyond it nats.go drops
-// (a slow consumer), which PBFT survives as lost messages.
-const feedCapacity = 1 << 16
-
 func Run(ctx context.Context, s config.Settings, app pbft.Application, opts ...Option) error {
 	if s.MaxProcs > 0 {
 		runtime.GOMAXPROCS(s.MaxProcs)
@@ -128,8 +124,8 @@ func New(ctx context.Context, s config.Settings, app pbft.Application, opts ...O
 		r.release()
 		return nil, err
 	}
-	r.node, err = node.New(cfg, func(bus.Handler) (bus.Transport, error) {
-		return bus.NewNATSFeed(r.nc, s.Cluster, s.NodeID, bus.RoleReplica, feedCapacity)
+	r.node, err = node.New(cfg, func(h bus.Handler) (bus.Transport, error) {
+		return bus.NewNATS(r.nc, s.Cluster, s.NodeID, bus.RoleReplica, h)
 	})
 	if err != nil {
 		r.release()
