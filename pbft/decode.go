@@ -142,6 +142,11 @@ func (d *decoder) prePrepare() *PrePrepare {
 // the batch's names instead of one or two per request.
 func (d *decoder) batch() []*Request {
 	n := d.count()
+	if n > len(d.buf)/minBatchEntry {
+		// A count the input cannot hold is a lie, and no reason to allocate for it.
+		d.fail("batch longer than its bytes")
+		return nil
+	}
 	if n == 0 {
 		return nil
 	}
@@ -168,8 +173,10 @@ func (d *decoder) requestNamed(r *Request, names *requestNames, left, after int)
 // requestNames shares the names of one message's requests. Gateways repeat (a batch holds
 // the requests of a few gateways), so the first few are kept and shared. Client names are
 // copied into one buffer: a strings.Builder never rewrites the bytes it holds, so each
-// name taken from it stays valid (and immutable) as it grows. A name outlives its
-// message only as a key of the client table, which keeps a copy of its own.
+// name taken from it stays valid (and immutable) as it grows. A name kept past its
+// message keeps the buffer, a few bytes a request, alive: the client table keys its own
+// copies for that reason; the primary's returning clients and the latency metric keep
+// names for a few ticks at most.
 type requestNames struct {
 	gateways [4]string
 	known    int
@@ -206,6 +213,10 @@ func (s *requestNames) client(c []byte, left, rest int) string {
 	s.clients.Write(c)
 	return s.clients.String()[start:]
 }
+
+// minBatchEntry is the fewest bytes a request takes in a batch: one for each of its five
+// fields.
+const minBatchEntry = 5
 
 func (d *decoder) vote() (uint64, uint64, Digest, int) {
 	return d.uvarint(), d.uvarint(), d.digest(), d.replica()
