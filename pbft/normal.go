@@ -43,7 +43,23 @@ func (q *requestQueue) push(r *Request) {
 	q.order = append(q.order, r)
 }
 
-func (q *requestQueue) remove(k reqKey) { delete(q.byKey, k) }
+// remove forgets k's request; an emptied queue lets go of the array's stale entries, as
+// pop does (a backup removes, never pops).
+func (q *requestQueue) remove(k reqKey) {
+	delete(q.byKey, k)
+	if len(q.byKey) == 0 {
+		q.reset()
+	}
+}
+
+// reset empties the array for reuse, or lets a burst's large one go.
+func (q *requestQueue) reset() {
+	clear(q.order)
+	q.order, q.head = q.order[:0], 0
+	if cap(q.order) > maxKeptOrder {
+		q.order = nil
+	}
+}
 
 // pop takes up to max requests in arrival order, skipping removed ones, and stops before
 // their operations pass maxBytes (a larger request goes alone), so that a pre-prepare
@@ -73,11 +89,7 @@ func (q *requestQueue) pop(max, maxBytes int) []*Request {
 	clear(q.order[q.head:i]) // let the popped and removed requests go
 	q.head = i
 	if len(q.byKey) == 0 {
-		clear(q.order[q.head:])
-		q.order, q.head = q.order[:0], 0
-		if cap(q.order) > maxKeptOrder {
-			q.order = nil
-		}
+		q.reset()
 	}
 	return batch
 }

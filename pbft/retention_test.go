@@ -99,7 +99,17 @@ func TestClientTableKeepsItsOwnNames(t *testing.T) {
 // exactly the live requests in arrival order, and a batch it returned stays as it was
 // while the queue reuses and compacts its array.
 func TestRequestQueueMatchesModel(t *testing.T) {
-	rng := rand.New(rand.NewSource(1))
+	for seed := int64(1); seed <= 20; seed++ {
+		checkRequestQueueAgainstModel(t, seed)
+	}
+}
+
+// checkRequestQueueAgainstModel drives a queue with random pushes (keys from a small
+// space, so a key comes back, live or not, under a new request), removals and pops
+// (batches cut by count and by bytes), against a list of the live requests in arrival
+// order: pushing a live key replaces its request, which goes to the end.
+func checkRequestQueueAgainstModel(t *testing.T, seed int64) {
+	rng := rand.New(rand.NewSource(seed))
 	q := newRequestQueue()
 	var model []*Request // live requests in arrival order
 	type popped struct {
@@ -107,12 +117,12 @@ func TestRequestQueueMatchesModel(t *testing.T) {
 		want  []*Request
 	}
 	var batches []popped
-	ts := uint64(0)
 	for step := 0; step < 20000; step++ {
 		switch op := rng.Intn(10); {
 		case op < 5:
-			ts++
-			r := &Request{Client: fmt.Sprint("c", rng.Intn(8)), Timestamp: ts, Op: []byte("x")}
+			r := &Request{Client: fmt.Sprint("c", rng.Intn(4)), Timestamp: uint64(rng.Intn(12)),
+				Op: bytes.Repeat([]byte("x"), 1+rng.Intn(5))}
+			model = slices.DeleteFunc(model, func(x *Request) bool { return keyOf(x) == keyOf(r) })
 			q.push(r)
 			model = append(model, r)
 		case op < 8 && len(model) > 0:
@@ -120,22 +130,29 @@ func TestRequestQueueMatchesModel(t *testing.T) {
 			q.remove(keyOf(model[i]))
 			model = slices.Delete(model, i, i+1)
 		default:
-			max := 1 + rng.Intn(6)
-			b := q.pop(max, 1<<20)
-			n := min(max, len(model))
+			max, maxBytes := 1+rng.Intn(6), 1+rng.Intn(12)
+			b := q.pop(max, maxBytes)
+			n, size := 0, 0
+			for n < min(max, len(model)) && (n == 0 || size+len(model[n].Op) <= maxBytes) {
+				size += len(model[n].Op)
+				n++
+			}
 			if !slices.Equal(b, model[:n]) {
-				t.Fatalf("step %d: popped %v, want %v", step, b, model[:n])
+				t.Fatalf("seed %d step %d: popped %v, want %v", seed, step, b, model[:n])
 			}
 			batches = append(batches, popped{b, slices.Clone(b)})
 			model = model[n:]
 		}
 		if q.len() != len(model) || !slices.Equal(q.all(), model) {
-			t.Fatalf("step %d: queue holds %v, want %v", step, q.all(), model)
+			t.Fatalf("seed %d step %d: queue holds %v, want %v", seed, step, q.all(), model)
+		}
+		if len(model) == 0 && slices.ContainsFunc(q.order[:cap(q.order)], func(r *Request) bool { return r != nil }) {
+			t.Fatalf("seed %d step %d: an empty queue still points at requests", seed, step)
 		}
 	}
 	for i, p := range batches {
 		if !slices.Equal(p.batch, p.want) {
-			t.Fatalf("batch %d changed after it was popped: %v, want %v", i, p.batch, p.want)
+			t.Fatalf("seed %d: batch %d changed after it was popped: %v, want %v", seed, i, p.batch, p.want)
 		}
 	}
 }
