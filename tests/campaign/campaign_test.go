@@ -252,8 +252,11 @@ func TestFaultCampaignReconfigures(t *testing.T) {
 	if want := users[4 : 4+min(len(joiners), len(users)-4)]; !slices.Equal(joiners, want) {
 		t.Fatalf("joiners %v, want auth.conf's next users %v in order, each once", joiners, want)
 	}
-	if slices.Equal(rep.Members, campaign.ReplicaIDs(4)) || len(rep.Digests) != len(rep.Members) {
-		t.Fatalf("final members %v, digests of %d: want the membership changed and every member's digest", rep.Members, len(rep.Digests))
+	// The reconfigurations above happened; the final membership may still be the first
+	// one (a grow, a replace and a shrink of the joiner lead back to it: CI seed
+	// 1796405128473722546), so what is checked here is a digest from every final member.
+	if len(rep.Members) < 4 || len(rep.Digests) != len(rep.Members) {
+		t.Fatalf("final members %v, digests of %d: want every member's digest", rep.Members, len(rep.Digests))
 	}
 	for _, f := range rep.FinalReads {
 		if !f.OK || f.Replies != len(rep.Members) {
