@@ -59,8 +59,6 @@ type Node struct {
 	wire, env []byte
 	// replies groups a Ready's replies by gateway (replies.go), reused.
 	replies replyGroups
-	// out holds a Ready's envelopes until they are all sealed (outbox.go).
-	out outbox
 }
 
 // Stats counts what the node did with messages.
@@ -371,7 +369,6 @@ func (n *Node) send(msgs []pbft.Outbound, f Fault) {
 	}
 	n.sendReplies(replies, f)
 	replies.reset()
-	n.release()
 }
 
 func (n *Node) sendOut(o pbft.Outbound, f Fault) {
@@ -394,15 +391,15 @@ func (n *Node) sendOut(o pbft.Outbound, f Fault) {
 	switch {
 	case o.To == pbft.ToGateway:
 		n.env = n.keys.AppendSeal(n.env[:0], o.Gateway, kind, n.wire)
-		n.out.add(o.Gateway, kind, false, n.env)
+		err = n.tr.Send(o.Gateway, kind, n.env)
 	case o.Peer != "":
 		n.env = n.keys.AppendSeal(n.env[:0], o.Peer, kind, n.wire)
-		n.out.add(o.Peer, kind, false, n.env)
+		err = n.tr.Send(o.Peer, kind, n.env)
 	case o.To == pbft.Broadcast:
 		// Every replica on the bus hears a broadcast; each keeps what its configurations
 		// name the sender in (joiners, the checkpoint that starts theirs).
 		n.env = n.keys.AppendSeal(n.env[:0], "", kind, n.wire)
-		n.out.add("", kind, true, n.env)
+		err = n.tr.Broadcast(kind, n.env)
 	default:
 		members := n.r.MembersOf(o.Conf)
 		if o.To < 0 || o.To >= len(members) {
@@ -410,7 +407,7 @@ func (n *Node) sendOut(o pbft.Outbound, f Fault) {
 		}
 		to := members[o.To]
 		n.env = n.keys.AppendSeal(n.env[:0], to, kind, n.wire)
-		n.out.add(to, kind, false, n.env)
+		err = n.tr.Send(to, kind, n.env)
 	}
 	n.trimBuffers()
 	if err != nil {

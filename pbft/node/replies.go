@@ -89,8 +89,12 @@ const maxRepliesBytes = 256 << 10
 func (n *Node) sendReplyBatch(gw string, batch []*pbft.Reply) {
 	n.wire = pbft.AppendReplies(n.wire[:0], batch)
 	n.env = n.keys.AppendSeal(n.env[:0], gw, KindReplies, n.wire)
-	n.out.add(gw, KindReplies, false, n.env)
+	err := n.tr.Send(gw, KindReplies, n.env)
 	n.trimBuffers()
+	if err != nil {
+		n.log.Warn("send failed", "kind", KindReplies, "replies", len(batch), "err", err)
+		return
+	}
 	n.statsMu.Lock()
 	n.stats.Out[pbft.KindReply.String()] += uint64(len(batch))
 	n.statsMu.Unlock()
