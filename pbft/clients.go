@@ -231,7 +231,8 @@ func (c *clientTable) sortedNames() []string {
 	return c.names
 }
 
-// snapshotSize bounds what appendSnapshot appends, so that a snapshot is allocated once.
+// snapshotSize bounds what appendSnapshot appends, so that encodeSnapshot allocates a
+// snapshot once.
 func (c *clientTable) snapshotSize() int {
 	size := 10
 	for _, name := range c.sortedNames() {
@@ -245,9 +246,9 @@ func (c *clientTable) snapshotSize() int {
 }
 
 // appendSnapshot encodes the table canonically: clients sorted, replies in execution order.
+// encodeSnapshot sizes dst for it (snapshotSize).
 func (c *clientTable) appendSnapshot(dst []byte) []byte {
 	names := c.sortedNames()
-	dst = slices.Grow(dst, c.snapshotSize())
 	dst = appendUvarint(dst, uint64(len(names)))
 	for _, name := range names {
 		rec := c.records[name]
