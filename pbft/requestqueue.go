@@ -21,13 +21,17 @@ func (q *requestQueue) len() int { return len(q.byKey) }
 
 func (q *requestQueue) has(k reqKey) bool { _, ok := q.byKey[k]; return ok }
 
+// live reports whether r, an entry of order, is still queued: not popped, not removed,
+// not replaced by a later request under its key.
+func (q *requestQueue) live(r *Request) bool { return q.byKey[keyOf(r)] == r }
+
 func (q *requestQueue) push(r *Request) {
 	if n := len(q.order); n == cap(q.order) && n > 0 && len(q.byKey) <= n/2 {
 		// Full, and half of it popped or removed (a backup removes, never pops): keep the
 		// live requests, at the front, instead of growing.
 		live := q.order[:0]
 		for _, x := range q.order[q.head:] {
-			if q.byKey[keyOf(x)] == x {
+			if q.live(x) {
 				live = append(live, x)
 			}
 		}
@@ -93,7 +97,7 @@ func (q *requestQueue) pop(max, maxBytes int) []*Request {
 func (q *requestQueue) all() []*Request {
 	var out []*Request
 	for _, r := range q.order[q.head:] {
-		if q.byKey[keyOf(r)] == r {
+		if q.live(r) {
 			out = append(out, r)
 		}
 	}
