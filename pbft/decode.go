@@ -130,7 +130,9 @@ func (d *decoder) message() Message {
 }
 
 func (d *decoder) request() *Request {
-	return &Request{Gateway: d.string(), Client: d.string(), Timestamp: d.uvarint(), Op: d.bytes(), Auth: d.bytes()}
+	r := &Request{}
+	d.requestNamed(r, &requestNames{}, 1, 0)
+	return r
 }
 
 func (d *decoder) prePrepare() *PrePrepare {
