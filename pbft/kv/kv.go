@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"unicode/utf8"
 )
 
@@ -28,7 +27,8 @@ const Absent = "\xffabsent"
 
 // Store is the key-value state machine. The zero value is not usable; call New.
 type Store struct {
-	m map[string]string
+	m     map[string]string
+	order keyOrder
 }
 
 // New returns an empty store.
@@ -75,7 +75,11 @@ func (s *Store) Execute(op []byte) []byte {
 		// One allocation holds both key and value: they are substrings of
 		// the same string. The "set " prefix it also keeps alive is cheap.
 		str := string(arg)
-		s.m[str[:eq]] = str[eq+1:]
+		k := str[:eq]
+		if _, ok := s.m[k]; !ok {
+			s.order.added(k, len(s.m))
+		}
+		s.m[k] = str[eq+1:]
 		return []byte("OK")
 	case 'g':
 		if len(arg) == 0 {
@@ -166,15 +170,10 @@ const digestChunk = 32 << 10
 // handed the buffer whenever it reaches digestChunk bytes, and the buffer is
 // then reused; the unflushed tail is returned.
 func (s *Store) encode(dst []byte, flush func([]byte)) []byte {
-	keys := make([]string, 0, len(s.m))
-	for k := range s.m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys) // map order is random; the encoding must not be
 	dst = append(dst, snapshotMagic...)
-	dst = binary.AppendUvarint(dst, uint64(len(keys)))
-	for _, k := range keys {
-		v := s.m[k]
+	dst = binary.AppendUvarint(dst, uint64(len(s.m)))
+	// Map order is random; the encoding must not be.
+	s.order.each(s.m, func(k, v string) {
 		dst = binary.AppendUvarint(dst, uint64(len(k)))
 		dst = append(dst, k...)
 		dst = binary.AppendUvarint(dst, uint64(len(v)))
@@ -183,7 +182,7 @@ func (s *Store) encode(dst []byte, flush func([]byte)) []byte {
 			flush(dst)
 			dst = dst[:0]
 		}
-	}
+	})
 	return dst
 }
 
@@ -207,6 +206,7 @@ func (s *Store) Restore(b []byte) error {
 		return fmt.Errorf("%w: entry count %d exceeds remaining %d bytes", ErrBadSnapshot, n, len(r.b))
 	}
 	m := make(map[string]string, n)
+	keys := make([]string, 0, n)
 	var prev []byte
 	for i := range n {
 		k, err := r.bytes()
@@ -228,12 +228,15 @@ func (s *Store) Restore(b []byte) error {
 			return fmt.Errorf("%w: entry %d: not valid UTF-8", ErrBadSnapshot, i)
 		}
 		prev = k
-		m[string(k)] = string(v)
+		key := string(k)
+		m[key] = string(v)
+		keys = append(keys, key)
 	}
 	if len(r.b) != 0 {
 		return fmt.Errorf("%w: %d trailing bytes", ErrBadSnapshot, len(r.b))
 	}
 	s.m = m
+	s.order.reset(keys)
 	return nil
 }
 
