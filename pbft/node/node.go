@@ -59,6 +59,7 @@ type Node struct {
 	wire, env []byte
 	// replies groups a Ready's replies by gateway (replies.go), reused.
 	replies replyGroups
+	groups  outGroups
 }
 
 // Stats counts what the node did with messages.
@@ -247,25 +248,43 @@ func (n *Node) handle(it *item) {
 		n.handleRequests(m.From, payload)
 		return
 	}
+	if m.Kind == KindBundle {
+		n.handleBundle(m.From, payload)
+		return
+	}
 	kind, ok := pbft.KindFromString(m.Kind)
 	if !ok {
 		n.reject(RejectMalformed, m.From, m.Kind, errors.New("unknown kind"))
 		return
 	}
+	n.handleMessage(m.From, m.Kind, kind, payload)
+}
+
+// handleMessage decodes, places and steps one opened protocol message from sender: a
+// bus message of kind name (kind), or, with name "", an element of a bundle, which must
+// be a replica's (framed) and whose kind the message itself says.
+func (n *Node) handleMessage(sender, name string, kind pbft.Kind, payload []byte) {
+	bundled := name == ""
 	conf, framed, payload, err := unframe(payload)
+	if err == nil && bundled && !framed {
+		err = errors.New("a bundle carries replicas' messages only")
+	}
 	if err != nil {
-		n.reject(RejectMalformed, m.From, m.Kind, err)
+		n.reject(RejectMalformed, sender, orBundle(name), err)
 		return
 	}
 	msg, err := pbft.Unmarshal(payload)
+	if err == nil && bundled {
+		kind, name = msg.Kind(), msg.Kind().String()
+	}
 	if err != nil || msg.Kind() != kind {
-		n.reject(RejectMalformed, m.From, m.Kind, err)
+		n.reject(RejectMalformed, sender, orBundle(name), err)
 		return
 	}
 	var from int
 	if framed {
 		// A replica's message: its sender's index in the configuration it names.
-		from = slices.Index(n.r.MembersOf(conf), m.From)
+		from = slices.Index(n.r.MembersOf(conf), sender)
 		switch msg := msg.(type) {
 		case *pbft.Chain:
 			if from < 0 {
@@ -273,29 +292,29 @@ func (n *Node) handle(it *item) {
 			}
 		case *pbft.AskAdmission:
 			// A joiner not admitted yet is in no configuration this replica may know.
-			if msg.Joiner != m.From {
-				n.reject(RejectSenderMismatch, m.From, m.Kind, errors.New("an admission question names another joiner"))
+			if msg.Joiner != sender {
+				n.reject(RejectSenderMismatch, sender, name, errors.New("an admission question names another joiner"))
 				return
 			}
 			from = pbft.FromAnyone
 		}
 		if from < 0 && from != pbft.FromAnyone {
-			n.reject(RejectUnknownSender, m.From, m.Kind, fmt.Errorf("not a member of configuration %d", conf))
+			n.reject(RejectUnknownSender, sender, name, fmt.Errorf("not a member of configuration %d", conf))
 			return
 		}
 	} else {
 		req, isReq := msg.(*pbft.Request)
-		if !isReq || req.Gateway != m.From {
-			n.reject(RejectSenderMismatch, m.From, m.Kind, errors.New("a client may only send its own requests"))
+		if !isReq || req.Gateway != sender {
+			n.reject(RejectSenderMismatch, sender, name, errors.New("a client may only send its own requests"))
 			return
 		}
 		from, conf = pbft.FromClient, n.r.Configuration()
 	}
 	if err := n.verifyInner(msg); err != nil {
-		n.reject(rejectReason(err), m.From, m.Kind, err)
+		n.reject(rejectReason(err), sender, name, err)
 		return
 	}
-	n.step(conf, from, m.From, m.Kind, msg)
+	n.step(conf, from, sender, name, msg)
 }
 
 // step steps an authenticated message (its inner authenticators checked too) of
@@ -353,20 +372,29 @@ func (n *Node) flush() {
 	n.send(rd.Messages, f)
 }
 
-// send hands one Ready's messages to the transport, through the node's fault behaviour.
+// send hands one Ready's messages to the transport, through the node's fault behaviour:
+// replies grouped by gateway, and the rest grouped by destination, so that what goes to
+// one replica, or to every replica, in one Ready travels as one bundle.
 func (n *Node) send(msgs []pbft.Outbound, f Fault) {
 	defer n.r.Recycle(msgs) // the transport copied what it sent
 	if f == FaultCrash || f == FaultSilent {
 		return
 	}
-	replies := &n.replies
+	replies, groups := &n.replies, &n.groups
 	for _, o := range msgs {
-		if o.To == pbft.ToGateway {
+		switch {
+		case o.To == pbft.ToGateway:
 			replies.add(n.forge(o))
-			continue
+		case f != FaultNone:
+			n.sendOut(o, f) // a faulty replica's forgeries go one by one
+		default:
+			if d, ok := n.destOf(o); ok {
+				groups.add(d, o)
+			}
 		}
-		n.sendOut(o, f)
 	}
+	n.sendGroups(groups)
+	groups.reset()
 	n.sendReplies(replies, f)
 	replies.reset()
 }
@@ -380,36 +408,48 @@ func (n *Node) sendOut(o pbft.Outbound, f Fault) {
 			return
 		}
 	}
-	n.sign(m)
-	kind := m.Kind().String()
 	if o.To == pbft.ToGateway {
+		n.sign(m)
 		n.wire = pbft.AppendMessage(n.wire[:0], m) // replies carry their configuration inside
-	} else {
-		n.wire = pbft.AppendMessage(appendFrameHeader(n.wire[:0], o.Conf), m)
+		n.env = n.keys.AppendSeal(n.env[:0], o.Gateway, m.Kind().String(), n.wire)
+		err := n.tr.Send(o.Gateway, m.Kind().String(), n.env)
+		n.trimBuffers()
+		n.sent(o, m, err)
+		return
 	}
+	d, ok := n.destOf(o)
+	if !ok {
+		return
+	}
+	n.wire = n.appendFramed(n.wire[:0], o.Conf, m)
+	n.sent(o, m, n.publish(d, m.Kind().String(), n.wire))
+}
+
+// appendFramed signs m if it is evidence and appends it, framed with its configuration.
+func (n *Node) appendFramed(b []byte, conf uint64, m pbft.Message) []byte {
+	n.sign(m)
+	return pbft.AppendMessage(appendFrameHeader(b, conf), m)
+}
+
+// publish seals payload for d and hands it to the transport.
+func (n *Node) publish(d destination, kind string, payload []byte) error {
 	var err error
-	switch {
-	case o.To == pbft.ToGateway:
-		n.env = n.keys.AppendSeal(n.env[:0], o.Gateway, kind, n.wire)
-		err = n.tr.Send(o.Gateway, kind, n.env)
-	case o.Peer != "":
-		n.env = n.keys.AppendSeal(n.env[:0], o.Peer, kind, n.wire)
-		err = n.tr.Send(o.Peer, kind, n.env)
-	case o.To == pbft.Broadcast:
+	if d.broadcast {
 		// Every replica on the bus hears a broadcast; each keeps what its configurations
 		// name the sender in (joiners, the checkpoint that starts theirs).
-		n.env = n.keys.AppendSeal(n.env[:0], "", kind, n.wire)
+		n.env = n.keys.AppendSeal(n.env[:0], "", kind, payload)
 		err = n.tr.Broadcast(kind, n.env)
-	default:
-		members := n.r.MembersOf(o.Conf)
-		if o.To < 0 || o.To >= len(members) {
-			return
-		}
-		to := members[o.To]
-		n.env = n.keys.AppendSeal(n.env[:0], to, kind, n.wire)
-		err = n.tr.Send(to, kind, n.env)
+	} else {
+		n.env = n.keys.AppendSeal(n.env[:0], d.to, kind, payload)
+		err = n.tr.Send(d.to, kind, n.env)
 	}
 	n.trimBuffers()
+	return err
+}
+
+// sent counts and traces m, sent as o, unless the transport refused it.
+func (n *Node) sent(o pbft.Outbound, m pbft.Message, err error) {
+	kind := m.Kind().String()
 	if err != nil {
 		n.log.Warn("send failed", "kind", kind, "err", err)
 		return
