@@ -63,6 +63,9 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if s.HTTPAddr == "" {
+		s = s.ForStdio()
+	}
 	svc := gateway.NewService(s, logger, func(ids []string) (gateway.Backend, error) {
 		if s.NATSURL != "" {
 			return gateway.ConnectExternalWaiting(ctx, s.NATSURL, ids, s, logger)

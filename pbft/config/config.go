@@ -46,13 +46,13 @@ type Settings struct {
 	DataDir            string        `envconfig:"PBFT_DATA_DIR" desc:"the replica's durable log; empty: memory only"`
 	CheckpointInterval uint64        `envconfig:"PBFT_CHECKPOINT_INTERVAL" default:"128" desc:"K: sequence numbers between checkpoints"`
 	LogWindow          uint64        `envconfig:"PBFT_LOG_WINDOW" default:"256" desc:"L: high minus low watermark"`
-	BatchMax           int           `envconfig:"PBFT_BATCH_MAX" default:"64" desc:"requests per pre-prepare at most"`
+	BatchMax           int           `envconfig:"PBFT_BATCH_MAX" default:"0" desc:"requests per pre-prepare at most; 0: 64, except on stdio over the embedded cluster, where it is 1 so that each request gets a sequence number of its own"`
 	BatchTimeout       time.Duration `envconfig:"PBFT_BATCH_TIMEOUT" default:"500us" desc:"how long a primary waits for a batch to fill while batches are in flight or clients it just answered are coming back; 0: a batch per burst of input"`
 	ViewChangeTimeout  time.Duration `envconfig:"PBFT_VIEW_CHANGE_TIMEOUT" default:"500ms" desc:"a backup's timer before it suspects the primary (doubles per failed view)"`
 	StatusInterval     time.Duration `envconfig:"PBFT_STATUS_INTERVAL" default:"100ms" desc:"period of the status messages that drive retransmission"`
 	Tick               time.Duration `envconfig:"PBFT_TICK" default:"10ms" desc:"protocol clock tick"`
 	RequestTimeout     time.Duration `envconfig:"PBFT_REQUEST_TIMEOUT" default:"4s" desc:"how long the gateway waits for an answer"`
-	StdioWindow        int           `envconfig:"PBFT_STDIO_WINDOW" default:"1" desc:"stdio: pbft_request lines in flight at once (answers stay in input order); above 1, requests in flight may share a pre-prepare and so a sequence number"`
+	StdioWindow        int           `envconfig:"PBFT_STDIO_WINDOW" default:"256" desc:"stdio over the embedded cluster: pbft_request lines in flight at once (answers stay in input order); 1: one line at a time"`
 	EmbeddedMaxPayload int           `envconfig:"PBFT_EMBEDDED_MAX_PAYLOAD" default:"8388608" desc:"the embedded NATS server's message limit in bytes (operations may be half of it)"`
 	HTTPAddr           string        `envconfig:"PBFT_HTTP_ADDR" desc:"gateway: network API; replica: /healthz, /readyz, /metrics; empty: off"`
 	KeysDir            string        `envconfig:"PBFT_KEYS_DIR" desc:"<id>.pub of every replica and client and this process's <id>.key (embedded cluster: generated)"`
@@ -103,6 +103,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%w: PBFT_EMBEDDED_MAX_PAYLOAD %d: want 64 KiB to 64 MiB", ErrInvalid, s.EmbeddedMaxPayload)
 	case s.BatchTimeout < 0:
 		return fmt.Errorf("%w: PBFT_BATCH_TIMEOUT must not be negative", ErrInvalid)
+	case s.BatchMax < 0:
+		return fmt.Errorf("%w: PBFT_BATCH_MAX %d: want 0 (the mode's default) or more", ErrInvalid, s.BatchMax)
 	case s.MaxProcs < 0:
 		return fmt.Errorf("%w: PBFT_MAX_PROCS %d: want 0 (Go's default) or more", ErrInvalid, s.MaxProcs)
 	case s.StdioWindow < 1 || s.StdioWindow > maxStdioWindow:
@@ -177,12 +179,27 @@ func (s Settings) NATSOptions() ([]nats.Option, error) {
 	return []nats.Option{nats.UserInfo(s.NATSUser, pw)}, nil
 }
 
+// ForStdio returns the settings of stdio mode. Over the embedded cluster, unless
+// PBFT_BATCH_MAX says otherwise, the primary orders each request alone: a pbft_request's
+// answer names the sequence number its request was ordered at, and with many lines in
+// flight (PBFT_STDIO_WINDOW) requests would otherwise share one. Ordering them one per
+// pre-prepare costs little there, since the replicas bundle what they send to each
+// other in one go.
+func (s Settings) ForStdio() Settings {
+	if s.NATSURL == "" && s.BatchMax == 0 {
+		s.BatchMax = 1
+	}
+	return s
+}
+
 // Protocol returns the protocol settings (without ID, N and App).
 func (s Settings) Protocol() pbft.Config {
 	p := pbft.DefaultConfig()
 	p.CheckpointInterval = s.CheckpointInterval
 	p.LogWindow = s.LogWindow
-	p.BatchMax = s.BatchMax
+	if s.BatchMax > 0 {
+		p.BatchMax = s.BatchMax
+	}
 	p.ViewChangeTicks = ticks(s.ViewChangeTimeout, s.Tick)
 	p.StatusTicks = ticks(s.StatusInterval, s.Tick)
 	p.Admin = s.AdminID

@@ -21,6 +21,32 @@ func TestDefaultsAreValidAndMatchTheDesign(t *testing.T) {
 	}
 }
 
+// TestBatchMaxFollowsTheMode: by default a pre-prepare holds up to 64 requests, except
+// on stdio over the embedded cluster, where each request is ordered alone so that its
+// answer's sequence number is its own; a batch size the user set is kept in every mode.
+func TestBatchMaxFollowsTheMode(t *testing.T) {
+	s := Default()
+	external := s
+	external.NATSURL = "nats://127.0.0.1:4222"
+	set := s
+	set.BatchMax = 16
+	for _, c := range []struct {
+		name string
+		s    Settings
+		want int
+	}{
+		{"default", s, 64},
+		{"stdio, embedded", s.ForStdio(), 1},
+		{"stdio, external replicas", external.ForStdio(), 64},
+		{"stdio, set", set.ForStdio(), 16},
+		{"set", set, 16},
+	} {
+		if got := c.s.Protocol().BatchMax; got != c.want {
+			t.Errorf("%s: BatchMax %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
 func TestLoadReadsEnvironment(t *testing.T) {
 	t.Setenv("PBFT_NODE_IDS", "a,b,c,d")
 	t.Setenv("PBFT_VIEW_CHANGE_TIMEOUT", "2s")
@@ -42,7 +68,7 @@ func TestValidateRejects(t *testing.T) {
 		"cluster with a dot":             func(s *Settings) { s.Cluster = "a.b" },
 		"timeout below a tick":           func(s *Settings) { s.ViewChangeTimeout = time.Millisecond },
 		"bad log level":                  func(s *Settings) { s.LogLevel = "loud" },
-		"zero batch":                     func(s *Settings) { s.BatchMax = 0 },
+		"negative batch":                 func(s *Settings) { s.BatchMax = -1 },
 		"negative max procs":             func(s *Settings) { s.MaxProcs = -1 },
 		"no stdio window":                func(s *Settings) { s.StdioWindow = 0 },
 		"stdio window past the writer":   func(s *Settings) { s.StdioWindow = 257 },

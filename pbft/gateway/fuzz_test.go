@@ -325,7 +325,7 @@ func newFuzzGateway(f *testing.F) *fuzzGateway {
 
 func (g *fuzzGateway) setup(t *testing.T) {
 	g.once.Do(func() {
-		s := testSettings()
+		s := testSettings().ForStdio()
 		s.RequestTimeout = fuzzTimeout
 		logger := slog.New(slog.DiscardHandler)
 		svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })

@@ -82,7 +82,7 @@ func benchStdio(b *testing.B, n, window int) {
 	input := fourClientInput(n)
 	var total time.Duration
 	for range b.N {
-		s := testSettings()
+		s := testSettings().ForStdio()
 		s.StdioWindow = window
 		logger := slog.New(slog.DiscardHandler)
 		svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pbft-nats/pbft/pbft"
+	"github.com/pbft-nats/pbft/pbft/config"
 	"github.com/pbft-nats/pbft/pbft/gateway/embedded"
 )
 
@@ -27,7 +29,7 @@ type pipelineRun struct {
 // a fresh embedded cluster.
 func runStdioWindow(t *testing.T, input io.Reader, window int) pipelineRun {
 	t.Helper()
-	s := testSettings()
+	s := testSettings().ForStdio()
 	s.StdioWindow = window
 	// No view change on a loaded machine: after one, requests the old primary had not
 	// prepared are ordered again, and numbers along the input may go down.
@@ -182,7 +184,7 @@ func TestStdioPipelineKeepsInputOrder(t *testing.T) {
 // it has none: each burst written is answered in full, in order, before the next is
 // written, and the last after the input closes.
 func TestStdioPipelineAnswersWhileStdinStaysOpen(t *testing.T) {
-	s := testSettings()
+	s := testSettings().ForStdio()
 	s.StdioWindow = 64
 	s.ViewChangeTimeout = 4 * time.Second
 	logger := slog.New(slog.DiscardHandler)
@@ -346,4 +348,31 @@ func TestPipelineWindowAdapts(t *testing.T) {
 		t.Fatal("room with the oldest request in flight past hold")
 	}
 	p.done(old)
+}
+
+// TestStdioDefaultsNumberEachRequest: with stdio's defaults, a stream of requests from
+// four clients is pipelined (many in flight at once) and still every request gets a
+// sequence number of its own, the next one along the input, as the protocol's answers
+// promise: the embedded primary orders each alone (config.ForStdio).
+func TestStdioDefaultsNumberEachRequest(t *testing.T) {
+	const n = 2000
+	window := config.Default().StdioWindow
+	if window <= 1 {
+		t.Fatalf("the default stdio window is %d: lines go one at a time", window)
+	}
+	run := runStdioWindow(t, bytes.NewReader(fourClientInput(n)), window)
+	checkFourClientOutput(t, []byte(run.out), n)
+	sc := bufio.NewScanner(strings.NewReader(run.out))
+	for line := 0; sc.Scan(); line++ {
+		var r pipelineReply
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if line > 0 && r.Body.Seq != uint64(line) {
+			t.Fatalf("answer %d: sequence_number %d, want %d: %s", line, r.Body.Seq, line, sc.Bytes())
+		}
+	}
+	if run.peak < 2 {
+		t.Errorf("at most %d request in flight: not pipelined", run.peak)
+	}
 }

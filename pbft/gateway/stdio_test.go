@@ -24,7 +24,7 @@ func testSettings() config.Settings {
 // runStdio runs one input through the stdio engine over a fresh embedded cluster.
 func runStdio(t *testing.T, input []byte) string {
 	t.Helper()
-	s := testSettings()
+	s := testSettings().ForStdio()
 	logger := slog.New(slog.DiscardHandler)
 	svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
 	defer svc.Close()
