@@ -77,7 +77,7 @@ func (s *Store) Execute(op []byte) []byte {
 		str := string(arg)
 		k := str[:eq]
 		if _, ok := s.m[k]; !ok {
-			s.order.added(k, len(s.m))
+			s.order.added(k, s.m)
 		}
 		s.m[k] = str[eq+1:]
 		return []byte("OK")

@@ -19,16 +19,24 @@ type keyOrder struct {
 	spare []string // the previous sorted slice, reused by the next merge
 }
 
-// added notes a key that was not in the store.
-func (o *keyOrder) added(k string, live int) {
-	o.fresh = append(o.fresh, k)
-	if len(o.fresh) > 2*live+1024 {
-		// Churn (a key set and deleted again and again) between encodings: drop
-		// repeats so that fresh stays bounded by the store's size.
+// added notes a key that was not in m. The order keeps a copy of its own: the store's
+// key shares one string with its value, and the map takes the key of each later set,
+// so the first one would keep the first value alive.
+func (o *keyOrder) added(k string, m map[string]string) {
+	o.fresh = append(o.fresh, strings.Clone(k))
+	if len(o.fresh) > o.compactAt(len(m)) {
+		// Many keys set (and some deleted, or set again) between encodings: keep only
+		// those still in the store, once each, so that fresh stays within its size.
+		o.fresh = slices.DeleteFunc(o.fresh, func(k string) bool { _, ok := m[k]; return !ok })
 		slices.Sort(o.fresh)
 		o.fresh = slices.Compact(o.fresh)
 	}
 }
+
+// compactAt is how long fresh may grow over a store of live keys before added compacts
+// it: after a compaction it holds at most live keys, so compactions come at least
+// live+1024 additions apart and cost O(log) a key.
+func (o *keyOrder) compactAt(live int) int { return 2*live + 1024 }
 
 // reset starts over from keys, which must be strictly increasing (a restored snapshot).
 func (o *keyOrder) reset(keys []string) {
@@ -72,5 +80,6 @@ func (o *keyOrder) each(m map[string]string, fn func(k, v string)) {
 		emit(fresh[j])
 	}
 	clear(old) // let go of deleted keys' strings
+	clear(fresh)
 	o.sorted, o.spare, o.fresh = merged, old[:0], fresh[:0]
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -100,4 +102,62 @@ func BenchmarkSnapshotGrowing(b *testing.B) {
 			}
 		}
 	}
+}
+
+// TestOverwriteFreesOldValue: overwriting a key's value must let the old value go.
+// Execute stores key and value as substrings of one string; the map replaces its key
+// on overwrite, but the key order keeps the first key string, and with it the first
+// value, alive.
+func TestOverwriteFreesOldValue(t *testing.T) {
+	s := New()
+	big := strings.Repeat("x", 1<<20)
+	for i := range 32 {
+		s.Execute(fmt.Appendf(nil, "set k%02d=%s", i, big))
+	}
+	s.Digest()
+	for i := range 32 {
+		s.Execute(fmt.Appendf(nil, "set k%02d=v", i))
+	}
+	s.Digest()
+	big = ""
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapAlloc > 16<<20 {
+		t.Errorf("heap %d MiB after overwriting 32 values of 1 MiB with 1 byte each", ms.HeapAlloc>>20)
+	}
+	runtime.KeepAlive(s)
+}
+
+// TestDistinctChurnStaysBounded: keys set and deleted once each between encodings (not
+// one key again and again) must not grow the noted keys without bound either.
+func TestDistinctChurnStaysBounded(t *testing.T) {
+	s := New()
+	for i := range 10000 {
+		s.Execute(fmt.Appendf(nil, "set k%d=1", i))
+		s.Execute(fmt.Appendf(nil, "del k%d", i))
+	}
+	if n := len(s.order.fresh); n > 2*s.Len()+1024+1 {
+		t.Errorf("%d keys noted for an empty store", n)
+	}
+}
+
+// TestDeleteFreesValue: keys set and deleted before an encoding must not stay reachable
+// after it (keyOrder.each truncates fresh without clearing it).
+func TestDeleteFreesValue(t *testing.T) {
+	s := New()
+	big := strings.Repeat("x", 1<<20)
+	for i := range 32 {
+		s.Execute(fmt.Appendf(nil, "set k%02d=%s", i, big))
+		s.Execute(fmt.Appendf(nil, "del k%02d", i))
+	}
+	s.Digest()
+	big = ""
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapAlloc > 16<<20 {
+		t.Errorf("heap %d MiB with an empty store", ms.HeapAlloc>>20)
+	}
+	runtime.KeepAlive(s)
 }
