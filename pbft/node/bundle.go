@@ -15,13 +15,16 @@ import (
 // per receiver and one MAC vector, not one of each per message: the bus's per-message
 // cost, not the protocol's, is what a replica spends most on. The payload is a sequence
 // of elements, each uvarint(len) then a framed message exactly as it would travel alone;
-// a receiver steps them in order, each as if it had come alone.
+// a receiver steps them in order, each as if it had come alone. (A decoded element
+// may alias the bundle's buffer, so a message the log keeps keeps its bundle, at most
+// maxBundleBytes, alive as long: its neighbours are usually kept as long anyway.)
 const KindBundle = "bundle"
 
 const (
 	// maxBundledMessage: a larger message (a view change, a state chunk) travels alone.
 	maxBundledMessage = 16 << 10
-	// maxBundleBytes bounds one bundle, well under the bus's message limit.
+	// maxBundleBytes bounds one bundle; a bus that takes less gets bundles of half its
+	// message limit, which leaves the envelope's MAC vector room.
 	maxBundleBytes = 256 << 10
 	// maxGroups bounds the destinations one Ready is grouped by; messages for more go
 	// alone, so a Ready for a very large membership costs no quadratic search.
@@ -58,6 +61,8 @@ func (n *Node) destOf(o pbft.Outbound) (destination, bool) {
 type outGroups struct {
 	groups  []outGroup
 	used    int
+	most    int             // bytes in one bundle at most (limits)
+	single  int             // the largest message bundled (limits)
 	buf     []byte          // the bundle being built
 	bundled []pbft.Outbound // the messages in buf
 }
@@ -67,12 +72,29 @@ type outGroup struct {
 	outs []pbft.Outbound
 }
 
-func (g *outGroups) add(d destination, o pbft.Outbound) {
+// limits sizes bundles to what tr carries: a NATS server may take less than
+// maxBundleBytes in one message.
+func (g *outGroups) limits(tr any) {
+	g.most, g.single = maxBundleBytes, maxBundledMessage
+	if b, ok := tr.(interface{ MaxPayload() int64 }); ok {
+		if half := int(min(b.MaxPayload()/2, maxBundleBytes)); half > 0 {
+			g.most = half
+			g.single = min(maxBundledMessage, half/2)
+		}
+	}
+}
+
+// add puts o in d's group, false if d would be a group past maxGroups (o is then the
+// caller's to send alone).
+func (g *outGroups) add(d destination, o pbft.Outbound) bool {
 	for i := range g.used {
 		if g.groups[i].dest == d {
 			g.groups[i].outs = append(g.groups[i].outs, o)
-			return
+			return true
 		}
+	}
+	if g.used == maxGroups {
+		return false
 	}
 	if g.used == len(g.groups) {
 		g.groups = append(g.groups, outGroup{})
@@ -80,6 +102,7 @@ func (g *outGroups) add(d destination, o pbft.Outbound) {
 	grp := &g.groups[g.used]
 	grp.dest, grp.outs = d, append(grp.outs[:0], o)
 	g.used++
+	return true
 }
 
 // reset empties g for the next Ready, letting go of the messages and of buffers grown
@@ -90,51 +113,58 @@ func (g *outGroups) reset() {
 		g.groups[i].outs = g.groups[i].outs[:0]
 	}
 	g.used = 0
-	if len(g.groups) > maxGroups {
-		g.groups = nil
-	}
-	if cap(g.buf) > maxBundleBytes+maxBundledMessage {
+	if cap(g.buf) > maxKeptBuffer {
 		g.buf = nil
 	}
 }
 
 // sendGroups sends each destination its messages: alone when it has one, else in
-// bundles, with any message too large for one sent alone.
+// bundles, with any message too large for one sent alone, in its place: what one
+// destination gets keeps the Ready's order.
 func (n *Node) sendGroups(g *outGroups) {
 	for i := range g.used {
 		grp := &g.groups[i]
-		if len(grp.outs) == 1 || i >= maxGroups {
-			for _, o := range grp.outs {
-				n.sendOut(o, FaultNone)
-			}
+		if len(grp.outs) == 1 {
+			n.sendOut(grp.outs[0], FaultNone)
 			continue
 		}
 		for _, o := range grp.outs {
-			n.wire = n.appendFramed(n.wire[:0], o.Conf, o.Msg)
-			if len(n.wire) > maxBundledMessage {
-				n.sent(o, o.Msg, n.publish(grp.dest, o.Msg.Kind().String(), n.wire))
+			// wire, not n.wire, from here on: a publish may let go of n.wire's buffer.
+			wire := n.appendFramed(n.wire[:0], o.Conf, o.Msg)
+			n.wire = wire
+			if len(wire) > g.single {
+				n.sendBundle(grp.dest, g)
+				n.sent(o, o.Msg, n.publish(grp.dest, o.Msg.Kind().String(), wire))
 				continue
 			}
-			if len(g.buf) > 0 && len(g.buf)+binary.MaxVarintLen64+len(n.wire) > maxBundleBytes {
+			if len(g.buf)+binary.MaxVarintLen64+len(wire) > g.most {
 				n.sendBundle(grp.dest, g)
 			}
-			g.buf = binary.AppendUvarint(g.buf, uint64(len(n.wire)))
-			g.buf = append(g.buf, n.wire...)
+			g.buf = binary.AppendUvarint(g.buf, uint64(len(wire)))
+			g.buf = append(g.buf, wire...)
 			g.bundled = append(g.bundled, o)
 		}
-		if len(g.bundled) > 0 {
-			n.sendBundle(grp.dest, g)
-		}
+		n.sendBundle(grp.dest, g)
 	}
 }
 
-// sendBundle publishes the bundle g has built for d and counts its messages as sent.
+// sendBundle publishes what g has gathered for d, if anything (a lone message as
+// itself), and counts its messages as sent.
 func (n *Node) sendBundle(d destination, g *outGroups) {
-	if err := n.publish(d, KindBundle, g.buf); err != nil {
-		n.log.Warn("send failed", "kind", KindBundle, "messages", len(g.bundled), "err", err)
-	} else {
-		for _, o := range g.bundled {
-			n.sent(o, o.Msg, nil)
+	switch len(g.bundled) {
+	case 0:
+		return
+	case 1:
+		o := g.bundled[0]
+		_, k := binary.Uvarint(g.buf)
+		n.sent(o, o.Msg, n.publish(d, o.Msg.Kind().String(), g.buf[k:]))
+	default:
+		if err := n.publish(d, KindBundle, g.buf); err != nil {
+			n.log.Warn("send failed", "kind", KindBundle, "messages", len(g.bundled), "err", err)
+		} else {
+			for _, o := range g.bundled {
+				n.sent(o, o.Msg, nil)
+			}
 		}
 	}
 	clear(g.bundled)

@@ -12,8 +12,8 @@ import (
 
 // TestSendBundlesByDestination: a Ready's messages for one destination go as one
 // bundle, in order, each element the framed message it would have been alone; a
-// destination with one message gets it alone, as does a message too large to bundle;
-// and every message is counted as sent under its own kind.
+// destination with one message gets it alone, as does a message too large to bundle,
+// in its place in the order; and every message is counted as sent under its own kind.
 func TestSendBundlesByDestination(t *testing.T) {
 	n, sink, keys := newSinkNode(t)
 	big := &pbft.Request{Client: "c", Timestamp: 1, Op: bytes.Repeat([]byte("x"), maxBundledMessage)}
@@ -32,12 +32,14 @@ func TestSendBundlesByDestination(t *testing.T) {
 		msgs     []pbft.Message
 	}
 	wants := []want{
-		{"", "pre-prepare", []pbft.Message{big}}, // alone, as it is sent first
-		{"", KindBundle, []pbft.Message{outs[0].Msg, outs[2].Msg, outs[6].Msg}},
+		// Every replica's messages, in order: a bundle, the large one alone in its
+		// place, and the lone one left after it as itself.
+		{"", KindBundle, []pbft.Message{outs[0].Msg, outs[2].Msg}},
+		{"", big.Kind().String(), []pbft.Message{big}},
+		{"", "commit", []pbft.Message{outs[6].Msg}},
 		{"n2", KindBundle, []pbft.Message{outs[1].Msg, outs[5].Msg}},
 		{"n3", "commit", []pbft.Message{outs[3].Msg}},
 	}
-	wants[0].kind = big.Kind().String()
 	if len(sink.sent) != len(wants) {
 		t.Fatalf("%d bus messages, want %d: %+v", len(sink.sent), len(wants), sink.sent)
 	}
@@ -138,4 +140,46 @@ func FuzzSplitBundle(f *testing.F) {
 			t.Fatalf("err %v after consuming %d of %d bytes", err, end, len(b))
 		}
 	})
+}
+
+// limitedSink is a sinkTransport whose bus takes messages of max bytes at most.
+type limitedSink struct {
+	*sinkTransport
+	max int64
+}
+
+func (l limitedSink) MaxPayload() int64 { return l.max }
+
+// TestBundlesFitTheBus: on a bus that takes little, bundles are cut to fit it, and
+// every message still goes, once, in order.
+func TestBundlesFitTheBus(t *testing.T) {
+	n, sink, keys := newSinkNode(t)
+	const limit = 8 << 10
+	n.groups.limits(limitedSink{sink, limit})
+	var outs []pbft.Outbound
+	for i := range 300 {
+		outs = append(outs, pbft.Outbound{To: pbft.Broadcast, Msg: &pbft.Prepare{View: 0, Seq: uint64(i + 1), Digest: pbft.Digest{byte(i)}}})
+	}
+	n.send(append([]pbft.Outbound(nil), outs...), FaultNone)
+	next := 0
+	for i, s := range sink.sent {
+		if len(s.data) > limit {
+			t.Fatalf("bus message %d: %d bytes on a bus that takes %d", i, len(s.data), limit)
+		}
+		payload, err := keys["n2"].Open("n1", s.kind, s.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := splitBundle(payload, func(e []byte) {
+			if want := frame(0, pbft.Marshal(outs[next].Msg)); !bytes.Equal(e, want) {
+				t.Fatalf("element %d is not message %d", next, next)
+			}
+			next++
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if next != len(outs) || len(sink.sent) < 2 {
+		t.Fatalf("%d of %d messages in %d bus messages", next, len(outs), len(sink.sent))
+	}
 }

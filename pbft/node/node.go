@@ -127,6 +127,7 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 		return nil, err
 	}
 	n.tr = tr
+	n.groups.limits(tr)
 	return n, nil
 }
 
@@ -388,8 +389,8 @@ func (n *Node) send(msgs []pbft.Outbound, f Fault) {
 		case f != FaultNone:
 			n.sendOut(o, f) // a faulty replica's forgeries go one by one
 		default:
-			if d, ok := n.destOf(o); ok {
-				groups.add(d, o)
+			if d, ok := n.destOf(o); ok && !groups.add(d, o) {
+				n.sendOut(o, f)
 			}
 		}
 	}
@@ -458,9 +459,9 @@ func (n *Node) sent(o pbft.Outbound, m pbft.Message, err error) {
 	n.traceSent(o, m)
 }
 
-// maxKeptBuffer is the largest send buffer the node keeps between messages: a rare
-// large one (a view change, a state chunk) is not held for good.
-const maxKeptBuffer = 64 << 10
+// maxKeptBuffer is the largest send buffer the node keeps between messages: a full
+// bundle's, but not a rare larger one (a view change, a state chunk) for good.
+const maxKeptBuffer = maxBundleBytes + 64<<10
 
 func (n *Node) trimBuffers() {
 	if cap(n.wire) > maxKeptBuffer {
