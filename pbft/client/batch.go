@@ -26,8 +26,17 @@ import (
 // message and n MACs, instead of n messages and n MACs per read.
 
 // maxBatchBytes bounds the requests in one batch (their operations, names and
-// authenticators), well under the bus's message limit.
+// authenticators), well under the bus's message limit; a bus that takes less gets
+// batches of half its limit (batchBytes).
 const maxBatchBytes = 256 << 10
+
+// batchBytes bounds the requests in one message sent on c's bus.
+func (c *Client) batchBytes() int {
+	if t, ok := c.tr.(interface{ MaxPayload() int64 }); ok && t.MaxPayload() > 0 {
+		return int(min(maxBatchBytes, t.MaxPayload()/2))
+	}
+	return maxBatchBytes
+}
 
 // requestBytes is about what r takes in a batch: its variable fields and a margin for
 // the numbers and lengths.
@@ -112,14 +121,15 @@ func (c *Client) enqueue(to string, reqs ...*pbft.Request) error {
 	return err
 }
 
-// sendBatch sends reqs to to in messages of at most about maxBatchBytes and
+// sendBatch sends reqs to to in messages of at most about batchBytes and
 // pbft.MaxRequestsPerMessage requests (a larger request goes alone); q's buffer is the
 // caller's while its queue is busy.
 func (c *Client) sendBatch(to string, reqs []*pbft.Request, q *sendQueue) error {
 	var err error
+	most := c.batchBytes()
 	for len(reqs) > 0 {
 		k, size := 0, 0
-		for k < len(reqs) && k < pbft.MaxRequestsPerMessage && (k == 0 || size+requestBytes(reqs[k]) <= maxBatchBytes) {
+		for k < len(reqs) && k < pbft.MaxRequestsPerMessage && (k == 0 || size+requestBytes(reqs[k]) <= most) {
 			size += requestBytes(reqs[k])
 			k++
 		}

@@ -61,3 +61,42 @@ func TestBatchesAreSplitAtTheirBounds(t *testing.T) {
 		t.Fatalf("sent %s, want %s", got, want)
 	}
 }
+
+// limitedRecorder is a recorder on a bus that takes max bytes a message.
+type limitedRecorder struct {
+	recorder
+	max     int64
+	largest int
+}
+
+func (l *limitedRecorder) MaxPayload() int64 { return l.max }
+func (l *limitedRecorder) Send(to, kind string, data []byte) error {
+	l.largest = max(l.largest, len(data))
+	return l.recorder.Send(to, kind, data)
+}
+
+// On a bus that takes less than maxBatchBytes a message (PBFT_EMBEDDED_MAX_PAYLOAD may
+// be 64 KiB), a run of requests is split to fit it: sent whole it would be refused.
+func TestBatchesFitTheBus(t *testing.T) {
+	ids := []string{"r1", "r2", "r3", "r4"}
+	keys, err := auth.GenerateKeyrings(append([]string{"c"}, ids...), ids, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &limitedRecorder{max: 64 << 10}
+	c, err := New(Config{Keys: keys["c"], Replicas: ids, Connect: func(bus.Handler) (bus.Transport, error) { return rec, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := make([]*pbft.Request, 300)
+	for i := range reqs {
+		reqs[i] = c.NewRequest(fmt.Sprintf("c%d", i), 1, bytes.Repeat([]byte("v"), 900))
+	}
+	var q sendQueue
+	if err := c.sendBatch("r1", reqs, &q); err != nil {
+		t.Fatal(err)
+	}
+	if rec.largest > int(rec.max) || len(rec.sent) < 5 {
+		t.Fatalf("%d messages, the largest %d bytes, on a bus that takes %d", len(rec.sent), rec.largest, rec.max)
+	}
+}
