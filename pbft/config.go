@@ -164,3 +164,17 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// FitBus bounds what one message of r carries to a bus that takes maxPayload bytes a
+// message: a pre-prepare's operations, a view change's batches and a state chunk get
+// half of it at most (the rest is room for their other fields and the envelope), where
+// the configuration allowed more. The driver calls it once its transport is connected.
+func (r *Replica) FitBus(maxPayload int64) {
+	half := int(min(maxPayload/2, 1<<30))
+	if half <= 0 {
+		return
+	}
+	r.cfg.BatchBytes = min(r.cfg.BatchBytes, half)
+	r.cfg.ViewChangeBatchBytes = min(r.cfg.ViewChangeBatchBytes, half)
+	r.cfg.StateChunk = min(r.cfg.StateChunk, half)
+}

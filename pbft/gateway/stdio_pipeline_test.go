@@ -378,31 +378,41 @@ func TestStdioDefaultsNumberEachRequest(t *testing.T) {
 }
 
 // TestStdioSmallMaxPayload: PBFT_EMBEDDED_MAX_PAYLOAD may be as small as 64 KiB
-// (config.Validate); the replicas' bundles must then still fit it, or every message
-// bundled is lost and the requests time out.
+// (config.Validate); the gateway's runs of requests, the primary's pre-prepares and the
+// replicas' bundles must then still fit it, or what does not is lost and the requests
+// time out. With each request ordered alone, and with batches of up to 64 requests of
+// 3,000 bytes (192 KB of operations).
 func TestStdioSmallMaxPayload(t *testing.T) {
-	const n = 300
-	var in bytes.Buffer
-	in.WriteString(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}` + "\n")
-	val := strings.Repeat("v", 900)
-	for i := range n {
-		c := i%4 + 1
-		fmt.Fprintf(&in, `{"src":"c%d","dest":"n1","body":{"type":"pbft_request","msg_id":%d,"operation":"set k%d=%s","client":"c%d"}}`+"\n", c, i/4+2, i, val, c)
+	for _, c := range []struct {
+		batchMax, value int
+	}{{0, 900}, {64, 3000}} {
+		t.Run(fmt.Sprintf("batch=%d/value=%d", c.batchMax, c.value), func(t *testing.T) {
+			const n = 300
+			var in bytes.Buffer
+			in.WriteString(`{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2","n3","n4"]}}` + "\n")
+			val := strings.Repeat("v", c.value)
+			for i := range n {
+				c := i%4 + 1
+				fmt.Fprintf(&in, `{"src":"c%d","dest":"n1","body":{"type":"pbft_request","msg_id":%d,"operation":"set k%d=%s","client":"c%d"}}`+"\n", c, i/4+2, i, val, c)
+			}
+			s := testSettings()
+			s.BatchMax = c.batchMax
+			s = s.ForStdio()
+			s.EmbeddedMaxPayload = 64 << 10
+			s.ViewChangeTimeout = 4 * time.Second
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			logger := slog.New(slog.DiscardHandler)
+			svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
+			defer svc.Close()
+			var out bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if err := NewStdio(svc, logger).Run(ctx, &in, &out); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			checkFourClientOutput(t, out.Bytes(), n)
+		})
 	}
-	s := testSettings().ForStdio()
-	s.EmbeddedMaxPayload = 64 << 10
-	s.ViewChangeTimeout = 4 * time.Second
-	if err := s.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.DiscardHandler)
-	svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
-	defer svc.Close()
-	var out bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := NewStdio(svc, logger).Run(ctx, &in, &out); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	checkFourClientOutput(t, out.Bytes(), n)
 }

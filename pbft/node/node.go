@@ -128,6 +128,9 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 	}
 	n.tr = tr
 	n.groups.limits(tr)
+	if b, ok := tr.(interface{ MaxPayload() int64 }); ok {
+		r.FitBus(b.MaxPayload())
+	}
 	return n, nil
 }
 
