@@ -131,10 +131,9 @@ func (c *Colluders) handle(tr bus.Transport, keys *auth.Keyring, id string, idx 
 			reqs = append(reqs, batch...)
 		}
 	case pbft.KindPrePrepare.String():
-		msg, err := pbft.Unmarshal(node.StripFrame(data))
-		if pp, ok := msg.(*pbft.PrePrepare); err == nil && ok {
-			reqs = append(reqs, pp.Batch...)
-		}
+		reqs = append(reqs, prePrepared(data)...)
+	case node.KindBundle:
+		_ = node.SplitBundle(data, func(e []byte) { reqs = append(reqs, prePrepared(e)...) })
 	}
 	for _, req := range reqs {
 		result := []byte("OK")
@@ -147,6 +146,15 @@ func (c *Colluders) handle(tr bus.Transport, keys *auth.Keyring, id string, idx 
 			c.forged.Add(1)
 		}
 	}
+}
+
+// prePrepared is the batch of a replica's framed message if it is a pre-prepare.
+func prePrepared(b []byte) []*pbft.Request {
+	msg, err := pbft.Unmarshal(node.StripFrame(b))
+	if pp, ok := msg.(*pbft.PrePrepare); err == nil && ok {
+		return pp.Batch
+	}
+	return nil
 }
 
 func decodeRequest(b []byte) *pbft.Request {

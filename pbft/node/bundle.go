@@ -173,16 +173,16 @@ func (n *Node) sendBundle(d destination, g *outGroups) {
 
 // handleBundle steps each message of an opened bundle from sender, in order.
 func (n *Node) handleBundle(sender string, payload []byte) {
-	err := splitBundle(payload, func(elem []byte) { n.handleMessage(sender, "", 0, elem) })
+	err := SplitBundle(payload, func(elem []byte) { n.handleMessage(sender, "", 0, elem) })
 	if err != nil {
 		n.reject(RejectMalformed, sender, KindBundle, err)
 	}
 }
 
-// splitBundle calls fn with each element of a bundle's payload, in order, and fails at
-// the first that does not parse (an empty bundle or element included); the elements
-// before it have been handed over.
-func splitBundle(b []byte, fn func(elem []byte)) error {
+// SplitBundle calls fn with each element of a bundle's payload (a framed message, as
+// StripFrame takes), in order, and fails at the first that does not parse (an empty
+// bundle or element included); the elements before it have been handed over.
+func SplitBundle(b []byte, fn func(elem []byte)) error {
 	if len(b) == 0 {
 		return fmt.Errorf("%w: empty", errBundle)
 	}

@@ -55,7 +55,7 @@ func TestSendBundlesByDestination(t *testing.T) {
 		}
 		var got [][]byte
 		if s.kind == KindBundle {
-			if err := splitBundle(payload, func(e []byte) { got = append(got, e) }); err != nil {
+			if err := SplitBundle(payload, func(e []byte) { got = append(got, e) }); err != nil {
 				t.Fatalf("bus message %d: %v", i, err)
 			}
 		} else {
@@ -114,7 +114,7 @@ func TestSplitBundleRefuses(t *testing.T) {
 		{0x80},       // a varint cut short
 		{1, 9, 0x02}, // a good element, then one past the end
 	} {
-		if err := splitBundle(b, func([]byte) {}); !errors.Is(err, errBundle) {
+		if err := SplitBundle(b, func([]byte) {}); !errors.Is(err, errBundle) {
 			t.Errorf("%x: err %v, want errBundle", b, err)
 		}
 	}
@@ -128,7 +128,7 @@ func FuzzSplitBundle(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		end := 0 // where the last element handed over ends in b
-		err := splitBundle(b, func(e []byte) {
+		err := SplitBundle(b, func(e []byte) {
 			start := cap(b) - cap(e) // e is a window of b
 			size, k := binary.Uvarint(b[end:])
 			if len(e) == 0 || k <= 0 || end+k != start || size != uint64(len(e)) {
@@ -170,7 +170,7 @@ func TestBundlesFitTheBus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := splitBundle(payload, func(e []byte) {
+		if err := SplitBundle(payload, func(e []byte) {
 			if want := frame(0, pbft.Marshal(outs[next].Msg)); !bytes.Equal(e, want) {
 				t.Fatalf("element %d is not message %d", next, next)
 			}

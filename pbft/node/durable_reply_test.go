@@ -27,12 +27,27 @@ type commitGate struct {
 func (g *commitGate) Broadcast(kind string, data []byte) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed && kind == pbft.KindCommit.String() {
+	if g.closed && carriesCommit(kind, data) {
 		data = slices.Clone(data)
 		g.held = append(g.held, func() error { return g.Transport.Broadcast(kind, data) })
 		return nil
 	}
 	return g.Transport.Broadcast(kind, data)
+}
+
+// carriesCommit reports whether a replica's message of kind is a commit or a bundle
+// with one (held whole, the messages bundled with it too).
+func carriesCommit(kind string, env []byte) bool {
+	if kind != node.KindBundle {
+		return kind == pbft.KindCommit.String()
+	}
+	found := false
+	_ = node.SplitBundle(payloadOf(env), func(e []byte) {
+		if m, err := pbft.Unmarshal(node.Unframe(e)); err == nil && m.Kind() == pbft.KindCommit {
+			found = true
+		}
+	})
+	return found
 }
 
 func (g *commitGate) heldCount() int {

@@ -153,6 +153,12 @@ func (s *sniffer) note(kind string, env []byte) {
 		}
 	} else if kind == node.KindAnswer {
 		msgs = append(msgs, nil)
+	} else if kind == node.KindBundle {
+		_ = node.SplitBundle(payload, func(e []byte) {
+			if m, err := pbft.Unmarshal(node.Unframe(e)); err == nil {
+				msgs = append(msgs, m)
+			}
+		})
 	} else if m, err := pbft.Unmarshal(node.Unframe(payload)); err == nil {
 		msgs = append(msgs, m)
 	}
