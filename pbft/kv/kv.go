@@ -76,10 +76,11 @@ func (s *Store) Execute(op []byte) []byte {
 		// the same string. The "set " prefix it also keeps alive is cheap.
 		str := string(arg)
 		k := str[:eq]
-		if _, ok := s.m[k]; !ok {
-			s.order.added(k, s.m)
-		}
+		_, had := s.m[k]
 		s.m[k] = str[eq+1:]
+		if !had {
+			s.order.added(k, s.m) // after the map has it: a compaction keeps what m holds
+		}
 		return []byte("OK")
 	case 'g':
 		if len(arg) == 0 {

@@ -19,7 +19,7 @@ type keyOrder struct {
 	spare []string // the previous sorted slice, reused by the next merge
 }
 
-// added notes a key that was not in m. The order keeps a copy of its own: the store's
+// added notes a key that m did not hold before (it does now). The order keeps a copy of its own: the store's
 // key shares one string with its value, and the map takes the key of each later set,
 // so the first one would keep the first value alive.
 func (o *keyOrder) added(k string, m map[string]string) {
