@@ -77,23 +77,26 @@ func TestClientTableMatchesModel(t *testing.T) {
 	}
 }
 
-// The primary's batches stop before their operations pass BatchBytes; a request larger
-// than that goes alone, and nothing is skipped or reordered.
+// The primary's batches stop before their requests pass BatchBytes, each counted with
+// its names and a margin (requestSize: 33 bytes here besides the operation), not by its
+// operation alone; a request larger than that goes alone, and nothing is skipped or
+// reordered.
 func TestBatchStopsAtBatchBytes(t *testing.T) {
 	q := newRequestQueue()
-	sizes := []int{10, 10, 30, 5, 5, 5, 5, 5, 5}
+	sizes := []int{10, 10, 30, 200, 5, 5, 5, 5, 5, 5}
 	for i, n := range sizes {
 		q.push(&Request{Client: "c", Timestamp: uint64(i + 1), Op: make([]byte, n)})
 	}
 	var got [][]uint64
 	for q.len() > 0 {
 		var ts []uint64
-		for _, r := range q.pop(4, 25) {
+		for _, r := range q.pop(4, 152) {
 			ts = append(ts, r.Timestamp)
 		}
 		got = append(got, ts)
 	}
-	want := [][]uint64{{1, 2}, {3}, {4, 5, 6, 7}, {8, 9}}
+	// 43+43+63 = 149 bytes; the 233-byte request alone; four of 38 (the count's limit).
+	want := [][]uint64{{1, 2, 3}, {4}, {5, 6, 7, 8}, {9, 10}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("batches %v, want %v", got, want)
 	}

@@ -51,7 +51,8 @@ type Config struct {
 	LogWindow uint64
 	// BatchMax is the most requests the primary puts in one pre-prepare.
 	BatchMax int
-	// BatchBytes bounds the operations of one pre-prepare (a larger request goes alone).
+	// BatchBytes bounds the requests of one pre-prepare, their operations, names and
+	// authenticators (a larger request goes alone).
 	BatchBytes int
 	// ViewChangeTicks is how long a backup waits for a request it knows of to execute
 	// before it suspects the primary; it doubles with each view that fails.

@@ -34,9 +34,15 @@ var nullDigest = BatchDigest(nil)
 func batchSize(b []*Request) int {
 	n := 0
 	for _, r := range b {
-		n += len(r.Gateway) + len(r.Client) + len(r.Op) + len(r.Auth) + 16
+		n += requestSize(r)
 	}
 	return n
+}
+
+// requestSize is about what r adds to a message: its variable fields, and a margin for
+// its numbers, flags and lengths.
+func requestSize(r *Request) int {
+	return len(r.Gateway) + len(r.Client) + len(r.Op) + len(r.Auth) + 32
 }
 
 // newViewChangeState returns the state of a replica in view 0: no timer running, the
