@@ -133,7 +133,13 @@ func (c *Colluders) handle(tr bus.Transport, keys *auth.Keyring, id string, idx 
 	case pbft.KindPrePrepare.String():
 		reqs = append(reqs, prePrepared(data)...)
 	case node.KindBundle:
-		_ = node.SplitBundle(data, func(e []byte) { reqs = append(reqs, prePrepared(e)...) })
+		// A replica's messages in one: its pre-prepares, and requests it forwards.
+		_ = node.SplitBundle(data, func(e []byte) {
+			if req := decodeRequest(e); req != nil {
+				reqs = append(reqs, req)
+			}
+			reqs = append(reqs, prePrepared(e)...)
+		})
 	}
 	for _, req := range reqs {
 		result := []byte("OK")
