@@ -31,9 +31,19 @@ func runStdioWindow(t *testing.T, input io.Reader, window int) pipelineRun {
 	t.Helper()
 	s := testSettings().ForStdio()
 	s.StdioWindow = window
+	return runStdioPipelined(t, input, s)
+}
+
+// runStdioPipelined runs input through a stdio engine with settings s over a fresh
+// embedded cluster, with no view change.
+func runStdioPipelined(t *testing.T, input io.Reader, s config.Settings) pipelineRun {
+	t.Helper()
 	// No view change on a loaded machine: after one, requests the old primary had not
 	// prepared are ordered again, and numbers along the input may go down.
 	s.ViewChangeTimeout = 4 * time.Second
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	logger := slog.New(slog.DiscardHandler)
 	svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
 	defer svc.Close()
@@ -399,20 +409,7 @@ func TestStdioSmallMaxPayload(t *testing.T) {
 			s.BatchMax = c.batchMax
 			s = s.ForStdio()
 			s.EmbeddedMaxPayload = 64 << 10
-			s.ViewChangeTimeout = 4 * time.Second
-			if err := s.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			logger := slog.New(slog.DiscardHandler)
-			svc := NewService(s, logger, func(ids []string) (Backend, error) { return embedded.Start(ids, s, logger) })
-			defer svc.Close()
-			var out bytes.Buffer
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			if err := NewStdio(svc, logger).Run(ctx, &in, &out); err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			checkFourClientOutput(t, out.Bytes(), n)
+			checkFourClientOutput(t, []byte(runStdioPipelined(t, &in, s).out), n)
 		})
 	}
 }
