@@ -27,13 +27,13 @@ const Absent = "\xffabsent"
 
 // Store is the key-value state machine. The zero value is not usable; call New.
 type Store struct {
-	m     map[string]string
+	m     map[string]*entry
 	order keyOrder
 }
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{m: make(map[string]string)}
+	return &Store{m: make(map[string]*entry)}
 }
 
 // Len returns the number of keys in the store.
@@ -72,33 +72,34 @@ func (s *Store) Execute(op []byte) []byte {
 		if eq == 0 {
 			return []byte("error: empty key")
 		}
-		// One allocation holds both key and value: they are substrings of
-		// the same string. The "set " prefix it also keeps alive is cheap.
-		str := string(arg)
-		k := str[:eq]
-		_, had := s.m[k]
-		s.m[k] = str[eq+1:]
-		if !had {
-			s.order.added(k, s.m) // after the map has it: a compaction keeps what m holds
+		// A present key keeps its entry (the lookup with string(bytes) does not
+		// allocate); a new one gets its own key string, which no later value keeps.
+		if e, ok := s.m[string(arg[:eq])]; ok {
+			e.value = string(arg[eq+1:])
+			return []byte("OK")
 		}
+		e := &entry{key: string(arg[:eq]), value: string(arg[eq+1:])}
+		s.m[e.key] = e
+		s.order.added(e, len(s.m))
 		return []byte("OK")
 	case 'g':
 		if len(arg) == 0 {
 			return []byte("error: empty key")
 		}
-		v, ok := s.m[string(arg)] // lookup with string(bytes) does not allocate
+		e, ok := s.m[string(arg)] // lookup with string(bytes) does not allocate
 		if !ok {
 			return []byte(Absent)
 		}
-		return []byte(v)
+		return []byte(e.value)
 	default: // del
 		if len(arg) == 0 {
 			return []byte("error: empty key")
 		}
 		// Look up first: lookups with string(arg) do not allocate, so an
 		// absent key costs nothing.
-		if _, ok := s.m[string(arg)]; ok {
-			delete(s.m, string(arg))
+		if e, ok := s.m[string(arg)]; ok {
+			e.gone = true
+			delete(s.m, e.key)
 		}
 		return []byte("OK")
 	}
@@ -145,9 +146,10 @@ func quote(b []byte) string {
 // with keys in strictly increasing byte order and minimal varints, so equal
 // states have equal encodings and vice versa. Digest hashes these bytes.
 func (s *Store) Snapshot() []byte {
+	entries := s.order.settle(len(s.m))
 	size := len(snapshotMagic) + binary.MaxVarintLen64
-	for k, v := range s.m {
-		size += 2*binary.MaxVarintLen64 + len(k) + len(v)
+	for _, e := range entries {
+		size += 2*binary.MaxVarintLen64 + len(e.key) + len(e.value)
 	}
 	return s.encode(make([]byte, 0, size), nil)
 }
@@ -174,16 +176,16 @@ func (s *Store) encode(dst []byte, flush func([]byte)) []byte {
 	dst = append(dst, snapshotMagic...)
 	dst = binary.AppendUvarint(dst, uint64(len(s.m)))
 	// Map order is random; the encoding must not be.
-	s.order.each(s.m, func(k, v string) {
-		dst = binary.AppendUvarint(dst, uint64(len(k)))
-		dst = append(dst, k...)
-		dst = binary.AppendUvarint(dst, uint64(len(v)))
-		dst = append(dst, v...)
+	for _, e := range s.order.settle(len(s.m)) {
+		dst = binary.AppendUvarint(dst, uint64(len(e.key)))
+		dst = append(dst, e.key...)
+		dst = binary.AppendUvarint(dst, uint64(len(e.value)))
+		dst = append(dst, e.value...)
 		if flush != nil && len(dst) >= digestChunk {
 			flush(dst)
 			dst = dst[:0]
 		}
-	})
+	}
 	return dst
 }
 
@@ -206,8 +208,8 @@ func (s *Store) Restore(b []byte) error {
 	if n > uint64(len(r.b))/2 {
 		return fmt.Errorf("%w: entry count %d exceeds remaining %d bytes", ErrBadSnapshot, n, len(r.b))
 	}
-	m := make(map[string]string, n)
-	keys := make([]string, 0, n)
+	m := make(map[string]*entry, n)
+	entries := make([]*entry, 0, n)
 	var prev []byte
 	for i := range n {
 		k, err := r.bytes()
@@ -229,15 +231,15 @@ func (s *Store) Restore(b []byte) error {
 			return fmt.Errorf("%w: entry %d: not valid UTF-8", ErrBadSnapshot, i)
 		}
 		prev = k
-		key := string(k)
-		m[key] = string(v)
-		keys = append(keys, key)
+		e := &entry{key: string(k), value: string(v)}
+		m[e.key] = e
+		entries = append(entries, e)
 	}
 	if len(r.b) != 0 {
 		return fmt.Errorf("%w: %d trailing bytes", ErrBadSnapshot, len(r.b))
 	}
 	s.m = m
-	s.order.reset(keys)
+	s.order.reset(entries)
 	return nil
 }
 

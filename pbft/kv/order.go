@@ -5,81 +5,77 @@ import (
 	"strings"
 )
 
-// keyOrder keeps the store's keys in byte order between encodings, so that a checkpoint
-// costs a merge of the keys set since the last one into the keys already in order,
-// rather than a sort of the whole state each time: with a checkpoint every K sequence
-// numbers and a state that grows, sorting was a third of a replica's CPU.
-type keyOrder struct {
-	// sorted holds, in strictly increasing order, every key of the store as of the last
-	// encoding, and possibly keys deleted since (the merge drops them).
-	sorted []string
-	// fresh holds the keys added since, unordered; one deleted and set again may be
-	// there twice, or in sorted too.
-	fresh []string
-	spare []string // the previous sorted slice, reused by the next merge
+// entry is one key of the store and its value. The map and the key order share it, so
+// that an encoding walks the keys in order without looking each one up in the map.
+type entry struct {
+	key, value string
+	gone       bool // deleted: the order drops it at its next merge
 }
 
-// added notes a key that m did not hold before (it does now). The order keeps a copy of its own: the store's
-// key shares one string with its value, and the map takes the key of each later set,
-// so the first one would keep the first value alive.
-func (o *keyOrder) added(k string, m map[string]string) {
-	o.fresh = append(o.fresh, strings.Clone(k))
-	if len(o.fresh) > o.compactAt(len(m)) {
-		// Many keys set (and some deleted, or set again) between encodings: keep only
-		// those still in the store, once each, so that fresh stays within its size.
-		o.fresh = slices.DeleteFunc(o.fresh, func(k string) bool { _, ok := m[k]; return !ok })
-		slices.Sort(o.fresh)
-		o.fresh = slices.Compact(o.fresh)
+// keyOrder keeps the store's entries in key order between encodings, so that a
+// checkpoint costs a merge of the keys set since the last one into those already in
+// order, rather than a sort of the whole state and a map lookup per key each time: with
+// a checkpoint every K sequence numbers and a state that grows, that was a third of a
+// replica's CPU.
+//
+// Each live key has exactly one live entry: a set of a present key changes its entry's
+// value, and a key deleted and set again gets a new entry (the old one is gone).
+type keyOrder struct {
+	// sorted holds, in strictly increasing key order, the store's entries as of the last
+	// merge, and possibly entries deleted since.
+	sorted []*entry
+	// fresh holds the entries added since, unordered, and possibly some deleted since.
+	fresh []*entry
+	spare []*entry // the previous sorted slice, reused by the next merge
+}
+
+// added notes a new entry of a store of live keys (the entry among them).
+func (o *keyOrder) added(e *entry, live int) {
+	o.fresh = append(o.fresh, e)
+	if len(o.fresh) > 2*live+1024 {
+		// Many keys set and deleted between encodings: drop the deleted ones, so that
+		// fresh holds at most the live keys and compactions come at least live+1024
+		// additions apart.
+		o.fresh = slices.DeleteFunc(o.fresh, func(e *entry) bool { return e.gone })
 	}
 }
 
-// compactAt is how long fresh may grow over a store of live keys before added compacts
-// it: after a compaction it holds at most live keys, so compactions come at least
-// live+1024 additions apart and cost O(log) a key.
-func (o *keyOrder) compactAt(live int) int { return 2*live + 1024 }
-
-// reset starts over from keys, which must be strictly increasing (a restored snapshot).
-func (o *keyOrder) reset(keys []string) {
-	o.sorted, o.fresh, o.spare = keys, nil, nil
+// reset starts over from entries in strictly increasing key order (a restored
+// snapshot).
+func (o *keyOrder) reset(entries []*entry) {
+	o.sorted, o.fresh, o.spare = entries, nil, nil
 }
 
-// each calls fn with every key of m and its value in strictly increasing key order, and
-// keeps that order for the next call.
-func (o *keyOrder) each(m map[string]string, fn func(k, v string)) {
-	slices.Sort(o.fresh)
-	fresh := slices.Compact(o.fresh)
+// settle merges the entries added since the last call into the order and returns every
+// live entry in strictly increasing key order (the caller must not keep the slice past
+// the next change to the store).
+func (o *keyOrder) settle(live int) []*entry {
+	fresh := slices.DeleteFunc(o.fresh, func(e *entry) bool { return e.gone })
+	o.fresh = fresh // DeleteFunc cleared the tail it cut off
+	if len(fresh) == 0 && len(o.sorted) == live {
+		return o.sorted // nothing added or deleted since
+	}
+	slices.SortFunc(fresh, func(a, b *entry) int { return strings.Compare(a.key, b.key) })
 	merged := o.spare[:0]
-	if cap(merged) < len(m) {
-		merged = make([]string, 0, len(m))
+	if cap(merged) < live {
+		merged = make([]*entry, 0, live+live/4) // room to grow before the next allocation
 	}
 	old := o.sorted
-	emit := func(k string) {
-		if v, ok := m[k]; ok {
-			merged = append(merged, k)
-			fn(k, v)
-		}
-	}
 	i, j := 0, 0
-	for i < len(old) && j < len(fresh) {
-		switch c := strings.Compare(old[i], fresh[j]); {
-		case c < 0:
-			emit(old[i])
-			i++
-		case c > 0:
-			emit(fresh[j])
-			j++
-		default: // deleted and set again: one key
-			emit(old[i])
-			i, j = i+1, j+1
+	for i < len(old) || j < len(fresh) {
+		// Live keys are unique, so two entries never compare equal while both are live.
+		var e *entry
+		if j == len(fresh) || (i < len(old) && old[i].key < fresh[j].key) {
+			e, i = old[i], i+1
+		} else {
+			e, j = fresh[j], j+1
+		}
+		if !e.gone {
+			merged = append(merged, e)
 		}
 	}
-	for ; i < len(old); i++ {
-		emit(old[i])
-	}
-	for ; j < len(fresh); j++ {
-		emit(fresh[j])
-	}
-	clear(old) // let go of deleted keys' strings
+	clear(old) // let go of deleted entries
 	clear(fresh)
 	o.sorted, o.spare, o.fresh = merged, old[:0], fresh[:0]
+	return merged
 }
