@@ -78,7 +78,7 @@ func TestClientTableMatchesModel(t *testing.T) {
 }
 
 // The primary's batches stop before their requests pass BatchBytes, each counted with
-// its names and a margin (requestSize: 33 bytes here besides the operation), not by its
+// its names and a margin (RequestSize: 33 bytes here besides the operation), not by its
 // operation alone; a request larger than that goes alone, and nothing is skipped or
 // reordered.
 func TestBatchStopsAtBatchBytes(t *testing.T) {

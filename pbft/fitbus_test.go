@@ -7,7 +7,7 @@ import (
 )
 
 // TestFitBusBoundsThePrePrepare: FitBus caps BatchBytes at half the bus's limit, and the
-// primary's batch counts each request's names and tags too (requestSize), not only its
+// primary's batch counts each request's names and tags too (RequestSize), not only its
 // operation: with PBFT_BATCH_MAX well above 64 (it has no upper bound) a pre-prepare of
 // small writes once exceeded a 64 KiB bus.
 func TestFitBusBoundsThePrePrepare(t *testing.T) {

@@ -74,11 +74,11 @@ func (q *requestQueue) pop(max, maxBytes int) []*Request {
 		if q.byKey[k] != r {
 			continue
 		}
-		if len(batch) > 0 && (size+requestSize(r) > maxBytes || IsReconfig(r.Op)) {
+		if len(batch) > 0 && (size+RequestSize(r) > maxBytes || IsReconfig(r.Op)) {
 			break
 		}
 		batch = append(batch, r)
-		size += requestSize(r)
+		size += RequestSize(r)
 		delete(q.byKey, k)
 		if IsReconfig(r.Op) {
 			i++

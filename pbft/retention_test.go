@@ -130,12 +130,12 @@ func checkRequestQueueAgainstModel(t *testing.T, seed int64) {
 			q.remove(keyOf(model[i]))
 			model = slices.Delete(model, i, i+1)
 		default:
-			// Each request takes 35 to 39 bytes (requestSize): batches of one to four.
+			// Each request takes 35 to 39 bytes (RequestSize): batches of one to four.
 			max, maxBytes := 1+rng.Intn(6), 35+rng.Intn(125)
 			b := q.pop(max, maxBytes)
 			n, size := 0, 0
-			for n < min(max, len(model)) && (n == 0 || size+requestSize(model[n]) <= maxBytes) {
-				size += requestSize(model[n])
+			for n < min(max, len(model)) && (n == 0 || size+RequestSize(model[n]) <= maxBytes) {
+				size += RequestSize(model[n])
 				n++
 			}
 			if !slices.Equal(b, model[:n]) {

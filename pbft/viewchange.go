@@ -34,14 +34,15 @@ var nullDigest = BatchDigest(nil)
 func batchSize(b []*Request) int {
 	n := 0
 	for _, r := range b {
-		n += requestSize(r)
+		n += RequestSize(r)
 	}
 	return n
 }
 
-// requestSize is about what r adds to a message: its variable fields, and a margin for
-// its numbers, flags and lengths.
-func requestSize(r *Request) int {
+// RequestSize is about what r adds to a message (a pre-prepare's batch, a client's
+// requests message): its variable fields, and a margin for its numbers, flags and
+// lengths.
+func RequestSize(r *Request) int {
 	return len(r.Gateway) + len(r.Client) + len(r.Op) + len(r.Auth) + 32
 }
 

@@ -32,16 +32,10 @@ const maxBatchBytes = 256 << 10
 
 // batchBytes bounds the requests in one message sent on c's bus.
 func (c *Client) batchBytes() int {
-	if t, ok := c.tr.(interface{ MaxPayload() int64 }); ok && t.MaxPayload() > 0 {
-		return int(min(maxBatchBytes, t.MaxPayload()/2))
+	if limit := c.busLimit(); limit > 0 {
+		return int(min(maxBatchBytes, limit/2))
 	}
 	return maxBatchBytes
-}
-
-// requestBytes is about what r takes in a batch: its variable fields and a margin for
-// the numbers and lengths.
-func requestBytes(r *pbft.Request) int {
-	return len(r.Op) + len(r.Client) + len(r.Gateway) + len(r.Auth) + 32
 }
 
 // everyReplica is the destination of requests sent to every replica.
@@ -129,8 +123,8 @@ func (c *Client) sendBatch(to string, reqs []*pbft.Request, q *sendQueue) error 
 	most := c.batchBytes()
 	for len(reqs) > 0 {
 		k, size := 0, 0
-		for k < len(reqs) && k < pbft.MaxRequestsPerMessage && (k == 0 || size+requestBytes(reqs[k]) <= most) {
-			size += requestBytes(reqs[k])
+		for k < len(reqs) && k < pbft.MaxRequestsPerMessage && (k == 0 || size+pbft.RequestSize(reqs[k]) <= most) {
+			size += pbft.RequestSize(reqs[k])
 			k++
 		}
 		if e := c.sendRequests(to, reqs[:k], q); e != nil && err == nil {

@@ -88,10 +88,18 @@ func New(cfg Config) (*Client, error) {
 // most one operation past their own bounds. Without a limit from the bus (in-memory
 // transports), 1 MiB.
 func (c *Client) MaxOperation() int {
-	if t, ok := c.tr.(interface{ MaxPayload() int64 }); ok && t.MaxPayload() > 0 {
-		return int(t.MaxPayload() / 2)
+	if limit := c.busLimit(); limit > 0 {
+		return int(limit / 2)
 	}
 	return 1 << 20
+}
+
+// busLimit is the bus's message limit in bytes, 0 if it states none.
+func (c *Client) busLimit() int64 {
+	if t, ok := c.tr.(interface{ MaxPayload() int64 }); ok {
+		return max(t.MaxPayload(), 0)
+	}
+	return 0
 }
 
 // Accept is how many matching replies decide a result: a quorum, floor((n+f)/2)+1

@@ -151,14 +151,14 @@ func (s *Store) Snapshot() []byte {
 	for _, e := range entries {
 		size += 2*binary.MaxVarintLen64 + len(e.key) + len(e.value)
 	}
-	return s.encode(make([]byte, 0, size), nil)
+	return encode(make([]byte, 0, size), entries, nil)
 }
 
 // Digest returns the SHA-256 of Snapshot(). It is O(state) but streams the
 // encoding through the hash in chunks rather than materialising it.
 func (s *Store) Digest() [32]byte {
 	h := sha256.New()
-	buf := s.encode(make([]byte, 0, 1<<10), func(b []byte) { h.Write(b) })
+	buf := encode(make([]byte, 0, 1<<10), s.order.settle(len(s.m)), func(b []byte) { h.Write(b) })
 	h.Write(buf)
 	var d [32]byte
 	h.Sum(d[:0])
@@ -169,14 +169,13 @@ func (s *Store) Digest() [32]byte {
 // entries larger than it).
 const digestChunk = 32 << 10
 
-// encode appends the canonical encoding to dst. If flush is non-nil it is
-// handed the buffer whenever it reaches digestChunk bytes, and the buffer is
-// then reused; the unflushed tail is returned.
-func (s *Store) encode(dst []byte, flush func([]byte)) []byte {
+// encode appends the canonical encoding of entries (the store's, in key order) to dst.
+// If flush is non-nil it is handed the buffer whenever it reaches digestChunk bytes, and
+// the buffer is then reused; the unflushed tail is returned.
+func encode(dst []byte, entries []*entry, flush func([]byte)) []byte {
 	dst = append(dst, snapshotMagic...)
-	dst = binary.AppendUvarint(dst, uint64(len(s.m)))
-	// Map order is random; the encoding must not be.
-	for _, e := range s.order.settle(len(s.m)) {
+	dst = binary.AppendUvarint(dst, uint64(len(entries)))
+	for _, e := range entries {
 		dst = binary.AppendUvarint(dst, uint64(len(e.key)))
 		dst = append(dst, e.key...)
 		dst = binary.AppendUvarint(dst, uint64(len(e.value)))

@@ -72,15 +72,13 @@ type outGroup struct {
 	outs []pbft.Outbound
 }
 
-// limits sizes bundles to what tr carries: a NATS server may take less than
-// maxBundleBytes in one message.
-func (g *outGroups) limits(tr any) {
+// limits sizes bundles to a bus that takes maxPayload bytes a message (0: no stated
+// limit): a NATS server may take less than maxBundleBytes.
+func (g *outGroups) limits(maxPayload int64) {
 	g.most, g.single = maxBundleBytes, maxBundledMessage
-	if b, ok := tr.(interface{ MaxPayload() int64 }); ok {
-		if half := int(min(b.MaxPayload()/2, maxBundleBytes)); half > 0 {
-			g.most = half
-			g.single = min(maxBundledMessage, half/2)
-		}
+	if half := int(min(maxPayload/2, maxBundleBytes)); half > 0 {
+		g.most = half
+		g.single = min(maxBundledMessage, half/2)
 	}
 }
 

@@ -142,20 +142,12 @@ func FuzzSplitBundle(f *testing.F) {
 	})
 }
 
-// limitedSink is a sinkTransport whose bus takes messages of max bytes at most.
-type limitedSink struct {
-	*sinkTransport
-	max int64
-}
-
-func (l limitedSink) MaxPayload() int64 { return l.max }
-
 // TestBundlesFitTheBus: on a bus that takes little, bundles are cut to fit it, and
 // every message still goes, once, in order.
 func TestBundlesFitTheBus(t *testing.T) {
 	n, sink, keys := newSinkNode(t)
 	const limit = 8 << 10
-	n.groups.limits(limitedSink{sink, limit})
+	n.groups.limits(limit)
 	var outs []pbft.Outbound
 	for i := range 300 {
 		outs = append(outs, pbft.Outbound{To: pbft.Broadcast, Msg: &pbft.Prepare{View: 0, Seq: uint64(i + 1), Digest: pbft.Digest{byte(i)}}})

@@ -127,10 +127,13 @@ func New(cfg Config, connect func(bus.Handler) (bus.Transport, error)) (*Node, e
 		return nil, err
 	}
 	n.tr = tr
-	n.groups.limits(tr)
+	var maxPayload int64 // 0: the bus states no limit
 	if b, ok := tr.(interface{ MaxPayload() int64 }); ok {
-		r.FitBus(b.MaxPayload())
+		maxPayload = b.MaxPayload()
 	}
+	// What the replica sends must fit the bus: its bundles, batches and state chunks.
+	n.groups.limits(maxPayload)
+	r.FitBus(maxPayload)
 	return n, nil
 }
 
