@@ -113,26 +113,40 @@ func BenchmarkSnapshotGrowing(b *testing.B) {
 	}
 }
 
-// TestOverwriteFreesOldValue: overwriting a key's value must let the old value go.
-// Execute stores key and value as substrings of one string; the map replaces its key
-// on overwrite, but the key order keeps the first key string, and with it the first
-// value, alive (it now keeps a copy of the key).
-func TestOverwriteFreesOldValue(t *testing.T) {
-	s := New()
-	big := strings.Repeat("x", 1<<20)
-	for i := range 32 {
-		s.Execute(fmt.Appendf(nil, "set k%02d=%s", i, big))
+// TestValuesLetGoAreFreed: a value overwritten, or deleted, before an encoding must
+// not stay reachable after it. The key order once kept the first key string, a
+// substring of the first set's operation, and with it the first value; and it once
+// truncated the keys noted since an encoding without clearing them.
+func TestValuesLetGoAreFreed(t *testing.T) {
+	for _, c := range []struct {
+		name, then, what string
+	}{
+		{"overwrite", "set k%02d=v", "after overwriting 32 values of 1 MiB with 1 byte each"},
+		{"delete", "del k%02d", "with an empty store"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := New()
+			big := strings.Repeat("x", 1<<20)
+			for i := range 32 {
+				s.Execute(fmt.Appendf(nil, "set k%02d=%s", i, big))
+				if c.name == "delete" {
+					s.Execute(fmt.Appendf(nil, c.then, i))
+				}
+			}
+			s.Digest()
+			if c.name == "overwrite" {
+				for i := range 32 {
+					s.Execute(fmt.Appendf(nil, c.then, i))
+				}
+				s.Digest()
+			}
+			big = ""
+			if mib := liveHeapMiB(); mib > 16 {
+				t.Errorf("heap %d MiB %s", mib, c.what)
+			}
+			runtime.KeepAlive(s)
+		})
 	}
-	s.Digest()
-	for i := range 32 {
-		s.Execute(fmt.Appendf(nil, "set k%02d=v", i))
-	}
-	s.Digest()
-	big = ""
-	if mib := liveHeapMiB(); mib > 16 {
-		t.Errorf("heap %d MiB after overwriting 32 values of 1 MiB with 1 byte each", mib)
-	}
-	runtime.KeepAlive(s)
 }
 
 // liveHeapMiB is the heap in use after a collection, in MiB.
@@ -154,23 +168,6 @@ func TestDistinctChurnStaysBounded(t *testing.T) {
 	if n := len(s.order.fresh); n > 2*s.Len()+1024+1 {
 		t.Errorf("%d keys noted for an empty store", n)
 	}
-}
-
-// TestDeleteFreesValue: keys set and deleted before an encoding must not stay reachable
-// after it (keyOrder.each once truncated fresh without clearing it).
-func TestDeleteFreesValue(t *testing.T) {
-	s := New()
-	big := strings.Repeat("x", 1<<20)
-	for i := range 32 {
-		s.Execute(fmt.Appendf(nil, "set k%02d=%s", i, big))
-		s.Execute(fmt.Appendf(nil, "del k%02d", i))
-	}
-	s.Digest()
-	big = ""
-	if mib := liveHeapMiB(); mib > 16 {
-		t.Errorf("heap %d MiB with an empty store", mib)
-	}
-	runtime.KeepAlive(s)
 }
 
 // TestCompactionKeepsTheKeyBeingAdded: the set that triggers a compaction of the keys
