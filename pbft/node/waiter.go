@@ -51,9 +51,10 @@ func (n *Node) handleQuery(from string, q *Query) {
 		}
 		n.submits[w.key] = append(n.submits[w.key], w)
 	case OpStatus, OpInfo:
-		if !n.tryAnswer(w, false) {
-			n.waiters = append(n.waiters, w)
-		}
+		// Answered by checkWaiters, after the flush that ends this drain of the inbox: the
+		// messages drained with the query may have executed a request whose reply that
+		// flush sends, and a gateway counts on the reply coming before the answer.
+		n.waiters = append(n.waiters, w)
 	default:
 		n.answer(w, &Answer{Error: "unknown op"})
 	}
