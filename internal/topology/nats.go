@@ -208,6 +208,9 @@ func (t *Topology) natsProcess(i int) (*Process, error) {
 	return t.nats[i].p, nil
 }
 
+// NATSProcess returns NATS server i's process (a benchmark reads its CPU time).
+func (t *Topology) NATSProcess(i int) (*Process, error) { return t.natsProcess(i) }
+
 // KillNATS sends SIGKILL to NATS server i and waits for it to end.
 func (t *Topology) KillNATS(i int) error {
 	p, err := t.natsProcess(i)

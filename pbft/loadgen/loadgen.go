@@ -49,6 +49,10 @@ type Options struct {
 	// Trace names a file for an execution trace of the replicated run (go tool trace).
 	Trace    string
 	Progress io.Writer // a progress line every second (e.g. os.Stderr), nil for none
+	// BeforeBaseline, if set, is called when the replicated run has ended and before the
+	// baseline starts: a benchmark reads its other processes' CPU there (the bus's, say),
+	// to tell what each run cost them.
+	BeforeBaseline func()
 }
 
 // Default values of the flags.
@@ -335,6 +339,9 @@ func Run(ctx context.Context, s config.Settings, o Options) (Result, error) {
 	}
 
 	// The baseline: the same clients and operations against an echo service.
+	if o.BeforeBaseline != nil {
+		o.BeforeBaseline()
+	}
 	cpu0 = cpuTime()
 	bm, err := baseline(ctx, o, ops)
 	if err != nil {

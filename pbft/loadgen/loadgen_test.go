@@ -8,6 +8,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Options{Clients: DefaultClients, Duration: DefaultDuration, Size: DefaultSize, Nodes: DefaultNodes}
-	if o != want {
+	if !reflect.DeepEqual(o, want) {
 		t.Fatalf("defaults = %+v, want %+v", o, want)
 	}
 }
@@ -33,7 +34,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Options{Clients: 64, Duration: 3 * time.Second, Size: 1024, Nodes: 7, JSON: true, ReadRatio: 0.25, CPUProfile: "cpu.pb.gz", MemProfile: "mem.pb.gz", Trace: "run.trace"}
-	if o != want {
+	if !reflect.DeepEqual(o, want) {
 		t.Fatalf("got %+v, want %+v", o, want)
 	}
 }

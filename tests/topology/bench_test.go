@@ -26,8 +26,10 @@ import (
 // PBFT_BENCH_REPLICA_ENV holds space-separated PBFT_ settings for the replicas (say
 // PBFT_BATCH_TIMEOUT=1ms), to compare settings in one tree. Besides throughput and
 // latency, each run reports n1's mean batch and batches in flight when it proposed, and
-// the replicas' CPU per request (n1's and all of theirs, from /metrics and /proc) and
-// the load tool's.
+// the replicas' CPU per request (n1's and all of theirs, from /metrics and /proc), the
+// load tool's, and the NATS server's (bus-cpu-us/req; echo-bus-cpu-us/req is the
+// server's for the echo baseline, with echo-cpu-us/req its clients' and responder's):
+// on shared cores, the whole account of what a request costs beside the echo's.
 func BenchmarkMultiProcess(b *testing.B) {
 	d := benchDuration(b)
 	profileDir := os.Getenv("PBFT_BENCH_PROFILE")
@@ -66,10 +68,14 @@ func BenchmarkMultiProcess(b *testing.B) {
 					o.MemProfile = profiles.file("loadgen", "alloc")
 				}
 				before := readRoundStats(b, top, ids)
+				var after roundStats
+				o.BeforeBaseline = func() { after = readRoundStats(b, top, ids) }
 				res, err := loadgen.Run(ctx, s, o)
-				// The replicas idle through the baseline that ends the run: their CPU
-				// counts the cluster run.
-				before.report(b, readRoundStats(b, top, ids), res.Requests)
+				before.report(b, after, res.Requests)
+				// The same NATS server carries the echo baseline after the cluster's run.
+				if end := readRoundStats(b, top, ids); res.BaselineRequests > 0 && end.busCPU > 0 {
+					b.ReportMetric((end.busCPU-after.busCPU)*1e6/float64(res.BaselineRequests), "echo-bus-cpu-us/req")
+				}
 				if res.Requests > 0 {
 					b.ReportMetric(res.CPUSeconds*1e6/float64(res.Requests), "loadgen-cpu-us/req")
 				}

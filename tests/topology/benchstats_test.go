@@ -20,10 +20,10 @@ const clockTicks = 100
 
 // roundStats is what BenchmarkMultiProcess reads from the replicas around a run, to say
 // what a run cost per request and per round: n1's (the primary's) batch and in-flight
-// histograms and every replica's CPU time.
+// histograms, every replica's CPU time and the NATS servers' (the bus's).
 type roundStats struct {
 	batches, batched, proposals, inflight float64
-	n1CPU, replicasCPU                    float64 // seconds
+	n1CPU, replicasCPU, busCPU            float64 // seconds
 }
 
 func readRoundStats(tb testing.TB, top *topology.Topology, ids []string) roundStats {
@@ -50,6 +50,13 @@ func readRoundStats(tb testing.TB, top *topology.Topology, ids []string) roundSt
 		}
 		s.replicasCPU += c
 	}
+	for i := 0; ; i++ {
+		p, err := top.NATSProcess(i)
+		if err != nil {
+			break
+		}
+		s.busCPU += processCPU(p.Pid())
+	}
 	return s
 }
 
@@ -64,6 +71,9 @@ func (s roundStats) report(b *testing.B, end roundStats, requests int) {
 	if requests > 0 {
 		b.ReportMetric((end.n1CPU-s.n1CPU)*1e6/float64(requests), "n1-cpu-us/req")
 		b.ReportMetric((end.replicasCPU-s.replicasCPU)*1e6/float64(requests), "replicas-cpu-us/req")
+		if end.busCPU > 0 {
+			b.ReportMetric((end.busCPU-s.busCPU)*1e6/float64(requests), "bus-cpu-us/req")
+		}
 	}
 }
 
