@@ -24,6 +24,9 @@ import (
 // ErrInvalid reports a setting that cannot work.
 var ErrInvalid = errors.New("config: invalid setting")
 
+// maxGCHeapMB bounds PBFT_GC_HEAP_MB (1 TiB): a value past it is a typo, not a heap.
+const maxGCHeapMB = 1 << 20
+
 // maxStdioWindow bounds PBFT_STDIO_WINDOW. More requests in flight than a primary orders
 // in a client's retransmission delay (a quarter of the view-change timeout; about 10,000
 // a second on a 2-core machine) would be retransmitted to every replica, and a backup
@@ -64,6 +67,7 @@ type Settings struct {
 	LogLevel           string        `envconfig:"PBFT_LOG_LEVEL" default:"info" desc:"slog level: debug, info, warn, error"`
 	Trace              trace.Switch  `envconfig:"PBFT_TRACE" default:"off" desc:"replicas publish protocol events for the live page and gateway trace (on/off)"`
 	MaxProcs           int           `envconfig:"PBFT_MAX_PROCS" default:"0" desc:"replica: threads running its Go code at once (Go's GOMAXPROCS); 0: Go's default (the CPUs, or the container's CPU limit); 1 suits replicas that share cores: the protocol runs on one goroutine, and waking a second thread for each message costs more there than it gives"`
+	GCHeapMB           int           `envconfig:"PBFT_GC_HEAP_MB" default:"128" desc:"replica: below this heap size (MiB) garbage collection runs less often than Go's default (GOGC raised up to 500 after each collection; at most this heap, or 6 times the live one): a replica's live heap is a few MiB, and at Go's default it collects every few MiB allocated, whose background work costs the cores it shares; 0: Go's default"`
 	Pprof              trace.Switch  `envconfig:"PBFT_PPROF" default:"off" desc:"on: serve net/http/pprof under /debug/pprof/ on PBFT_HTTP_ADDR (gateway and replica)"`
 }
 
@@ -105,6 +109,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%w: PBFT_BATCH_TIMEOUT must not be negative", ErrInvalid)
 	case s.BatchMax < 0:
 		return fmt.Errorf("%w: PBFT_BATCH_MAX %d: want 0 (the mode's default) or more", ErrInvalid, s.BatchMax)
+	case s.GCHeapMB < 0 || s.GCHeapMB > maxGCHeapMB:
+		return fmt.Errorf("%w: PBFT_GC_HEAP_MB %d: want 0 (Go's default) to %d", ErrInvalid, s.GCHeapMB, maxGCHeapMB)
 	case s.MaxProcs < 0:
 		return fmt.Errorf("%w: PBFT_MAX_PROCS %d: want 0 (Go's default) or more", ErrInvalid, s.MaxProcs)
 	case s.StdioWindow < 1 || s.StdioWindow > maxStdioWindow:

@@ -70,6 +70,8 @@ func TestValidateRejects(t *testing.T) {
 		"bad log level":                  func(s *Settings) { s.LogLevel = "loud" },
 		"negative batch":                 func(s *Settings) { s.BatchMax = -1 },
 		"negative max procs":             func(s *Settings) { s.MaxProcs = -1 },
+		"negative gc heap":               func(s *Settings) { s.GCHeapMB = -1 },
+		"gc heap past 1 TiB":             func(s *Settings) { s.GCHeapMB = 1<<20 + 1 },
 		"no stdio window":                func(s *Settings) { s.StdioWindow = 0 },
 		"stdio window past the writer":   func(s *Settings) { s.StdioWindow = 257 },
 		"join without an administrator":  func(s *Settings) { s.Join = true },

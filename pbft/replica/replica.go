@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -54,11 +53,10 @@ type Replica struct {
 }
 
 // Run builds the replica s describes around app (New) and runs it until ctx ends (Run).
-// With PBFT_MAX_PROCS it first sets the process's GOMAXPROCS: Run is a process's replica.
+// It first applies the settings of the process (PBFT_MAX_PROCS, PBFT_GC_HEAP_MB:
+// tuneProcess): Run is a process's replica.
 func Run(ctx context.Context, s config.Settings, app pbft.Application, opts ...Option) error {
-	if s.MaxProcs > 0 {
-		runtime.GOMAXPROCS(s.MaxProcs)
-	}
+	tuneProcess(s)
 	r, err := New(ctx, s, app, opts...)
 	if err != nil {
 		return err
