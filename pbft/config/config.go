@@ -67,7 +67,7 @@ type Settings struct {
 	LogLevel           string        `envconfig:"PBFT_LOG_LEVEL" default:"info" desc:"slog level: debug, info, warn, error"`
 	Trace              trace.Switch  `envconfig:"PBFT_TRACE" default:"off" desc:"replicas publish protocol events for the live page and gateway trace (on/off)"`
 	MaxProcs           int           `envconfig:"PBFT_MAX_PROCS" default:"0" desc:"replica: threads running its Go code at once (Go's GOMAXPROCS); 0: Go's default (the CPUs, or the container's CPU limit); 1 suits replicas that share cores: the protocol runs on one goroutine, and waking a second thread for each message costs more there than it gives"`
-	GCHeapMB           int           `envconfig:"PBFT_GC_HEAP_MB" default:"128" desc:"replica: below this heap size (MiB) garbage collection runs less often than Go's default (GOGC raised up to 500 after each collection; at most this heap, or 6 times the live one): a replica's live heap is a few MiB, and at Go's default it collects every few MiB allocated, whose background work costs the cores it shares; 0: Go's default"`
+	GCHeapMB           int           `envconfig:"PBFT_GC_HEAP_MB" default:"64" desc:"replica: below this heap size (MiB) garbage collection runs less often than Go's default (GOGC raised up to 500 after each collection; at most this heap, or 6 times the live one): a replica's live heap is a few MiB, and at Go's default it collects every few MiB allocated, whose background work costs the cores it shares; 0: Go's default"`
 	Pprof              trace.Switch  `envconfig:"PBFT_PPROF" default:"off" desc:"on: serve net/http/pprof under /debug/pprof/ on PBFT_HTTP_ADDR (gateway and replica)"`
 }
 

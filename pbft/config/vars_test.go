@@ -64,7 +64,7 @@ func TestEveryVariableIsReadAndListed(t *testing.T) {
 		"PBFT_LOG_LEVEL": "debug", "PBFT_CHECKPOINT_INTERVAL": "64", "PBFT_LOG_WINDOW": "128", "PBFT_BATCH_MAX": "3",
 		"PBFT_BATCH_TIMEOUT": "1ms", "PBFT_VIEW_CHANGE_TIMEOUT": "2s", "PBFT_STATUS_INTERVAL": "200ms",
 		"PBFT_TICK": "20ms", "PBFT_REQUEST_TIMEOUT": "9s", "PBFT_EMBEDDED_MAX_PAYLOAD": "1048576",
-		"PBFT_STDIO_WINDOW": "64", "PBFT_JOIN": "on", "PBFT_MAX_PROCS": "1", "PBFT_GC_HEAP_MB": "64",
+		"PBFT_STDIO_WINDOW": "64", "PBFT_JOIN": "on", "PBFT_MAX_PROCS": "1", "PBFT_GC_HEAP_MB": "32",
 		// A replica outside the initial ids joins PBFT_NODE_IDS (PBFT_JOIN=on agrees).
 		"PBFT_NODE_ID": "d", "PBFT_INITIAL_IDS": "a,b,c,e"}
 	for _, v := range Variables() {
