@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,9 +13,12 @@ import (
 )
 
 // sinkTransport keeps a copy of what it is given only while keep is set, as a transport
-// must not keep the caller's buffer.
+// must not keep the caller's buffer. Its id is "n1" unless set; mu guards sent for a
+// test that reads it while the node runs (kindsTo).
 type sinkTransport struct {
+	id   string
 	keep bool
+	mu   sync.Mutex
 	sent []sent
 }
 
@@ -23,12 +27,33 @@ type sent struct {
 	data     []byte
 }
 
-func (s *sinkTransport) ID() string { return "n1" }
+func (s *sinkTransport) ID() string {
+	if s.id == "" {
+		return "n1"
+	}
+	return s.id
+}
+
 func (s *sinkTransport) Send(to, kind string, data []byte) error {
 	if s.keep {
+		s.mu.Lock()
 		s.sent = append(s.sent, sent{to, kind, bytes.Clone(data)})
+		s.mu.Unlock()
 	}
 	return nil
+}
+
+// kindsTo lists, in order, the kinds of what was sent to to.
+func (s *sinkTransport) kindsTo(to string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var kinds []string
+	for _, m := range s.sent {
+		if m.to == to {
+			kinds = append(kinds, m.kind)
+		}
+	}
+	return kinds
 }
 func (s *sinkTransport) Broadcast(kind string, data []byte) error { return s.Send("", kind, data) }
 func (s *sinkTransport) Close() error                             { return nil }

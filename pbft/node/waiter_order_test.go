@@ -1,10 +1,8 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,36 +12,6 @@ import (
 	"github.com/pbft-nats/pbft/pbft"
 	"github.com/pbft-nats/pbft/pbft/kv"
 )
-
-// recordTransport keeps, in order and under a lock, the kind and receiver of everything a
-// running node sends.
-type recordTransport struct {
-	id   string
-	mu   sync.Mutex
-	sent []sent
-}
-
-func (r *recordTransport) ID() string { return r.id }
-func (r *recordTransport) Send(to, kind string, data []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.sent = append(r.sent, sent{to, kind, bytes.Clone(data)})
-	return nil
-}
-func (r *recordTransport) Broadcast(kind string, data []byte) error { return r.Send("", kind, data) }
-func (r *recordTransport) Close() error                             { return nil }
-
-func (r *recordTransport) kindsTo(to string) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var kinds []string
-	for _, s := range r.sent {
-		if s.to == to {
-			kinds = append(kinds, s.kind)
-		}
-	}
-	return kinds
-}
 
 // A query that waits for an execution is answered after the reply of that execution, even
 // when the messages that execute it and the query reach the node together (one drain of
@@ -58,7 +26,7 @@ func TestWaitingQueryIsAnsweredAfterTheReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recordTransport{id: "n2"}
+	rec := &sinkTransport{id: "n2", keep: true}
 	n, err := New(Config{ID: "n2", NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: time.Second, Keys: keys["n2"], App: kv.New()},
 		func(bus.Handler) (bus.Transport, error) { return rec, nil })
 	if err != nil {
