@@ -2,6 +2,7 @@ package replica
 
 import (
 	"runtime"
+	"sync"
 
 	"github.com/bytedance/gopkg/util/gctuner"
 
@@ -13,6 +14,15 @@ import (
 const (
 	minGCPercent = 100
 	maxGCPercent = 500
+)
+
+// Two replica.Run calls in one process may apply their settings at once, and gctuner is
+// not safe for that: it keeps its one tuner in a package variable it does not guard
+// (tuneMu), and its tuner reads the GOGC bounds without the atomics that set them, after
+// every collection (so they are set once, before the first tuner: boundsOnce).
+var (
+	tuneMu     sync.Mutex
+	boundsOnce sync.Once
 )
 
 // tuneProcess applies the settings that belong to the whole process a replica runs in:
@@ -30,8 +40,12 @@ func tuneProcess(s config.Settings) {
 		runtime.GOMAXPROCS(s.MaxProcs)
 	}
 	if s.GCHeapMB > 0 {
-		gctuner.SetMinGCPercent(minGCPercent)
-		gctuner.SetMaxGCPercent(maxGCPercent)
+		tuneMu.Lock()
+		defer tuneMu.Unlock()
+		boundsOnce.Do(func() {
+			gctuner.SetMinGCPercent(minGCPercent)
+			gctuner.SetMaxGCPercent(maxGCPercent)
+		})
 		gctuner.Tuning(uint64(s.GCHeapMB) << 20)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,4 +52,25 @@ func TestGCHeapRaisesGOGCForASmallHeap(t *testing.T) {
 		runtime.GC()
 		return gcPercent() == minGCPercent
 	})
+}
+
+// Two replica.Run calls at once (a program running two replicas in one process) reach
+// tuneProcess together. gctuner keeps its one tuner in an unguarded package variable (both
+// may create one, and Tuning(0) stops only the one it kept), and a running tuner reads
+// the GOGC bounds that SetMinGCPercent and SetMaxGCPercent write. Under the race
+// detector (go test -race ./..., as the README runs every test) this failed on both.
+func TestTuneProcessFromTwoGoroutines(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer gctuner.Tuning(0)
+
+	s := config.Default()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tuneProcess(s)
+		}()
+	}
+	wg.Wait()
 }
