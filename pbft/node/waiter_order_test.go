@@ -20,14 +20,24 @@ import (
 // had replied count as silent: the golden case read-only-with-an-equivocating-backup
 // answered "replies": 3 instead of 4 on a loaded machine. Before, handleQuery answered at
 // once, ahead of the flush that sends the reply.
-func TestWaitingQueryIsAnsweredAfterTheReply(t *testing.T) {
+func TestWaitingQueryIsAnsweredAfterTheReply(t *testing.T) { queryAfterReply(t, "") }
+
+// The same with a durable log, where the reply waits for its commit record and the answer
+// for every record handed to the writer (afterDurable): the answer still comes second,
+// and not before the execution it reports is durable. Before, the answer left at once,
+// mid-drain, when the records of that drain were not yet even handed to the writer.
+func TestWaitingQueryIsAnsweredAfterTheDurableReply(t *testing.T) {
+	queryAfterReply(t, t.TempDir())
+}
+
+func queryAfterReply(t *testing.T, dataDir string) {
 	ids := []string{"n1", "n2", "n3", "n4"}
 	keys, err := auth.GenerateKeyrings(append([]string{"gw"}, ids...), ids, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &sinkTransport{id: "n2", keep: true}
-	n, err := New(Config{ID: "n2", NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: time.Second, Keys: keys["n2"], App: kv.New()},
+	n, err := New(Config{ID: "n2", NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: time.Second, Keys: keys["n2"], App: kv.New(), DataDir: dataDir},
 		func(bus.Handler) (bus.Transport, error) { return rec, nil })
 	if err != nil {
 		t.Fatal(err)
