@@ -61,14 +61,19 @@ func (s *sinkTransport) Close() error                             { return nil }
 // newSinkNode is node n1 of four whose transport is a sinkTransport keeping what it is
 // given, with the keyrings of the four replicas and of a gateway "gw".
 func newSinkNode(t *testing.T) (*Node, *sinkTransport, map[string]*auth.Keyring) {
+	return newSinkNodeAs(t, "n1", "")
+}
+
+// newSinkNodeAs is newSinkNode as replica id, with its durable log in dataDir ("": none).
+func newSinkNodeAs(t *testing.T, id, dataDir string) (*Node, *sinkTransport, map[string]*auth.Keyring) {
 	t.Helper()
 	ids := []string{"n1", "n2", "n3", "n4"}
 	keys, err := auth.GenerateKeyrings(append([]string{"gw"}, ids...), ids, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &sinkTransport{keep: true}
-	n, err := New(Config{ID: "n1", NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: time.Second, Keys: keys["n1"], App: kv.New()},
+	sink := &sinkTransport{id: id, keep: true}
+	n, err := New(Config{ID: id, NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: time.Second, Keys: keys[id], App: kv.New(), DataDir: dataDir},
 		func(bus.Handler) (bus.Transport, error) { return sink, nil })
 	if err != nil {
 		t.Fatal(err)

@@ -7,10 +7,8 @@ import (
 	"time"
 
 	"github.com/pbft-nats/pbft/bus"
-	"github.com/pbft-nats/pbft/bus/auth"
 	"github.com/pbft-nats/pbft/internal/poll"
 	"github.com/pbft-nats/pbft/pbft"
-	"github.com/pbft-nats/pbft/pbft/kv"
 )
 
 // A query that waits for an execution is answered after the reply of that execution, even
@@ -31,17 +29,8 @@ func TestWaitingQueryIsAnsweredAfterTheDurableReply(t *testing.T) {
 }
 
 func queryAfterReply(t *testing.T, dataDir string) {
+	n, rec, keys := newSinkNodeAs(t, "n2", dataDir)
 	ids := []string{"n1", "n2", "n3", "n4"}
-	keys, err := auth.GenerateKeyrings(append([]string{"gw"}, ids...), ids, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &sinkTransport{id: "n2", keep: true}
-	n, err := New(Config{ID: "n2", NodeIDs: ids, Protocol: pbft.DefaultConfig(), Tick: time.Second, Keys: keys["n2"], App: kv.New(), DataDir: dataDir},
-		func(bus.Handler) (bus.Transport, error) { return rec, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	req := &pbft.Request{Gateway: "gw", Client: "c1", Timestamp: 1, Op: []byte("set x=1")}
 	req.Auth = keys["gw"].RequestTags(pbft.RequestDigest(req))
