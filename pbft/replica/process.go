@@ -31,8 +31,8 @@ var (
 // A replica's live heap is a few MiB, so at Go's default (GOGC 100) it collects every few
 // MiB allocated, several times a second under load. Each collection wakes background
 // workers and a sweeper that yields in a loop, on cores that replicas, NATS servers and
-// gateways often share; measured, that is a sixth of a replica's CPU (docs/performance.md,
-// session 11). gctuner (bytedance/gopkg, made for this) raises GOGC after each collection
+// gateways often share; measured, those yields were 13% of a backup's CPU profile
+// (docs/performance.md, session 11). gctuner (bytedance/gopkg, made for this) raises GOGC after each collection
 // so that the next starts near the threshold while the heap is below it, and leaves Go's
 // default once the live heap is large.
 func tuneProcess(s config.Settings) {
